@@ -1,0 +1,27 @@
+"""The monitoring-app base class (MLRun-compatible)."""
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mm_dagster.names import APP_NAME, check_name, kebab_case
+
+if TYPE_CHECKING:
+    from mm_dagster.applications.context import MonitoringApplicationContext
+
+
+class ModelMonitoringApplicationBase(ABC):
+    """Subclass it and implement `do_tracking`; it runs once per (closed window, endpoint).
+
+    `NAME` defaults to the class name in kebab-case. `__init__` may take arguments.
+    """
+
+    NAME: ClassVar[str | None] = None
+
+    @property
+    def name(self) -> str:
+        name = type(self).NAME or kebab_case(type(self).__name__)
+        return check_name(APP_NAME, name, f"app name of {type(self).__name__}")
+
+    @abstractmethod
+    def do_tracking(self, monitoring_context: "MonitoringApplicationContext") -> Any:
+        """Return a result, a list of results and metrics, a dict[str, float], or None."""

@@ -1,0 +1,122 @@
+"""The default app: histogram data drift, MLRun-compatible outputs plus per-feature drift."""
+
+from typing import Any
+
+import numpy as np
+
+from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.outputs import (
+    ModelMonitoringApplicationMetric,
+    ModelMonitoringApplicationResult,
+)
+from mm_dagster.errors import MonitoringError
+from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.stats.drift import (
+    check_thresholds,
+    feature_drifts,
+    feature_verdict,
+    status_from_thresholds,
+)
+from mm_dagster.stats.null_thresholds import DEFAULT_CACHE, NullThresholdCache
+
+
+class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
+    """TVD, Hellinger and KLD between each feature's window and reference histograms.
+
+    Outputs metrics `hellinger_mean`, `kld_mean`, `tvd_mean`; result `general_drift`
+    (mean of hellinger_mean and tvd_mean against `potential`/`detected`); result `feature_drift`
+    (worst per-feature status from each feature's TVD null distribution at the window's size).
+    """
+
+    NAME = "histogram-data-drift"
+
+    def __init__(
+        self,
+        potential: float = 0.5,
+        detected: float = 0.7,
+        *,
+        mlrun_compatible_binning: bool = False,
+        min_window_rows: int = 30,
+        effect_size_floor: float = 0.1,
+        feature_alpha_potential: float = 0.008,
+        feature_alpha_detected: float = 0.001,
+    ) -> None:
+        check_thresholds(potential, detected)
+        if min_window_rows < 1:
+            raise MonitoringError(f"min_window_rows must be >= 1, got {min_window_rows}")
+        if not 0 <= effect_size_floor < 1:
+            raise MonitoringError(f"effect_size_floor must be in [0, 1), got {effect_size_floor}")
+        self.potential = potential
+        self.detected = detected
+        self.mlrun_compatible_binning = mlrun_compatible_binning
+        self.min_window_rows = min_window_rows
+        self.effect_size_floor = effect_size_floor
+        if (feature_alpha_potential, feature_alpha_detected) == (
+            DEFAULT_CACHE.alpha_potential, DEFAULT_CACHE.alpha_detected
+        ):
+            self.null_cache = DEFAULT_CACHE
+        else:
+            self.null_cache = NullThresholdCache(feature_alpha_potential, feature_alpha_detected)
+
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
+        ctx = monitoring_context
+        if not ctx.feature_stats:
+            ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
+            return None
+        drifts = feature_drifts(
+            ctx.feature_stats, ctx.sample_df, mlrun_compatible_binning=self.mlrun_compatible_binning
+        )
+        if not drifts:
+            ctx.logger.warning("no feature of the window has a reference histogram")
+            return None
+        tvd_mean = float(np.mean([d.tvd for d in drifts]))
+        hellinger_mean = float(np.mean([d.hellinger for d in drifts]))
+        kld_mean = float(np.mean([d.kld for d in drifts]))
+        general = (hellinger_mean + tvd_mean) / 2
+        too_small = len(ctx.sample_df) < self.min_window_rows
+        general_status = (
+            ResultStatusApp.irrelevant
+            if too_small
+            else status_from_thresholds(general, self.potential, self.detected)
+        )
+        per_feature = {
+            d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts
+        }
+        verdicts = [feature_verdict(d, self.null_cache, self.effect_size_floor) for d in drifts]
+        worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
+        drifting = sorted(
+            (v for v in verdicts if v.status >= ResultStatusApp.potential_detection),
+            key=lambda v: -v.tvd,
+        )
+        feature_status = ResultStatusApp.irrelevant if too_small else worst
+        return [
+            ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
+            ModelMonitoringApplicationMetric("kld_mean", kld_mean),
+            ModelMonitoringApplicationMetric("tvd_mean", tvd_mean),
+            ModelMonitoringApplicationResult(
+                name="general_drift",
+                value=general,
+                kind=ResultKindApp.data_drift,
+                status=general_status,
+                extra_data={"features": per_feature, "rows": len(ctx.sample_df)},
+            ),
+            ModelMonitoringApplicationResult(
+                name="feature_drift",
+                value=max(v.tvd for v in verdicts),
+                kind=ResultKindApp.data_drift,
+                status=feature_status,
+                extra_data={
+                    "drifting_features": [v.feature for v in drifting],
+                    "features": {
+                        v.feature: {
+                            "tvd": v.tvd,
+                            "threshold_potential": v.threshold_potential,
+                            "threshold_detected": v.threshold_detected,
+                            "status": int(v.status),
+                        }
+                        for v in verdicts
+                    },
+                },
+            ),
+        ]

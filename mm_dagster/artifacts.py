@@ -1,0 +1,85 @@
+"""Artifacts logged by apps: stored by key under the artifacts root; the same key overwrites."""
+
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from mm_dagster.errors import MonitoringError
+from mm_dagster.storage import database as db
+
+ARTIFACT_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,199}")
+
+
+class ArtifactStore:
+    def __init__(self, root: str | Path, engine: Engine) -> None:
+        self.root = Path(root)
+        self.engine = engine
+
+    def path_for(self, app: str, key: str, suffix: str) -> Path:
+        if not ARTIFACT_KEY.fullmatch(key) or ".." in key:
+            raise MonitoringError(
+                f"app {app!r}: artifact key {key!r} must match {ARTIFACT_KEY.pattern}"
+            )
+        return self.root / app / f"{key}{suffix}"
+
+    def log(
+        self,
+        app: str,
+        key: str,
+        *,
+        body: str | bytes | None = None,
+        local_path: str | Path | None = None,
+        suffix: str | None = None,
+        endpoint_id: str | None = None,
+        window_start: datetime | None = None,
+    ) -> str:
+        """Store `body` or a copy of `local_path`; returns the artifact's file URI."""
+        if (body is None) == (local_path is None):
+            raise MonitoringError(f"app {app!r}: artifact {key!r} needs exactly one of body, local_path")
+        if suffix is None:
+            suffix = Path(local_path).suffix if local_path else (".txt" if isinstance(body, str) else ".bin")
+        path = self.path_for(app, key, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.tmp")
+        if local_path is not None:
+            shutil.copyfile(local_path, temp)
+        elif isinstance(body, str):
+            temp.write_text(body, encoding="utf-8")
+        else:
+            temp.write_bytes(body)  # type: ignore[arg-type]
+        temp.replace(path)
+        uri = path.resolve().as_uri()
+        self._register(f"{app}/{key}", app, endpoint_id, window_start, uri)
+        return uri
+
+    def log_dataset(self, app: str, key: str, df: pd.DataFrame, **where: object) -> str:
+        path = self.path_for(app, key, ".parquet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.tmp")
+        df.to_parquet(temp, index=False)
+        temp.replace(path)
+        uri = path.resolve().as_uri()
+        self._register(f"{app}/{key}", app, where.get("endpoint_id"), where.get("window_start"), uri)  # type: ignore[arg-type]
+        return uri
+
+    def _register(self, key: str, app: str, endpoint_id: str | None,
+                  window_start: datetime | None, uri: str) -> None:
+        row = {"app": app, "endpoint_id": endpoint_id, "window_start": db.to_db_time(window_start),
+               "uri": uri, "updated_at": db.to_db_time(db.utcnow())}
+        t = db.artifacts
+        with self.engine.begin() as conn:
+            updated = conn.execute(t.update().where(t.c.key == key).values(**row)).rowcount
+            if not updated:
+                conn.execute(t.insert().values(key=key, **row))
+
+    def list(self, app: str | None = None) -> list[dict[str, object]]:
+        query = sa.select(db.artifacts).order_by(db.artifacts.c.key)
+        if app:
+            query = query.where(db.artifacts.c.app == app)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

@@ -1,0 +1,1 @@
+"""Inference events: validation, the Parquet event store, ingestion and the serving recorder."""

@@ -1,0 +1,1 @@
+"""Feature statistics, histogram distances and their null distributions (pure numpy)."""

@@ -1,0 +1,121 @@
+"""Per-feature drift between a window and its reference (pure logic behind the default app)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_dagster.errors import MonitoringError
+from mm_dagster.schemas import ResultStatusApp
+from mm_dagster.stats.distances import hellinger, normalise, symmetric_kl, total_variation
+from mm_dagster.stats.feature_stats import (
+    NUMERIC,
+    bin_counts,
+    category_counts,
+    histogram_of,
+    reference_category_counts,
+)
+from mm_dagster.stats.null_thresholds import NullThresholdCache
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    kind: str
+    window_rows: int
+    reference_rows: int
+    window_counts: np.ndarray
+    reference_counts: np.ndarray
+    tvd: float
+    hellinger: float
+    kld: float
+
+
+def window_counts_for(
+    reference: Mapping[str, Any], values: pd.Series, *, mlrun_compatible: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(window counts, reference counts) on the reference's bins, or None without a histogram."""
+    if reference.get("type", NUMERIC) == NUMERIC:
+        ref_counts = histogram_of(reference)
+        if ref_counts is None:
+            return None
+        edges = np.asarray(reference["hist"][1], dtype=np.float64)
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return bin_counts(numbers, edges, mlrun_compatible=mlrun_compatible), ref_counts
+    if not reference.get("freqs"):
+        return None
+    return category_counts(reference, values), reference_category_counts(reference)
+
+
+def feature_drifts(
+    reference_stats: Mapping[str, Mapping[str, Any]],
+    window: pd.DataFrame,
+    *,
+    mlrun_compatible_binning: bool = False,
+) -> list[FeatureDrift]:
+    """Distances for every reference column present in `window` that has a histogram."""
+    drifts: list[FeatureDrift] = []
+    for feature, ref in reference_stats.items():
+        if feature not in window.columns:
+            continue
+        counts = window_counts_for(ref, window[feature], mlrun_compatible=mlrun_compatible_binning)
+        if counts is None:
+            continue
+        w_counts, r_counts = counts
+        if w_counts.sum() == 0 or r_counts.sum() == 0:
+            continue
+        t, u = normalise(w_counts), normalise(r_counts)
+        drifts.append(FeatureDrift(
+            feature=feature,
+            kind=ref.get("type", NUMERIC),
+            window_rows=int(w_counts.sum()),
+            reference_rows=int(r_counts.sum()),
+            window_counts=w_counts,
+            reference_counts=r_counts,
+            tvd=float(total_variation(t, u)),
+            hellinger=float(hellinger(t, u)),
+            kld=float(symmetric_kl(t, u)),
+        ))
+    return drifts
+
+
+def status_from_thresholds(value: float, potential: float, detected: float) -> ResultStatusApp:
+    if value >= detected:
+        return ResultStatusApp.detected
+    if value >= potential:
+        return ResultStatusApp.potential_detection
+    return ResultStatusApp.no_detection
+
+
+def check_thresholds(potential: float, detected: float) -> None:
+    if not 0 < potential < detected < 1:
+        raise MonitoringError(
+            f"drift thresholds must satisfy 0 < potential ({potential}) < detected ({detected}) < 1"
+        )
+
+
+@dataclass(frozen=True)
+class FeatureVerdict:
+    feature: str
+    tvd: float
+    threshold_potential: float
+    threshold_detected: float
+    status: ResultStatusApp
+
+
+def feature_verdict(
+    drift: FeatureDrift, cache: NullThresholdCache, effect_size_floor: float
+) -> FeatureVerdict:
+    """Flag a feature when its TVD exceeds the null quantile at its window size and the floor."""
+    q = cache.quantiles(normalise(drift.reference_counts), drift.window_rows, drift.reference_rows)
+    pot = max(q.potential, effect_size_floor)
+    det = max(q.detected, effect_size_floor)
+    if drift.tvd > det:
+        status = ResultStatusApp.detected
+    elif drift.tvd > pot:
+        status = ResultStatusApp.potential_detection
+    else:
+        status = ResultStatusApp.no_detection
+    return FeatureVerdict(drift.feature, drift.tvd, pot, det, status)

@@ -1,0 +1,1 @@
+"""SQLAlchemy Core storage for endpoints, results, metrics, failures, arrivals and alerts."""

@@ -1,0 +1,189 @@
+"""Engine, schema and time conventions. Times are stored as naive UTC and read back tz-aware."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+_ID = sa.String(32)
+_NAME = sa.String(128)
+
+
+def _window_columns() -> list[sa.Column]:
+    return [
+        sa.Column("window_start", sa.DateTime, primary_key=True),
+        sa.Column("window_end", sa.DateTime, nullable=False),
+    ]
+
+
+endpoints = sa.Table(
+    "mm_endpoints",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", _NAME, nullable=False, unique=True),
+    sa.Column("model_name", sa.String(256), nullable=False, default=""),
+    sa.Column("model_version", sa.String(128), nullable=False, default=""),
+    sa.Column("model_uri", sa.String(1024), nullable=False, default=""),
+    sa.Column("feature_names", sa.JSON, nullable=False),
+    sa.Column("label_names", sa.JSON, nullable=False),
+    sa.Column("column_types", sa.JSON, nullable=False),
+    sa.Column("feature_stats", sa.JSON, nullable=False),
+    sa.Column("reference_rows", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("first_request", sa.DateTime),
+    sa.Column("last_request", sa.DateTime),
+    sa.Column("error_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("event_count", sa.BigInteger, nullable=False, default=0),
+)
+
+results = sa.Table(
+    "mm_results",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("app", _NAME, primary_key=True),
+    sa.Column("name", _NAME, primary_key=True),
+    *_window_columns(),
+    sa.Column("kind", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("extra_data", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_mm_results_window", "window_start", "app"),
+)
+
+metrics = sa.Table(
+    "mm_metrics",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("app", _NAME, primary_key=True),
+    sa.Column("name", _NAME, primary_key=True),
+    *_window_columns(),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_mm_metrics_window", "window_start", "app"),
+)
+
+app_failures = sa.Table(
+    "mm_app_failures",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("app", _NAME, primary_key=True),
+    *_window_columns(),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("failed_at", sa.DateTime, nullable=False),
+)
+
+arrivals = sa.Table(
+    "mm_event_arrivals",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("slot_start", sa.DateTime, nullable=False),
+    sa.Column("endpoint_id", _ID, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("first_event", sa.DateTime, nullable=False),
+    sa.Column("last_event", sa.DateTime, nullable=False),
+    sa.Column("written_at", sa.DateTime, nullable=False),
+    sa.Index("ix_mm_event_arrivals_slot", "slot_start"),
+)
+
+artifacts = sa.Table(
+    "mm_artifacts",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("app", _NAME, nullable=False),
+    sa.Column("endpoint_id", _ID),
+    sa.Column("window_start", sa.DateTime),
+    sa.Column("uri", sa.String(2048), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+
+def to_db_time(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        return ts
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def from_db_time(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process, schema created on first use."""
+    engine = _ENGINES.get(url)
+    if engine is not None:
+        return engine
+    sa_url = sa.engine.make_url(url)
+    if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
+        Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    metadata.create_all(engine)
+    _create_latest_views(engine)
+    _ENGINES[url] = engine
+    return engine
+
+
+def latest_select(table: sa.Table) -> sa.Select:
+    """Rows of `table` at the newest window per (endpoint_id, app, name)."""
+    newest = (
+        sa.select(
+            table.c.endpoint_id,
+            table.c.app,
+            table.c.name,
+            sa.func.max(table.c.window_start).label("newest"),
+        )
+        .group_by(table.c.endpoint_id, table.c.app, table.c.name)
+        .subquery()
+    )
+    return sa.select(table).join(
+        newest,
+        sa.and_(
+            table.c.endpoint_id == newest.c.endpoint_id,
+            table.c.app == newest.c.app,
+            table.c.name == newest.c.name,
+            table.c.window_start == newest.c.newest,
+        ),
+    )
+
+
+def _create_latest_views(engine: Engine) -> None:
+    """`mm_latest_results` / `mm_latest_metrics` views for dashboards reading the database."""
+    existing = set(sa.inspect(engine).get_view_names())
+    for view, table in (("mm_latest_results", results), ("mm_latest_metrics", metrics)):
+        if view in existing:
+            continue
+        body = latest_select(table).compile(engine, compile_kwargs={"literal_binds": True})
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"CREATE VIEW {view} AS {body}"))
+        except sa.exc.DBAPIError:
+            if view not in sa.inspect(engine).get_view_names():  # not a concurrent creator
+                raise
