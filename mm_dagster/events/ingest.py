@@ -8,14 +8,12 @@ An event is acknowledged when `record_events` returns.
 from datetime import datetime
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mm_dagster.endpoints import EndpointRegistry, ModelEndpoint
 from mm_dagster.events.store import EventStore, StagedFile
 from mm_dagster.events.validation import validate_events
 from mm_dagster.storage import database as db
-from mm_dagster.windows import Window
 
 
 class EventIngestor:
@@ -65,14 +63,3 @@ class EventIngestor:
                 errors=sum(f.errors for f in staged),
             )
 
-
-def late_events(engine: Engine, window: Window, closes_at: datetime) -> int:
-    """Events of `window` that arrived after it closed (per the arrival log)."""
-    a = db.arrivals
-    query = sa.select(sa.func.coalesce(sa.func.sum(a.c.events), 0)).where(
-        a.c.last_event >= db.to_db_time(window.start),
-        a.c.first_event < db.to_db_time(window.end),
-        a.c.written_at > db.to_db_time(closes_at),
-    )
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())

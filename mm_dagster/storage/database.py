@@ -187,3 +187,73 @@ def _create_latest_views(engine: Engine) -> None:
         except sa.exc.DBAPIError:
             if view not in sa.inspect(engine).get_view_names():  # not a concurrent creator
                 raise
+
+
+alert_events = sa.Table(
+    "mm_alert_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(400), nullable=False),
+    sa.Column("endpoint_id", _ID, nullable=False),
+    sa.Column("endpoint_name", _NAME, nullable=False),
+    sa.Column("app", _NAME, nullable=False),
+    sa.Column("result_name", _NAME),
+    sa.Column("window_start", sa.DateTime, nullable=False),
+    sa.Column("window_end", sa.DateTime, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("status", sa.SmallInteger),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("evaluated", sa.Boolean, nullable=False, default=False),
+    sa.Column("claim", sa.String(32)),
+    sa.UniqueConstraint("kind", "entity", "window_start", name="uq_mm_alert_events"),
+    sa.Index("ix_mm_alert_events_pending", "evaluated"),
+)
+
+alert_states = sa.Table(
+    "mm_alert_states",
+    metadata,
+    sa.Column("alert", _NAME, primary_key=True),
+    sa.Column("entity", sa.String(400), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("activated_at", sa.DateTime),
+    sa.Column("last_event_at", sa.DateTime),
+    sa.Column("last_notified_at", sa.DateTime),
+    sa.Column("recent", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+notifications = sa.Table(
+    "mm_notifications",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("alert", _NAME, nullable=False),
+    sa.Column("channel_index", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(512), nullable=False),
+    sa.Column("dedup_key", sa.String(255), nullable=False, unique=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("claimed_until", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_mm_notifications_due", "status", "next_attempt_at"),
+)
+
+notification_attempts = sa.Table(
+    "mm_notification_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("notification_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("attempted_at", sa.DateTime, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Monitoring apps this deployment runs (examples included)."""

@@ -1,0 +1,111 @@
+"""`mm`: inspect endpoints, results and alerts; reset manual alerts; deliver notifications."""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mm_dagster.errors import MonitoringError
+
+
+def _load_config(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr or "config")
+
+
+def _alert_manager(args: argparse.Namespace) -> Any:
+    from mm_dagster.alerts import load_alerts_yaml
+    from mm_dagster.alerts.manager import AlertManager
+    from mm_dagster.monitoring import Monitoring
+
+    mm = Monitoring()
+    if args.alerts_yaml:
+        return AlertManager(mm.engine, load_alerts_yaml(args.alerts_yaml))
+    config = _load_config(args.config)
+    return AlertManager(mm.engine, config.alerts, check_channels=config.check_notifications,
+                        project=config.project)
+
+
+def _print(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        print(json.dumps(row, default=str, sort_keys=True))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mm", description=__doc__)
+    parser.add_argument("--config", default=os.environ.get("MM_CONFIG", "apps.definitions:config"),
+                        help="module:attribute of the MonitoringConfig (default %(default)s)")
+    parser.add_argument("--alerts-yaml", help="read alert configs from this YAML file instead")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("endpoints", help="list model endpoints")
+    results = sub.add_parser("results", help="latest result per endpoint, app and name")
+    results.add_argument("--endpoint")
+    results.add_argument("--app")
+    alerts = sub.add_parser("alerts", help="alerts: list, events, notifications, reset, deliver")
+    alerts_sub = alerts.add_subparsers(dest="action", required=True)
+    alerts_sub.add_parser("list")
+    events = alerts_sub.add_parser("events")
+    events.add_argument("name", nargs="?")
+    notes = alerts_sub.add_parser("notifications")
+    notes.add_argument("name", nargs="?")
+    notes.add_argument("--attempts", action="store_true", help="include every delivery attempt")
+    reset = alerts_sub.add_parser("reset")
+    reset.add_argument("name")
+    reset.add_argument("--entity")
+    alerts_sub.add_parser("deliver")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except MonitoringError as exc:
+        print(f"mm: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "endpoints":
+        from mm_dagster.monitoring import Monitoring
+
+        _print([
+            {"id": e.id, "name": e.name, "model": e.model_name, "events": e.event_count,
+             "errors": e.error_count, "last_request": e.last_request}
+            for e in Monitoring().list_endpoints()
+        ])
+        return 0
+    if args.command == "results":
+        from mm_dagster.monitoring import Monitoring
+
+        mm = Monitoring()
+        endpoint = mm.get_endpoint(args.endpoint).id if args.endpoint else None
+        _print([
+            {"endpoint_id": r.endpoint_id, "app": r.app, "name": r.name, "window_start": r.window_start,
+             "status": r.status.name, "value": r.value}
+            for r in mm.results.latest_results(endpoint, args.app)
+        ])
+        return 0
+    manager = _alert_manager(args)
+    if args.action == "list":
+        _print(manager.list_alerts())
+    elif args.action == "events":
+        _print(manager.events(args.name))
+    elif args.action == "notifications":
+        rows = manager.notifications(args.name)
+        if args.attempts:
+            for row in rows:
+                row["attempts_detail"] = manager.attempts(row["id"])
+        _print(rows)
+    elif args.action == "reset":
+        print(f"reset {manager.reset(args.name, args.entity)} active entity state(s) of {args.name}")
+    elif args.action == "deliver":
+        report = manager.deliver_due()
+        for line in report.lines or []:
+            print(line)
+        print(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

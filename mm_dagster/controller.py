@@ -1,0 +1,123 @@
+"""The controller's decisions (pure): which closed windows to request, given arrivals and a cursor.
+
+- A window is closed when `end + allowed_lateness <= now`; only closed windows are requested.
+- Each window with events is requested once, run_key `mm-<window key>`.
+- Events that arrive for an already-requested window re-request it with run_key
+  `mm-<window key>-rev<arrival id>`: late data is analysed, not lost.
+- After downtime, at most `max_catchup_windows` of the newest windows are requested; older ones
+  are reported as skipped (a backfill covers them).
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from mm_dagster.events.arrivals import ArrivalSpan
+from mm_dagster.windows import Window, closed_before, to_utc
+
+
+@dataclass(frozen=True)
+class ControllerCursor:
+    last_end: datetime | None = None
+    arrival_id: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "last_end": self.last_end.isoformat() if self.last_end else None,
+            "arrival_id": self.arrival_id,
+        })
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> "ControllerCursor":
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        last_end = data.get("last_end")
+        return cls(to_utc(last_end) if last_end else None, int(data.get("arrival_id", 0)))
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    window: Window
+    revision: int = 0
+
+    @property
+    def run_key(self) -> str:
+        key = f"mm-{self.window.key}"
+        return f"{key}-rev{self.revision}" if self.revision else key
+
+
+@dataclass
+class ControllerPlan:
+    requests: list[WindowRequest]
+    cursor: ControllerCursor
+    skipped: list[Window] = field(default_factory=list)
+    closed_end: datetime | None = None
+
+
+def windows_of(spans: Iterable[ArrivalSpan], base_period: int) -> dict[Window, int]:
+    """Windows touched by each span, with the newest arrival id that touched them."""
+    step = timedelta(minutes=base_period)
+    touched: dict[Window, int] = {}
+    for span in spans:
+        w = Window.containing(span.first_event, base_period)
+        while w.start <= span.last_event:
+            touched[w] = max(touched.get(w, 0), span.max_id)
+            w = Window(w.end, w.end + step)
+    return touched
+
+
+def new_window_range(
+    cursor: ControllerCursor, now: datetime, base_period: int, allowed_lateness: timedelta,
+    max_catchup_windows: int,
+) -> tuple[datetime, datetime]:
+    """[from, to): the window starts this tick may newly request."""
+    closed_end = closed_before(now, allowed_lateness, base_period)
+    earliest = closed_end - timedelta(minutes=base_period * max_catchup_windows)
+    start = earliest if cursor.last_end is None else max(cursor.last_end, earliest)
+    return start, closed_end
+
+
+def plan_requests(
+    cursor: ControllerCursor,
+    *,
+    now: datetime,
+    base_period: int,
+    allowed_lateness: timedelta,
+    max_catchup_windows: int,
+    new_spans: Iterable[ArrivalSpan],
+    late_spans: Iterable[ArrivalSpan],
+    max_arrival_id: int,
+) -> ControllerPlan:
+    """Requests for this tick. `new_spans` cover [from, to) of `new_window_range`; `late_spans`
+    are arrivals after `cursor.arrival_id` for events before `cursor.last_end`."""
+    start, closed_end = new_window_range(
+        cursor, now, base_period, allowed_lateness, max_catchup_windows
+    )
+    new = {
+        w: i for w, i in windows_of(new_spans, base_period).items()
+        if start <= w.start and w.end <= closed_end
+    }
+    requests = [WindowRequest(w) for w in sorted(new)]
+    skipped: list[Window] = []
+    if cursor.last_end is not None and start > cursor.last_end:
+        step = timedelta(minutes=base_period)
+        w = Window(cursor.last_end, cursor.last_end + step)
+        while w.start < start:
+            skipped.append(w)
+            w = Window(w.end, w.end + step)
+    if cursor.last_end is not None:
+        late = {
+            w: i for w, i in windows_of(late_spans, base_period).items()
+            if w.end <= cursor.last_end
+        }
+        newest_first = sorted(late, reverse=True)[:max_catchup_windows]
+        requests += [WindowRequest(w, revision=late[w]) for w in sorted(newest_first)]
+    last_end = closed_end if cursor.last_end is None else max(cursor.last_end, closed_end)
+    return ControllerPlan(
+        requests=requests,
+        cursor=ControllerCursor(last_end, max(cursor.arrival_id, max_arrival_id)),
+        skipped=skipped,
+        closed_end=closed_end,
+    )
