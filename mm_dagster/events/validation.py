@@ -6,6 +6,7 @@ whose `error` is set (the model failed, so there is no output).
 """
 
 import uuid
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,10 @@ def _fail(endpoint: ModelEndpoint, column: str, row: Any, message: str) -> Event
     return EventValidationError(f"{where}: {message}")
 
 
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _first_bad(index: pd.Index, mask: np.ndarray) -> Any:
     return index[int(np.flatnonzero(mask)[0])]
 
@@ -49,14 +54,14 @@ def _numeric(endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarr
         ).to_numpy(dtype=bool)
         if bad.any():
             row = _first_bad(s.index, bad)
-            raise _fail(endpoint, col, row, f"expected a number, got {s.loc[row]!r}")
+            raise _fail(endpoint, col, row, f"expected a number, got {_plain(s.loc[row])!r}")
         s = coerced
     values = s.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(values)
     bad = (missing & ~nullable) | np.isinf(values)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
-        raise _fail(endpoint, col, s.index[pos], f"expected a finite number, got {values[pos]!r}")
+        raise _fail(endpoint, col, s.index[pos], f"expected a finite number, got {_plain(values[pos])!r}")
     return pa.array(values, type=pa.float64(), mask=missing)
 
 
@@ -71,7 +76,7 @@ def _typed_objects(
     if bad.any():
         row = _first_bad(s.index, bad)
         expected = "a string" if kind == STRING else "a bool"
-        raise _fail(endpoint, col, row, f"expected {expected}, got {s.loc[row]!r}")
+        raise _fail(endpoint, col, row, f"expected {expected}, got {_plain(s.loc[row])!r}")
     return pa.array([None if m else v for v, m in zip(values, missing, strict=True)],
                     type=ARROW_TYPES[kind])
 
@@ -103,8 +108,10 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
 
     if "timestamp" in columns:
         try:
-            ts = pd.to_datetime(df["timestamp"], utc=True)
-        except (ValueError, TypeError) as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
+                ts = pd.to_datetime(df["timestamp"], utc=True)
+        except (ValueError, TypeError, OverflowError) as exc:
             raise _fail(endpoint, "timestamp", None, f"not a timestamp: {exc}") from exc
         if ts.isna().any():
             row = _first_bad(df.index, ts.isna().to_numpy())

@@ -29,9 +29,8 @@ def hellinger(t: np.ndarray, u: np.ndarray) -> np.ndarray:
 def _kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """KL(a||b), natural log; terms with a_i = 0 dropped; b_i = 0 replaced by 1e-4."""
     b_safe = np.where(b == 0, KLD_ZERO_REPLACEMENT, b)
-    positive = a > 0
-    ratio = np.divide(a, b_safe, out=np.ones_like(a), where=positive)
-    return np.where(positive, a * np.log(ratio), 0.0).sum(axis=-1)
+    log_a = np.log(a, out=np.zeros_like(a), where=a > 0)
+    return (a * (log_a - np.log(b_safe))).sum(axis=-1)
 
 
 def symmetric_kl(t: np.ndarray, u: np.ndarray) -> np.ndarray:

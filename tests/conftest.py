@@ -1,0 +1,46 @@
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mm_dagster.endpoints import ModelEndpoint
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.simulation import reference_frame
+from mm_dagster.windows import Window
+
+warnings.filterwarnings("ignore", module="dagster")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own MM_HOME; no test reads the developer's environment."""
+    for name in ("MM_DATABASE_URL", "MM_EVENTS_ROOT", "MM_ARTIFACTS_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "mm_home"
+    monkeypatch.setenv("MM_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def mm(isolated_home: Path) -> Monitoring:
+    return Monitoring(home=str(isolated_home))
+
+
+@pytest.fixture
+def endpoint(mm: Monitoring) -> ModelEndpoint:
+    return mm.create_endpoint(
+        "fraud-model", reference=reference_frame(5000, seed=1), label_names=["prediction"],
+        model_name="fraud", model_version="3", model_uri="s3://models/fraud/3",
+    )
+
+
+def past_window(minutes_ago: int = 60, base_period: int = 10) -> Window:
+    """A closed window some minutes before now (Dagster partitions must exist)."""
+    return Window.containing(datetime.now(UTC) - timedelta(minutes=minutes_ago), base_period)
+
+
+@pytest.fixture
+def window() -> Iterator[Window]:
+    yield past_window()

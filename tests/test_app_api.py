@@ -1,0 +1,191 @@
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from apps.dummy_app import ServingMonitoring
+from apps.serving_health import ServingHealthApplication
+from mm_dagster.applications import (
+    HistogramDataDriftApplication,
+    ModelMonitoringApplicationBase,
+    ModelMonitoringApplicationMetric,
+    ModelMonitoringApplicationResult,
+    MonitoringApplicationContext,
+)
+from mm_dagster.endpoints import ModelEndpoint
+from mm_dagster.errors import AppOutputError
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.simulation import TrafficShape, traffic_frame
+from mm_dagster.windows import Window
+
+
+class Returns(ModelMonitoringApplicationBase):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
+        return self.value() if callable(self.value) else self.value
+
+
+def run_one(mm: Monitoring, window: Window, app: ModelMonitoringApplicationBase):  # type: ignore[no-untyped-def]
+    return mm.run_window([app], window)[0]
+
+
+@pytest.fixture
+def traffic(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> Window:
+    mm.record_events("fraud-model", traffic_frame(200, window.start, window.end,
+                                                  TrafficShape(error_rate=0.2), seed=4))
+    return window
+
+
+def test_names_and_exports() -> None:
+    assert ServingMonitoring().name == "serving-monitoring"
+    assert HistogramDataDriftApplication().name == "histogram-data-drift"
+    from mm_dagster import schemas
+
+    assert {k.name: k.value for k in schemas.ResultKindApp} == {
+        "data_drift": 0, "concept_drift": 1, "model_performance": 2, "system_performance": 3,
+        "mm_app_anomaly": 4}
+    assert [s.value for s in ResultStatusApp] == [-1, 0, 1, 2]
+
+
+def test_the_docs_dummy_app_runs_unchanged(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window) -> None:
+    report = run_one(mm, traffic, ServingMonitoring())
+    assert not report.failures
+    stored = mm.results.results(endpoint.id, "serving-monitoring")
+    assert [(r.name, r.value, r.kind, r.status) for r in stored] == [
+        ("data_drift_test", 0.5, ResultKindApp.data_drift, ResultStatusApp.potential_detection)]
+
+
+def test_serving_health_computes_from_sample_df(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window) -> None:
+    run_one(mm, traffic, ServingHealthApplication())
+    metrics = {m.name: m.value for m in mm.results.metrics(endpoint.id, "serving-health")}
+    events = mm.read_window(traffic)[endpoint.id]
+    assert metrics["requests"] == 200
+    assert metrics["error_rate"] == pytest.approx(events["error"].notna().mean())
+    assert metrics["prediction_mean"] == pytest.approx(events["prediction"].mean())
+    (result,) = mm.results.results(endpoint.id, "serving-health")
+    assert result.status == ResultStatusApp.detected and result.kind == ResultKindApp.system_performance
+
+
+@pytest.mark.parametrize(
+    ("returned", "stored_results", "stored_metrics"),
+    [
+        (None, 0, 0),
+        ([], 0, 0),
+        ({"a": 1.0, "b": 2}, 0, 2),
+        (lambda: [ModelMonitoringApplicationMetric("m", 1.0),
+                  ModelMonitoringApplicationResult("r", 0.1, ResultKindApp.concept_drift, 0)], 1, 1),
+    ],
+)
+def test_allowed_return_shapes(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window,
+                               returned: Any, stored_results: int, stored_metrics: int) -> None:
+    report = run_one(mm, traffic, Returns(returned))
+    assert not report.failures
+    assert len(mm.results.results(endpoint.id, "returns")) == stored_results
+    assert len(mm.results.metrics(endpoint.id, "returns")) == stored_metrics
+
+
+KIND = ResultKindApp.data_drift
+OK = ResultStatusApp.no_detection
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ModelMonitoringApplicationResult("bad name", 0.1, KIND, OK), "must match"),
+        (lambda: ModelMonitoringApplicationResult("1st", 0.1, KIND, OK), "must match"),
+        (lambda: ModelMonitoringApplicationMetric("m", math.nan), "must be finite"),
+        (lambda: ModelMonitoringApplicationMetric("m", math.inf), "must be finite"),
+        (lambda: ModelMonitoringApplicationMetric("m", "1.0"), "must be a finite float"),
+        (lambda: ModelMonitoringApplicationResult("r", 0.1, 9, OK), "unknown kind 9"),
+        (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, 5), "unknown status 5"),
+        (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, {"x": object()}), "not JSON"),
+        (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, {"x": math.nan}), "not JSON"),
+        (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, {"x": "y" * 70_000}), "over the 65536"),
+        (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, ["not", "a", "dict"]), "must be a dict"),
+    ],
+)
+def test_invalid_outputs_are_recorded_as_failures(
+    mm: Monitoring, endpoint: ModelEndpoint, traffic: Window, make: Any, match: str
+) -> None:
+    with pytest.raises(AppOutputError, match=match):
+        make()
+    report = run_one(mm, traffic, Returns(make))
+    (error,) = report.failures.values()
+    assert "app 'returns'" in error and "endpoint 'fraud-model'" in error and traffic.key[:10] in error
+    (failure,) = mm.results.failures("returns")
+    assert failure.endpoint_id == endpoint.id and "AppOutputError" in failure.error
+
+
+@pytest.mark.parametrize(
+    ("returned", "match"),
+    [
+        ("a string", "returned str"),
+        (42, "returned int"),
+        ([1.0], "item 0 of type float"),
+        (lambda: [ModelMonitoringApplicationMetric("m", 1.0)] * 2, "duplicate metric names"),
+    ],
+)
+def test_wrong_return_types(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window, returned: Any, match: str) -> None:
+    report = run_one(mm, traffic, Returns(returned))
+    assert match in next(iter(report.failures.values()))
+
+
+def test_result_extra_data_of_64k_is_accepted() -> None:
+    r = ModelMonitoringApplicationResult("r", 1, KIND, OK, {"x": "y" * 60_000})
+    assert r.value == 1.0 and isinstance(r.value, float)
+
+
+class ContextProbe(ModelMonitoringApplicationBase):
+    seen: dict[str, Any] = {}
+
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
+        ctx = monitoring_context
+        assert "sample_df_stats" not in vars(ctx)  # lazy until asked
+        stats = ctx.sample_df_stats
+        assert ctx.sample_df_stats is stats  # computed once
+        ContextProbe.seen.update(
+            endpoint_id=ctx.endpoint_id, endpoint_name=ctx.endpoint_name, features=ctx.feature_names,
+            labels=ctx.label_names, start=ctx.start_infer_time, end=ctx.end_infer_time,
+            columns=list(ctx.sample_df.columns), stats=stats, reference=ctx.feature_stats,
+            model=ctx.model_endpoint.model_name,
+        )
+        ctx.logger.info("probing", rows=len(ctx.sample_df))
+        ctx.log_artifact("summary", body=f"rows={len(ctx.sample_df)}")
+        ctx.log_artifact("summary", body="overwritten")
+        ctx.log_artifact("per-endpoint", body="x", unique_per_endpoint=True)
+        ctx.log_dataset("sample", ctx.sample_df.head(3))
+
+
+def test_context_contents_logger_and_artifacts(
+    mm: Monitoring, endpoint: ModelEndpoint, traffic: Window, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        report = run_one(mm, traffic, ContextProbe())
+    assert not report.failures
+    seen = ContextProbe.seen
+    assert seen["endpoint_id"] == endpoint.id and seen["endpoint_name"] == "fraud-model"
+    assert seen["features"] == endpoint.feature_names and seen["labels"] == ["prediction"]
+    assert seen["start"] == pd.Timestamp(traffic.start) and str(seen["start"].tz) == "UTC"
+    assert seen["end"] - seen["start"] == pd.Timedelta(minutes=10)
+    assert {"timestamp", "request_id", "latency_us", "error", "f0", "c0", "prediction"} <= set(seen["columns"])
+    assert seen["stats"]["f0"]["hist"][1] == seen["reference"]["f0"]["hist"][1]
+    assert seen["stats"]["f0"]["count"] == 200 and seen["model"] == "fraud"
+    assert "probing [app='context-probe'" in caplog.text and "rows=200" in caplog.text
+    root = Path(mm.settings.artifacts_root) / "context-probe"
+    assert (root / "summary.txt").read_text() == "overwritten"
+    assert (root / f"per-endpoint-{endpoint.id}.txt").exists()
+    assert pd.read_parquet(root / "sample.parquet").shape[0] == 3
+    assert {a["key"] for a in mm.artifacts.list("context-probe")} == {
+        "context-probe/summary", f"context-probe/per-endpoint-{endpoint.id}", "context-probe/sample"}
+    assert report.artifacts["summary"].startswith("file://")
+
+
+def test_artifact_keys_cannot_escape(mm: Monitoring) -> None:
+    with pytest.raises(Exception, match="artifact key"):
+        mm.artifacts.log("app", "../escape", body="x")
