@@ -89,7 +89,7 @@ def build_window_asset(
         totals = {"events": 0, "endpoints": 0, "errors": 0, "late_events": 0}
         metadata: dict[str, object] = {}
         for window in windows:
-            summary = window_summary(window_events(context.run_id, monitoring, window), names)
+            summary = window_summary(window_events(context.run.run_id, monitoring, window), names)
             late = late_events(monitoring.engine, window, window.end + allowed_lateness)
             for k in ("events", "endpoints", "errors"):
                 totals[k] += int(summary[k])  # type: ignore[call-overload]
@@ -184,7 +184,7 @@ def build_app_assets(
         windows = windows_of_run(context, base_period)
         reports: list[AppWindowReport] = []
         for window in windows:
-            events = window_events(context.run_id, monitoring, window)
+            events = window_events(context.run.run_id, monitoring, window)
             report = monitoring.run_window([app], window, events)[0]
             for hook in on_report:
                 hook(monitoring, report)

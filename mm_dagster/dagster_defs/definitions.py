@@ -44,7 +44,6 @@ def build_definitions(
     job = define_asset_job(
         MONITORING_JOB,
         selection=AssetSelection.assets(WINDOW_EVENTS).downstream(),
-        partitions_def=partitions,
         executor_def=in_process_executor,
         description="Runs every monitoring app on one window (the controller requests it).",
     )

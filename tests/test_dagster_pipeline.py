@@ -1,0 +1,276 @@
+"""The Dagster wiring, exercised through Dagster: materialize(), sensors, checks."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetCheckSeverity,
+    DagsterEventType,
+    DagsterInstance,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from apps.dummy_app import ServingMonitoring
+from mm_dagster.applications import (
+    HistogramDataDriftApplication,
+    ModelMonitoringApplicationBase,
+    MonitoringApplicationContext,
+)
+from mm_dagster.controller import ControllerCursor
+from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
+from mm_dagster.dagster_defs.assets import CHECK_NAME, WINDOW_EVENTS, results_key
+from mm_dagster.dagster_defs.resources import MonitoringResource
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+from mm_dagster.windows import Window, closed_before
+
+from .conftest import past_window
+
+
+class AlwaysFails(ModelMonitoringApplicationBase):
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
+        raise RuntimeError(f"cannot analyse {monitoring_context.endpoint_name}")
+
+
+class FailsForOne(ModelMonitoringApplicationBase):
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> dict[str, float]:
+        if monitoring_context.endpoint_name == "calm":
+            raise RuntimeError("calm is broken")
+        return {"rows": float(len(monitoring_context.sample_df))}
+
+
+@pytest.fixture
+def home(isolated_home: Path) -> str:
+    return str(isolated_home)
+
+
+@pytest.fixture
+def seeded(home: str) -> Monitoring:
+    mm = Monitoring(home=home)
+    mm.create_endpoint("calm", reference=reference_frame(4000, seed=1), label_names=["prediction"])
+    mm.create_endpoint("drifty", reference=reference_frame(4000, seed=2), label_names=["prediction"])
+    return mm
+
+
+def seed_window(mm: Monitoring, window: Window, drift: bool = False) -> None:
+    mm.record_events("calm", traffic_frame(300, window.start, window.end, seed=window.start.minute))
+    shape = TrafficShape(mean_shift=3.0, drifted_features=4) if drift else TrafficShape()
+    mm.record_events("drifty", traffic_frame(300, window.start, window.end, shape, seed=window.start.hour))
+
+
+def definitions(home: str, *apps: ModelMonitoringApplicationBase, **kwargs):  # type: ignore[no-untyped-def]
+    config = MonitoringConfig(apps=list(apps) or [HistogramDataDriftApplication()],
+                              partitions_start="2026-11-01", **kwargs)
+    return build_definitions(config, resource=MonitoringResource(home=home))
+
+
+def all_assets(defs):  # type: ignore[no-untyped-def]
+    return list(defs.assets)
+
+
+def check_evaluations(instance: DagsterInstance, run_id: str) -> list:  # type: ignore[type-arg]
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return [r.event_log_entry.dagster_event.event_specific_data for r in records]  # type: ignore[union-attr]
+
+
+def test_definitions_load_with_every_key() -> None:
+    from apps.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"mm/window_events"} | {
+        f"mm/{app}/{kind}" for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+        for kind in ("results", "metrics")
+    }
+    checks = {k.to_user_string() for k in graph.asset_check_keys}
+    assert checks == {f"mm/{app}/results:{CHECK_NAME}"
+                      for app in ("histogram-data-drift", "serving-health", "serving-monitoring")}
+    assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
+    assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
+
+
+def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window, drift=True)
+    defs = definitions(home, HistogramDataDriftApplication(), ServingMonitoring())
+    with instance_for_test() as instance:
+        result = materialize(all_assets(defs), partition_key=window.key, instance=instance,
+                             resources={"mm": MonitoringResource(home=home)})
+        assert result.success
+        mats = {m.asset_key: m for m in result.asset_materializations_for_node("mm__window_events")}
+        meta = mats[WINDOW_EVENTS].metadata
+        assert meta["events"].value == 600 and meta["endpoints"].value == 2
+        assert meta["errors"].value == 0
+        assert meta["late_events"].value == 600  # recorded after the window closed
+        assert "| drifty | 300 | 0 |" in meta["per_endpoint"].value
+        drift_meta = {m.asset_key: m.metadata for m in
+                      result.asset_materializations_for_node("mm_app_histogram_data_drift")}
+        assert drift_meta[results_key("histogram-data-drift")]["endpoints_analysed"].value == 2
+        assert drift_meta[results_key("histogram-data-drift")]["detected"].value == 1
+        evaluations = {e.asset_key: e for e in check_evaluations(instance, result.run_id)}
+        drift_check = evaluations[results_key("histogram-data-drift")]
+        assert not drift_check.passed and drift_check.severity == AssetCheckSeverity.ERROR
+        assert drift_check.partition == window.key
+        assert "drifty" in drift_check.metadata["worst_endpoints"].value
+        dummy = evaluations[results_key("serving-monitoring")]
+        assert not dummy.passed and dummy.severity == AssetCheckSeverity.WARN
+    stored = seeded.results.results(app="histogram-data-drift", start=window.start, end=window.end)
+    assert len(stored) == 4
+
+
+def test_check_results_are_recorded_per_partition(seeded: Monitoring, home: str) -> None:
+    """Partitioned asset checks are a preview in Dagster 1.13: this pins their behaviour."""
+    calm, drifted = past_window(80), past_window(60)
+    seed_window(seeded, calm)
+    seed_window(seeded, drifted, drift=True)
+    defs = definitions(home)
+    check_key = results_key("histogram-data-drift")
+    with instance_for_test() as instance:
+        for w in (calm, drifted):
+            materialize(all_assets(defs), partition_key=w.key, instance=instance,
+                        resources={"mm": MonitoringResource(home=home)})
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            check_key=__import__("dagster").AssetCheckKey(check_key, CHECK_NAME), limit=10
+        )
+        by_partition = {}
+        for rec in records:
+            evaluation = rec.event.dagster_event.event_specific_data  # type: ignore[union-attr]
+            by_partition[evaluation.partition] = evaluation.passed
+        assert by_partition == {calm.key: True, drifted.key: False}
+
+
+def test_an_app_failing_for_one_endpoint_does_not_fail_the_run(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = definitions(home, FailsForOne())
+    with instance_for_test() as instance:
+        result = materialize(all_assets(defs), partition_key=window.key, instance=instance,
+                             resources={"mm": MonitoringResource(home=home)})
+        assert result.success
+        meta = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("mm_app_fails_for_one")}
+        r = meta[results_key("fails-for-one")]
+        assert r["endpoints_failed"].value == 1 and "calm is broken" in r["failures"].value
+    assert len(seeded.results.failures("fails-for-one")) == 1
+
+
+def test_an_app_failing_everywhere_fails_its_step_only(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = definitions(home, AlwaysFails(), HistogramDataDriftApplication())
+    with instance_for_test() as instance:
+        result = materialize(all_assets(defs), partition_key=window.key, instance=instance,
+                             resources={"mm": MonitoringResource(home=home)}, raise_on_error=False)
+        assert not result.success
+        failed = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+        assert failed == ["mm_app_always_fails"]
+    assert len(seeded.results.results(app="histogram-data-drift")) == 4
+    assert len(seeded.results.failures("always-fails")) == 2
+
+
+def test_range_backfill_runs_once_and_records_each_window(seeded: Monitoring, home: str) -> None:
+    windows = [past_window(m) for m in (80, 70, 60)]
+    for i, w in enumerate(windows):
+        seed_window(seeded, w, drift=i == 2)
+    defs = definitions(home)
+    job = defs.resolve_job_def("mm_monitoring_job")
+    with instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, resources={"mm": MonitoringResource(home=home)}, tags={
+            ASSET_PARTITION_RANGE_START_TAG: windows[0].key, ASSET_PARTITION_RANGE_END_TAG: windows[-1].key,
+        })
+        assert result.success
+        evaluations = check_evaluations(instance, result.run_id)
+        assert {(e.partition, e.passed) for e in evaluations} == {
+            (windows[0].key, True), (windows[1].key, True), (windows[2].key, False)}
+        mats = instance.get_materialized_partitions(results_key("histogram-data-drift"))
+        assert {w.key for w in windows} <= set(mats)
+    assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 2
+
+
+def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = definitions(home)
+    with instance_for_test() as instance:
+        for _ in range(2):
+            materialize(all_assets(defs), partition_key=window.key, instance=instance,
+                        resources={"mm": MonitoringResource(home=home)})
+    assert len(seeded.results.results(app="histogram-data-drift")) == 4
+    assert len(seeded.results.metrics(app="histogram-data-drift")) == 6
+
+
+# -- the controller sensor ---------------------------------------------------------------------
+
+def tick(defs, instance, home: str, cursor: str | None = None):  # type: ignore[no-untyped-def]
+    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                   resources={"mm": MonitoringResource(home=home)})
+    return defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
+
+
+def controller_defs(home: str, now: datetime, **kwargs):  # type: ignore[no-untyped-def]
+    config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start="2026-11-01", **kwargs)
+    return build_definitions(config, resource=MonitoringResource(home=home), clock=lambda: now)
+
+
+def test_sensor_first_tick_several_windows_then_no_duplicates(seeded: Monitoring, home: str) -> None:
+    now = datetime.now(UTC).replace(second=30, microsecond=0)
+    windows = [past_window(m) for m in (45, 35, 25)]
+    for w in windows:
+        seed_window(seeded, w)
+    defs = controller_defs(home, now)
+    with instance_for_test() as instance:
+        first = tick(defs, instance, home)
+        assert [r.partition_key for r in first.run_requests] == [w.key for w in windows]
+        assert [r.run_key for r in first.run_requests] == [f"mm-{w.key}" for w in windows]
+        second = tick(defs, instance, home, first.cursor)
+        assert second.run_requests == [] and second.cursor == first.cursor
+
+
+def test_sensor_nothing_closed_yet(seeded: Monitoring, home: str) -> None:
+    now = datetime.now(UTC)
+    open_window = Window.containing(now, 10)
+    seed_window(seeded, Window(open_window.start, now))
+    defs = controller_defs(home, now)
+    with instance_for_test() as instance:
+        assert tick(defs, instance, home).run_requests == []
+
+
+def test_sensor_skips_windows_without_events(seeded: Monitoring, home: str) -> None:
+    now = datetime.now(UTC)
+    seed_window(seeded, past_window(60))
+    defs = controller_defs(home, now)
+    with instance_for_test() as instance:
+        assert [r.partition_key for r in tick(defs, instance, home).run_requests] == [past_window(60).key]
+
+
+def test_sensor_caps_catch_up_after_downtime(seeded: Monitoring, home: str) -> None:
+    now = datetime.now(UTC)
+    closed_end = closed_before(now, timedelta(minutes=1), 10)
+    windows = [Window(closed_end - timedelta(minutes=10 * i), closed_end - timedelta(minutes=10 * (i - 1)))
+               for i in range(20, 0, -1)]
+    for w in windows:
+        seed_window(seeded, w)
+    defs = controller_defs(home, now, max_catchup_windows=5)
+    stale_cursor = ControllerCursor(windows[0].start, 0).to_json()
+    with instance_for_test() as instance:
+        result = tick(defs, instance, home, stale_cursor)
+        assert [r.partition_key for r in result.run_requests] == [w.key for w in windows[-5:]]
+
+
+def test_sensor_re_requests_a_window_when_late_events_arrive(seeded: Monitoring, home: str) -> None:
+    now = datetime.now(UTC)
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = controller_defs(home, now)
+    with instance_for_test() as instance:
+        first = tick(defs, instance, home)
+        assert [r.run_key for r in first.run_requests] == [f"mm-{window.key}"]
+        seeded.record_events("calm", traffic_frame(20, window.start, window.end, seed=99))
+        late = tick(defs, instance, home, first.cursor)
+        (request,) = late.run_requests
+        assert request.partition_key == window.key
+        assert request.run_key.startswith(f"mm-{window.key}-rev")
+        assert tick(defs, instance, home, late.cursor).run_requests == []
