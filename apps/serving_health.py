@@ -33,9 +33,9 @@ class ServingHealthApplication(ModelMonitoringApplicationBase):
         ]
         latency = df["latency_us"].dropna()
         if len(latency):
-            outputs.append(ModelMonitoringApplicationMetric(
-                "latency_p95_us", float(np.percentile(latency, 95))
-            ))
+            outputs.append(
+                ModelMonitoringApplicationMetric("latency_p95_us", float(np.percentile(latency, 95)))
+            )
         for label in monitoring_context.label_names:
             values = df.loc[~errors, label]
             if values.dtype.kind in "fiu" and values.notna().any():
@@ -46,11 +46,13 @@ class ServingHealthApplication(ModelMonitoringApplicationBase):
             status = ResultStatusApp.potential_detection
         else:
             status = ResultStatusApp.no_detection
-        outputs.append(ModelMonitoringApplicationResult(
-            name="error_rate",
-            value=error_rate,
-            kind=ResultKindApp.system_performance,
-            status=status,
-            extra_data={"errors": int(errors.sum()), "requests": len(df)},
-        ))
+        outputs.append(
+            ModelMonitoringApplicationResult(
+                name="error_rate",
+                value=error_rate,
+                kind=ResultKindApp.system_performance,
+                status=status,
+                extra_data={"errors": int(errors.sum()), "requests": len(df)},
+            )
+        )
         return outputs

@@ -22,9 +22,7 @@ class ArtifactStore:
 
     def path_for(self, app: str, key: str, suffix: str) -> Path:
         if not ARTIFACT_KEY.fullmatch(key) or ".." in key:
-            raise MonitoringError(
-                f"app {app!r}: artifact key {key!r} must match {ARTIFACT_KEY.pattern}"
-            )
+            raise MonitoringError(f"app {app!r}: artifact key {key!r} must match {ARTIFACT_KEY.pattern}")
         return self.root / app / f"{key}{suffix}"
 
     def log(
@@ -67,10 +65,16 @@ class ArtifactStore:
         self._register(f"{app}/{key}", app, where.get("endpoint_id"), where.get("window_start"), uri)  # type: ignore[arg-type]
         return uri
 
-    def _register(self, key: str, app: str, endpoint_id: str | None,
-                  window_start: datetime | None, uri: str) -> None:
-        row = {"app": app, "endpoint_id": endpoint_id, "window_start": db.to_db_time(window_start),
-               "uri": uri, "updated_at": db.to_db_time(db.utcnow())}
+    def _register(
+        self, key: str, app: str, endpoint_id: str | None, window_start: datetime | None, uri: str
+    ) -> None:
+        row = {
+            "app": app,
+            "endpoint_id": endpoint_id,
+            "window_start": db.to_db_time(window_start),
+            "uri": uri,
+            "updated_at": db.to_db_time(db.utcnow()),
+        }
         t = db.artifacts
         with self.engine.begin() as conn:
             updated = conn.execute(t.update().where(t.c.key == key).values(**row)).rowcount

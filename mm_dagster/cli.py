@@ -26,8 +26,9 @@ def _alert_manager(args: argparse.Namespace) -> Any:
     if args.alerts_yaml:
         return AlertManager(mm.engine, load_alerts_yaml(args.alerts_yaml))
     config = _load_config(args.config)
-    return AlertManager(mm.engine, config.alerts, check_channels=config.check_notifications,
-                        project=config.project)
+    return AlertManager(
+        mm.engine, config.alerts, check_channels=config.check_notifications, project=config.project
+    )
 
 
 def _print(rows: Sequence[dict[str, Any]]) -> None:
@@ -37,8 +38,11 @@ def _print(rows: Sequence[dict[str, Any]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mm", description=__doc__)
-    parser.add_argument("--config", default=os.environ.get("MM_CONFIG", "apps.definitions:config"),
-                        help="module:attribute of the MonitoringConfig (default %(default)s)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("MM_CONFIG", "apps.definitions:config"),
+        help="module:attribute of the MonitoringConfig (default %(default)s)",
+    )
     parser.add_argument("--alerts-yaml", help="read alert configs from this YAML file instead")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("endpoints", help="list model endpoints")
@@ -69,22 +73,38 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "endpoints":
         from mm_dagster.monitoring import Monitoring
 
-        _print([
-            {"id": e.id, "name": e.name, "model": e.model_name, "events": e.event_count,
-             "errors": e.error_count, "last_request": e.last_request}
-            for e in Monitoring().list_endpoints()
-        ])
+        _print(
+            [
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "model": e.model_name,
+                    "events": e.event_count,
+                    "errors": e.error_count,
+                    "last_request": e.last_request,
+                }
+                for e in Monitoring().list_endpoints()
+            ]
+        )
         return 0
     if args.command == "results":
         from mm_dagster.monitoring import Monitoring
 
         mm = Monitoring()
         endpoint = mm.get_endpoint(args.endpoint).id if args.endpoint else None
-        _print([
-            {"endpoint_id": r.endpoint_id, "app": r.app, "name": r.name, "window_start": r.window_start,
-             "status": r.status.name, "value": r.value}
-            for r in mm.results.latest_results(endpoint, args.app)
-        ])
+        _print(
+            [
+                {
+                    "endpoint_id": r.endpoint_id,
+                    "app": r.app,
+                    "name": r.name,
+                    "window_start": r.window_start,
+                    "status": r.status.name,
+                    "value": r.value,
+                }
+                for r in mm.results.latest_results(endpoint, args.app)
+            ]
+        )
         return 0
     manager = _alert_manager(args)
     if args.action == "list":

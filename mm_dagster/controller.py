@@ -23,10 +23,12 @@ class ControllerCursor:
     arrival_id: int = 0
 
     def to_json(self) -> str:
-        return json.dumps({
-            "last_end": self.last_end.isoformat() if self.last_end else None,
-            "arrival_id": self.arrival_id,
-        })
+        return json.dumps(
+            {
+                "last_end": self.last_end.isoformat() if self.last_end else None,
+                "arrival_id": self.arrival_id,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: str | None) -> "ControllerCursor":
@@ -69,7 +71,10 @@ def windows_of(spans: Iterable[ArrivalSpan], base_period: int) -> dict[Window, i
 
 
 def new_window_range(
-    cursor: ControllerCursor, now: datetime, base_period: int, allowed_lateness: timedelta,
+    cursor: ControllerCursor,
+    now: datetime,
+    base_period: int,
+    allowed_lateness: timedelta,
     max_catchup_windows: int,
 ) -> tuple[datetime, datetime]:
     """[from, to): the window starts this tick may newly request."""
@@ -92,11 +97,10 @@ def plan_requests(
 ) -> ControllerPlan:
     """Requests for this tick. `new_spans` cover [from, to) of `new_window_range`; `late_spans`
     are arrivals after `cursor.arrival_id` for events before `cursor.last_end`."""
-    start, closed_end = new_window_range(
-        cursor, now, base_period, allowed_lateness, max_catchup_windows
-    )
+    start, closed_end = new_window_range(cursor, now, base_period, allowed_lateness, max_catchup_windows)
     new = {
-        w: i for w, i in windows_of(new_spans, base_period).items()
+        w: i
+        for w, i in windows_of(new_spans, base_period).items()
         if start <= w.start and w.end <= closed_end
     }
     requests = [WindowRequest(w) for w in sorted(new)]
@@ -108,10 +112,7 @@ def plan_requests(
             skipped.append(w)
             w = Window(w.end, w.end + step)
     if cursor.last_end is not None:
-        late = {
-            w: i for w, i in windows_of(late_spans, base_period).items()
-            if w.end <= cursor.last_end
-        }
+        late = {w: i for w, i in windows_of(late_spans, base_period).items() if w.end <= cursor.last_end}
         newest_first = sorted(late, reverse=True)[:max_catchup_windows]
         requests += [WindowRequest(w, revision=late[w]) for w in sorted(newest_first)]
     last_end = closed_end if cursor.last_end is None else max(cursor.last_end, closed_end)

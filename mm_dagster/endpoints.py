@@ -150,7 +150,10 @@ class EndpointRegistry:
         except sa.exc.IntegrityError:
             # Another process created it between our lookup and insert.
             return self.create(
-                name, reference=reference, feature_names=features, label_names=labels,
+                name,
+                reference=reference,
+                feature_names=features,
+                label_names=labels,
                 column_types=column_types,
             )
         return self.get(row["id"])
@@ -208,8 +211,13 @@ class EndpointRegistry:
             conn.execute(db.endpoints.delete().where(db.endpoints.c.id == endpoint.id))
 
     def note_requests(
-        self, conn: sa.Connection, endpoint_id: str, first: datetime, last: datetime,
-        events: int, errors: int,
+        self,
+        conn: sa.Connection,
+        endpoint_id: str,
+        first: datetime,
+        last: datetime,
+        events: int,
+        errors: int,
     ) -> None:
         t = db.endpoints
         first_db, last_db = db.to_db_time(first), db.to_db_time(last)

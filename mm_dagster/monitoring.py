@@ -44,11 +44,9 @@ class StorageSettings:
         home = str(Path(home or os.environ.get("MM_HOME") or DEFAULT_HOME).absolute())
         return cls(
             home=home,
-            database_url=database_url or os.environ.get("MM_DATABASE_URL")
-            or f"sqlite:///{home}/mm.db",
+            database_url=database_url or os.environ.get("MM_DATABASE_URL") or f"sqlite:///{home}/mm.db",
             events_root=events_root or os.environ.get("MM_EVENTS_ROOT") or f"{home}/events",
-            artifacts_root=artifacts_root or os.environ.get("MM_ARTIFACTS_ROOT")
-            or f"{home}/artifacts",
+            artifacts_root=artifacts_root or os.environ.get("MM_ARTIFACTS_ROOT") or f"{home}/artifacts",
             partition_minutes=partition_minutes,
         )
 
@@ -102,6 +100,4 @@ class Monitoring:
     ) -> list[AppWindowReport]:
         if events is None:
             events = self.read_window(window)
-        return run_apps_on_window(
-            apps, window, events, self.endpoints, self.results, self.artifacts
-        )
+        return run_apps_on_window(apps, window, events, self.endpoints, self.results, self.artifacts)

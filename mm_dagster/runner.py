@@ -73,7 +73,10 @@ def run_app_on_endpoint(
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
-        application_name=app.name, endpoint=endpoint, window=window, sample_df=sample_df,
+        application_name=app.name,
+        endpoint=endpoint,
+        window=window,
+        sample_df=sample_df,
         artifacts=artifacts,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
@@ -91,25 +94,30 @@ def run_apps_on_window(
     endpoints = {e.id: e for e in registry.list(ids=list(events))}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:
-        log.warning("window %s: events of %d unknown (deleted?) endpoints skipped: %s",
-                    window, len(unknown), unknown[:5])
+        log.warning(
+            "window %s: events of %d unknown (deleted?) endpoints skipped: %s",
+            window,
+            len(unknown),
+            unknown[:5],
+        )
     reports = []
     for app in apps:
-        report = AppWindowReport(app=app.name, window=window,
-                                 endpoint_names={e.id: e.name for e in endpoints.values()})
+        report = AppWindowReport(
+            app=app.name, window=window, endpoint_names={e.id: e.name for e in endpoints.values()}
+        )
         for endpoint_id, endpoint in endpoints.items():
             try:
-                outputs, uris = run_app_on_endpoint(
-                    app, endpoint, window, events[endpoint_id], artifacts
-                )
+                outputs, uris = run_app_on_endpoint(app, endpoint, window, events[endpoint_id], artifacts)
             except Exception as exc:
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 report.failures[endpoint_id] = (
-                    f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), "
-                    f"window {window}: {detail}"
+                    f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}: {detail}"
                 )
-                log.warning("monitoring app failed: %s", report.failures[endpoint_id],
-                            exc_info=log.isEnabledFor(logging.DEBUG))
+                log.warning(
+                    "monitoring app failed: %s",
+                    report.failures[endpoint_id],
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
                 continue
             report.outputs[endpoint_id] = outputs
             report.artifacts.update(uris)

@@ -14,13 +14,16 @@ CATEGORY_P = np.array([0.5, 0.3, 0.15, 0.05])
 class TrafficShape:
     """How a window's traffic differs from the reference."""
 
-    mean_shift: float = 0.0       # added to the first `drifted_features` numeric features, in SDs
+    mean_shift: float = 0.0  # added to the first `drifted_features` numeric features, in SDs
     drifted_features: int = 0
     error_rate: float = 0.0
 
 
 def reference_frame(
-    rows: int, numeric_features: int = 4, categorical_features: int = 1, seed: int = 0,
+    rows: int,
+    numeric_features: int = 4,
+    categorical_features: int = 1,
+    seed: int = 0,
     with_label: bool = True,
 ) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

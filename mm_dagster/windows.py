@@ -17,9 +17,7 @@ def validate_base_period(base_period: int) -> int:
     if isinstance(base_period, bool) or not isinstance(base_period, int):
         raise MonitoringError(f"base_period must be an int number of minutes, got {base_period!r}")
     if not 1 <= base_period <= 1440 or 1440 % base_period:
-        raise MonitoringError(
-            f"base_period={base_period}: must be 1 to 1440 minutes and divide 1440"
-        )
+        raise MonitoringError(f"base_period={base_period}: must be 1 to 1440 minutes and divide 1440")
     if 60 % base_period and base_period % 60:
         raise MonitoringError(
             f"base_period={base_period}: windows must be expressible as one cron schedule, "
@@ -74,9 +72,7 @@ class Window:
         try:
             start = datetime.strptime(key, PARTITION_KEY_FORMAT).replace(tzinfo=UTC)
         except ValueError as exc:
-            raise MonitoringError(
-                f"window key {key!r} is not of the form {PARTITION_KEY_FORMAT}"
-            ) from exc
+            raise MonitoringError(f"window key {key!r} is not of the form {PARTITION_KEY_FORMAT}") from exc
         window = cls.containing(start, base_period)
         if window.start != start:
             raise MonitoringError(f"window key {key!r} is not aligned to base_period={base_period}")

@@ -31,8 +31,12 @@ def mm(isolated_home: Path) -> Monitoring:
 @pytest.fixture
 def endpoint(mm: Monitoring) -> ModelEndpoint:
     return mm.create_endpoint(
-        "fraud-model", reference=reference_frame(5000, seed=1), label_names=["prediction"],
-        model_name="fraud", model_version="3", model_uri="s3://models/fraud/3",
+        "fraud-model",
+        reference=reference_frame(5000, seed=1),
+        label_names=["prediction"],
+        model_name="fraud",
+        model_version="3",
+        model_uri="s3://models/fraud/3",
     )
 
 

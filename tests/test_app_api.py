@@ -37,8 +37,9 @@ def run_one(mm: Monitoring, window: Window, app: ModelMonitoringApplicationBase)
 
 @pytest.fixture
 def traffic(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> Window:
-    mm.record_events("fraud-model", traffic_frame(200, window.start, window.end,
-                                                  TrafficShape(error_rate=0.2), seed=4))
+    mm.record_events(
+        "fraud-model", traffic_frame(200, window.start, window.end, TrafficShape(error_rate=0.2), seed=4)
+    )
     return window
 
 
@@ -48,8 +49,12 @@ def test_names_and_exports() -> None:
     from mm_dagster import schemas
 
     assert {k.name: k.value for k in schemas.ResultKindApp} == {
-        "data_drift": 0, "concept_drift": 1, "model_performance": 2, "system_performance": 3,
-        "mm_app_anomaly": 4}
+        "data_drift": 0,
+        "concept_drift": 1,
+        "model_performance": 2,
+        "system_performance": 3,
+        "mm_app_anomaly": 4,
+    }
     assert [s.value for s in ResultStatusApp] == [-1, 0, 1, 2]
 
 
@@ -58,10 +63,13 @@ def test_the_docs_dummy_app_runs_unchanged(mm: Monitoring, endpoint: ModelEndpoi
     assert not report.failures
     stored = mm.results.results(endpoint.id, "serving-monitoring")
     assert [(r.name, r.value, r.kind, r.status) for r in stored] == [
-        ("data_drift_test", 0.5, ResultKindApp.data_drift, ResultStatusApp.potential_detection)]
+        ("data_drift_test", 0.5, ResultKindApp.data_drift, ResultStatusApp.potential_detection)
+    ]
 
 
-def test_serving_health_computes_from_sample_df(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window) -> None:
+def test_serving_health_computes_from_sample_df(
+    mm: Monitoring, endpoint: ModelEndpoint, traffic: Window
+) -> None:
     run_one(mm, traffic, ServingHealthApplication())
     metrics = {m.name: m.value for m in mm.results.metrics(endpoint.id, "serving-health")}
     events = mm.read_window(traffic)[endpoint.id]
@@ -78,12 +86,24 @@ def test_serving_health_computes_from_sample_df(mm: Monitoring, endpoint: ModelE
         (None, 0, 0),
         ([], 0, 0),
         ({"a": 1.0, "b": 2}, 0, 2),
-        (lambda: [ModelMonitoringApplicationMetric("m", 1.0),
-                  ModelMonitoringApplicationResult("r", 0.1, ResultKindApp.concept_drift, 0)], 1, 1),
+        (
+            lambda: [
+                ModelMonitoringApplicationMetric("m", 1.0),
+                ModelMonitoringApplicationResult("r", 0.1, ResultKindApp.concept_drift, 0),
+            ],
+            1,
+            1,
+        ),
     ],
 )
-def test_allowed_return_shapes(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window,
-                               returned: Any, stored_results: int, stored_metrics: int) -> None:
+def test_allowed_return_shapes(
+    mm: Monitoring,
+    endpoint: ModelEndpoint,
+    traffic: Window,
+    returned: Any,
+    stored_results: int,
+    stored_metrics: int,
+) -> None:
     report = run_one(mm, traffic, Returns(returned))
     assert not report.failures
     assert len(mm.results.results(endpoint.id, "returns")) == stored_results
@@ -107,7 +127,10 @@ OK = ResultStatusApp.no_detection
         (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, {"x": object()}), "not JSON"),
         (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, {"x": math.nan}), "not JSON"),
         (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, {"x": "y" * 70_000}), "over the 65536"),
-        (lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, ["not", "a", "dict"]), "must be a dict"),
+        (
+            lambda: ModelMonitoringApplicationResult("r", 0.1, KIND, OK, ["not", "a", "dict"]),
+            "must be a dict",
+        ),
     ],
 )
 def test_invalid_outputs_are_recorded_as_failures(
@@ -131,7 +154,9 @@ def test_invalid_outputs_are_recorded_as_failures(
         (lambda: [ModelMonitoringApplicationMetric("m", 1.0)] * 2, "duplicate metric names"),
     ],
 )
-def test_wrong_return_types(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window, returned: Any, match: str) -> None:
+def test_wrong_return_types(
+    mm: Monitoring, endpoint: ModelEndpoint, traffic: Window, returned: Any, match: str
+) -> None:
     report = run_one(mm, traffic, Returns(returned))
     assert match in next(iter(report.failures.values()))
 
@@ -150,9 +175,15 @@ class ContextProbe(ModelMonitoringApplicationBase):
         stats = ctx.sample_df_stats
         assert ctx.sample_df_stats is stats  # computed once
         ContextProbe.seen.update(
-            endpoint_id=ctx.endpoint_id, endpoint_name=ctx.endpoint_name, features=ctx.feature_names,
-            labels=ctx.label_names, start=ctx.start_infer_time, end=ctx.end_infer_time,
-            columns=list(ctx.sample_df.columns), stats=stats, reference=ctx.feature_stats,
+            endpoint_id=ctx.endpoint_id,
+            endpoint_name=ctx.endpoint_name,
+            features=ctx.feature_names,
+            labels=ctx.label_names,
+            start=ctx.start_infer_time,
+            end=ctx.end_infer_time,
+            columns=list(ctx.sample_df.columns),
+            stats=stats,
+            reference=ctx.feature_stats,
             model=ctx.model_endpoint.model_name,
         )
         ctx.logger.info("probing", rows=len(ctx.sample_df))
@@ -173,7 +204,9 @@ def test_context_contents_logger_and_artifacts(
     assert seen["features"] == endpoint.feature_names and seen["labels"] == ["prediction"]
     assert seen["start"] == pd.Timestamp(traffic.start) and str(seen["start"].tz) == "UTC"
     assert seen["end"] - seen["start"] == pd.Timedelta(minutes=10)
-    assert {"timestamp", "request_id", "latency_us", "error", "f0", "c0", "prediction"} <= set(seen["columns"])
+    assert {"timestamp", "request_id", "latency_us", "error", "f0", "c0", "prediction"} <= set(
+        seen["columns"]
+    )
     assert seen["stats"]["f0"]["hist"][1] == seen["reference"]["f0"]["hist"][1]
     assert seen["stats"]["f0"]["count"] == 200 and seen["model"] == "fraud"
     assert "probing [app='context-probe'" in caplog.text and "rows=200" in caplog.text
@@ -182,7 +215,10 @@ def test_context_contents_logger_and_artifacts(
     assert (root / f"per-endpoint-{endpoint.id}.txt").exists()
     assert pd.read_parquet(root / "sample.parquet").shape[0] == 3
     assert {a["key"] for a in mm.artifacts.list("context-probe")} == {
-        "context-probe/summary", f"context-probe/per-endpoint-{endpoint.id}", "context-probe/sample"}
+        "context-probe/summary",
+        f"context-probe/per-endpoint-{endpoint.id}",
+        "context-probe/sample",
+    }
     assert report.artifacts["summary"].startswith("file://")
 
 

@@ -63,8 +63,9 @@ def seed_window(mm: Monitoring, window: Window, drift: bool = False) -> None:
 
 
 def definitions(home: str, *apps: ModelMonitoringApplicationBase, **kwargs):  # type: ignore[no-untyped-def]
-    config = MonitoringConfig(apps=list(apps) or [HistogramDataDriftApplication()],
-                              partitions_start="2026-11-01", **kwargs)
+    config = MonitoringConfig(
+        apps=list(apps) or [HistogramDataDriftApplication()], partitions_start="2026-11-01", **kwargs
+    )
     return build_definitions(config, resource=MonitoringResource(home=home))
 
 
@@ -83,12 +84,15 @@ def test_definitions_load_with_every_key() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"mm/window_events"} | {
-        f"mm/{app}/{kind}" for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+        f"mm/{app}/{kind}"
+        for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
         for kind in ("results", "metrics")
     }
     checks = {k.to_user_string() for k in graph.asset_check_keys}
-    assert checks == {f"mm/{app}/results:{CHECK_NAME}"
-                      for app in ("histogram-data-drift", "serving-health", "serving-monitoring")}
+    assert checks == {
+        f"mm/{app}/results:{CHECK_NAME}"
+        for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+    }
     assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
     assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
 
@@ -98,8 +102,12 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
     seed_window(seeded, window, drift=True)
     defs = definitions(home, HistogramDataDriftApplication(), ServingMonitoring())
     with instance_for_test() as instance:
-        result = materialize(all_assets(defs), partition_key=window.key, instance=instance,
-                             resources={"mm": MonitoringResource(home=home)})
+        result = materialize(
+            all_assets(defs),
+            partition_key=window.key,
+            instance=instance,
+            resources={"mm": MonitoringResource(home=home)},
+        )
         assert result.success
         mats = {m.asset_key: m for m in result.asset_materializations_for_node("mm__window_events")}
         meta = mats[WINDOW_EVENTS].metadata
@@ -107,8 +115,10 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         assert meta["errors"].value == 0
         assert meta["late_events"].value == 600  # recorded after the window closed
         assert "| drifty | 300 | 0 |" in meta["per_endpoint"].value
-        drift_meta = {m.asset_key: m.metadata for m in
-                      result.asset_materializations_for_node("mm_app_histogram_data_drift")}
+        drift_meta = {
+            m.asset_key: m.metadata
+            for m in result.asset_materializations_for_node("mm_app_histogram_data_drift")
+        }
         assert drift_meta[results_key("histogram-data-drift")]["endpoints_analysed"].value == 2
         assert drift_meta[results_key("histogram-data-drift")]["detected"].value == 1
         evaluations = {e.asset_key: e for e in check_evaluations(instance, result.run_id)}
@@ -131,8 +141,12 @@ def test_check_results_are_recorded_per_partition(seeded: Monitoring, home: str)
     check_key = results_key("histogram-data-drift")
     with instance_for_test() as instance:
         for w in (calm, drifted):
-            materialize(all_assets(defs), partition_key=w.key, instance=instance,
-                        resources={"mm": MonitoringResource(home=home)})
+            materialize(
+                all_assets(defs),
+                partition_key=w.key,
+                instance=instance,
+                resources={"mm": MonitoringResource(home=home)},
+            )
         records = instance.event_log_storage.get_asset_check_execution_history(
             check_key=__import__("dagster").AssetCheckKey(check_key, CHECK_NAME), limit=10
         )
@@ -148,10 +162,16 @@ def test_an_app_failing_for_one_endpoint_does_not_fail_the_run(seeded: Monitorin
     seed_window(seeded, window)
     defs = definitions(home, FailsForOne())
     with instance_for_test() as instance:
-        result = materialize(all_assets(defs), partition_key=window.key, instance=instance,
-                             resources={"mm": MonitoringResource(home=home)})
+        result = materialize(
+            all_assets(defs),
+            partition_key=window.key,
+            instance=instance,
+            resources={"mm": MonitoringResource(home=home)},
+        )
         assert result.success
-        meta = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("mm_app_fails_for_one")}
+        meta = {
+            m.asset_key: m.metadata for m in result.asset_materializations_for_node("mm_app_fails_for_one")
+        }
         r = meta[results_key("fails-for-one")]
         assert r["endpoints_failed"].value == 1 and "calm is broken" in r["failures"].value
     assert len(seeded.results.failures("fails-for-one")) == 1
@@ -162,8 +182,13 @@ def test_an_app_failing_everywhere_fails_its_step_only(seeded: Monitoring, home:
     seed_window(seeded, window)
     defs = definitions(home, AlwaysFails(), HistogramDataDriftApplication())
     with instance_for_test() as instance:
-        result = materialize(all_assets(defs), partition_key=window.key, instance=instance,
-                             resources={"mm": MonitoringResource(home=home)}, raise_on_error=False)
+        result = materialize(
+            all_assets(defs),
+            partition_key=window.key,
+            instance=instance,
+            resources={"mm": MonitoringResource(home=home)},
+            raise_on_error=False,
+        )
         assert not result.success
         failed = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
         assert failed == ["mm_app_always_fails"]
@@ -178,13 +203,21 @@ def test_range_backfill_runs_once_and_records_each_window(seeded: Monitoring, ho
     defs = definitions(home)
     job = defs.resolve_job_def("mm_monitoring_job")
     with instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, resources={"mm": MonitoringResource(home=home)}, tags={
-            ASSET_PARTITION_RANGE_START_TAG: windows[0].key, ASSET_PARTITION_RANGE_END_TAG: windows[-1].key,
-        })
+        result = job.execute_in_process(
+            instance=instance,
+            resources={"mm": MonitoringResource(home=home)},
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: windows[0].key,
+                ASSET_PARTITION_RANGE_END_TAG: windows[-1].key,
+            },
+        )
         assert result.success
         evaluations = check_evaluations(instance, result.run_id)
         assert {(e.partition, e.passed) for e in evaluations} == {
-            (windows[0].key, True), (windows[1].key, True), (windows[2].key, False)}
+            (windows[0].key, True),
+            (windows[1].key, True),
+            (windows[2].key, False),
+        }
         mats = instance.get_materialized_partitions(results_key("histogram-data-drift"))
         assert {w.key for w in windows} <= set(mats)
     assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 2
@@ -196,17 +229,23 @@ def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
     defs = definitions(home)
     with instance_for_test() as instance:
         for _ in range(2):
-            materialize(all_assets(defs), partition_key=window.key, instance=instance,
-                        resources={"mm": MonitoringResource(home=home)})
+            materialize(
+                all_assets(defs),
+                partition_key=window.key,
+                instance=instance,
+                resources={"mm": MonitoringResource(home=home)},
+            )
     assert len(seeded.results.results(app="histogram-data-drift")) == 4
     assert len(seeded.results.metrics(app="histogram-data-drift")) == 6
 
 
 # -- the controller sensor ---------------------------------------------------------------------
 
+
 def tick(defs, instance, home: str, cursor: str | None = None):  # type: ignore[no-untyped-def]
-    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                   resources={"mm": MonitoringResource(home=home)})
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources={"mm": MonitoringResource(home=home)}
+    )
     return defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
 
 
@@ -249,8 +288,10 @@ def test_sensor_skips_windows_without_events(seeded: Monitoring, home: str) -> N
 def test_sensor_caps_catch_up_after_downtime(seeded: Monitoring, home: str) -> None:
     now = datetime.now(UTC)
     closed_end = closed_before(now, timedelta(minutes=1), 10)
-    windows = [Window(closed_end - timedelta(minutes=10 * i), closed_end - timedelta(minutes=10 * (i - 1)))
-               for i in range(20, 0, -1)]
+    windows = [
+        Window(closed_end - timedelta(minutes=10 * i), closed_end - timedelta(minutes=10 * (i - 1)))
+        for i in range(20, 0, -1)
+    ]
     for w in windows:
         seed_window(seeded, w)
     defs = controller_defs(home, now, max_catchup_windows=5)

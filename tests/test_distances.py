@@ -9,10 +9,34 @@ from mm_dagster.stats.distances import hellinger, normalise, symmetric_kl, total
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
-U = np.array([0.07101131, 0.25138296, 0.03700347, 0.06843929, 0.11482246, 0.1339393,
-              0.0503426, 0.05639414, 0.13406714, 0.08259733])
-T = np.array([0.17719221, 0.0949423, 0.02982267, 0.19927063, 0.19288318, 0.00137802,
-              0.07398598, 0.05829106, 0.06771774, 0.10451622])
+U = np.array(
+    [
+        0.07101131,
+        0.25138296,
+        0.03700347,
+        0.06843929,
+        0.11482246,
+        0.1339393,
+        0.0503426,
+        0.05639414,
+        0.13406714,
+        0.08259733,
+    ]
+)
+T = np.array(
+    [
+        0.17719221,
+        0.0949423,
+        0.02982267,
+        0.19927063,
+        0.19288318,
+        0.00137802,
+        0.07398598,
+        0.05829106,
+        0.06771774,
+        0.10451622,
+    ]
+)
 
 
 def test_golden_vector() -> None:
@@ -44,9 +68,11 @@ def test_vectorised_over_rows() -> None:
     np.testing.assert_allclose(total_variation(stacked_t, stacked_u), [0.3625321, 0.0], atol=1e-6)
 
 
-probabilities = st.lists(st.floats(0, 1e3, allow_nan=False), min_size=2, max_size=30).map(
-    lambda xs: np.asarray(xs)
-).filter(lambda a: a.sum() > 0)
+probabilities = (
+    st.lists(st.floats(0, 1e3, allow_nan=False), min_size=2, max_size=30)
+    .map(lambda xs: np.asarray(xs))
+    .filter(lambda a: a.sum() > 0)
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -23,8 +23,9 @@ def test_create_get_list_delete(mm: Monitoring, endpoint: ModelEndpoint) -> None
 
 
 def test_create_is_get_or_create(mm: Monitoring, endpoint: ModelEndpoint) -> None:
-    again = mm.create_endpoint("fraud-model", reference=reference_frame(100, seed=9),
-                               label_names=["prediction"])
+    again = mm.create_endpoint(
+        "fraud-model", reference=reference_frame(100, seed=9), label_names=["prediction"]
+    )
     assert again.id == endpoint.id
     assert again.feature_stats == endpoint.feature_stats  # the first reference is kept
 

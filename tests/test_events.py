@@ -37,7 +37,9 @@ def test_record_and_read_back_a_window(mm: Monitoring, endpoint: ModelEndpoint, 
     assert ep.last_request == events["timestamp"].max().to_pydatetime()
 
 
-def test_events_outside_the_window_are_not_read(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> None:
+def test_events_outside_the_window_are_not_read(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
     before = Window(window.start - (window.end - window.start), window.start)
     mm.record_events("fraud-model", pd.concat([events_for(before, 10), events_for(window, 20)]))
     assert stored(mm, window) == 20 and stored(mm, before) == 10
@@ -60,8 +62,7 @@ def test_unaligned_windows_filter_by_timestamp(tmp_path: Path) -> None:
     mm = Monitoring(home=str(tmp_path / "h"), partition_minutes=60)
     mm.create_endpoint("m", feature_names=["x"])
     hour = Window.containing("2026-11-20T10:00", 60)
-    df = pd.DataFrame({"x": np.arange(60.0),
-                       "timestamp": pd.date_range(hour.start, periods=60, freq="1min")})
+    df = pd.DataFrame({"x": np.arange(60.0), "timestamp": pd.date_range(hour.start, periods=60, freq="1min")})
     mm.record_events("m", df)
     ten = Window.containing("2026-11-20T10:20", 10)
     assert stored(mm, ten) == 10
@@ -77,18 +78,37 @@ def test_unknown_endpoint(mm: Monitoring, window: Window) -> None:
     [
         (lambda df: df.drop(columns=["f2"]), r"field 'f2': missing"),
         (lambda df: df.assign(extra=1.0), r"field 'extra': is not a feature or label"),
-        (lambda df: df.assign(f1=["x"] + [1.0] * (len(df) - 1)), r"field 'f1', row 0: expected a number, got 'x'"),
-        (lambda df: df.assign(c0=[3] + ["web"] * (len(df) - 1)), r"field 'c0', row 0: expected a string, got 3"),
-        (lambda df: df.assign(f0=[1.0, np.nan] + [1.0] * (len(df) - 2)), r"field 'f0', row 1: expected a finite number, got nan"),
-        (lambda df: df.assign(f3=[np.inf] + [1.0] * (len(df) - 1)), r"field 'f3', row 0: expected a finite number, got inf"),
+        (
+            lambda df: df.assign(f1=["x"] + [1.0] * (len(df) - 1)),
+            r"field 'f1', row 0: expected a number, got 'x'",
+        ),
+        (
+            lambda df: df.assign(c0=[3] + ["web"] * (len(df) - 1)),
+            r"field 'c0', row 0: expected a string, got 3",
+        ),
+        (
+            lambda df: df.assign(f0=[1.0, np.nan] + [1.0] * (len(df) - 2)),
+            r"field 'f0', row 1: expected a finite number, got nan",
+        ),
+        (
+            lambda df: df.assign(f3=[np.inf] + [1.0] * (len(df) - 1)),
+            r"field 'f3', row 0: expected a finite number, got inf",
+        ),
         (lambda df: df.assign(timestamp="not a time"), r"field 'timestamp'"),
         (lambda df: df.assign(latency_us=-1), r"field 'latency_us', row 0: expected a non-negative"),
-        (lambda df: df.assign(prediction=np.nan, error=None), r"field 'prediction', row 0: expected a finite"),
+        (
+            lambda df: df.assign(prediction=np.nan, error=None),
+            r"field 'prediction', row 0: expected a finite",
+        ),
         (lambda df: df.assign(f0=True), r"field 'f0', row 0: expected a number, got True"),
     ],
 )
 def test_bad_events_are_rejected_and_nothing_is_lost(
-    mm: Monitoring, endpoint: ModelEndpoint, window: Window, mutate, match: str  # type: ignore[no-untyped-def]
+    mm: Monitoring,
+    endpoint: ModelEndpoint,
+    window: Window,
+    mutate,
+    match: str,  # type: ignore[no-untyped-def]
 ) -> None:
     mm.record_events("fraud-model", events_for(window, 50, seed=1))
     with pytest.raises(EventValidationError, match=match) as info:
@@ -98,20 +118,25 @@ def test_bad_events_are_rejected_and_nothing_is_lost(
     assert mm.get_endpoint("fraud-model").event_count == 50
 
 
-def test_label_may_be_missing_on_a_failed_request(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> None:
+def test_label_may_be_missing_on_a_failed_request(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
     df = events_for(window, 10)
     df.loc[0, "prediction"] = np.nan
     df.loc[0, "error"] = "ValueError: bad input"
     assert mm.record_events("fraud-model", df) == 10
 
 
-def test_recorder_flushes_by_size_time_and_close(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> None:
+def test_recorder_flushes_by_size_time_and_close(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
     recorder = mm.recorder(max_events=5, max_seconds=0.5)
     row = events_for(window, 12).drop(columns=["request_id"], errors="ignore")
     features = row[endpoint.feature_names].to_dict(orient="records")
     for i in range(12):
-        recorder.record("fraud-model", features[i], {"prediction": 1.0},
-                        latency_us=100, timestamp=row["timestamp"][i])
+        recorder.record(
+            "fraud-model", features[i], {"prediction": 1.0}, latency_us=100, timestamp=row["timestamp"][i]
+        )
     assert stored(mm, window) == 10 and recorder.pending() == 2  # two size flushes
     deadline = time.monotonic() + 5
     while recorder.pending() and time.monotonic() < deadline:
@@ -125,8 +150,7 @@ def test_recorder_flushes_by_size_time_and_close(mm: Monitoring, endpoint: Model
 def test_recorder_rejects_a_bad_event_at_once(mm: Monitoring, endpoint: ModelEndpoint) -> None:
     recorder = mm.recorder()
     with pytest.raises(EventValidationError, match="field 'c0'"):
-        recorder.record("fraud-model", {"f0": 1.0, "f1": 1.0, "f2": 1.0, "f3": 1.0},
-                        {"prediction": 1.0})
+        recorder.record("fraud-model", {"f0": 1.0, "f1": 1.0, "f2": 1.0, "f3": 1.0}, {"prediction": 1.0})
     assert recorder.pending() == 0
     recorder.close()
 

@@ -20,16 +20,22 @@ from .conftest import past_window
 
 def make_endpoint(reference: pd.DataFrame) -> ModelEndpoint:
     return ModelEndpoint(
-        id="0" * 32, name="ep", feature_names=list(reference.columns), label_names=[],
-        column_types={}, feature_stats=compute_feature_stats(reference),
+        id="0" * 32,
+        name="ep",
+        feature_names=list(reference.columns),
+        label_names=[],
+        column_types={},
+        feature_stats=compute_feature_stats(reference),
     )
 
 
-def run_app(app: HistogramDataDriftApplication, reference: pd.DataFrame, window: pd.DataFrame,
-            mm=None):  # type: ignore[no-untyped-def]
+def run_app(app: HistogramDataDriftApplication, reference: pd.DataFrame, window: pd.DataFrame, mm=None):  # type: ignore[no-untyped-def]
     ctx = MonitoringApplicationContext(
-        application_name=app.name, endpoint=make_endpoint(reference), window=past_window(),
-        sample_df=window, artifacts=None,  # type: ignore[arg-type]
+        application_name=app.name,
+        endpoint=make_endpoint(reference),
+        window=past_window(),
+        sample_df=window,
+        artifacts=None,  # type: ignore[arg-type]
     )
     results, metrics = normalise_outputs(app.do_tracking(ctx))
     return {r.name: r for r in results}, {m.name: m.value for m in metrics}
@@ -50,10 +56,15 @@ def test_mlrun_compatible_outputs() -> None:
     assert metrics["tvd_mean"] == pytest.approx(np.mean(tvds))
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (0.49, ResultStatusApp.no_detection), (0.5, ResultStatusApp.potential_detection),
-    (0.69, ResultStatusApp.potential_detection), (0.7, ResultStatusApp.detected),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.49, ResultStatusApp.no_detection),
+        (0.5, ResultStatusApp.potential_detection),
+        (0.69, ResultStatusApp.potential_detection),
+        (0.7, ResultStatusApp.detected),
+    ],
+)
 def test_general_drift_classifier(value: float, expected: ResultStatusApp) -> None:
     from mm_dagster.stats.drift import status_from_thresholds
 
@@ -68,7 +79,7 @@ def test_thresholds_are_validated(potential: float, detected: float) -> None:
 
 def test_identical_binary_data_is_not_drift_unless_mlrun_compatible() -> None:
     data = pd.DataFrame({"x": [0.0, 1.0] * 500})
-    results, metrics = run_app(HistogramDataDriftApplication(), data, data)
+    results, _metrics = run_app(HistogramDataDriftApplication(), data, data)
     assert results["general_drift"].value == pytest.approx(0.0, abs=1e-12)
     assert results["general_drift"].status == ResultStatusApp.no_detection
     compat, _ = run_app(HistogramDataDriftApplication(mlrun_compatible_binning=True), data, data)
@@ -92,9 +103,11 @@ def test_empty_feature_stats_warns_and_outputs_nothing(caplog: pytest.LogCapture
     app = HistogramDataDriftApplication()
     ctx = MonitoringApplicationContext(
         application_name=app.name,
-        endpoint=ModelEndpoint(id="0" * 32, name="ep", feature_names=["x"], label_names=[],
-                               column_types={}, feature_stats={}),
-        window=past_window(), sample_df=pd.DataFrame({"x": [1.0]}),
+        endpoint=ModelEndpoint(
+            id="0" * 32, name="ep", feature_names=["x"], label_names=[], column_types={}, feature_stats={}
+        ),
+        window=past_window(),
+        sample_df=pd.DataFrame({"x": [1.0]}),
         artifacts=None,  # type: ignore[arg-type]
     )
     with caplog.at_level(logging.WARNING):
@@ -138,10 +151,17 @@ def reference_histogram(name: str, seed: int) -> np.ndarray:
 
 
 def drift_of(window_counts: np.ndarray, ref_counts: np.ndarray) -> FeatureDrift:
-    return FeatureDrift("x", "numeric", int(window_counts.sum()), int(ref_counts.sum()),
-                        window_counts, ref_counts,
-                        float(total_variation(normalise(window_counts), normalise(ref_counts))),
-                        0.0, 0.0)
+    return FeatureDrift(
+        "x",
+        "numeric",
+        int(window_counts.sum()),
+        int(ref_counts.sum()),
+        window_counts,
+        ref_counts,
+        float(total_variation(normalise(window_counts), normalise(ref_counts))),
+        0.0,
+        0.0,
+    )
 
 
 def test_feature_drift_false_alarms_at_most_one_percent() -> None:

@@ -30,8 +30,10 @@ def two_endpoints(mm: Monitoring, window: Window) -> tuple[ModelEndpoint, ModelE
     a = mm.create_endpoint("a", reference=reference_frame(3000, seed=1), label_names=["prediction"])
     b = mm.create_endpoint("b", reference=reference_frame(3000, seed=2), label_names=["prediction"])
     mm.record_events("a", traffic_frame(300, window.start, window.end, seed=3))
-    mm.record_events("b", traffic_frame(300, window.start, window.end,
-                                        TrafficShape(mean_shift=3, drifted_features=4), seed=4))
+    mm.record_events(
+        "b",
+        traffic_frame(300, window.start, window.end, TrafficShape(mean_shift=3, drifted_features=4), seed=4),
+    )
     return a, b
 
 
@@ -53,14 +55,16 @@ def test_rerunning_a_window_replaces_its_rows(mm: Monitoring, window: Window, tw
     mm.run_window([app], window)
     again = mm.results.results(app=app.name)
     assert len(first) == len(again) == 4
-    assert [(r.endpoint_id, r.name, r.value) for r in first] == [(r.endpoint_id, r.name, r.value) for r in again]
+    assert [(r.endpoint_id, r.name, r.value) for r in first] == [
+        (r.endpoint_id, r.name, r.value) for r in again
+    ]
     assert len(mm.results.metrics(app=app.name)) == 6
 
 
 def test_a_fixed_app_clears_its_failure_and_a_failing_rerun_keeps_old_rows(
     mm: Monitoring, window: Window, two_endpoints
 ) -> None:  # type: ignore[no-untyped-def]
-    a, b = two_endpoints
+    a, _b = two_endpoints
     mm.run_window([FailsFor("nobody")], window)
     assert len(mm.results.metrics(a.id, "flaky")) == 1
     mm.run_window([FailsFor("a")], window)
@@ -72,8 +76,10 @@ def test_a_fixed_app_clears_its_failure_and_a_failing_rerun_keeps_old_rows(
 
 def test_time_range_and_latest_queries(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> None:
     app = HistogramDataDriftApplication()
-    windows = [Window(window.start - timedelta(minutes=10 * i), window.end - timedelta(minutes=10 * i))
-               for i in range(3)]
+    windows = [
+        Window(window.start - timedelta(minutes=10 * i), window.end - timedelta(minutes=10 * i))
+        for i in range(3)
+    ]
     for w in windows:
         mm.record_events("fraud-model", traffic_frame(100, w.start, w.end, seed=w.start.minute))
         mm.run_window([app], w)
@@ -92,7 +98,7 @@ def test_time_range_and_latest_queries(mm: Monitoring, endpoint: ModelEndpoint, 
 
 
 def test_deleted_endpoint_events_are_skipped(mm: Monitoring, window: Window, two_endpoints) -> None:  # type: ignore[no-untyped-def]
-    a, b = two_endpoints
+    _a, b = two_endpoints
     mm.delete_endpoint("a")
     (report,) = mm.run_window([HistogramDataDriftApplication()], window)
     assert set(report.outputs) == {b.id}

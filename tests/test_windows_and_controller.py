@@ -40,7 +40,10 @@ def test_windows_align_to_utc_multiples() -> None:
         Window.from_key("2026-11-20-10:05", 10)
     assert Window.containing("2026-11-20T23:59", 1440).start == datetime(2026, 11, 20, tzinfo=UTC)
     assert [x.key for x in windows_between(at(-15), at(20), 10)] == [
-        "2026-11-20-11:50", "2026-11-20-12:00", "2026-11-20-12:10"]
+        "2026-11-20-11:50",
+        "2026-11-20-12:00",
+        "2026-11-20-12:10",
+    ]
 
 
 def test_window_closes_after_allowed_lateness_without_more_traffic() -> None:
@@ -48,10 +51,24 @@ def test_window_closes_after_allowed_lateness_without_more_traffic() -> None:
     assert closed_before(at(11), LATE, 10) == at(10)
 
 
-def plan(cursor: ControllerCursor, now: datetime, new: list[ArrivalSpan], late: list[ArrivalSpan] = (),
-         max_id: int = 0, cap: int = 144):  # type: ignore[no-untyped-def]
-    return plan_requests(cursor, now=now, base_period=10, allowed_lateness=LATE, max_catchup_windows=cap,
-                         new_spans=new, late_spans=late, max_arrival_id=max_id)
+def plan(
+    cursor: ControllerCursor,
+    now: datetime,
+    new: list[ArrivalSpan],
+    late: list[ArrivalSpan] = (),
+    max_id: int = 0,
+    cap: int = 144,
+):  # type: ignore[no-untyped-def]
+    return plan_requests(
+        cursor,
+        now=now,
+        base_period=10,
+        allowed_lateness=LATE,
+        max_catchup_windows=cap,
+        new_spans=new,
+        late_spans=late,
+        max_arrival_id=max_id,
+    )
 
 
 def test_first_tick_requests_closed_windows_with_events() -> None:

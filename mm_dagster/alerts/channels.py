@@ -48,8 +48,9 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def _post_json(url: str, body: bytes, headers: dict[str, str], timeout: float, secrets: list[str]) -> None:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if not 200 <= response.status < 300:

@@ -179,7 +179,10 @@ class LogChannel:
 
 Channel = WebhookChannel | SlackChannel | EmailChannel | LogChannel
 CHANNEL_TYPES: dict[str, type] = {
-    "webhook": WebhookChannel, "slack": SlackChannel, "email": EmailChannel, "log": LogChannel,
+    "webhook": WebhookChannel,
+    "slack": SlackChannel,
+    "email": EmailChannel,
+    "log": LogChannel,
 }
 
 
@@ -293,9 +296,7 @@ def alert_from_dict(raw: Any, where: str) -> AlertConfig:
     args = dict(raw)
     name = args.get("name", "?")
     here = f"{where} (alert {name!r})"
-    args["notifications"] = [
-        _channel_from_dict(c, here) for c in args.get("notifications") or []
-    ]
+    args["notifications"] = [_channel_from_dict(c, here) for c in args.get("notifications") or []]
     if "entities" in args:
         args["entities"] = EntityFilter(**args["entities"])
     if "criteria" in args:

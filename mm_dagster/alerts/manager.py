@@ -50,7 +50,9 @@ def events_of_report(report: AppWindowReport, now: datetime) -> list[dict[str, A
     base = {
         "window_start": db.to_db_time(report.window.start),
         "window_end": db.to_db_time(report.window.end),
-        "app": report.app, "created_at": db.to_db_time(now), "evaluated": False,
+        "app": report.app,
+        "created_at": db.to_db_time(now),
+        "evaluated": False,
     }
     rows = []
     for endpoint_id, (results, _) in report.outputs.items():
@@ -58,19 +60,33 @@ def events_of_report(report: AppWindowReport, now: datetime) -> list[dict[str, A
             kind = event_kind_for(r.kind, r.status)
             if kind is None:
                 continue
-            rows.append({
-                **base, "kind": kind.value, "entity": result_entity(endpoint_id, report.app, r.name),
+            rows.append(
+                {
+                    **base,
+                    "kind": kind.value,
+                    "entity": result_entity(endpoint_id, report.app, r.name),
+                    "endpoint_id": endpoint_id,
+                    "endpoint_name": report.endpoint_names.get(endpoint_id, endpoint_id),
+                    "result_name": r.name,
+                    "value": r.value,
+                    "status": int(r.status),
+                    "detail": None,
+                }
+            )
+    for endpoint_id, error in report.failures.items():
+        rows.append(
+            {
+                **base,
+                "kind": EventKind.mm_app_failed.value,
+                "entity": app_entity(endpoint_id, report.app),
                 "endpoint_id": endpoint_id,
                 "endpoint_name": report.endpoint_names.get(endpoint_id, endpoint_id),
-                "result_name": r.name, "value": r.value, "status": int(r.status), "detail": None,
-            })
-    for endpoint_id, error in report.failures.items():
-        rows.append({
-            **base, "kind": EventKind.mm_app_failed.value,
-            "entity": app_entity(endpoint_id, report.app), "endpoint_id": endpoint_id,
-            "endpoint_name": report.endpoint_names.get(endpoint_id, endpoint_id),
-            "result_name": None, "value": None, "status": None, "detail": error[:4000],
-        })
+                "result_name": None,
+                "value": None,
+                "status": None,
+                "detail": error[:4000],
+            }
+        )
     return rows
 
 
@@ -81,7 +97,8 @@ def clean_entities_of_report(report: AppWindowReport) -> list[tuple[str, datetim
         clean.append((app_entity(endpoint_id, report.app), report.window.end))
         clean += [
             (result_entity(endpoint_id, report.app, r.name), report.window.end)
-            for r in results if r.status <= ResultStatusApp.no_detection
+            for r in results
+            if r.status <= ResultStatusApp.no_detection
         ]
     return clean
 
@@ -97,7 +114,8 @@ class DeliveryReport:
 def _state_of(row: Any) -> EntityState:
     m = row._mapping
     return EntityState(
-        active=bool(m["active"]), activated_at=db.from_db_time(m["activated_at"]),
+        active=bool(m["active"]),
+        activated_at=db.from_db_time(m["activated_at"]),
         last_event_at=db.from_db_time(m["last_event_at"]),
         last_notified_at=db.from_db_time(m["last_notified_at"]),
         recent=tuple(db.from_db_time(datetime.fromisoformat(t)) for t in m["recent"]),
@@ -106,7 +124,8 @@ def _state_of(row: Any) -> EntityState:
 
 def _state_row(state: EntityState, now: datetime) -> dict[str, Any]:
     return {
-        "active": state.active, "activated_at": db.to_db_time(state.activated_at),
+        "active": state.active,
+        "activated_at": db.to_db_time(state.activated_at),
         "last_event_at": db.to_db_time(state.last_event_at),
         "last_notified_at": db.to_db_time(state.last_notified_at),
         "recent": [db.to_db_time(t).isoformat() for t in state.recent],  # type: ignore[union-attr]
@@ -160,7 +179,8 @@ class AlertManager:
                 by_window[r["window_start"]].append(r)
             for window_start, group in by_window.items():
                 existing = {
-                    (k, e) for k, e in conn.execute(
+                    (k, e)
+                    for k, e in conn.execute(
                         sa.select(t.c.kind, t.c.entity).where(
                             t.c.window_start == window_start,
                             t.c.entity.in_({r["entity"] for r in group}),
@@ -181,9 +201,10 @@ class AlertManager:
         t = db.alert_events
         with self.engine.begin() as conn:
             conn.execute(t.update().where(t.c.evaluated.is_(False)).values(evaluated=True, claim=token))
-            events = [r._mapping for r in conn.execute(
-                sa.select(t).where(t.c.claim == token).order_by(t.c.window_end, t.c.id)
-            )]
+            events = [
+                r._mapping
+                for r in conn.execute(sa.select(t).where(t.c.claim == token).order_by(t.c.window_end, t.c.id))
+            ]
             states = self._load_states(conn, events, clean)
             fired: dict[str, list[dict[str, Any]]] = defaultdict(list)
             changed: set[tuple[str, str]] = set()
@@ -214,13 +235,15 @@ class AlertManager:
     def _alerts_for(self, ev: Any) -> list[AlertConfig]:
         kind = EventKind(ev["kind"])
         return [
-            a for a in self.alerts.values()
+            a
+            for a in self.alerts.values()
             if kind in a.trigger
             and a.entities.matches(ev["endpoint_id"], ev["endpoint_name"], ev["app"], ev["result_name"])
         ]
 
-    def _load_states(self, conn: sa.Connection, events: list[Any],
-                     clean: Iterable[tuple[str, datetime]]) -> dict[tuple[str, str], EntityState]:
+    def _load_states(
+        self, conn: sa.Connection, events: list[Any], clean: Iterable[tuple[str, datetime]]
+    ) -> dict[tuple[str, str], EntityState]:
         s = db.alert_states
         entities = {e["entity"] for e in events}
         rows = []
@@ -231,8 +254,9 @@ class AlertManager:
             rows += list(conn.execute(sa.select(s).where(s.c.active.is_(True))))
         return {(r._mapping["alert"], r._mapping["entity"]): _state_of(r) for r in rows}
 
-    def _save_states(self, conn: sa.Connection, states: dict[tuple[str, str], EntityState],
-                     now: datetime) -> None:
+    def _save_states(
+        self, conn: sa.Connection, states: dict[tuple[str, str], EntityState], now: datetime
+    ) -> None:
         s = db.alert_states
         for (alert, entity), state in states.items():
             values = _state_row(state, now)
@@ -261,21 +285,35 @@ class AlertManager:
             lines.append(f"… and {len(events) - len(shown)} more events")
         text = "\n".join(lines)
         payload = {
-            "alert": alert.name, "project": self.project, "severity": str(alert.severity),
-            "summary": subject, "entities": entities[:1000], "entity_count": len(entities),
-            "event_count": len(events), "truncated": len(events) > len(shown), "text": text,
+            "alert": alert.name,
+            "project": self.project,
+            "severity": str(alert.severity),
+            "summary": subject,
+            "entities": entities[:1000],
+            "entity_count": len(entities),
+            "event_count": len(events),
+            "truncated": len(events) > len(shown),
+            "text": text,
             "events": [
-                {"kind": e["kind"], "entity": e["entity"], "endpoint_id": e["endpoint_id"],
-                 "endpoint_name": e["endpoint_name"], "app": e["app"], "result": e["result_name"],
-                 "window_start": db.from_db_time(e["window_start"]).isoformat(),
-                 "value": e["value"], "status": e["status"]}
+                {
+                    "kind": e["kind"],
+                    "entity": e["entity"],
+                    "endpoint_id": e["endpoint_id"],
+                    "endpoint_name": e["endpoint_name"],
+                    "app": e["app"],
+                    "result": e["result_name"],
+                    "window_start": db.from_db_time(e["window_start"]).isoformat(),
+                    "value": e["value"],
+                    "status": e["status"],
+                }
                 for e in shown
             ],
         }
         return Message(subject, text, payload)
 
-    def _enqueue_alert(self, conn: sa.Connection, alert: AlertConfig,
-                       events: list[dict[str, Any]], now: datetime) -> list[int]:
+    def _enqueue_alert(
+        self, conn: sa.Connection, alert: AlertConfig, events: list[dict[str, Any]], now: datetime
+    ) -> list[int]:
         message = self._message(alert, events)
         digest = hashlib.sha256(",".join(str(e["id"]) for e in events).encode()).hexdigest()[:32]
         return [
@@ -283,18 +321,38 @@ class AlertManager:
             for i, channel in enumerate(alert.notifications)
         ]
 
-    def _enqueue(self, conn: sa.Connection, alert: str, index: int, channel: Channel,
-                 dedup_key: str, message: Message, now: datetime) -> int:
+    def _enqueue(
+        self,
+        conn: sa.Connection,
+        alert: str,
+        index: int,
+        channel: Channel,
+        dedup_key: str,
+        message: Message,
+        now: datetime,
+    ) -> int:
         n = db.notifications
-        return int(conn.execute(n.insert().values(
-            alert=alert, channel_index=index, channel=channel.label, dedup_key=dedup_key,
-            subject=message.subject, payload=message.payload, status=PENDING, attempts=0,
-            next_attempt_at=db.to_db_time(now), created_at=db.to_db_time(now),
-        )).inserted_primary_key[0])
+        return int(
+            conn.execute(
+                n.insert().values(
+                    alert=alert,
+                    channel_index=index,
+                    channel=channel.label,
+                    dedup_key=dedup_key,
+                    subject=message.subject,
+                    payload=message.payload,
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=db.to_db_time(now),
+                    created_at=db.to_db_time(now),
+                )
+            ).inserted_primary_key[0]
+        )
 
     # -- Dagster check failures -------------------------------------------------------------
-    def enqueue_check_failure(self, check: str, partition: str | None, severity: str,
-                              metadata: dict[str, Any]) -> bool:
+    def enqueue_check_failure(
+        self, check: str, partition: str | None, severity: str, metadata: dict[str, Any]
+    ) -> bool:
         """Queue one notification per channel for a failed check on a window; False if that
         (check, window) was already queued."""
         if not self.check_channels:
@@ -302,11 +360,20 @@ class AlertManager:
         now = self.clock()
         subject = f"[{severity}] {self.project}: check {check} failed for window {partition}"
         text = "\n".join(f"- {k}: {v}" for k, v in metadata.items())
-        message = Message(subject, text, {
-            "alert": CHECKS_ALERT, "project": self.project, "check": check, "window": partition,
-            "severity": severity, "summary": subject, "text": text,
-            "metadata": {k: str(v) for k, v in metadata.items()},
-        })
+        message = Message(
+            subject,
+            text,
+            {
+                "alert": CHECKS_ALERT,
+                "project": self.project,
+                "check": check,
+                "window": partition,
+                "severity": severity,
+                "summary": subject,
+                "text": text,
+                "metadata": {k: str(v) for k, v in metadata.items()},
+            },
+        )
         n = db.notifications
         with self.engine.begin() as conn:
             keys = [f"check|{i}|{check}|{partition}" for i in range(len(self.check_channels))]
@@ -321,8 +388,10 @@ class AlertManager:
 
     # -- delivery -----------------------------------------------------------------------------
     def _channel(self, alert: str, index: int) -> Channel | None:
-        channels = self.check_channels if alert == CHECKS_ALERT else (
-            self.alerts[alert].notifications if alert in self.alerts else []
+        channels = (
+            self.check_channels
+            if alert == CHECKS_ALERT
+            else (self.alerts[alert].notifications if alert in self.alerts else [])
         )
         return channels[index] if index < len(channels) else None
 
@@ -335,19 +404,28 @@ class AlertManager:
         n = db.notifications
         report = DeliveryReport(lines=[])
         with self.engine.connect() as conn:
-            due = list(conn.execute(
-                sa.select(n).where(n.c.status == PENDING, n.c.next_attempt_at <= db.to_db_time(now))
-                .order_by(n.c.id).limit(limit)
-            ))
+            due = list(
+                conn.execute(
+                    sa.select(n)
+                    .where(n.c.status == PENDING, n.c.next_attempt_at <= db.to_db_time(now))
+                    .order_by(n.c.id)
+                    .limit(limit)
+                )
+            )
         for row in due:
             m = row._mapping
             channel = self._channel(m["alert"], m["channel_index"])
             lease = timedelta(seconds=getattr(channel, "timeout_seconds", 10) * 3 + 30)
             with self.engine.begin() as conn:
-                claimed = conn.execute(n.update().where(
-                    n.c.id == m["id"], n.c.status == PENDING,
-                    sa.or_(n.c.claimed_until.is_(None), n.c.claimed_until < db.to_db_time(now)),
-                ).values(claimed_until=db.to_db_time(now + lease))).rowcount
+                claimed = conn.execute(
+                    n.update()
+                    .where(
+                        n.c.id == m["id"],
+                        n.c.status == PENDING,
+                        sa.or_(n.c.claimed_until.is_(None), n.c.claimed_until < db.to_db_time(now)),
+                    )
+                    .values(claimed_until=db.to_db_time(now + lease))
+                ).rowcount
             if not claimed:
                 continue
             started = time.perf_counter()
@@ -382,16 +460,27 @@ class AlertManager:
         else:
             values = {"next_attempt_at": db.to_db_time(now + self.backoff(attempts)), "last_error": error}
         if error is not None:
-            log.warning("notification %s (%s via %s) failed, attempt %d: %s",
-                        m["id"], m["alert"], m["channel"], attempts, error)
+            log.warning(
+                "notification %s (%s via %s) failed, attempt %d: %s",
+                m["id"],
+                m["alert"],
+                m["channel"],
+                attempts,
+                error,
+            )
         with self.engine.begin() as conn:
-            conn.execute(a.insert().values(
-                notification_id=m["id"], attempted_at=db.to_db_time(now), ok=error is None,
-                error=error, duration_ms=duration_ms,
-            ))
-            conn.execute(n.update().where(n.c.id == m["id"]).values(
-                attempts=attempts, claimed_until=None, **values
-            ))
+            conn.execute(
+                a.insert().values(
+                    notification_id=m["id"],
+                    attempted_at=db.to_db_time(now),
+                    ok=error is None,
+                    error=error,
+                    duration_ms=duration_ms,
+                )
+            )
+            conn.execute(
+                n.update().where(n.c.id == m["id"]).values(attempts=attempts, claimed_until=None, **values)
+            )
 
     # -- inspection ---------------------------------------------------------------------------
     def states(self, alert: str | None = None, active_only: bool = False) -> list[dict[str, Any]]:
@@ -411,24 +500,35 @@ class AlertManager:
         for name, alert in self.alerts.items():
             mine = [s for s in states if s["alert"] == name]
             notified = [s["last_notified_at"] for s in mine if s["last_notified_at"]]
-            out.append({
-                "name": name, "severity": str(alert.severity), "reset_policy": str(alert.reset_policy),
-                "active_entities": [s["entity"] for s in mine if s["active"]],
-                "state": "active" if any(s["active"] for s in mine) else "inactive",
-                "last_notified_at": db.from_db_time(max(notified)) if notified else None,
-            })
+            out.append(
+                {
+                    "name": name,
+                    "severity": str(alert.severity),
+                    "reset_policy": str(alert.reset_policy),
+                    "active_entities": [s["entity"] for s in mine if s["active"]],
+                    "state": "active" if any(s["active"] for s in mine) else "inactive",
+                    "last_notified_at": db.from_db_time(max(notified)) if notified else None,
+                }
+            )
         return out
 
     def events(self, alert: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         t = db.alert_events
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                sa.select(t).order_by(t.c.window_start.desc(), t.c.id.desc()).limit(limit * 10)
-            )]
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(t).order_by(t.c.window_start.desc(), t.c.id.desc()).limit(limit * 10)
+                )
+            ]
         if alert:
             cfg = self.alerts[alert]
-            rows = [r for r in rows if EventKind(r["kind"]) in cfg.trigger and cfg.entities.matches(
-                r["endpoint_id"], r["endpoint_name"], r["app"], r["result_name"])]
+            rows = [
+                r
+                for r in rows
+                if EventKind(r["kind"]) in cfg.trigger
+                and cfg.entities.matches(r["endpoint_id"], r["endpoint_name"], r["app"], r["result_name"])
+            ]
         return rows[:limit]
 
     def notifications(self, alert: str | None = None) -> list[dict[str, Any]]:
@@ -442,9 +542,12 @@ class AlertManager:
     def attempts(self, notification_id: int) -> list[dict[str, Any]]:
         a = db.notification_attempts
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                sa.select(a).where(a.c.notification_id == notification_id).order_by(a.c.id)
-            )]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(a).where(a.c.notification_id == notification_id).order_by(a.c.id)
+                )
+            ]
 
     def reset(self, alert: str, entity: str | None = None) -> int:
         """Reset an alert (all its entities, or one) to inactive. Returns how many were reset."""
@@ -458,11 +561,14 @@ class AlertManager:
                 query = query.where(s.c.entity == entity)
             rows = list(conn.execute(query))
             for r in rows:
-                conn.execute(s.update().where(s.c.alert == alert, s.c.entity == r._mapping["entity"])
-                             .values(**_state_row(manual_reset(_state_of(r)), now)))
+                conn.execute(
+                    s.update()
+                    .where(s.c.alert == alert, s.c.entity == r._mapping["entity"])
+                    .values(**_state_row(manual_reset(_state_of(r)), now))
+                )
         return len(rows)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

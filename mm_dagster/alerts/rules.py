@@ -23,8 +23,9 @@ def cooldown_over(alert: AlertConfig, state: EntityState, now: datetime) -> bool
     return state.last_notified_at is None or now - state.last_notified_at >= alert.cooldown  # type: ignore[operator]
 
 
-def on_event(alert: AlertConfig, state: EntityState, event_time: datetime, now: datetime
-             ) -> tuple[EntityState, bool]:
+def on_event(
+    alert: AlertConfig, state: EntityState, event_time: datetime, now: datetime
+) -> tuple[EntityState, bool]:
     """Apply one event; returns the new state and whether to notify."""
     period = alert.criteria.period
     recent = tuple(sorted(t for t in (*state.recent, event_time) if t > event_time - period))

@@ -103,8 +103,13 @@ class MonitoringApplicationContext:
         if unique_per_endpoint:
             key = f"{key}-{self.endpoint_id}"
         uri = self._artifacts.log(
-            self.application_name, key, body=body, local_path=local_path, suffix=suffix,
-            endpoint_id=self.endpoint_id, window_start=self.window.start,
+            self.application_name,
+            key,
+            body=body,
+            local_path=local_path,
+            suffix=suffix,
+            endpoint_id=self.endpoint_id,
+            window_start=self.window.start,
         )
         self.artifact_uris[key] = uri
         return uri
@@ -113,7 +118,10 @@ class MonitoringApplicationContext:
         if unique_per_endpoint:
             key = f"{key}-{self.endpoint_id}"
         uri = self._artifacts.log_dataset(
-            self.application_name, key, df, endpoint_id=self.endpoint_id,
+            self.application_name,
+            key,
+            df,
+            endpoint_id=self.endpoint_id,
             window_start=self.window.start,
         )
         self.artifact_uris[key] = uri

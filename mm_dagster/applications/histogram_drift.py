@@ -53,7 +53,8 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         self.min_window_rows = min_window_rows
         self.effect_size_floor = effect_size_floor
         if (feature_alpha_potential, feature_alpha_detected) == (
-            DEFAULT_CACHE.alpha_potential, DEFAULT_CACHE.alpha_detected
+            DEFAULT_CACHE.alpha_potential,
+            DEFAULT_CACHE.alpha_detected,
         ):
             self.null_cache = DEFAULT_CACHE
         else:
@@ -80,9 +81,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             if too_small
             else status_from_thresholds(general, self.potential, self.detected)
         )
-        per_feature = {
-            d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts
-        }
+        per_feature = {d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts}
         verdicts = [feature_verdict(d, self.null_cache, self.effect_size_floor) for d in drifts]
         worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
         drifting = sorted(

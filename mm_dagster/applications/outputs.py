@@ -95,8 +95,9 @@ class ModelMonitoringApplicationMetric:
 AppOutput = ModelMonitoringApplicationResult | ModelMonitoringApplicationMetric
 
 
-def normalise_outputs(returned: object) -> tuple[list[ModelMonitoringApplicationResult],
-                                                  list[ModelMonitoringApplicationMetric]]:
+def normalise_outputs(
+    returned: object,
+) -> tuple[list[ModelMonitoringApplicationResult], list[ModelMonitoringApplicationMetric]]:
     """Split what `do_tracking` returned into results and metrics, or raise AppOutputError."""
     if returned is None:
         items: list[object] = []

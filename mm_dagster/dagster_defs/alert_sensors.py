@@ -28,11 +28,15 @@ DELIVERY_SENSOR = "mm_alert_delivery"
 DELIVERY_INTERVAL_SECONDS = 30
 
 
-def manager_for(monitoring: Monitoring, config: MonitoringConfig,
-                clock: Callable[[], datetime]) -> AlertManager:
+def manager_for(
+    monitoring: Monitoring, config: MonitoringConfig, clock: Callable[[], datetime]
+) -> AlertManager:
     return AlertManager(
-        monitoring.engine, config.alerts, check_channels=config.check_notifications,
-        project=config.project, clock=clock,
+        monitoring.engine,
+        config.alerts,
+        check_channels=config.check_notifications,
+        project=config.project,
+        clock=clock,
     )
 
 
@@ -83,8 +87,9 @@ def build_alert_wiring(
     return [record_alert_events], sensors
 
 
-def _check_sensor(config: MonitoringConfig, clock: Callable[[], datetime],
-                  status: DagsterRunStatus) -> SensorDefinition:
+def _check_sensor(
+    config: MonitoringConfig, clock: Callable[[], datetime], status: DagsterRunStatus
+) -> SensorDefinition:
     from mm_dagster.dagster_defs.definitions import MONITORING_JOB
 
     @run_status_sensor(

@@ -54,10 +54,7 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str]) -> dict[str, object]:
     rows = sorted(
-        (
-            (names.get(e, e), len(df), int(df["error"].notna().sum()))
-            for e, df in events.items()
-        ),
+        ((names.get(e, e), len(df), int(df["error"].notna().sum())) for e, df in events.items()),
         key=lambda r: -r[1],
     )
     return {
@@ -120,8 +117,10 @@ def check_result_for(report: AppWindowReport) -> tuple[bool, AssetCheckSeverity,
     }
     if worst:
         metadata["worst_endpoints"] = MetadataValue.md(
-            _markdown_table(["endpoint", "result", "status", "value"],
-                            [(e, n, ResultStatusApp(s).name, f"{v:.4f}") for e, n, s, v in worst])
+            _markdown_table(
+                ["endpoint", "result", "status", "value"],
+                [(e, n, ResultStatusApp(s).name, f"{v:.4f}") for e, n, s, v in worst],
+            )
         )
     if detected:
         return False, AssetCheckSeverity.ERROR, metadata
@@ -162,16 +161,28 @@ def build_app_assets(
     @multi_asset(
         name=f"mm_app_{app_name.replace('-', '_')}",
         specs=[
-            AssetSpec(r_key, deps=[WINDOW_EVENTS], group_name=GROUP, kinds={"sql"},
-                      description=f"Results of monitoring app {app_name!r} per endpoint and window."),
-            AssetSpec(m_key, deps=[WINDOW_EVENTS], group_name=GROUP, kinds={"sql"},
-                      description=f"Metrics of monitoring app {app_name!r} per endpoint and window."),
+            AssetSpec(
+                r_key,
+                deps=[WINDOW_EVENTS],
+                group_name=GROUP,
+                kinds={"sql"},
+                description=f"Results of monitoring app {app_name!r} per endpoint and window.",
+            ),
+            AssetSpec(
+                m_key,
+                deps=[WINDOW_EVENTS],
+                group_name=GROUP,
+                kinds={"sql"},
+                description=f"Metrics of monitoring app {app_name!r} per endpoint and window.",
+            ),
         ],
         check_specs=[
             AssetCheckSpec(
-                CHECK_NAME, asset=r_key, partitions_def=partitions_def,
+                CHECK_NAME,
+                asset=r_key,
+                partitions_def=partitions_def,
                 description="Fails with ERROR when any endpoint's result is detected, "
-                            "WARN when any is potential_detection.",
+                "WARN when any is potential_detection.",
             )
         ],
         partitions_def=partitions_def,
@@ -189,41 +200,57 @@ def build_app_assets(
             for hook in on_report:
                 hook(monitoring, report)
             reports.append(report)
-        failed_everywhere = [
-            r for r in reports if r.failures and not r.outputs
-        ]
+        failed_everywhere = [r for r in reports if r.failures and not r.outputs]
         if failed_everywhere:
             raise Failure(
                 description=f"app {app_name!r} failed for every endpoint in "
-                            f"{len(failed_everywhere)} window(s)",
-                metadata={"errors": MetadataValue.md(
-                    "\n".join(f"- {e}" for r in failed_everywhere for e in list(r.failures.values())[:5])
-                )},
+                f"{len(failed_everywhere)} window(s)",
+                metadata={
+                    "errors": MetadataValue.md(
+                        "\n".join(f"- {e}" for r in failed_everywhere for e in list(r.failures.values())[:5])
+                    )
+                },
             )
-        metadata = report_metadata(reports[0]) if len(reports) == 1 else {
-            "windows": len(reports),
-            "endpoints_analysed": sum(r.endpoints_analysed for r in reports),
-            "endpoints_failed": sum(len(r.failures) for r in reports),
-        }
+        metadata = (
+            report_metadata(reports[0])
+            if len(reports) == 1
+            else {
+                "windows": len(reports),
+                "endpoints_analysed": sum(r.endpoints_analysed for r in reports),
+                "endpoints_failed": sum(len(r.failures) for r in reports),
+            }
+        )
         selected = context.selected_asset_keys
         if r_key in selected:
             yield MaterializeResult(asset_key=r_key, metadata=metadata)  # type: ignore[arg-type]
         if m_key in selected:
-            yield MaterializeResult(asset_key=m_key, metadata={
-                "metrics": sum(len(out[1]) for r in reports for out in r.outputs.values())
-            })
+            yield MaterializeResult(
+                asset_key=m_key,
+                metadata={"metrics": sum(len(out[1]) for r in reports for out in r.outputs.values())},
+            )
         if AssetCheckKey(r_key, CHECK_NAME) not in context.selected_asset_check_keys:
             return
         if len(reports) == 1:
             passed, severity, meta = check_result_for(reports[0])
-            yield AssetCheckResult(passed=passed, severity=severity, metadata=meta,  # type: ignore[arg-type]
-                                   asset_key=r_key, check_name=CHECK_NAME)
+            yield AssetCheckResult(
+                passed=passed,
+                severity=severity,
+                metadata=meta,  # type: ignore[arg-type]
+                asset_key=r_key,
+                check_name=CHECK_NAME,
+            )
             return
         for report in reports:
             passed, severity, meta = check_result_for(report)
-            context.log_event(AssetCheckEvaluation(
-                asset_key=r_key, check_name=CHECK_NAME, passed=passed, severity=severity,
-                metadata=meta, partition=report.window.key,  # type: ignore[arg-type]
-            ))
+            context.log_event(
+                AssetCheckEvaluation(
+                    asset_key=r_key,
+                    check_name=CHECK_NAME,
+                    passed=passed,
+                    severity=severity,
+                    metadata=meta,
+                    partition=report.window.key,  # type: ignore[arg-type]
+                )
+            )
 
     return app_assets

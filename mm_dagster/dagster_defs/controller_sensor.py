@@ -32,8 +32,7 @@ def build_controller_sensor(
         job=job,
         minimum_interval_seconds=config.sensor_interval_seconds,
         default_status=(
-            DefaultSensorStatus.RUNNING if config.sensor_running_by_default
-            else DefaultSensorStatus.STOPPED
+            DefaultSensorStatus.RUNNING if config.sensor_running_by_default else DefaultSensorStatus.STOPPED
         ),
         description=f"Requests one monitoring run per closed {config.base_period}-minute window.",
     )
@@ -47,13 +46,18 @@ def build_controller_sensor(
         new_spans = arrival_spans(engine, events_from=start, events_before=closed_end)
         late_spans = (
             arrival_spans(engine, after_id=cursor.arrival_id, events_before=cursor.last_end)
-            if cursor.last_end is not None else []
+            if cursor.last_end is not None
+            else []
         )
         plan = plan_requests(
-            cursor, now=now, base_period=config.base_period,
+            cursor,
+            now=now,
+            base_period=config.base_period,
             allowed_lateness=config.allowed_lateness,
-            max_catchup_windows=config.max_catchup_windows, new_spans=new_spans,
-            late_spans=late_spans, max_arrival_id=max_arrival_id(engine),
+            max_catchup_windows=config.max_catchup_windows,
+            new_spans=new_spans,
+            late_spans=late_spans,
+            max_arrival_id=max_arrival_id(engine),
         )
         if plan.skipped:
             context.log.warning(

@@ -18,7 +18,10 @@ class MonitoringResource(ConfigurableResource):
 
     def settings(self) -> StorageSettings:
         return StorageSettings.resolve(
-            self.home, self.database_url, self.events_root, self.artifacts_root,
+            self.home,
+            self.database_url,
+            self.events_root,
+            self.artifacts_root,
             self.partition_minutes,
         )
 

@@ -30,7 +30,9 @@ def arrival_spans(
     """Arrival spans grouped by slot, filtered by arrival id and event time (indexed columns)."""
     a = db.arrivals
     query = sa.select(
-        sa.func.min(a.c.first_event), sa.func.max(a.c.last_event), sa.func.sum(a.c.events),
+        sa.func.min(a.c.first_event),
+        sa.func.max(a.c.last_event),
+        sa.func.sum(a.c.events),
         sa.func.max(a.c.id),
     ).group_by(a.c.slot_start)
     if after_id is not None:

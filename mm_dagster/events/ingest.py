@@ -56,10 +56,10 @@ class EventIngestor:
         with self.engine.begin() as conn:
             conn.execute(db.arrivals.insert(), rows)
             self.registry.note_requests(
-                conn, ep.id,
+                conn,
+                ep.id,
                 first=min(f.first_event for f in staged),
                 last=max(f.last_event for f in staged),
                 events=sum(f.events for f in staged),
                 errors=sum(f.errors for f in staged),
             )
-

@@ -27,9 +27,7 @@ class EventRecorder:
     events are acknowledged when a flush returns; `flush()` forces one.
     """
 
-    def __init__(
-        self, ingestor: EventIngestor, max_events: int = 1000, max_seconds: float = 5.0
-    ) -> None:
+    def __init__(self, ingestor: EventIngestor, max_events: int = 1000, max_seconds: float = 5.0) -> None:
         self.ingestor = ingestor
         self.max_events = max_events
         self.max_seconds = max_seconds
@@ -38,8 +36,7 @@ class EventRecorder:
         self._lock = threading.RLock()
         self._oldest: float | None = None
         self._stop = threading.Event()
-        self._timer = threading.Thread(target=self._flush_periodically, daemon=True,
-                                       name="mm-event-recorder")
+        self._timer = threading.Thread(target=self._flush_periodically, daemon=True, name="mm-event-recorder")
         self._timer.start()
         atexit.register(self.close)
 
@@ -85,9 +82,7 @@ class EventRecorder:
             stored = 0
             for endpoint_id, rows in buffers.items():
                 try:
-                    stored += self.ingestor.record_events(
-                        self._endpoints[endpoint_id], pd.DataFrame(rows)
-                    )
+                    stored += self.ingestor.record_events(self._endpoints[endpoint_id], pd.DataFrame(rows))
                 except Exception:
                     # Keep what was not stored for the next flush.
                     self._buffers[endpoint_id][:0] = rows
@@ -132,9 +127,7 @@ def _outputs_of(outputs: Any, label_names: Sequence[str], n: int) -> list[dict[s
         return outputs.to_dict(orient="records")
     if hasattr(outputs, "tolist"):
         outputs = outputs.tolist()
-    values = list(outputs) if isinstance(outputs, Sequence) and not isinstance(outputs, str) else [
-        outputs
-    ]
+    values = list(outputs) if isinstance(outputs, Sequence) and not isinstance(outputs, str) else [outputs]
     if len(values) != n:
         raise EventValidationError(
             f"predict returned {len(values)} outputs for {n} input rows (labels {label_names})"
@@ -144,9 +137,7 @@ def _outputs_of(outputs: Any, label_names: Sequence[str], n: int) -> list[dict[s
     return [dict(zip(label_names, v, strict=True)) for v in values]
 
 
-def monitored(
-    predict: Callable[[Any], Any], endpoint: str, recorder: EventRecorder
-) -> Callable[[Any], Any]:
+def monitored(predict: Callable[[Any], Any], endpoint: str, recorder: EventRecorder) -> Callable[[Any], Any]:
     """Wrap `predict(inputs) -> outputs` so each call records one event per input row."""
     ep = recorder._endpoint(endpoint)
 
@@ -159,8 +150,14 @@ def monitored(
         except Exception as exc:
             latency = (time.perf_counter() - started) * 1e6
             for i, row in enumerate(rows):
-                recorder.record(ep.id, row, None, latency_us=latency, request_id=f"{request_id}-{i}",
-                                error=f"{type(exc).__name__}: {exc}")
+                recorder.record(
+                    ep.id,
+                    row,
+                    None,
+                    latency_us=latency,
+                    request_id=f"{request_id}-{i}",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             raise
         latency = (time.perf_counter() - started) * 1e6
         for i, (row, out) in enumerate(

@@ -42,8 +42,8 @@ class StagedFile:
 
 class EventStore:
     def __init__(self, root: str, partition_minutes: int = 10) -> None:
-        self.fs, path = pafs.FileSystem.from_uri(root) if "://" in root else (
-            pafs.LocalFileSystem(), str(root)
+        self.fs, path = (
+            pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), str(root))
         )
         self.root = path.rstrip("/")
         self.fs.create_dir(self.root, recursive=True)
@@ -86,16 +86,18 @@ class EventStore:
                 name = f"{endpoint_id}-{uuid.uuid4().hex}.parquet"
                 temp = f"{directory}/.tmp-{name}"
                 pq.write_table(table.slice(lo, hi - lo), temp, filesystem=self.fs)
-                staged.append(StagedFile(
-                    endpoint_id=endpoint_id,
-                    slot_start=slot_start,
-                    temp_path=temp,
-                    final_path=f"{directory}/{name}",
-                    events=int(hi - lo),
-                    errors=int(errors[lo:hi].sum()),
-                    first_event=datetime.fromtimestamp(micros[lo] / 1e6, UTC),
-                    last_event=datetime.fromtimestamp(micros[hi - 1] / 1e6, UTC),
-                ))
+                staged.append(
+                    StagedFile(
+                        endpoint_id=endpoint_id,
+                        slot_start=slot_start,
+                        temp_path=temp,
+                        final_path=f"{directory}/{name}",
+                        events=int(hi - lo),
+                        errors=int(errors[lo:hi].sum()),
+                        first_event=datetime.fromtimestamp(micros[lo] / 1e6, UTC),
+                        last_event=datetime.fromtimestamp(micros[hi - 1] / 1e6, UTC),
+                    )
+                )
         except Exception:
             self.discard(staged)
             raise
@@ -124,14 +126,9 @@ class EventStore:
             slot += step
         return by_endpoint
 
-    def read_window(
-        self, window: Window, endpoint_ids: set[str] | None = None
-    ) -> dict[str, pd.DataFrame]:
+    def read_window(self, window: Window, endpoint_ids: set[str] | None = None) -> dict[str, pd.DataFrame]:
         """The window's events per endpoint, sorted by timestamp."""
-        aligned = (
-            self.slot_of(window.start) == window.start
-            and window.minutes % self.partition_minutes == 0
-        )
+        aligned = self.slot_of(window.start) == window.start and window.minutes % self.partition_minutes == 0
         out: dict[str, pd.DataFrame] = {}
         for endpoint_id, files in sorted(self.window_files(window).items()):
             if endpoint_ids is not None and endpoint_id not in endpoint_ids:

@@ -77,8 +77,7 @@ def _typed_objects(
         row = _first_bad(s.index, bad)
         expected = "a string" if kind == STRING else "a bool"
         raise _fail(endpoint, col, row, f"expected {expected}, got {_plain(s.loc[row])!r}")
-    return pa.array([None if m else v for v, m in zip(values, missing, strict=True)],
-                    type=ARROW_TYPES[kind])
+    return pa.array([None if m else v for v, m in zip(values, missing, strict=True)], type=ARROW_TYPES[kind])
 
 
 def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp) -> pa.Table:
@@ -94,9 +93,13 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
         raise _fail(endpoint, missing[0], None, f"missing from the events (missing: {missing})")
     extra = [c for c in columns if c not in expected and c not in (*META_COLUMNS, "endpoint_id")]
     if extra:
-        raise _fail(endpoint, extra[0], None,
-                    f"is not a feature or label of this endpoint (extra: {extra}; "
-                    f"features {endpoint.feature_names}, labels {endpoint.label_names})")
+        raise _fail(
+            endpoint,
+            extra[0],
+            None,
+            f"is not a feature or label of this endpoint (extra: {extra}; "
+            f"features {endpoint.feature_names}, labels {endpoint.label_names})",
+        )
     if "endpoint_id" in columns:
         wrong = df["endpoint_id"].astype(str) != endpoint.id
         if wrong.any():
@@ -134,8 +137,12 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
         bad = (lat.isna() & df["latency_us"].notna()).to_numpy() | (lat < 0).to_numpy()
         if bad.any():
             row = _first_bad(df.index, bad)
-            raise _fail(endpoint, "latency_us", row,
-                        f"expected a non-negative number, got {df.loc[row, 'latency_us']!r}")
+            raise _fail(
+                endpoint,
+                "latency_us",
+                row,
+                f"expected a non-negative number, got {df.loc[row, 'latency_us']!r}",
+            )
         arrays["latency_us"] = pa.array(lat.round().astype("Int64"), type=pa.int64())
     else:
         arrays["latency_us"] = pa.nulls(n, type=pa.int64())
@@ -144,8 +151,9 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
     if "error" in columns:
         err = df["error"]
         err = err.where(err.notna() & (err.astype(str) != ""), None)
-        arrays["error"] = _typed_objects(endpoint, "error", err.astype(object),
-                                         np.ones(n, dtype=bool), STRING)
+        arrays["error"] = _typed_objects(
+            endpoint, "error", err.astype(object), np.ones(n, dtype=bool), STRING
+        )
         has_error = err.notna().to_numpy()
     else:
         arrays["error"] = pa.nulls(n, type=pa.string())

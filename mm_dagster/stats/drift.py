@@ -67,17 +67,19 @@ def feature_drifts(
         if w_counts.sum() == 0 or r_counts.sum() == 0:
             continue
         t, u = normalise(w_counts), normalise(r_counts)
-        drifts.append(FeatureDrift(
-            feature=feature,
-            kind=ref.get("type", NUMERIC),
-            window_rows=int(w_counts.sum()),
-            reference_rows=int(r_counts.sum()),
-            window_counts=w_counts,
-            reference_counts=r_counts,
-            tvd=float(total_variation(t, u)),
-            hellinger=float(hellinger(t, u)),
-            kld=float(symmetric_kl(t, u)),
-        ))
+        drifts.append(
+            FeatureDrift(
+                feature=feature,
+                kind=ref.get("type", NUMERIC),
+                window_rows=int(w_counts.sum()),
+                reference_rows=int(r_counts.sum()),
+                window_counts=w_counts,
+                reference_counts=r_counts,
+                tvd=float(total_variation(t, u)),
+                hellinger=float(hellinger(t, u)),
+                kld=float(symmetric_kl(t, u)),
+            )
+        )
     return drifts
 
 

@@ -45,9 +45,7 @@ def padded_edges(inner: np.ndarray) -> np.ndarray:
     return np.concatenate(([-FLOAT_MAX], inner, [FLOAT_MAX]))
 
 
-def bin_counts(
-    values: np.ndarray, edges: np.ndarray, *, mlrun_compatible: bool = False
-) -> np.ndarray:
+def bin_counts(values: np.ndarray, edges: np.ndarray, *, mlrun_compatible: bool = False) -> np.ndarray:
     """Counts of `values` in the 22 padded bins given by the 23 `edges`; NaN is ignored.
 
     Bins are [e_i, e_i+1). A value equal to the reference max (edges[-2]) counts in the last real

@@ -73,8 +73,7 @@ class NullThresholdCache:
     ) -> None:
         if not 0 < alpha_detected < alpha_potential < 1:
             raise ValueError(
-                f"need 0 < alpha_detected ({alpha_detected}) < alpha_potential "
-                f"({alpha_potential}) < 1"
+                f"need 0 < alpha_detected ({alpha_detected}) < alpha_potential ({alpha_potential}) < 1"
             )
         self.alpha_potential = alpha_potential
         self.alpha_detected = alpha_detected

@@ -79,8 +79,7 @@ app_failures = sa.Table(
 arrivals = sa.Table(
     "mm_event_arrivals",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("slot_start", sa.DateTime, nullable=False),
     sa.Column("endpoint_id", _ID, nullable=False),
     sa.Column("events", sa.Integer, nullable=False),
@@ -192,8 +191,7 @@ def _create_latest_views(engine: Engine) -> None:
 alert_events = sa.Table(
     "mm_alert_events",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("entity", sa.String(400), nullable=False),
     sa.Column("endpoint_id", _ID, nullable=False),
@@ -228,8 +226,7 @@ alert_states = sa.Table(
 notifications = sa.Table(
     "mm_notifications",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("alert", _NAME, nullable=False),
     sa.Column("channel_index", sa.Integer, nullable=False),
     sa.Column("channel", sa.String(512), nullable=False),
@@ -249,8 +246,7 @@ notifications = sa.Table(
 notification_attempts = sa.Table(
     "mm_notification_attempts",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("notification_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("attempted_at", sa.DateTime, nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),

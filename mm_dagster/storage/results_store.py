@@ -58,17 +58,27 @@ class AppFailure:
 def _result(row: sa.Row) -> StoredResult:
     m = row._mapping
     return StoredResult(
-        m["endpoint_id"], m["app"], m["name"], db.from_db_time(m["window_start"]),
-        db.from_db_time(m["window_end"]), ResultKindApp(m["kind"]), ResultStatusApp(m["status"]),
-        m["value"], m["extra_data"],
+        m["endpoint_id"],
+        m["app"],
+        m["name"],
+        db.from_db_time(m["window_start"]),
+        db.from_db_time(m["window_end"]),
+        ResultKindApp(m["kind"]),
+        ResultStatusApp(m["status"]),
+        m["value"],
+        m["extra_data"],
     )
 
 
 def _metric(row: sa.Row) -> StoredMetric:
     m = row._mapping
     return StoredMetric(
-        m["endpoint_id"], m["app"], m["name"], db.from_db_time(m["window_start"]),
-        db.from_db_time(m["window_end"]), m["value"],
+        m["endpoint_id"],
+        m["app"],
+        m["name"],
+        db.from_db_time(m["window_start"]),
+        db.from_db_time(m["window_end"]),
+        m["value"],
     )
 
 
@@ -96,40 +106,66 @@ class ResultsStore:
         for endpoint_id, (results, metrics) in outputs.items():
             key = {"endpoint_id": endpoint_id, "app": app, "window_start": start, "window_end": end}
             result_rows += [
-                {**key, "name": r.name, "kind": r.kind.value, "status": int(r.status),
-                 "value": r.value, "extra_data": r.extra_data, "updated_at": now}
+                {
+                    **key,
+                    "name": r.name,
+                    "kind": r.kind.value,
+                    "status": int(r.status),
+                    "value": r.value,
+                    "extra_data": r.extra_data,
+                    "updated_at": now,
+                }
                 for r in results
             ]
-            metric_rows += [{**key, "name": m.name, "value": m.value, "updated_at": now}
-                            for m in metrics]
+            metric_rows += [{**key, "name": m.name, "value": m.value, "updated_at": now} for m in metrics]
         failure_rows = [
-            {"endpoint_id": e, "app": app, "window_start": start, "window_end": end,
-             "error": err, "failed_at": now}
+            {
+                "endpoint_id": e,
+                "app": app,
+                "window_start": start,
+                "window_end": end,
+                "error": err,
+                "failed_at": now,
+            }
             for e, err in (failures or {}).items()
         ]
         replaced = list(outputs)
         with self.engine.begin() as conn:
             for table in (db.results, db.metrics, db.app_failures):
                 for i in range(0, len(replaced), _CHUNK):
-                    conn.execute(table.delete().where(
-                        table.c.app == app, table.c.window_start == start,
-                        table.c.endpoint_id.in_(replaced[i:i + _CHUNK]),
-                    ))
+                    conn.execute(
+                        table.delete().where(
+                            table.c.app == app,
+                            table.c.window_start == start,
+                            table.c.endpoint_id.in_(replaced[i : i + _CHUNK]),
+                        )
+                    )
             failed = [r["endpoint_id"] for r in failure_rows]
             for i in range(0, len(failed), _CHUNK):
-                conn.execute(db.app_failures.delete().where(
-                    db.app_failures.c.app == app, db.app_failures.c.window_start == start,
-                    db.app_failures.c.endpoint_id.in_(failed[i:i + _CHUNK]),
-                ))
-            for table, rows in ((db.results, result_rows), (db.metrics, metric_rows),
-                                (db.app_failures, failure_rows)):
+                conn.execute(
+                    db.app_failures.delete().where(
+                        db.app_failures.c.app == app,
+                        db.app_failures.c.window_start == start,
+                        db.app_failures.c.endpoint_id.in_(failed[i : i + _CHUNK]),
+                    )
+                )
+            for table, rows in (
+                (db.results, result_rows),
+                (db.metrics, metric_rows),
+                (db.app_failures, failure_rows),
+            ):
                 if rows:
                     conn.execute(table.insert(), rows)
 
     @staticmethod
     def _filtered(
-        table: sa.Table, query: sa.Select, endpoint_id: str | Sequence[str] | None, app: str | None,
-        name: str | None, start: datetime | None, end: datetime | None,
+        table: sa.Table,
+        query: sa.Select,
+        endpoint_id: str | Sequence[str] | None,
+        app: str | None,
+        name: str | None,
+        start: datetime | None,
+        end: datetime | None,
     ) -> sa.Select:
         if isinstance(endpoint_id, str):
             query = query.where(table.c.endpoint_id == endpoint_id)
@@ -146,8 +182,12 @@ class ResultsStore:
         return query.order_by(table.c.window_start, table.c.endpoint_id, table.c.name)
 
     def results(
-        self, endpoint_id: str | Sequence[str] | None = None, app: str | None = None,
-        name: str | None = None, start: datetime | None = None, end: datetime | None = None,
+        self,
+        endpoint_id: str | Sequence[str] | None = None,
+        app: str | None = None,
+        name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> list[StoredResult]:
         """Results of endpoint(s) and app with window_start in [start, end)."""
         t = db.results
@@ -156,26 +196,26 @@ class ResultsStore:
             return [_result(r) for r in conn.execute(query)]
 
     def metrics(
-        self, endpoint_id: str | Sequence[str] | None = None, app: str | None = None,
-        name: str | None = None, start: datetime | None = None, end: datetime | None = None,
+        self,
+        endpoint_id: str | Sequence[str] | None = None,
+        app: str | None = None,
+        name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> list[StoredMetric]:
         t = db.metrics
         query = self._filtered(t, sa.select(t), endpoint_id, app, name, start, end)
         with self.engine.connect() as conn:
             return [_metric(r) for r in conn.execute(query)]
 
-    def latest_results(
-        self, endpoint_id: str | None = None, app: str | None = None
-    ) -> list[StoredResult]:
+    def latest_results(self, endpoint_id: str | None = None, app: str | None = None) -> list[StoredResult]:
         """The newest result per (endpoint, app, name)."""
         t = db.results
         query = self._filtered(t, db.latest_select(t), endpoint_id, app, None, None, None)
         with self.engine.connect() as conn:
             return [_result(r) for r in conn.execute(query)]
 
-    def latest_metrics(
-        self, endpoint_id: str | None = None, app: str | None = None
-    ) -> list[StoredMetric]:
+    def latest_metrics(self, endpoint_id: str | None = None, app: str | None = None) -> list[StoredMetric]:
         t = db.metrics
         query = self._filtered(t, db.latest_select(t), endpoint_id, app, None, None, None)
         with self.engine.connect() as conn:
@@ -194,7 +234,12 @@ class ResultsStore:
             query = query.where(t.c.window_start < db.to_db_time(end))
         with self.engine.connect() as conn:
             return [
-                AppFailure(m["endpoint_id"], m["app"], db.from_db_time(m["window_start"]),
-                           db.from_db_time(m["window_end"]), m["error"])
+                AppFailure(
+                    m["endpoint_id"],
+                    m["app"],
+                    db.from_db_time(m["window_start"]),
+                    db.from_db_time(m["window_end"]),
+                    m["error"],
+                )
                 for m in (r._mapping for r in conn.execute(query))
             ]
