@@ -89,6 +89,18 @@ def send_slack(channel: SlackChannel, message: Message) -> None:
     _post_json(url, body, {}, channel.timeout_seconds, [url])
 
 
+def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """One AUTH attempt with PLAIN or LOGIN (smtplib's `login` would retry every mechanism)."""
+    smtp.ehlo_or_helo_if_needed()
+    offered = smtp.esmtp_features.get("auth", "").upper().split()
+    mechanism = next((m for m in ("PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        smtp.login(user, password)
+        return
+    smtp.user, smtp.password = user, password
+    smtp.auth(mechanism, getattr(smtp, f"auth_{mechanism.lower()}"))
+
+
 def send_email(channel: EmailChannel, message: Message) -> None:
     email = EmailMessage()
     email["Subject"] = message.subject
@@ -99,12 +111,12 @@ def send_email(channel: EmailChannel, message: Message) -> None:
     try:
         with smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout_seconds) as smtp:
             if channel.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=channel.ca_file))
             if channel.username_env and channel.password_env:
                 user = read_secret(channel.username_env, "email channel")
                 password = read_secret(channel.password_env, "email channel")
                 secrets += [user, password]
-                smtp.login(user, password)
+                _login(smtp, user, password)
             smtp.send_message(email)
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(f"SMTP authentication rejected ({exc.smtp_code})") from None

@@ -137,6 +137,7 @@ class EmailChannel:
     username_env: str | None = None
     password_env: str | None = None
     timeout_seconds: float = 10.0
+    ca_file: str | None = None  # a private CA for STARTTLS; the system's CAs otherwise
     kind = "email"
 
     def __post_init__(self) -> None:
@@ -294,16 +295,17 @@ def alert_from_dict(raw: Any, where: str) -> AlertConfig:
     if not isinstance(raw, Mapping):
         raise AlertConfigError(f"{where}: an alert must be a mapping, got {type(raw).__name__}")
     args = dict(raw)
-    name = args.get("name", "?")
-    here = f"{where} (alert {name!r})"
-    args["notifications"] = [_channel_from_dict(c, here) for c in args.get("notifications") or []]
-    if "entities" in args:
-        args["entities"] = EntityFilter(**args["entities"])
-    if "criteria" in args:
-        args["criteria"] = Criteria(**args["criteria"])
+    here = f"{where} (alert {args.get('name', '?')!r})"
     try:
+        args["notifications"] = [_channel_from_dict(c, here) for c in args.get("notifications") or []]
+        if "entities" in args:
+            args["entities"] = EntityFilter(**args["entities"])
+        if "criteria" in args:
+            args["criteria"] = Criteria(**args["criteria"])
         return AlertConfig(**args)
-    except TypeError as exc:
+    except AlertConfigError:
+        raise
+    except (TypeError, MonitoringError) as exc:
         raise AlertConfigError(f"{here}: {exc}") from exc
 
 

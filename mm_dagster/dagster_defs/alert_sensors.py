@@ -55,7 +55,7 @@ def queue_failed_checks(context: RunStatusSensorContext, manager: AlertManager) 
     ).records
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
-        if evaluation.passed:
+        if evaluation.passed or evaluation.asset_key.path[0] != "mm":
             continue
         check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
@@ -90,8 +90,6 @@ def build_alert_wiring(
 def _check_sensor(
     config: MonitoringConfig, clock: Callable[[], datetime], status: DagsterRunStatus
 ) -> SensorDefinition:
-    from mm_dagster.dagster_defs.definitions import MONITORING_JOB
-
     @run_status_sensor(
         name=f"mm_check_notifications_on_{status.value.lower()}",
         run_status=status,
@@ -100,8 +98,6 @@ def _check_sensor(
         description="Notifies once per failed drift check and window.",
     )
     def check_notifications(context: RunStatusSensorContext, mm: MonitoringResource) -> None:
-        if context.dagster_run.job_name != MONITORING_JOB:
-            return
         manager = manager_for(mm.monitoring(), config, clock)
         queued = queue_failed_checks(context, manager)
         context.log.info(f"queued {queued} check notification(s); {deliver(manager, context.log)}")

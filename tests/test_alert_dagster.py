@@ -1,0 +1,75 @@
+"""Alerts through Dagster: the app step raises events, sensors deliver; one alert per (check, window)."""
+
+from pathlib import Path
+
+from dagster import (
+    DagsterEventType,
+    DagsterRunStatus,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+
+from mm_dagster.alerts import WebhookChannel, data_drift_detected
+from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
+from mm_dagster.dagster_defs.resources import MonitoringResource
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+
+from .conftest import past_window
+from .servers import http_sink
+
+
+def test_check_failure_notifies_once_per_window_and_not_on_rerun(isolated_home: Path) -> None:
+    home = str(isolated_home)
+    mm = Monitoring(home=home)
+    mm.create_endpoint("drifty", reference=reference_frame(4000, seed=2), label_names=["prediction"])
+    window = past_window(60)
+    mm.record_events(
+        "drifty",
+        traffic_frame(
+            400, window.start, window.end, TrafficShape(mean_shift=3.0, drifted_features=4), seed=5
+        ),
+    )
+    resource = MonitoringResource(home=home)
+    with http_sink() as checks_hook, http_sink() as alerts_hook:
+        config = MonitoringConfig(
+            apps=[HistogramDataDriftApplication()],
+            partitions_start="2026-11-01",
+            check_notifications=[WebhookChannel(checks_hook.url)],
+            alerts=[data_drift_detected([WebhookChannel(alerts_hook.url)])],
+        )
+        defs = build_definitions(config, resource=resource)
+        sensor = defs.resolve_sensor_def("mm_check_notifications_on_success")
+        delivery = defs.resolve_sensor_def("mm_alert_delivery")
+        with instance_for_test() as instance:
+            for _ in range(2):  # the second run is a re-run of the same window
+                result = materialize(
+                    list(defs.assets), partition_key=window.key, instance=instance, resources={"mm": resource}
+                )
+                run = instance.get_run_by_id(result.run_id)
+                (record,) = instance.get_records_for_run(
+                    result.run_id, of_type=DagsterEventType.RUN_SUCCESS
+                ).records
+                success = record.event_log_entry.dagster_event
+                assert run is not None and run.status == DagsterRunStatus.SUCCESS
+                context = build_run_status_sensor_context(
+                    sensor_name=sensor.name,
+                    dagster_event=success,
+                    dagster_instance=instance,
+                    dagster_run=run,
+                    resources={"mm": resource},
+                )
+                sensor(context)  # type: ignore[operator]
+                delivery.evaluate_tick(build_sensor_context(instance=instance, resources={"mm": resource}))
+        assert len(checks_hook.requests) == 1
+        (body,) = checks_hook.bodies()
+        assert body["check"] == "mm/histogram-data-drift/results:no_detections"
+        assert body["window"] == window.key and body["severity"] == "ERROR"
+        assert len(alerts_hook.requests) == 1  # the drift alert too, once
+        assert alerts_hook.bodies()[0]["alert"] == "data-drift-detected"
+    manager = AlertManager(mm.engine, config.alerts, check_channels=config.check_notifications)
+    assert {n["status"] for n in manager.notifications()} == {"sent"}
