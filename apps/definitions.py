@@ -1,11 +1,17 @@
-"""The code location `workspace.yaml` loads: the built-in drift app plus the example apps."""
+"""The code location `workspace.yaml` loads: the built-in drift app plus the example apps.
+
+Adding an app is one line in `apps`; alerts and check notifications go to the log by default
+(add a WebhookChannel, SlackChannel or EmailChannel to deliver elsewhere).
+"""
 
 from apps.dummy_app import ServingMonitoring
 from apps.serving_health import ServingHealthApplication
+from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 
 config = MonitoringConfig(
+    project="demo",
     base_period=10,
     partitions_start="2026-11-01",
     apps=[
@@ -13,6 +19,18 @@ config = MonitoringConfig(
         ServingHealthApplication(potential_error_rate=0.02, detected_error_rate=0.1),
         ServingMonitoring(),
     ],
+    alerts=[
+        data_drift_detected([LogChannel()]),
+        AlertConfig(
+            name="serving-errors",
+            summary="{{project}}: error rate high on {{entity}}",
+            severity="high",
+            trigger=["system-performance-detected"],
+            notifications=[LogChannel()],
+        ),
+        app_failed([LogChannel()]),
+    ],
+    check_notifications=[LogChannel(level="INFO")],
 )
 
 defs = build_definitions(config)

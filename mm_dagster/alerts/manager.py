@@ -268,7 +268,10 @@ class AlertManager:
 
     def _message(self, alert: AlertConfig, events: list[dict[str, Any]]) -> Message:
         entities = sorted({e["entity"] for e in events})
-        entity_text = entities[0] + (f" and {len(entities) - 1} more" if len(entities) > 1 else "")
+        first = min(events, key=lambda e: e["entity"])
+        readable = f"{first['endpoint_name']}/{first['app']}/{first['result_name'] or 'app'}"
+        entity_text = readable + (f" and {len(entities) - 1} more" if len(entities) > 1 else "")
+
         subject = f"[{alert.severity}] " + render(
             alert.summary, project=self.project, name=alert.name, entity=entity_text
         )

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dagster import (
+    AssetCheckSeverity,
+
     DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -47,7 +49,7 @@ def deliver(manager: AlertManager, log: object) -> str:
     return f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}"
 
 
-def queue_failed_checks(context: RunStatusSensorContext, manager: AlertManager) -> int:
+def queue_failed_checks(context: RunStatusSensorContext, manager: AlertManager, on_warn: bool) -> int:
     """One notification per failed check and window of the finished run."""
     queued = 0
     records = context.instance.get_records_for_run(
@@ -56,6 +58,8 @@ def queue_failed_checks(context: RunStatusSensorContext, manager: AlertManager) 
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
         if evaluation.passed or evaluation.asset_key.path[0] != "mm":
+            continue
+        if evaluation.severity != AssetCheckSeverity.ERROR and not on_warn:
             continue
         check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
@@ -99,7 +103,10 @@ def _check_sensor(
     )
     def check_notifications(context: RunStatusSensorContext, mm: MonitoringResource) -> None:
         manager = manager_for(mm.monitoring(), config, clock)
-        queued = queue_failed_checks(context, manager)
-        context.log.info(f"queued {queued} check notification(s); {deliver(manager, context.log)}")
+        queued = queue_failed_checks(context, manager, config.check_notifications_on_warn)
+        delivered = deliver(manager, context.log)
+        if queued:
+            context.log.info(f"queued {queued} check notification(s); {delivered}")
+
 
     return check_notifications

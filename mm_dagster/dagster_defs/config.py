@@ -21,7 +21,8 @@ class MonitoringConfig:
     - `max_catchup_windows`: after downtime, how many of the newest closed windows are requested.
     - `partitions_start`: the first window Dagster knows (older windows cannot be backfilled).
     - `alerts`: `AlertConfig`s evaluated on every stored result and app failure.
-    - `check_notifications`: channels told once per failed drift check and window.
+    - `check_notifications`: channels told once per failed check and window (ERROR severity,
+      and WARN too with `check_notifications_on_warn`).
     """
 
     apps: Sequence[ModelMonitoringApplicationBase]
@@ -32,6 +33,8 @@ class MonitoringConfig:
     sensor_running_by_default: bool = True
     alerts: Sequence[Any] = field(default_factory=list)
     check_notifications: Sequence[Any] = field(default_factory=list)
+    check_notifications_on_warn: bool = False
+
     project: str = "default"
 
     def __post_init__(self) -> None:
