@@ -55,7 +55,9 @@ def report(
     failures: dict[str, str] | None = None,
     app: str = "drift",
 ) -> AppWindowReport:
-    r = AppWindowReport(app=app, window=w, endpoint_names={e: f"name-{e[:4]}" for e in statuses})
+    names = {e: f"name-{e[:4]}" for e in [*statuses, *(failures or {})]}
+    r = AppWindowReport(app=app, window=w, endpoint_names=names)
+
     for endpoint_id, status in statuses.items():
         result = ModelMonitoringApplicationResult("general_drift", 0.8, ResultKindApp.data_drift, status)
         r.outputs[endpoint_id] = ([result], [])
