@@ -41,7 +41,6 @@ def main() -> None:
     alert_log.setFormatter(logging.Formatter("  alert (log channel): %(message)s"))
     logging.getLogger("mm_dagster.alerts").addHandler(alert_log)
 
-
     from dagster import (
         DagsterEventType,
         DagsterInstance,
@@ -59,23 +58,33 @@ def main() -> None:
     print(f"mm_dagster demo — MM_HOME={home}")
     endpoints = {
         "fraud-detector": mm.create_endpoint(
-            "fraud-detector", reference=reference_frame(20_000, seed=1), label_names=["prediction"],
-            model_name="fraud-xgb", model_version="7",
+            "fraud-detector",
+            reference=reference_frame(20_000, seed=1),
+            label_names=["prediction"],
+            model_name="fraud-xgb",
+            model_version="7",
         ),
         "churn-model": mm.create_endpoint(
-            "churn-model", reference=reference_frame(20_000, seed=2), label_names=["prediction"],
-            model_name="churn-lr", model_version="3",
+            "churn-model",
+            reference=reference_frame(20_000, seed=2),
+            label_names=["prediction"],
+            model_name="churn-lr",
+            model_version="3",
         ),
         "pricing-model": mm.create_endpoint(
-            "pricing-model", reference=reference_frame(20_000, seed=3), label_names=["prediction"],
-            model_name="pricing-gbm", model_version="12",
+            "pricing-model",
+            reference=reference_frame(20_000, seed=3),
+            label_names=["prediction"],
+            model_name="pricing-gbm",
+            model_version="12",
         ),
     }
     now = datetime.now(UTC)
     end = closed_before(now, config.allowed_lateness, config.base_period)
     step = timedelta(minutes=config.base_period)
     windows = [Window(end - step * (WINDOWS - i), end - step * (WINDOWS - i - 1)) for i in range(WINDOWS)]
-    print(f"simulating traffic for {len(windows)} windows, {windows[0].start:%H:%M}–{windows[-1].end:%H:%M} UTC:")
+    span = f"{windows[0].start:%H:%M} to {windows[-1].end:%H:%M} UTC"
+    print(f"simulating traffic for {len(windows)} windows, {span}:")
     print("  fraud-detector drifts (f0, f1 shift by 1.5 SD) from the 2nd hour on;")
     print("  churn-model has an error burst (25% errors) in three windows; pricing-model stays healthy.")
     for i, w in enumerate(windows):
@@ -96,22 +105,32 @@ def main() -> None:
 
     def run_requested(cursor: str | None) -> tuple[str | None, int]:
         tick = controller.evaluate_tick(
-            build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources={"mm": resource})
+            build_sensor_context(
+                instance=instance, cursor=cursor, definitions=defs, resources={"mm": resource}
+            )
         )
         for request in tick.run_requests:
             result = job.execute_in_process(
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                instance=instance, partition_key=request.partition_key,
-
-                tags={**request.tags, "dagster/run_key": request.run_key or ""}, raise_on_error=False,
+                instance=instance,
+                partition_key=request.partition_key,
+                tags={**request.tags, "dagster/run_key": request.run_key or ""},
+                raise_on_error=False,
             )
             run = instance.get_run_by_id(result.run_id)
-            records = instance.get_records_for_run(result.run_id, of_type=DagsterEventType.RUN_SUCCESS).records
+            records = instance.get_records_for_run(
+                result.run_id, of_type=DagsterEventType.RUN_SUCCESS
+            ).records
             if records and run is not None:
-                check_sensor(build_run_status_sensor_context(  # type: ignore[operator]
-                    sensor_name=check_sensor.name, dagster_event=records[0].event_log_entry.dagster_event,
-                    dagster_instance=instance, dagster_run=run, resources={"mm": resource},
-                ))
+                check_sensor(
+                    build_run_status_sensor_context(  # type: ignore[operator]
+                        sensor_name=check_sensor.name,
+                        dagster_event=records[0].event_log_entry.dagster_event,
+                        dagster_instance=instance,
+                        dagster_run=run,
+                        resources={"mm": resource},
+                    )
+                )
             print(f"  run {request.run_key:<32} {'ok' if result.success else 'FAILED'}")
         delivery.evaluate_tick(build_sensor_context(instance=instance, resources={"mm": resource}))
         return tick.cursor, len(tick.run_requests)
@@ -138,14 +157,16 @@ def main() -> None:
     from mm_dagster.dagster_defs.alert_sensors import manager_for
 
     notes = manager_for(mm, config, lambda: datetime.now(UTC)).notifications()
-    print(f"\n{runs + late_runs} Dagster runs, {len(notes)} notifications sent "
-          f"({sum(n['alert'] == 'dagster-checks' for n in notes)} for failed checks), "
-          f"in {time.monotonic() - started:.0f} s")
+    print(
+        f"\n{runs + late_runs} Dagster runs, {len(notes)} notifications sent "
+        f"({sum(n['alert'] == 'dagster-checks' for n in notes)} for failed checks), "
+        f"in {time.monotonic() - started:.0f} s"
+    )
     print("\nwhere things live:")
     print(f"  results, metrics, alerts: {mm.settings.database_url}")
     print(f"  events (Parquet):         {mm.settings.events_root}")
     print(f"  Dagster instance:         {home / 'dagster'}")
-    print("  inspect:                  .venv/bin/mm results | .venv/bin/mm alerts list | .venv/bin/mm alerts notifications")
+    print("  inspect:                  .venv/bin/mm results | .venv/bin/mm alerts list")
     print("  open the UI:              make dev   (then http://127.0.0.1:3000, asset group model_monitoring)")
 
 

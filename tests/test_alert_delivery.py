@@ -210,7 +210,7 @@ def test_email_with_auth_and_a_rejected_login(
         m.record_report(report(window(1), {EP2: DETECTED}))
         result = m.deliver_due()
         assert result.retrying == 1
-        failed = [n for n in m.notifications() if n["status"] == "pending"][0]
+        failed = next(n for n in m.notifications() if n["status"] == "pending")
         assert "authentication rejected" in failed["last_error"] and "wrong" not in failed["last_error"]
         assert [a["ok"] for a in m.attempts(failed["id"])] == [False]
 

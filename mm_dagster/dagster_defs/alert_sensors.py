@@ -7,7 +7,6 @@ from datetime import datetime
 
 from dagster import (
     AssetCheckSeverity,
-
     DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -107,6 +106,5 @@ def _check_sensor(
         delivered = deliver(manager, context.log)
         if queued:
             context.log.info(f"queued {queued} check notification(s); {delivered}")
-
 
     return check_notifications

@@ -147,5 +147,12 @@ class EventStore:
                 end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
                 table = dataset.to_table(filter=(ts >= start) & (ts < end))
             if table.num_rows:
-                out[endpoint_id] = table.sort_by("timestamp").to_pandas()
+                if len(files) > 1:
+                    table = table.sort_by("timestamp")  # each file is already sorted
+                out[endpoint_id] = table.to_pandas(types_mapper=_arrow_backed_strings)
         return out
+
+
+def _arrow_backed_strings(arrow_type: pa.DataType) -> object:
+    """Strings stay in Arrow memory (pandas' `string[pyarrow]`): no Python object per value."""
+    return pd.StringDtype("pyarrow") if pa.types.is_string(arrow_type) else None

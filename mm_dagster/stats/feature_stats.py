@@ -54,15 +54,15 @@ def bin_counts(values: np.ndarray, edges: np.ndarray, *, mlrun_compatible: bool 
     """
     values = np.asarray(values, dtype=np.float64)
     inner = edges[1:-1]
-    if mlrun_compatible:
-        idx = np.searchsorted(inner, values, side="right")
-    else:
-        idx = np.searchsorted(inner[:-1], values, side="right")
-        idx += values > inner[-1]
-    nan = np.isnan(values)
-    if nan.any():
-        idx[nan] = len(edges) - 1
-    return np.bincount(idx, minlength=len(edges))[: len(edges) - 1].astype(np.int64)
+    # One binary-search pass; NaN sorts last, so it lands in the overflow bin and is taken out.
+    counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(edges) - 1)
+    counts = counts.astype(np.int64)
+    counts[-1] -= np.count_nonzero(np.isnan(values))
+    if not mlrun_compatible:
+        at_max = np.count_nonzero(values == inner[-1])
+        counts[-2] += at_max
+        counts[-1] -= at_max
+    return counts
 
 
 def _numeric_stats(values: np.ndarray, edges: np.ndarray | None) -> dict[str, Any]:
@@ -133,7 +133,10 @@ def histogram_of(stats: Mapping[str, Any]) -> np.ndarray | None:
 def category_counts(reference: Mapping[str, Any], values: pd.Series) -> np.ndarray:
     """Counts of `values` over the reference's categories plus one bucket for unseen ones."""
     categories = list(reference.get("freqs", {}))
-    observed = values.dropna().astype(str).value_counts()
+    observed = values.value_counts(dropna=True)
+    observed.index = observed.index.map(str)
+    observed = observed.groupby(level=0).sum() if observed.index.has_duplicates else observed
+
     known = observed.reindex(categories, fill_value=0).to_numpy(dtype=np.float64)
     unseen = float(observed.sum() - known.sum())
     return np.append(known, unseen)

@@ -55,6 +55,21 @@ def simulate_null_tvd(
     return total_variation(window, reference)
 
 
+def upper_bound_quantile(probabilities: np.ndarray, n: int, m: int | None, alpha: float) -> float:
+    """A guaranteed upper bound on the (1 - alpha) quantile of the null TVD.
+
+    E[TVD] <= 1/2 sum_i sqrt(p_i (1 - p_i)) (1/sqrt(n) + 1/sqrt(m)) (Jensen, per bin), and the TVD
+    changes by at most 1/n (1/m) when one window (reference) row changes, so McDiarmid's
+    inequality gives P(TVD >= E + t) <= exp(-2 t^2 / (1/n + 1/m)). When this bound is below the
+    effect-size floor the floor decides alone, and no simulation is needed (large windows).
+    """
+    p = normalise(np.asarray(probabilities, dtype=np.float64))
+    spread = 0.5 * np.sqrt(p * (1 - p)).sum()
+    inv = 1 / n + (1 / m if m else 0.0)
+    mean_bound = spread * (1 / np.sqrt(n) + (1 / np.sqrt(m) if m else 0.0))
+    return float(mean_bound + np.sqrt(np.log(1 / alpha) * inv / 2))
+
+
 @dataclass(frozen=True)
 class NullQuantiles:
     potential: float
