@@ -85,7 +85,7 @@ class EventStore:
                 self.fs.create_dir(directory, recursive=True)
                 name = f"{endpoint_id}-{uuid.uuid4().hex}.parquet"
                 temp = f"{directory}/.tmp-{name}"
-                pq.write_table(table.slice(lo, hi - lo), temp, filesystem=self.fs)
+                pq.write_table(table.slice(lo, hi - lo), temp, filesystem=self.fs, **_writer_options(table))
                 staged.append(
                     StagedFile(
                         endpoint_id=endpoint_id,
@@ -149,8 +149,19 @@ class EventStore:
             if table.num_rows:
                 if len(files) > 1:
                     table = table.sort_by("timestamp")  # each file is already sorted
-                out[endpoint_id] = table.to_pandas(types_mapper=_arrow_backed_strings)
+                out[endpoint_id] = table.to_pandas(types_mapper=_arrow_backed_strings, split_blocks=True)
         return out
+
+
+def _writer_options(table: pa.Table) -> dict[str, object]:
+    """Dictionary-encode and compress low-cardinality string columns; leave numbers plain.
+
+    Model inputs are mostly high-entropy floats that compression barely shrinks but slows to
+    read (1M x 27 columns: 0.19 s snappy vs 0.13 s plain).
+    """
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name != "request_id"]
+    compression = {f.name: ("snappy" if pa.types.is_string(f.type) else "none") for f in table.schema}
+    return {"use_dictionary": strings, "compression": compression}
 
 
 def _arrow_backed_strings(arrow_type: pa.DataType) -> object:
