@@ -20,7 +20,11 @@ class ArtifactStore:
         self.root = Path(root)
         self.engine = engine
 
+    def app_dir(self, app: str) -> Path:
+        return self.root / app
+
     def path_for(self, app: str, key: str, suffix: str) -> Path:
+
         if not ARTIFACT_KEY.fullmatch(key) or ".." in key:
             raise MonitoringError(f"app {app!r}: artifact key {key!r} must match {ARTIFACT_KEY.pattern}")
         return self.root / app / f"{key}{suffix}"

@@ -14,6 +14,7 @@ from mm_dagster.endpoints import EndpointRegistry, ModelEndpoint
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.recorder import EventRecorder, monitored
 from mm_dagster.events.store import EventStore
+from mm_dagster.references import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.runner import AppWindowReport, run_apps_on_window
 from mm_dagster.storage.database import get_engine
 from mm_dagster.storage.results_store import ResultsStore
@@ -62,9 +63,19 @@ class Monitoring:
         self.ingestor = EventIngestor(self.engine, self.events, self.endpoints)
         self.results = ResultsStore(self.engine)
         self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine)
+        self.references = ReferenceStore(f"{self.settings.home}/references")
 
-    def create_endpoint(self, name: str, **kwargs: Any) -> ModelEndpoint:
-        return self.endpoints.create(name, **kwargs)
+    def create_endpoint(
+        self, name: str, *, reference_sample_rows: int = DEFAULT_SAMPLE_ROWS, **kwargs: Any
+    ) -> ModelEndpoint:
+        """Get-or-create an endpoint; a reference frame is summarised into `feature_stats` and a
+        sample of it (`reference_sample_rows`, default 100k) is kept for apps like Evidently."""
+        endpoint = self.endpoints.create(name, **kwargs)
+        reference = kwargs.get("reference")
+        if reference is not None and not self.references.path(endpoint.id).exists():
+            columns = [c for c in endpoint.columns if c in reference.columns]
+            self.references.save(endpoint.id, reference[columns], reference_sample_rows)
+        return endpoint
 
     def get_endpoint(self, name_or_id: str) -> ModelEndpoint:
         return self.endpoints.get(name_or_id)
@@ -100,4 +111,6 @@ class Monitoring:
     ) -> list[AppWindowReport]:
         if events is None:
             events = self.read_window(window)
-        return run_apps_on_window(apps, window, events, self.endpoints, self.results, self.artifacts)
+        return run_apps_on_window(
+            apps, window, events, self.endpoints, self.results, self.artifacts, self.references
+        )

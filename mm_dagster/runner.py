@@ -16,6 +16,7 @@ from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.outputs import normalise_outputs
 from mm_dagster.artifacts import ArtifactStore
 from mm_dagster.endpoints import EndpointRegistry, ModelEndpoint
+from mm_dagster.references import ReferenceStore
 from mm_dagster.schemas import ResultStatusApp
 from mm_dagster.storage.results_store import Outputs, ResultsStore
 from mm_dagster.windows import Window
@@ -70,6 +71,7 @@ def run_app_on_endpoint(
     window: Window,
     sample_df: pd.DataFrame,
     artifacts: ArtifactStore,
+    references: ReferenceStore | None = None,
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
@@ -78,6 +80,7 @@ def run_app_on_endpoint(
         window=window,
         sample_df=sample_df,
         artifacts=artifacts,
+        references=references,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
 
@@ -89,6 +92,7 @@ def run_apps_on_window(
     registry: EndpointRegistry,
     results: ResultsStore,
     artifacts: ArtifactStore,
+    references: ReferenceStore | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app."""
     endpoints = {e.id: e for e in registry.list(ids=list(events))}
@@ -107,7 +111,9 @@ def run_apps_on_window(
         )
         for endpoint_id, endpoint in endpoints.items():
             try:
-                outputs, uris = run_app_on_endpoint(app, endpoint, window, events[endpoint_id], artifacts)
+                outputs, uris = run_app_on_endpoint(
+                    app, endpoint, window, events[endpoint_id], artifacts, references
+                )
             except Exception as exc:
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 report.failures[endpoint_id] = (

@@ -1,4 +1,5 @@
 import logging
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.outputs import normalise_outputs
+from mm_dagster.artifacts import ArtifactStore
 from mm_dagster.endpoints import ModelEndpoint
 from mm_dagster.errors import MonitoringError
 from mm_dagster.schemas import ResultKindApp, ResultStatusApp
@@ -14,6 +16,7 @@ from mm_dagster.stats.distances import normalise, total_variation
 from mm_dagster.stats.drift import FeatureDrift, feature_drifts, feature_verdict
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.stats.null_thresholds import NullThresholdCache, size_bucket
+from mm_dagster.storage.database import get_engine
 
 from .conftest import past_window
 
@@ -29,13 +32,17 @@ def make_endpoint(reference: pd.DataFrame) -> ModelEndpoint:
     )
 
 
-def run_app(app: HistogramDataDriftApplication, reference: pd.DataFrame, window: pd.DataFrame, mm=None):  # type: ignore[no-untyped-def]
+def scratch_artifacts() -> ArtifactStore:
+    return ArtifactStore(tempfile.mkdtemp(prefix="mm-artifacts-"), get_engine("sqlite://"))
+
+
+def run_app(app: HistogramDataDriftApplication, reference: pd.DataFrame, window: pd.DataFrame):  # type: ignore[no-untyped-def]
     ctx = MonitoringApplicationContext(
         application_name=app.name,
         endpoint=make_endpoint(reference),
         window=past_window(),
         sample_df=window,
-        artifacts=None,  # type: ignore[arg-type]
+        artifacts=scratch_artifacts(),
     )
     results, metrics = normalise_outputs(app.do_tracking(ctx))
     return {r.name: r for r in results}, {m.name: m.value for m in metrics}

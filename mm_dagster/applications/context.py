@@ -10,6 +10,7 @@ import pandas as pd
 
 from mm_dagster.artifacts import ArtifactStore
 from mm_dagster.endpoints import ModelEndpoint
+from mm_dagster.references import ReferenceStore
 from mm_dagster.stats.feature_stats import FeatureStats, compute_feature_stats
 from mm_dagster.windows import Window
 
@@ -58,7 +59,9 @@ class MonitoringApplicationContext:
         sample_df: pd.DataFrame,
         artifacts: ArtifactStore,
         logger: logging.Logger | None = None,
+        references: ReferenceStore | None = None,
     ) -> None:
+        self._references = references
         self.application_name = application_name
         self.model_endpoint = endpoint
         self.endpoint_id = endpoint.id
@@ -83,6 +86,11 @@ class MonitoringApplicationContext:
     @property
     def feature_stats(self) -> FeatureStats:
         return self.model_endpoint.feature_stats
+
+    @cached_property
+    def reference_df(self) -> pd.DataFrame | None:
+        """The endpoint's stored reference sample (None if it was created without one)."""
+        return None if self._references is None else self._references.load(self.endpoint_id)
 
     @cached_property
     def sample_df_stats(self) -> FeatureStats:
@@ -113,6 +121,11 @@ class MonitoringApplicationContext:
         )
         self.artifact_uris[key] = uri
         return uri
+
+    @property
+    def artifact_directory(self) -> Path:
+        """Where this app's artifacts are stored (for files that pages next to them need)."""
+        return self._artifacts.app_dir(self.application_name)
 
     def log_dataset(self, key: str, df: pd.DataFrame, *, unique_per_endpoint: bool = False) -> str:
         if unique_per_endpoint:

@@ -13,6 +13,8 @@ from mm_dagster.applications.outputs import (
 from mm_dagster.errors import MonitoringError
 from mm_dagster.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.stats.drift import (
+    FeatureDrift,
+    FeatureVerdict,
     check_thresholds,
     feature_drifts,
     feature_verdict,
@@ -41,6 +43,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         effect_size_floor: float = 0.1,
         feature_alpha_potential: float = 0.008,
         feature_alpha_detected: float = 0.001,
+        drift_report: str = "on_detection",
     ) -> None:
         check_thresholds(potential, detected)
         if min_window_rows < 1:
@@ -49,6 +52,9 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             raise MonitoringError(f"effect_size_floor must be in [0, 1), got {effect_size_floor}")
         self.potential = potential
         self.detected = detected
+        if drift_report not in ("on_detection", "always", "never"):
+            raise MonitoringError(f"drift_report must be on_detection, always or never, got {drift_report!r}")
+        self.drift_report = drift_report
         self.mlrun_compatible_binning = mlrun_compatible_binning
         self.min_window_rows = min_window_rows
         self.effect_size_floor = effect_size_floor
@@ -89,6 +95,10 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             key=lambda v: -v.tvd,
         )
         feature_status = ResultStatusApp.irrelevant if too_small else worst
+        report_uri = None
+        flagged = max(general_status, feature_status) >= ResultStatusApp.potential_detection
+        if self.drift_report == "always" or (self.drift_report == "on_detection" and flagged):
+            report_uri = self._log_report(ctx, drifts, verdicts, (general, general_status))
         return [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),
@@ -106,6 +116,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 kind=ResultKindApp.data_drift,
                 status=feature_status,
                 extra_data={
+                    "report": report_uri,
                     "drifting_features": [v.feature for v in drifting],
                     "features": {
                         v.feature: {
@@ -119,3 +130,28 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 },
             ),
         ]
+
+    def _log_report(
+        self,
+        ctx: MonitoringApplicationContext,
+        drifts: list[FeatureDrift],
+        verdicts: list[FeatureVerdict],
+        general: tuple[float, ResultStatusApp],
+    ) -> str:
+        """The (endpoint, window) drift page, stored as an artifact next to plotly's JS."""
+        from mm_dagster.reports.html import ensure_plotly_js
+        from mm_dagster.reports.window_page import render_window_page, window_stats_of
+
+        html = render_window_page(
+            ctx.endpoint_name,
+            ctx.window.key,
+            len(ctx.sample_df),
+            general,
+            drifts,
+            verdicts,
+            ctx.feature_stats,
+            window_stats_of(ctx.feature_stats, drifts, ctx.sample_df),
+        )
+        ensure_plotly_js(ctx.artifact_directory)
+        key = f"drift-report-{ctx.window.start:%Y%m%dT%H%M}"
+        return ctx.log_artifact(key, body=html, suffix=".html", unique_per_endpoint=True)

@@ -67,3 +67,19 @@ def late_events(engine: Engine, window: Window, closes_at: datetime) -> int:
     )
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def event_counts(engine: Engine, endpoint_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Events per arrival slot of one endpoint with slot start in [start, end)."""
+    a = db.arrivals
+    query = (
+        sa.select(a.c.slot_start, sa.func.sum(a.c.events))
+        .where(
+            a.c.endpoint_id == endpoint_id,
+            a.c.slot_start >= db.to_db_time(start),
+            a.c.slot_start < db.to_db_time(end),
+        )
+        .group_by(a.c.slot_start)
+    )
+    with engine.connect() as conn:
+        return {db.from_db_time(s): int(n) for s, n in conn.execute(query)}  # type: ignore[misc]

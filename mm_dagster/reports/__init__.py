@@ -1,0 +1,1 @@
+"""HTML drift reports (plotly): one page per (endpoint, window) and one timeline per endpoint."""

@@ -1,0 +1,50 @@
+"""Small HTML building blocks shared by the report pages."""
+
+from html import escape
+from pathlib import Path
+
+from mm_dagster.schemas import ResultStatusApp
+
+PLOTLY_JS = "plotly.min.js"
+STATUS_COLOURS = {
+    ResultStatusApp.irrelevant: "#9e9e9e",
+    ResultStatusApp.no_detection: "#2e7d32",
+    ResultStatusApp.potential_detection: "#f9a825",
+    ResultStatusApp.detected: "#c62828",
+}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
+table { border-collapse: collapse; margin: 12px 0; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; font-size: 13px; }
+th { background: #f5f5f5; } td.name { text-align: left; font-weight: 600; }
+td.status { color: white; font-weight: 600; text-align: center; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 8px; }
+"""
+
+
+def ensure_plotly_js(directory: Path) -> None:
+    """Plotly's bundled JS next to the pages (no CDN: reports must open offline)."""
+    target = directory / PLOTLY_JS
+    if not target.exists():
+        import plotly.offline
+
+        directory.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{PLOTLY_JS}.tmp")
+        temp.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+        temp.replace(target)
+
+
+def status_cell(status: ResultStatusApp) -> str:
+    return f'<td class="status" style="background:{STATUS_COLOURS[status]}">{escape(status.name)}</td>'
+
+
+def page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<script src='{PLOTLY_JS}'></script><style>{STYLE}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def figure_div(fig: object, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)  # type: ignore[attr-defined]
