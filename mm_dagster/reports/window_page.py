@@ -15,7 +15,8 @@ from mm_dagster.stats.drift import FeatureDrift, FeatureVerdict
 def _bin_labels(reference: Mapping[str, Any], bins: int) -> list[str]:
     if "hist" in reference:
         inner = reference["hist"][1][1:-1]
-        return ["< min", *[f"{inner[i]:.3g}..{inner[i + 1]:.3g}" for i in range(len(inner) - 1)], "> max"]
+        return ["< min", *[f"{(inner[i] + inner[i + 1]) / 2:.3g}" for i in range(len(inner) - 1)], "> max"]
+
     return [*reference.get("freqs", {}), "(unseen)"][:bins]
 
 
