@@ -57,32 +57,38 @@ def main() -> None:
         )
 
         apps = list(config.apps)
-        started = time.perf_counter()
-        mm.run_window(apps, window)
-        core_s = time.perf_counter() - started
-
         bench_config = MonitoringConfig(apps=apps, partitions_start="2026-11-01")
         resource = MonitoringResource(home=home)
         defs = build_definitions(bench_config, resource=resource, clock=lambda: now)
         job = defs.resolve_job_def("mm_monitoring_job")
+        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+        def core() -> float:
+            t0 = time.perf_counter()
+            mm.run_window(apps, window)
+            return time.perf_counter() - t0
+
         with instance_for_test() as instance:
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=window.key,
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-            )
-            dagster_s = time.perf_counter() - started
-            assert result.success
+
+            def through_dagster() -> float:
+                t0 = time.perf_counter()
+                result = job.execute_in_process(instance=instance, partition_key=window.key, run_config=quiet)
+                assert result.success
+                return time.perf_counter() - t0
+
+            core()  # warm-up: imports, null-threshold simulations, page cache
+            core_runs, dagster_runs = [], []
+            for _ in range(2):  # alternate, so machine noise hits both alike
+                core_runs.append(core())
+                dagster_runs.append(through_dagster())
+            core_s, dagster_s = min(core_runs), min(dagster_runs)
             stored = len(mm.results.results(start=window.start, end=window.end))
-            print(f"\n{'path':<40}{'seconds':>9}")
-            print(f"{'core window runner (baseline)':<40}{core_s:>9.2f}")
-            print(f"{'Dagster in-process run':<40}{dagster_s:>9.2f}   ({stored} results stored)")
+            print(f"\n{'path':<40}{'seconds (best of 2)':>20}")
+            print(f"{'core window runner (baseline)':<40}{core_s:>20.2f}")
+            print(f"{'Dagster in-process run':<40}{dagster_s:>20.2f}   ({stored} results stored)")
             overhead = (dagster_s - core_s) / dagster_s
-            print(
-                f"Dagster overhead: {overhead:.1%} of the run (target < 10%); "
-                f"window under 60 s: {dagster_s < 60}"
-            )
+            print(f"Dagster overhead: {overhead:.1%} of the run (target < 10%)")
+            print(f"whole window under 60 s: {dagster_s < 60}")
 
             # 30 days of arrival history for 1,000 endpoints: one file per endpoint and window.
             history = time.perf_counter()
@@ -91,25 +97,16 @@ def main() -> None:
             ids = [e.id for e in mm.list_endpoints()]
             written = db.to_db_time(now)
             rows_total = 0
+            insert = (
+                "INSERT INTO mm_event_arrivals (slot_start, endpoint_id, events, errors, first_event, "
+                "last_event, written_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            )
             with mm.engine.begin() as conn:
                 for slot in slots:
                     s = db.to_db_time(slot)
-                    conn.execute(
-                        db.arrivals.insert(),
-                        [
-                            {
-                                "slot_start": s,
-                                "endpoint_id": i,
-                                "events": 1000,
-                                "errors": 0,
-                                "first_event": s,
-                                "last_event": s + timedelta(minutes=9),
-                                "written_at": written,
-                            }
-                            for i in ids
-                        ],
-                    )
-                    rows_total += len(ids)
+                    rows = [(s, i, 1000, 0, s, s + timedelta(minutes=9), written) for i in ids]
+                    conn.exec_driver_sql(insert, rows)
+                    rows_total += len(rows)
             print(f"\narrival history: {rows_total:,} rows in {time.perf_counter() - history:.0f} s")
             sensor = defs.resolve_sensor_def("mm_controller")
 

@@ -37,13 +37,20 @@ def build_controller_sensor(
         description=f"Requests one monitoring run per closed {config.base_period}-minute window.",
     )
     def mm_controller(context: SensorEvaluationContext, mm: MonitoringResource) -> SensorResult | SkipReason:
-        engine = mm.monitoring().engine
+        monitoring = mm.monitoring()
+        engine = monitoring.engine
         cursor = ControllerCursor.from_json(context.cursor)
         now = clock()
         start, closed_end = new_window_range(
             cursor, now, config.base_period, config.allowed_lateness, config.max_catchup_windows
         )
-        new_spans = arrival_spans(engine, events_from=start, events_before=closed_end)
+        new_spans = arrival_spans(
+            engine,
+            events_from=start,
+            events_before=closed_end,
+            slot_minutes=monitoring.events.partition_minutes,
+        )
+
         late_spans = (
             arrival_spans(engine, after_id=cursor.arrival_id, events_before=cursor.last_end)
             if cursor.last_end is not None

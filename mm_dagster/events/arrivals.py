@@ -1,7 +1,7 @@
 """The arrival log: one row per stored event file. Cheap summaries for the controller."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -26,29 +26,55 @@ def arrival_spans(
     after_id: int | None = None,
     events_from: datetime | None = None,
     events_before: datetime | None = None,
+    slot_minutes: int = 1440,
 ) -> list[ArrivalSpan]:
-    """Arrival spans grouped by slot, filtered by arrival id and event time (indexed columns)."""
+    """Arrival spans per slot, filtered by arrival id and event time.
+
+    Each filter is stated on an indexed column too, so a tick reads only recent rows however long
+    the history: `id` (primary key) for arrivals after a cursor, else `slot_start` (a file's
+    events lie in [slot_start, slot_start + slot_minutes)).
+    """
     a = db.arrivals
-    query = sa.select(
-        sa.func.min(a.c.first_event),
-        sa.func.max(a.c.last_event),
-        sa.func.sum(a.c.events),
-        sa.func.max(a.c.id),
-    ).group_by(a.c.slot_start)
+    conditions = []
     if after_id is not None:
-        query = query.where(a.c.id > after_id)
+        conditions.append(a.c.id > after_id)
     if events_from is not None:
-        # An event at t lies in a slot starting at most one slot before t; the slot index bounds it.
-        query = query.where(a.c.last_event >= db.to_db_time(events_from))
-    if events_before is not None:
-        query = query.where(
-            a.c.slot_start < db.to_db_time(events_before), a.c.first_event < db.to_db_time(events_before)
-        )
-    with engine.connect() as conn:
-        return [
-            ArrivalSpan(db.from_db_time(f), db.from_db_time(la), int(n), int(i))
-            for f, la, n, i in conn.execute(query)
+        conditions += [
+            a.c.slot_start > db.to_db_time(events_from - timedelta(minutes=slot_minutes)),
+            a.c.last_event >= db.to_db_time(events_from),
         ]
+    if events_before is not None:
+        conditions.append(a.c.first_event < db.to_db_time(events_before))
+        if after_id is None:
+            conditions.append(a.c.slot_start < db.to_db_time(events_before))
+    if after_id is None:
+        # Group in the database: a first tick may cover a day of files.
+        query = (
+            sa.select(
+                a.c.slot_start,
+                sa.func.min(a.c.first_event),
+                sa.func.max(a.c.last_event),
+                sa.func.sum(a.c.events),
+                sa.func.max(a.c.id),
+            )
+            .where(*conditions)
+            .group_by(a.c.slot_start)
+        )
+    else:
+        # After a cursor few rows qualify; grouping them below keeps the primary-key plan.
+        query = sa.select(a.c.slot_start, a.c.first_event, a.c.last_event, a.c.events, a.c.id).where(
+            *conditions
+        )
+    spans: dict[datetime, ArrivalSpan] = {}
+    with engine.connect() as conn:
+        for slot, first, last, events, max_id in conn.execute(query):
+            f, la = db.from_db_time(first), db.from_db_time(last)
+            seen = spans.get(slot)
+            if seen is not None:
+                f, la = min(f, seen.first_event), max(la, seen.last_event)
+                events, max_id = events + seen.events, max(max_id, seen.max_id)
+            spans[slot] = ArrivalSpan(f, la, int(events), int(max_id))  # type: ignore[arg-type]
+    return list(spans.values())
 
 
 def max_arrival_id(engine: Engine) -> int:
