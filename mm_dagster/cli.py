@@ -61,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     reset.add_argument("name")
     reset.add_argument("--entity")
     alerts_sub.add_parser("deliver")
+    report = sub.add_parser("report", help="write an endpoint's drift timeline page (HTML)")
+    report.add_argument("endpoint")
+    report.add_argument("--hours", type=float, default=24.0)
+    report.add_argument("--app", default="histogram-data-drift")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -106,7 +110,14 @@ def _run(args: argparse.Namespace) -> int:
             ]
         )
         return 0
+    if args.command == "report":
+        from mm_dagster.monitoring import Monitoring
+        from mm_dagster.reports.endpoint_page import write_endpoint_report
+
+        print(write_endpoint_report(Monitoring(), args.endpoint, hours=args.hours, app=args.app))
+        return 0
     manager = _alert_manager(args)
+
     if args.action == "list":
         _print(manager.list_alerts())
     elif args.action == "events":

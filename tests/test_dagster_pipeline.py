@@ -121,6 +121,15 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         }
         assert drift_meta[results_key("histogram-data-drift")]["endpoints_analysed"].value == 2
         assert drift_meta[results_key("histogram-data-drift")]["detected"].value == 1
+        links = {
+            k: v.value
+            for k, v in drift_meta[results_key("histogram-data-drift")].items()
+            if k.startswith("artifact_drift-report-")
+        }
+        (link,) = links.values()  # the detected endpoint's drift page, one click from the UI
+        assert link.startswith("file://") and link.endswith(".html")
+        assert Path(link.removeprefix("file://")).exists()
+
         evaluations = {e.asset_key: e for e in check_evaluations(instance, result.run_id)}
         drift_check = evaluations[results_key("histogram-data-drift")]
         assert not drift_check.passed and drift_check.severity == AssetCheckSeverity.ERROR

@@ -1,0 +1,105 @@
+"""The results store, arrivals and alert outbox on the scale-out databases, for real.
+
+PostgreSQL and MariaDB run on loopback on the project's machines (MM_TEST_POSTGRES_URL /
+MM_TEST_MYSQL_URL override the defaults); without them these tests skip with the reason.
+"""
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from mm_dagster.alerts import LogChannel, data_drift_detected
+from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.events.arrivals import arrival_spans, max_arrival_id
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.schemas import ResultStatusApp
+from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+from mm_dagster.storage import database as db
+from mm_dagster.windows import Window
+
+from .conftest import past_window
+
+URLS = {
+    "postgresql": os.environ.get("MM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("MM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+
+pytestmark = pytest.mark.scale
+
+
+def _drop_everything(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for view in ("mm_latest_results", "mm_latest_metrics"):
+            conn.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
+    db.metadata.drop_all(engine)
+    engine.dispose()
+    stale = db._ENGINES.pop(url, None)
+    if stale is not None:
+        stale.dispose()
+
+
+@pytest.fixture(params=sorted(URLS))
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    url = URLS[request.param]
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        pytest.skip(f"{request.param} is not reachable at {url}: {type(exc).__name__}: {exc}"[:300])
+    _drop_everything(url)
+    yield url
+    _drop_everything(url)
+
+
+@pytest.fixture
+def scaled(database_url: str, isolated_home: object) -> Monitoring:
+    return Monitoring(home=str(isolated_home), database_url=database_url)
+
+
+def test_results_store_replaces_and_serves_latest(scaled: Monitoring) -> None:
+    mm = scaled
+    ep = mm.create_endpoint("m", reference=reference_frame(3000, seed=1), label_names=["prediction"])
+    assert mm.create_endpoint("m", reference=reference_frame(10), label_names=["prediction"]).id == ep.id
+    app = HistogramDataDriftApplication()
+    first = past_window(90)
+    windows = [
+        Window(first.start + timedelta(minutes=10 * i), first.end + timedelta(minutes=10 * i))
+        for i in range(3)
+    ]
+    for i, w in enumerate(windows):
+        shape = TrafficShape(mean_shift=2, drifted_features=2) if i == 2 else TrafficShape()
+        mm.record_events("m", traffic_frame(300, w.start, w.end, shape, seed=i))
+        mm.run_window([app], w)
+    mm.run_window([app], windows[2])  # a re-run replaces
+    assert len(mm.results.results(ep.id, app.name)) == 6
+    latest = {r.name: r for r in mm.results.latest_results(ep.id)}
+    assert latest["feature_drift"].window_start == windows[2].start
+    assert latest["feature_drift"].status == ResultStatusApp.detected
+    assert latest["general_drift"].extra_data["features"]["f0"]["tvd"] > 0.3
+    with mm.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM mm_latest_results")).scalar_one() == 2
+    got = mm.get_endpoint("m")
+    assert got.event_count == 900 and got.feature_stats == ep.feature_stats
+
+
+def test_arrivals_and_alert_outbox(scaled: Monitoring) -> None:
+    mm = scaled
+    mm.create_endpoint("m", reference=reference_frame(3000, seed=1), label_names=["prediction"])
+    w = past_window(60)
+    mm.record_events("m", traffic_frame(200, w.start, w.end, TrafficShape(mean_shift=2, drifted_features=3)))
+    spans = arrival_spans(mm.engine, events_from=w.start, events_before=w.end, slot_minutes=10)
+    assert sum(s.events for s in spans) == 200 and max_arrival_id(mm.engine) >= 1
+    assert arrival_spans(mm.engine, after_id=0, events_before=w.end)[0].events == 200
+    manager = AlertManager(mm.engine, [data_drift_detected([LogChannel()])])
+    (report,) = mm.run_window([HistogramDataDriftApplication()], w)
+    assert manager.record_report(report) == 1
+    assert manager.record_report(report) == 0
+    assert manager.deliver_due().sent == 1
+    assert [n["status"] for n in manager.notifications()] == ["sent"]
