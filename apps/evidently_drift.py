@@ -14,7 +14,7 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.schemas import ResultKindApp, status_from_thresholds
 
 _COLUMN = re.compile(r"ValueDrift\(column=([^,]+),")
 
@@ -50,12 +50,7 @@ class EvidentlyDataDriftApplication(EvidentlyModelMonitoringApplicationBase):
         values = self.metric_values(snapshot)
         drifted = next(v for k, v in values.items() if k.startswith("DriftedColumnsCount"))
         share = float(drifted["share"])
-        if share >= self.detected_share:
-            status = ResultStatusApp.detected
-        elif share >= self.potential_share:
-            status = ResultStatusApp.potential_detection
-        else:
-            status = ResultStatusApp.no_detection
+        status = status_from_thresholds(share, self.potential_share, self.detected_share)
         scores = {
             m.group(1): float(v) for k, v in values.items() if (m := _COLUMN.match(k)) and v is not None
         }

@@ -8,7 +8,7 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.schemas import ResultKindApp, status_from_thresholds
 
 
 class ServingHealthApplication(ModelMonitoringApplicationBase):
@@ -40,12 +40,7 @@ class ServingHealthApplication(ModelMonitoringApplicationBase):
             values = df.loc[~errors, label]
             if values.dtype.kind in "fiu" and values.notna().any():
                 outputs.append(ModelMonitoringApplicationMetric(f"{label}_mean", float(values.mean())))
-        if error_rate >= self.detected_error_rate:
-            status = ResultStatusApp.detected
-        elif error_rate >= self.potential_error_rate:
-            status = ResultStatusApp.potential_detection
-        else:
-            status = ResultStatusApp.no_detection
+        status = status_from_thresholds(error_rate, self.potential_error_rate, self.detected_error_rate)
         outputs.append(
             ModelMonitoringApplicationResult(
                 name="error_rate",

@@ -56,28 +56,20 @@ def main() -> None:
 
     mm = Monitoring()
     print(f"mm_dagster demo — MM_HOME={home}")
+    models = {
+        "fraud-detector": ("fraud-xgb", "7"),
+        "churn-model": ("churn-lr", "3"),
+        "pricing-model": ("pricing-gbm", "12"),
+    }
     endpoints = {
-        "fraud-detector": mm.create_endpoint(
-            "fraud-detector",
-            reference=reference_frame(20_000, seed=1),
+        name: mm.create_endpoint(
+            name,
+            reference=reference_frame(20_000, seed=seed),
             label_names=["prediction"],
-            model_name="fraud-xgb",
-            model_version="7",
-        ),
-        "churn-model": mm.create_endpoint(
-            "churn-model",
-            reference=reference_frame(20_000, seed=2),
-            label_names=["prediction"],
-            model_name="churn-lr",
-            model_version="3",
-        ),
-        "pricing-model": mm.create_endpoint(
-            "pricing-model",
-            reference=reference_frame(20_000, seed=3),
-            label_names=["prediction"],
-            model_name="pricing-gbm",
-            model_version="12",
-        ),
+            model_name=model,
+            model_version=version,
+        )
+        for seed, (name, (model, version)) in enumerate(models.items(), start=1)
     }
     now = datetime.now(UTC)
     end = closed_before(now, config.allowed_lateness, config.base_period)

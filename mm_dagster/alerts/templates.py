@@ -1,52 +1,28 @@
-"""Built-in alert templates matching MLRun's `DataDriftDetected` / `DataDriftSuspected`."""
+"""Built-in alert templates matching MLRun's `DataDriftDetected` / `DataDriftSuspected`, plus an
+app-failure template: `data_drift_detected([SlackChannel(url_env="SLACK_URL")])`."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mm_dagster.alerts.config import AlertConfig, Channel, Severity
 from mm_dagster.schemas import EventKind
 
 
-def data_drift_detected(
-    notifications: Sequence[Channel], name: str = "data-drift-detected", **overrides: Any
-) -> AlertConfig:
-    return AlertConfig(
-        **{
-            "name": name,
-            "summary": "{{project}}: data drift detected on {{entity}}",
-            "severity": Severity.high,
-            "trigger": [EventKind.data_drift_detected],
-            "notifications": notifications,
-            **overrides,
-        }
-    )
+def _template(kind: EventKind, summary: str, severity: Severity) -> Callable[..., AlertConfig]:
+    def make(notifications: Sequence[Channel], name: str = kind.value, **overrides: Any) -> AlertConfig:
+        fields = {"summary": summary, "severity": severity, "trigger": [kind], **overrides}
+        return AlertConfig(name=name, notifications=notifications, **fields)
+
+    make.__doc__ = f"An alert on `{kind.value}` events (override any field by keyword)."
+    return make
 
 
-def data_drift_suspected(
-    notifications: Sequence[Channel], name: str = "data-drift-suspected", **overrides: Any
-) -> AlertConfig:
-    return AlertConfig(
-        **{
-            "name": name,
-            "summary": "{{project}}: data drift suspected on {{entity}}",
-            "severity": Severity.medium,
-            "trigger": [EventKind.data_drift_suspected],
-            "notifications": notifications,
-            **overrides,
-        }
-    )
-
-
-def app_failed(
-    notifications: Sequence[Channel], name: str = "mm-app-failed", **overrides: Any
-) -> AlertConfig:
-    return AlertConfig(
-        **{
-            "name": name,
-            "summary": "{{project}}: monitoring app failed on {{entity}}",
-            "severity": Severity.medium,
-            "trigger": [EventKind.mm_app_failed],
-            "notifications": notifications,
-            **overrides,
-        }
-    )
+data_drift_detected = _template(
+    EventKind.data_drift_detected, "{{project}}: data drift detected on {{entity}}", Severity.high
+)
+data_drift_suspected = _template(
+    EventKind.data_drift_suspected, "{{project}}: data drift suspected on {{entity}}", Severity.medium
+)
+app_failed = _template(
+    EventKind.mm_app_failed, "{{project}}: monitoring app failed on {{entity}}", Severity.medium
+)

@@ -106,14 +106,6 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def status_from_thresholds(value: float, potential: float, detected: float) -> ResultStatusApp:
-    if value >= detected:
-        return ResultStatusApp.detected
-    if value >= potential:
-        return ResultStatusApp.potential_detection
-    return ResultStatusApp.no_detection
-
-
 def check_thresholds(potential: float, detected: float) -> None:
     if not 0 < potential < detected < 1:
         raise MonitoringError(

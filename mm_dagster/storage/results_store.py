@@ -181,6 +181,22 @@ class ResultsStore:
             query = query.where(table.c.window_start < db.to_db_time(end))
         return query.order_by(table.c.window_start, table.c.endpoint_id, table.c.name)
 
+    def _fetch(
+        self,
+        table: sa.Table,
+        convert: Any,
+        latest: bool,
+        endpoint_id: str | Sequence[str] | None,
+        app: str | None,
+        name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Any]:
+        base = db.latest_select(table) if latest else sa.select(table)
+        query = self._filtered(table, base, endpoint_id, app, name, start, end)
+        with self.engine.connect() as conn:
+            return [convert(r) for r in conn.execute(query)]
+
     def results(
         self,
         endpoint_id: str | Sequence[str] | None = None,
@@ -190,10 +206,7 @@ class ResultsStore:
         end: datetime | None = None,
     ) -> list[StoredResult]:
         """Results of endpoint(s) and app with window_start in [start, end)."""
-        t = db.results
-        query = self._filtered(t, sa.select(t), endpoint_id, app, name, start, end)
-        with self.engine.connect() as conn:
-            return [_result(r) for r in conn.execute(query)]
+        return self._fetch(db.results, _result, False, endpoint_id, app, name, start, end)
 
     def metrics(
         self,
@@ -203,23 +216,16 @@ class ResultsStore:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[StoredMetric]:
-        t = db.metrics
-        query = self._filtered(t, sa.select(t), endpoint_id, app, name, start, end)
-        with self.engine.connect() as conn:
-            return [_metric(r) for r in conn.execute(query)]
+        """Metrics of endpoint(s) and app with window_start in [start, end)."""
+        return self._fetch(db.metrics, _metric, False, endpoint_id, app, name, start, end)
 
     def latest_results(self, endpoint_id: str | None = None, app: str | None = None) -> list[StoredResult]:
         """The newest result per (endpoint, app, name)."""
-        t = db.results
-        query = self._filtered(t, db.latest_select(t), endpoint_id, app, None, None, None)
-        with self.engine.connect() as conn:
-            return [_result(r) for r in conn.execute(query)]
+        return self._fetch(db.results, _result, True, endpoint_id, app)
 
     def latest_metrics(self, endpoint_id: str | None = None, app: str | None = None) -> list[StoredMetric]:
-        t = db.metrics
-        query = self._filtered(t, db.latest_select(t), endpoint_id, app, None, None, None)
-        with self.engine.connect() as conn:
-            return [_metric(r) for r in conn.execute(query)]
+        """The newest metric per (endpoint, app, name)."""
+        return self._fetch(db.metrics, _metric, True, endpoint_id, app)
 
     def failures(
         self, app: str | None = None, start: datetime | None = None, end: datetime | None = None
