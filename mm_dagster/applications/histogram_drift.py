@@ -11,14 +11,13 @@ from mm_dagster.applications.outputs import (
     ModelMonitoringApplicationResult,
 )
 from mm_dagster.errors import MonitoringError
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.schemas import ResultKindApp, ResultStatusApp, status_from_thresholds
 from mm_dagster.stats.drift import (
     FeatureDrift,
     FeatureVerdict,
     check_thresholds,
     feature_drifts,
     feature_verdict,
-    status_from_thresholds,
 )
 from mm_dagster.stats.null_thresholds import DEFAULT_CACHE, NullThresholdCache
 
