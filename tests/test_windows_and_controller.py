@@ -109,3 +109,21 @@ def test_cursor_roundtrip() -> None:
     c = ControllerCursor(at(30), 9)
     assert ControllerCursor.from_json(c.to_json()) == c
     assert ControllerCursor.from_json(None) == ControllerCursor()
+
+
+def test_changing_base_period_continues_from_the_cursor() -> None:
+    """No disable/enable dance: the cursor is a time, so a new base_period carries on from it."""
+    cursor = plan(ControllerCursor(), at(31), [span(1, 29, 1)], max_id=1).cursor
+    assert cursor.last_end == at(30)
+    p = plan_requests(
+        cursor,
+        now=at(46),
+        base_period=5,
+        allowed_lateness=LATE,
+        max_catchup_windows=144,
+        new_spans=[span(31, 44, 2)],
+        late_spans=[],
+        max_arrival_id=2,
+    )
+    assert [r.window.key for r in p.requests] == ["2026-11-20-12:30", "2026-11-20-12:35", "2026-11-20-12:40"]
+    assert p.cursor.last_end == at(45)
