@@ -106,7 +106,12 @@ def main() -> None:
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 instance=instance,
                 partition_key=request.partition_key,
-                tags={**request.tags, "dagster/run_key": request.run_key or ""},
+                # The sensor's own tags, so `make dev`'s daemon sees these windows as requested.
+                tags={
+                    **request.tags,
+                    "dagster/run_key": request.run_key or "",
+                    "dagster/sensor_name": controller.name,
+                },
                 raise_on_error=False,
             )
             run = instance.get_run_by_id(result.run_id)

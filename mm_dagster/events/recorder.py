@@ -40,7 +40,7 @@ class EventRecorder:
         self._timer.start()
         atexit.register(self.close)
 
-    def _endpoint(self, endpoint: str) -> ModelEndpoint:
+    def endpoint(self, endpoint: str) -> ModelEndpoint:
         ep = self._endpoints.get(endpoint)
         if ep is None:
             ep = self.ingestor.registry.get(endpoint)
@@ -58,7 +58,7 @@ class EventRecorder:
         request_id: str | None = None,
         timestamp: Any = None,
     ) -> None:
-        ep = self._endpoint(endpoint)
+        ep = self.endpoint(endpoint)
         row: dict[str, Any] = {**features, **(outputs or {})}
         if error is not None:
             row.update({label: row.get(label) for label in ep.label_names})
@@ -139,7 +139,7 @@ def _outputs_of(outputs: Any, label_names: Sequence[str], n: int) -> list[dict[s
 
 def monitored(predict: Callable[[Any], Any], endpoint: str, recorder: EventRecorder) -> Callable[[Any], Any]:
     """Wrap `predict(inputs) -> outputs` so each call records one event per input row."""
-    ep = recorder._endpoint(endpoint)
+    ep = recorder.endpoint(endpoint)
 
     def wrapper(inputs: Any) -> Any:
         request_id = uuid.uuid4().hex
