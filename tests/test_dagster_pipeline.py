@@ -69,8 +69,15 @@ def definitions(home: str, *apps: ModelMonitoringApplicationBase, **kwargs):  # 
     return build_definitions(config, resource=MonitoringResource(home=home))
 
 
-def all_assets(defs):  # type: ignore[no-untyped-def]
-    return list(defs.assets)
+def materialize_window(defs, key: str, instance: DagsterInstance, home: str, raise_on_error: bool = True):  # type: ignore[no-untyped-def]
+    """All assets of `defs` for one window partition, as the UI's "Materialize" does."""
+    return materialize(
+        list(defs.assets),
+        partition_key=key,
+        instance=instance,
+        resources={"mm": MonitoringResource(home=home)},
+        raise_on_error=raise_on_error,
+    )
 
 
 def check_evaluations(instance: DagsterInstance, run_id: str) -> list:  # type: ignore[type-arg]
@@ -102,12 +109,7 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
     seed_window(seeded, window, drift=True)
     defs = definitions(home, HistogramDataDriftApplication(), ServingMonitoring())
     with instance_for_test() as instance:
-        result = materialize(
-            all_assets(defs),
-            partition_key=window.key,
-            instance=instance,
-            resources={"mm": MonitoringResource(home=home)},
-        )
+        result = materialize_window(defs, window.key, instance, home)
         assert result.success
         mats = {m.asset_key: m for m in result.asset_materializations_for_node("mm__window_events")}
         meta = mats[WINDOW_EVENTS].metadata
@@ -150,12 +152,7 @@ def test_check_results_are_recorded_per_partition(seeded: Monitoring, home: str)
     check_key = results_key("histogram-data-drift")
     with instance_for_test() as instance:
         for w in (calm, drifted):
-            materialize(
-                all_assets(defs),
-                partition_key=w.key,
-                instance=instance,
-                resources={"mm": MonitoringResource(home=home)},
-            )
+            materialize_window(defs, w.key, instance, home)
         records = instance.event_log_storage.get_asset_check_execution_history(
             check_key=__import__("dagster").AssetCheckKey(check_key, CHECK_NAME), limit=10
         )
@@ -171,12 +168,7 @@ def test_an_app_failing_for_one_endpoint_does_not_fail_the_run(seeded: Monitorin
     seed_window(seeded, window)
     defs = definitions(home, FailsForOne())
     with instance_for_test() as instance:
-        result = materialize(
-            all_assets(defs),
-            partition_key=window.key,
-            instance=instance,
-            resources={"mm": MonitoringResource(home=home)},
-        )
+        result = materialize_window(defs, window.key, instance, home)
         assert result.success
         meta = {
             m.asset_key: m.metadata for m in result.asset_materializations_for_node("mm_app_fails_for_one")
@@ -191,13 +183,7 @@ def test_an_app_failing_everywhere_fails_its_step_only(seeded: Monitoring, home:
     seed_window(seeded, window)
     defs = definitions(home, AlwaysFails(), HistogramDataDriftApplication())
     with instance_for_test() as instance:
-        result = materialize(
-            all_assets(defs),
-            partition_key=window.key,
-            instance=instance,
-            resources={"mm": MonitoringResource(home=home)},
-            raise_on_error=False,
-        )
+        result = materialize_window(defs, window.key, instance, home, raise_on_error=False)
         assert not result.success
         failed = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
         assert failed == ["mm_app_always_fails"]
@@ -238,12 +224,7 @@ def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
     defs = definitions(home)
     with instance_for_test() as instance:
         for _ in range(2):
-            materialize(
-                all_assets(defs),
-                partition_key=window.key,
-                instance=instance,
-                resources={"mm": MonitoringResource(home=home)},
-            )
+            materialize_window(defs, window.key, instance, home)
     assert len(seeded.results.results(app="histogram-data-drift")) == 4
     assert len(seeded.results.metrics(app="histogram-data-drift")) == 6
 
