@@ -202,6 +202,12 @@ class EndpointRegistry:
         with self.engine.connect() as conn:
             return [_row_to_endpoint(r) for r in conn.execute(query)]
 
+    def names(self) -> dict[str, str]:
+        """Endpoint names by id, without loading reference statistics."""
+        t = db.endpoints
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(t.c.id, t.c.name)).all())  # type: ignore[arg-type]
+
     def delete(self, name_or_id: str) -> None:
         """Remove the endpoint and its results, metrics and failures (its events stay on disk)."""
         endpoint = self.get(name_or_id)

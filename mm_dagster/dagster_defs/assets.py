@@ -82,7 +82,7 @@ def build_window_asset(
     def window_events_asset(context: AssetExecutionContext, mm: MonitoringResource) -> MaterializeResult:
         monitoring = mm.monitoring()
         windows = windows_of_run(context, base_period)
-        names = {e.id: e.name for e in monitoring.list_endpoints()}
+        names = monitoring.endpoints.names()
         totals = {"events": 0, "endpoints": 0, "errors": 0, "late_events": 0}
         metadata: dict[str, object] = {}
         for window in windows:
@@ -162,19 +162,13 @@ def build_app_assets(
         name=f"mm_app_{app_name.replace('-', '_')}",
         specs=[
             AssetSpec(
-                r_key,
+                key,
                 deps=[WINDOW_EVENTS],
                 group_name=GROUP,
                 kinds={"sql"},
-                description=f"Results of monitoring app {app_name!r} per endpoint and window.",
-            ),
-            AssetSpec(
-                m_key,
-                deps=[WINDOW_EVENTS],
-                group_name=GROUP,
-                kinds={"sql"},
-                description=f"Metrics of monitoring app {app_name!r} per endpoint and window.",
-            ),
+                description=f"{what} of monitoring app {app_name!r} per endpoint and window.",
+            )
+            for key, what in ((r_key, "Results"), (m_key, "Metrics"))
         ],
         check_specs=[
             AssetCheckSpec(

@@ -12,6 +12,13 @@ _ID = sa.String(32)
 _NAME = sa.String(128)
 
 
+def _serial_id() -> sa.Column:
+    """An autoincrementing 64-bit id (SQLite autoincrements only INTEGER primary keys)."""
+    return sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
 def _window_columns() -> list[sa.Column]:
     return [
         sa.Column("window_start", sa.DateTime, primary_key=True),
@@ -79,7 +86,7 @@ app_failures = sa.Table(
 arrivals = sa.Table(
     "mm_event_arrivals",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _serial_id(),
     sa.Column("slot_start", sa.DateTime, nullable=False),
     sa.Column("endpoint_id", _ID, nullable=False),
     sa.Column("events", sa.Integer, nullable=False),
@@ -191,7 +198,7 @@ def _create_latest_views(engine: Engine) -> None:
 alert_events = sa.Table(
     "mm_alert_events",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _serial_id(),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("entity", sa.String(400), nullable=False),
     sa.Column("endpoint_id", _ID, nullable=False),
@@ -226,7 +233,7 @@ alert_states = sa.Table(
 notifications = sa.Table(
     "mm_notifications",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _serial_id(),
     sa.Column("alert", _NAME, nullable=False),
     sa.Column("channel_index", sa.Integer, nullable=False),
     sa.Column("channel", sa.String(512), nullable=False),
@@ -246,7 +253,7 @@ notifications = sa.Table(
 notification_attempts = sa.Table(
     "mm_notification_attempts",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _serial_id(),
     sa.Column("notification_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("attempted_at", sa.DateTime, nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
