@@ -8,7 +8,7 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.schemas import ResultKindApp, status_from_thresholds
+from mm_dagster.core.schemas import ResultKindApp, status_from_thresholds
 
 
 class ServingHealthApplication(ModelMonitoringApplicationBase):

@@ -17,7 +17,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from common import peak_extra_bytes, timed, wide_frame
 
-from mm_dagster.schemas import ResultStatusApp
+from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.stats.drift import feature_drifts, feature_verdict
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.stats.null_thresholds import NullThresholdCache
@@ -76,8 +76,8 @@ def evidently_seconds(reference: pd.DataFrame, window: pd.DataFrame) -> float | 
 
 
 def event_store_read() -> tuple[float, int]:
+    from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
-    from mm_dagster.windows import Window
 
     with tempfile.TemporaryDirectory() as home:
         mm = Monitoring(home=home)

@@ -28,9 +28,9 @@ def rss_mb() -> float:
 def main() -> None:
     from apps.evidently_drift import EvidentlyDataDriftApplication
     from mm_dagster.applications import HistogramDataDriftApplication
+    from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
-    from mm_dagster.windows import Window
 
     with tempfile.TemporaryDirectory() as home:
         mm = Monitoring(home=home)

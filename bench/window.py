@@ -29,11 +29,11 @@ def main() -> None:
     from dagster import build_sensor_context, instance_for_test
 
     from apps.definitions import config
+    from mm_dagster.core.windows import Window, closed_before
     from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
     from mm_dagster.dagster_defs.resources import MonitoringResource
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.storage import database as db
-    from mm_dagster.windows import Window, closed_before
 
     with tempfile.TemporaryDirectory() as home:
         mm = Monitoring(home=home)

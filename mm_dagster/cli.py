@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.errors import MonitoringError
 
 
 def _load_config(spec: str) -> Any:

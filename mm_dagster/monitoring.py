@@ -9,16 +9,18 @@ from typing import Any
 import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
-from mm_dagster.artifacts import ArtifactStore
-from mm_dagster.endpoints import EndpointRegistry, ModelEndpoint
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.windows import Window
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.recorder import EventRecorder, monitored
-from mm_dagster.events.store import EventStore
-from mm_dagster.references import DEFAULT_SAMPLE_ROWS, ReferenceStore
-from mm_dagster.runner import AppWindowReport, run_apps_on_window
+from mm_dagster.runner import run_apps_on_window
+from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.database import get_engine
+from mm_dagster.storage.endpoint_registry import EndpointRegistry
+from mm_dagster.storage.event_store import EventStore
+from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
-from mm_dagster.windows import Window
 
 DEFAULT_HOME = ".mm_home"
 

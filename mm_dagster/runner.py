@@ -7,62 +7,21 @@ validated and stored per app; a failure is isolated to its (app, endpoint) and r
 import logging
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.outputs import normalise_outputs
-from mm_dagster.artifacts import ArtifactStore
-from mm_dagster.endpoints import EndpointRegistry, ModelEndpoint
-from mm_dagster.references import ReferenceStore
-from mm_dagster.schemas import ResultStatusApp
-from mm_dagster.storage.results_store import Outputs, ResultsStore
-from mm_dagster.windows import Window
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.outputs import normalise_outputs
+from mm_dagster.core.report import AppWindowReport, Outputs
+from mm_dagster.core.windows import Window
+from mm_dagster.storage.artifact_store import ArtifactStore
+from mm_dagster.storage.endpoint_registry import EndpointRegistry
+from mm_dagster.storage.reference_store import ReferenceStore
+from mm_dagster.storage.results_store import ResultsStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AppWindowReport:
-    """What one app did on one window: per-endpoint outputs and failures."""
-
-    app: str
-    window: Window
-    outputs: dict[str, Outputs] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-    endpoint_names: dict[str, str] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def endpoints_analysed(self) -> int:
-        return len(self.outputs)
-
-    def statuses(self) -> dict[str, ResultStatusApp]:
-        """Worst result status per endpoint (endpoints without results are left out)."""
-        worst: dict[str, ResultStatusApp] = {}
-        for endpoint_id, (results, _) in self.outputs.items():
-            if results:
-                worst[endpoint_id] = max(r.status for r in results)
-        return worst
-
-    def count(self, status: ResultStatusApp) -> int:
-        return sum(1 for s in self.statuses().values() if s == status)
-
-    def worst_value(self) -> float | None:
-        values = [r.value for results, _ in self.outputs.values() for r in results]
-        return max(values) if values else None
-
-    def worst_endpoints(self, limit: int = 10) -> list[tuple[str, str, int, float]]:
-        """(endpoint name, result name, status, value), worst first."""
-        rows = [
-            (self.endpoint_names.get(e, e), r.name, int(r.status), r.value)
-            for e, (results, _) in self.outputs.items()
-            for r in results
-            if r.status >= ResultStatusApp.potential_detection
-        ]
-        return sorted(rows, key=lambda row: (-row[2], -row[3]))[:limit]
 
 
 def run_app_on_endpoint(

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from mm_dagster.endpoints import ModelEndpoint
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
-from mm_dagster.windows import Window
 
 warnings.filterwarnings("ignore", module="dagster")
 

@@ -16,7 +16,7 @@ from mm_dagster.alerts import (
     load_alerts_yaml,
 )
 from mm_dagster.alerts.config import AlertConfigError, parse_duration
-from mm_dagster.schemas import EventKind
+from mm_dagster.core.schemas import EventKind
 
 GOOD_YAML = """
 alerts:

@@ -22,12 +22,12 @@ from mm_dagster.alerts import (
 )
 from mm_dagster.alerts.channels import SIGNATURE_HEADER, signature
 from mm_dagster.alerts.manager import AlertManager
-from mm_dagster.applications.outputs import ModelMonitoringApplicationResult
+from mm_dagster.core.outputs import ModelMonitoringApplicationResult
+from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.runner import AppWindowReport
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.storage import database as db
-from mm_dagster.windows import Window
 
 from .servers import free_port, http_sink, self_signed_cert, smtp_server
 
@@ -291,11 +291,11 @@ import os, sys
 from datetime import datetime, UTC
 from mm_dagster.alerts import WebhookChannel, data_drift_detected
 from mm_dagster.alerts.manager import AlertManager
-from mm_dagster.applications.outputs import ModelMonitoringApplicationResult
+from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.runner import AppWindowReport
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
-from mm_dagster.windows import Window
+from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.windows import Window
 mm = Monitoring(home=sys.argv[1])
 m = AlertManager(mm.engine, [data_drift_detected([WebhookChannel(sys.argv[2])])])
 r = AppWindowReport(app="drift", window=Window.containing(datetime(2026, 11, 20, tzinfo=UTC), 10))

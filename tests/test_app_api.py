@@ -15,12 +15,12 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.endpoints import ModelEndpoint
-from mm_dagster.errors import AppOutputError
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import AppOutputError
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.simulation import TrafficShape, traffic_frame
-from mm_dagster.windows import Window
 
 
 class Returns(ModelMonitoringApplicationBase):

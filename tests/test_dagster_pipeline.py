@@ -20,13 +20,13 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationBase,
     MonitoringApplicationContext,
 )
-from mm_dagster.controller import ControllerCursor
+from mm_dagster.core.controller import ControllerCursor
+from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.assets import CHECK_NAME, WINDOW_EVENTS, results_key
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
-from mm_dagster.windows import Window, closed_before
 
 from .conftest import past_window
 

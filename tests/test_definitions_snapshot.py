@@ -60,9 +60,7 @@ def describe(defs: Definitions) -> dict[str, Any]:
     return {
         "assets": unique,
         "jobs": {
-            job.name: job.description
-            for job in repo.get_all_jobs()
-            if not job.name.startswith("__ASSET_JOB")
+            job.name: job.description for job in repo.get_all_jobs() if not job.name.startswith("__ASSET_JOB")
         },
         "sensors": {
             s.name: {

@@ -5,11 +5,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.core.clock import utcnow
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.reports.endpoint_page import write_endpoint_report
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
-from mm_dagster.storage.database import utcnow
-from mm_dagster.windows import Window
 
 from .browser import rendered_dom, screenshot
 

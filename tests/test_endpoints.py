@@ -1,7 +1,7 @@
 import pytest
 
-from mm_dagster.endpoints import ModelEndpoint
-from mm_dagster.errors import MonitoringError, UnknownEndpointError
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import MonitoringError, UnknownEndpointError
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
 

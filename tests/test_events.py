@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_dagster.endpoints import ModelEndpoint
-from mm_dagster.errors import EventValidationError, UnknownEndpointError
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import EventValidationError, UnknownEndpointError
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, traffic_frame
-from mm_dagster.windows import Window
 
 
 def events_for(window: Window, rows: int = 100, seed: int = 0, **shape: float) -> pd.DataFrame:

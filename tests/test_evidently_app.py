@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from apps.evidently_drift import EvidentlyDataDriftApplication
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
-from mm_dagster.windows import Window
 
 from .conftest import past_window
 

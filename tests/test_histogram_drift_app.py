@@ -7,15 +7,15 @@ import pytest
 
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.outputs import normalise_outputs
-from mm_dagster.artifacts import ArtifactStore
-from mm_dagster.endpoints import ModelEndpoint
-from mm_dagster.errors import MonitoringError
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.outputs import normalise_outputs
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.stats.distances import normalise, total_variation
 from mm_dagster.stats.drift import FeatureDrift, feature_drifts, feature_verdict
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.stats.null_thresholds import NullThresholdCache, size_bucket
+from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.database import get_engine
 
 from .conftest import past_window
@@ -73,7 +73,7 @@ def test_mlrun_compatible_outputs() -> None:
     ],
 )
 def test_general_drift_classifier(value: float, expected: ResultStatusApp) -> None:
-    from mm_dagster.schemas import status_from_thresholds
+    from mm_dagster.core.schemas import status_from_thresholds
 
     assert status_from_thresholds(value, 0.5, 0.7) == expected
 

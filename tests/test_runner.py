@@ -7,10 +7,10 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationBase,
     MonitoringApplicationContext,
 )
-from mm_dagster.endpoints import ModelEndpoint
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
-from mm_dagster.windows import Window
 
 
 class FailsFor(ModelMonitoringApplicationBase):

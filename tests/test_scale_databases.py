@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from mm_dagster.alerts import LogChannel, data_drift_detected
 from mm_dagster.alerts.manager import AlertManager
 from mm_dagster.applications import HistogramDataDriftApplication
-from mm_dagster.events.arrivals import arrival_spans, max_arrival_id
+from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.schemas import ResultStatusApp
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.storage import database as db
-from mm_dagster.windows import Window
+from mm_dagster.storage.arrival_log import arrival_spans, max_arrival_id
 
 from .conftest import past_window
 

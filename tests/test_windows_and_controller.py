@@ -2,10 +2,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mm_dagster.controller import ControllerCursor, plan_requests
-from mm_dagster.errors import MonitoringError
-from mm_dagster.events.arrivals import ArrivalSpan
-from mm_dagster.windows import Window, closed_before, cron_for, validate_base_period, windows_between
+from mm_dagster.core.arrivals import ArrivalSpan
+from mm_dagster.core.controller import ControllerCursor, plan_requests
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.windows import Window, closed_before, cron_for, validate_base_period, windows_between
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LATE = timedelta(minutes=1)

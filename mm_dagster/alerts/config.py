@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 
 import yaml
 
-from mm_dagster.errors import MonitoringError
-from mm_dagster.names import APP_NAME, check_name
-from mm_dagster.schemas import EventKind
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.names import APP_NAME, check_name
+from mm_dagster.core.schemas import EventKind
 
 PLACEHOLDERS = ("project", "name", "entity")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")

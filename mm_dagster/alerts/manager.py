@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +28,9 @@ from sqlalchemy.engine import Engine
 from mm_dagster.alerts.channels import DeliveryError, Message, send
 from mm_dagster.alerts.config import AlertConfig, AlertConfigError, Channel, render
 from mm_dagster.alerts.rules import EntityState, manual_reset, on_clean_window, on_event
-from mm_dagster.runner import AppWindowReport
-from mm_dagster.schemas import EventKind, ResultStatusApp, event_kind_for
+from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.schemas import EventKind, ResultStatusApp, event_kind_for
 from mm_dagster.storage import database as db
 
 log = logging.getLogger("mm_dagster.alerts")
@@ -141,7 +142,7 @@ class AlertManager:
         *,
         check_channels: Sequence[Channel] = (),
         project: str = "default",
-        clock: Callable[[], datetime] = db.utcnow,
+        clock: Clock = utcnow,
         max_attempts: int = 8,
         backoff_base: timedelta = timedelta(seconds=30),
         backoff_max: timedelta = timedelta(hours=1),

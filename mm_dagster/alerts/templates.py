@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mm_dagster.alerts.config import AlertConfig, Channel, Severity
-from mm_dagster.schemas import EventKind
+from mm_dagster.core.schemas import EventKind
 
 
 def _template(kind: EventKind, summary: str, severity: Severity) -> Callable[..., AlertConfig]:

@@ -3,7 +3,7 @@
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
-from mm_dagster.applications.outputs import (
+from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
 )

@@ -3,7 +3,7 @@
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mm_dagster.names import APP_NAME, check_name, kebab_case
+from mm_dagster.core.names import APP_NAME, check_name, kebab_case
 
 if TYPE_CHECKING:
     from mm_dagster.applications.context import MonitoringApplicationContext

@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from mm_dagster.artifacts import ArtifactStore
-from mm_dagster.endpoints import ModelEndpoint
-from mm_dagster.references import ReferenceStore
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.windows import Window
 from mm_dagster.stats.feature_stats import FeatureStats, compute_feature_stats
-from mm_dagster.windows import Window
+from mm_dagster.storage.artifact_store import ArtifactStore
+from mm_dagster.storage.reference_store import ReferenceStore
 
 
 class KeywordLogger(logging.LoggerAdapter):

@@ -16,8 +16,8 @@ import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.outputs import ModelMonitoringApplicationMetric
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.outputs import ModelMonitoringApplicationMetric
 
 SUPPORTED_EVIDENTLY_VERSION = "0.7.23"
 DEFAULT_SAMPLE_ROWS = 20_000

@@ -6,12 +6,12 @@ import numpy as np
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.outputs import (
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
 )
-from mm_dagster.errors import MonitoringError
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp, status_from_thresholds
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp, status_from_thresholds
 from mm_dagster.stats.drift import (
     FeatureDrift,
     FeatureVerdict,

@@ -19,11 +19,11 @@ from dagster import (
 )
 
 from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.core.report import AppWindowReport
 from mm_dagster.dagster_defs.assets import ReportHook
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.runner import AppWindowReport
 
 DELIVERY_SENSOR = "mm_alert_delivery"
 DELIVERY_INTERVAL_SECONDS = 30

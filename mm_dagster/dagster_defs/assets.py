@@ -23,13 +23,13 @@ from dagster import (
 )
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.dagster_defs.partitions import windows_of_run
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.dagster_defs.window_cache import window_events
-from mm_dagster.events.arrivals import late_events
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.runner import AppWindowReport
-from mm_dagster.schemas import ResultStatusApp
+from mm_dagster.storage.arrival_log import late_events
 
 WINDOW_EVENTS = AssetKey(["mm", "window_events"])
 CHECK_NAME = "no_detections"

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
-from mm_dagster.errors import MonitoringError
-from mm_dagster.windows import to_utc, validate_base_period
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.windows import to_utc, validate_base_period
 
 MIN_SENSOR_INTERVAL_SECONDS = 30
 

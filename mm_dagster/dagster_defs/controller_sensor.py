@@ -16,10 +16,10 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 
-from mm_dagster.controller import ControllerCursor, new_window_range, plan_requests
+from mm_dagster.core.controller import ControllerCursor, new_window_range, plan_requests
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
-from mm_dagster.events.arrivals import arrival_spans, max_arrival_id
+from mm_dagster.storage.arrival_log import arrival_spans, max_arrival_id
 
 CONTROLLER_SENSOR = "mm_controller"
 

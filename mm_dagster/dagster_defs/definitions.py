@@ -13,6 +13,7 @@ from dagster import (
     in_process_executor,
 )
 
+from mm_dagster.core.clock import utcnow
 from mm_dagster.dagster_defs.alert_sensors import build_alert_wiring
 from mm_dagster.dagster_defs.assets import (
     WINDOW_EVENTS,
@@ -23,7 +24,6 @@ from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.controller_sensor import build_controller_sensor
 from mm_dagster.dagster_defs.partitions import window_partitions
 from mm_dagster.dagster_defs.resources import MonitoringResource, resource_from_env
-from mm_dagster.storage.database import utcnow
 
 MONITORING_JOB = "mm_monitoring_job"
 

@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, TimeWindowPartitionsDefinition
 
-from mm_dagster.windows import PARTITION_KEY_FORMAT, Window, cron_for, to_utc
+from mm_dagster.core.windows import PARTITION_KEY_FORMAT, Window, cron_for, to_utc
 
 
 def window_partitions(base_period: int, start: object) -> TimeWindowPartitionsDefinition:

@@ -5,8 +5,8 @@ from threading import Lock
 
 import pandas as pd
 
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.windows import Window
 
 _MAX_WINDOWS = 2
 _cache: OrderedDict[tuple[str, str, Window], dict[str, pd.DataFrame]] = OrderedDict()

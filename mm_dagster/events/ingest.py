@@ -10,10 +10,11 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from mm_dagster.endpoints import EndpointRegistry, ModelEndpoint
-from mm_dagster.events.store import EventStore, StagedFile
+from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.events.validation import validate_events
 from mm_dagster.storage import database as db
+from mm_dagster.storage.endpoint_registry import EndpointRegistry
+from mm_dagster.storage.event_store import EventStore, StagedFile
 
 
 class EventIngestor:
@@ -27,7 +28,7 @@ class EventIngestor:
     ) -> int:
         """Validate and store a batch of events (all or none). Returns how many were stored."""
         ep = endpoint if isinstance(endpoint, ModelEndpoint) else self.registry.get(endpoint)
-        now_ts = pd.Timestamp(now or db.utcnow())
+        now_ts = pd.Timestamp(now or self.registry.clock())
         table = validate_events(ep, events, now_ts)
         staged = self.store.stage(ep.id, table)
         if not staged:

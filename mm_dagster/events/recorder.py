@@ -11,11 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from mm_dagster.endpoints import ModelEndpoint
-from mm_dagster.errors import EventValidationError
+from mm_dagster.core.clock import utcnow
+from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import EventValidationError
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.validation import validate_events
-from mm_dagster.storage.database import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mm_dagster.endpoints import BOOL, FLOAT, STRING, ModelEndpoint
-from mm_dagster.errors import EventValidationError
+from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
+from mm_dagster.core.errors import EventValidationError
 
 META_COLUMNS = ("timestamp", "request_id", "latency_us", "error")
 ARROW_TYPES = {FLOAT: pa.float64(), BOOL: pa.bool_(), STRING: pa.string()}

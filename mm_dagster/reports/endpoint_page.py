@@ -4,8 +4,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
 
+from mm_dagster.core.results import StoredResult
 from mm_dagster.reports.html import STATUS_COLOURS, ensure_plotly_js, figure_div, page
-from mm_dagster.storage.results_store import StoredResult
 
 
 def render_endpoint_page(
@@ -77,9 +77,9 @@ def write_endpoint_report(
     now: datetime | None = None,
 ) -> str:
     """Render the endpoint page for the last `hours` into the artifacts; returns its URI."""
-    from mm_dagster.events.arrivals import event_counts
+    from mm_dagster.core.clock import utcnow
     from mm_dagster.monitoring import Monitoring
-    from mm_dagster.storage.database import utcnow
+    from mm_dagster.storage.arrival_log import event_counts
 
     assert isinstance(mm, Monitoring)
     ep = mm.get_endpoint(endpoint)

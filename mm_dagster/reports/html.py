@@ -3,7 +3,7 @@
 from html import escape
 from pathlib import Path
 
-from mm_dagster.schemas import ResultStatusApp
+from mm_dagster.core.schemas import ResultStatusApp
 
 PLOTLY_JS = "plotly.min.js"
 STATUS_COLOURS = {

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.reports.html import figure_div, page, status_cell
-from mm_dagster.schemas import ResultStatusApp
 from mm_dagster.stats.distances import normalise
 from mm_dagster.stats.drift import FeatureDrift, FeatureVerdict
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_dagster.errors import MonitoringError
-from mm_dagster.schemas import ResultStatusApp
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.stats.distances import hellinger, normalise, symmetric_kl, total_variation
 from mm_dagster.stats.feature_stats import (
     NUMERIC,

@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.endpoint import FeatureStats
+from mm_dagster.core.errors import MonitoringError
 
 N_BINS = 20
 FLOAT_MAX = sys.float_info.max
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 MAX_CATEGORIES = 1000
-
-FeatureStats = dict[str, dict[str, Any]]
 
 
 def column_kind(series: pd.Series) -> str:

@@ -5,54 +5,20 @@ never duplicates. Failures per (endpoint, app, window) are kept beside them.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from mm_dagster.applications.outputs import (
-    ModelMonitoringApplicationMetric,
-    ModelMonitoringApplicationResult,
-)
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.core.report import Outputs
+from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
-from mm_dagster.windows import Window
 
 _CHUNK = 500
-
-
-@dataclass(frozen=True)
-class StoredResult:
-    endpoint_id: str
-    app: str
-    name: str
-    window_start: datetime
-    window_end: datetime
-    kind: ResultKindApp
-    status: ResultStatusApp
-    value: float
-    extra_data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StoredMetric:
-    endpoint_id: str
-    app: str
-    name: str
-    window_start: datetime
-    window_end: datetime
-    value: float
-
-
-@dataclass(frozen=True)
-class AppFailure:
-    endpoint_id: str
-    app: str
-    window_start: datetime
-    window_end: datetime
-    error: str
 
 
 def _result(row: sa.Row) -> StoredResult:
@@ -82,12 +48,10 @@ def _metric(row: sa.Row) -> StoredMetric:
     )
 
 
-Outputs = tuple[list[ModelMonitoringApplicationResult], list[ModelMonitoringApplicationMetric]]
-
-
 class ResultsStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
+        self.clock = clock
 
     def replace_window(
         self,
@@ -101,7 +65,7 @@ class ResultsStore:
         An endpoint that failed keeps its earlier rows and gets a failure row instead.
         """
         start, end = db.to_db_time(window.start), db.to_db_time(window.end)
-        now = db.to_db_time(db.utcnow())
+        now = db.to_db_time(self.clock())
         result_rows, metric_rows = [], []
         for endpoint_id, (results, metrics) in outputs.items():
             key = {"endpoint_id": endpoint_id, "app": app, "window_start": start, "window_end": end}

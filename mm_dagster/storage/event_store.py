@@ -21,8 +21,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mm_dagster.errors import MonitoringError
-from mm_dagster.windows import Window, validate_base_period
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.windows import Window, validate_base_period
 
 METADATA_FILE = "_mm_event_store.json"
 _US_PER_MINUTE = 60_000_000

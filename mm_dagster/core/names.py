@@ -2,7 +2,7 @@
 
 import re
 
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.errors import MonitoringError
 
 ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 APP_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")

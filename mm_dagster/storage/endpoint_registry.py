@@ -1,54 +1,19 @@
-"""Model endpoints (spec §1): the registry of deployed models and their reference statistics."""
+"""The endpoint registry (spec §1): deployed models and their reference statistics, in SQL."""
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from mm_dagster.errors import MonitoringError, UnknownEndpointError
-from mm_dagster.names import ENDPOINT_ID, check_endpoint_name
-from mm_dagster.stats.feature_stats import FeatureStats, compute_feature_stats
+from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.core.endpoint import COLUMN_TYPES, FLOAT, FeatureStats, ModelEndpoint, column_type_of
+from mm_dagster.core.errors import MonitoringError, UnknownEndpointError
+from mm_dagster.core.names import ENDPOINT_ID, check_endpoint_name
+from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage import database as db
-
-FLOAT, BOOL, STRING = "float64", "bool", "string"
-COLUMN_TYPES = (FLOAT, BOOL, STRING)
-
-
-@dataclass(frozen=True)
-class ModelEndpoint:
-    id: str
-    name: str
-    feature_names: list[str]
-    label_names: list[str]
-    column_types: dict[str, str]
-    feature_stats: FeatureStats
-    model_name: str = ""
-    model_version: str = ""
-    model_uri: str = ""
-    reference_rows: int = 0
-    created_at: datetime | None = None
-    first_request: datetime | None = None
-    last_request: datetime | None = None
-    error_count: int = 0
-    event_count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def columns(self) -> list[str]:
-        return [*self.feature_names, *self.label_names]
-
-
-def column_type_of(series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return BOOL
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        return FLOAT
-    return STRING
 
 
 def _row_to_endpoint(row: sa.Row) -> ModelEndpoint:
@@ -83,8 +48,9 @@ def _check_column_names(names: Sequence[str], what: str, endpoint: str) -> list[
 
 
 class EndpointRegistry:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
+        self.clock = clock
 
     def create(
         self,
@@ -140,7 +106,7 @@ class EndpointRegistry:
             "column_types": types,
             "feature_stats": stats,
             "reference_rows": rows,
-            "created_at": db.to_db_time(db.utcnow()),
+            "created_at": db.to_db_time(self.clock()),
             "error_count": 0,
             "event_count": 0,
         }

@@ -5,9 +5,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mm_dagster.errors import AppOutputError
-from mm_dagster.names import VALUE_NAME
-from mm_dagster.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.errors import AppOutputError
+from mm_dagster.core.names import VALUE_NAME
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 
 MAX_EXTRA_DATA_BYTES = 64 * 1024
 

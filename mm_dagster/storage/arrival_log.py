@@ -1,23 +1,13 @@
 """The arrival log: one row per stored event file. Cheap summaries for the controller."""
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from mm_dagster.core.arrivals import ArrivalSpan
+from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
-from mm_dagster.windows import Window
-
-
-@dataclass(frozen=True)
-class ArrivalSpan:
-    """Events of one slot that arrived in a set of files: their time span and newest file id."""
-
-    first_event: datetime
-    last_event: datetime
-    events: int
-    max_id: int
 
 
 def arrival_spans(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.errors import MonitoringError
 
 DEFAULT_SAMPLE_ROWS = 100_000
 

@@ -9,16 +9,18 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from mm_dagster.errors import MonitoringError
+from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.storage import database as db
 
 ARTIFACT_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,199}")
 
 
 class ArtifactStore:
-    def __init__(self, root: str | Path, engine: Engine) -> None:
+    def __init__(self, root: str | Path, engine: Engine, clock: Clock = utcnow) -> None:
         self.root = Path(root)
         self.engine = engine
+        self.clock = clock
 
     def app_dir(self, app: str) -> Path:
         return self.root / app
@@ -77,7 +79,7 @@ class ArtifactStore:
             "endpoint_id": endpoint_id,
             "window_start": db.to_db_time(window_start),
             "uri": uri,
-            "updated_at": db.to_db_time(db.utcnow()),
+            "updated_at": db.to_db_time(self.clock()),
         }
         t = db.artifacts
         with self.engine.begin() as conn:

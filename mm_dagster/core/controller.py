@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mm_dagster.events.arrivals import ArrivalSpan
-from mm_dagster.windows import Window, closed_before, to_utc
+from mm_dagster.core.arrivals import ArrivalSpan
+from mm_dagster.core.windows import Window, closed_before, to_utc
 
 
 @dataclass(frozen=True)

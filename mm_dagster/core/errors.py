@@ -1,0 +1,20 @@
+"""Error types. Every message names what was wrong and where (endpoint, app, window, field)."""
+
+
+class MonitoringError(ValueError):
+    """Bad input or configuration for mm_dagster."""
+
+
+class UnknownEndpointError(MonitoringError, KeyError):
+    """An operation referred to an endpoint that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class EventValidationError(MonitoringError):
+    """Recorded events do not match their endpoint's schema."""
+
+
+class AppOutputError(MonitoringError):
+    """A monitoring app returned something that cannot be stored."""
