@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(PY) -m mm_dagster.demo
+	$(PY) -m apps.demo
 
 test: install
 	$(VENV)/bin/ruff check .

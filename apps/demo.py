@@ -41,12 +41,7 @@ def main() -> None:
     alert_log.setFormatter(logging.Formatter("  alert (log channel): %(message)s"))
     logging.getLogger("mm_dagster.alerts").addHandler(alert_log)
 
-    from dagster import (
-        DagsterEventType,
-        DagsterInstance,
-        build_run_status_sensor_context,
-        build_sensor_context,
-    )
+    from dagster import DagsterInstance, build_sensor_context
 
     from apps.definitions import config, defs
     from mm_dagster.core.schemas import ResultStatusApp
@@ -91,16 +86,14 @@ def main() -> None:
     instance = DagsterInstance.get()
     resource = defs.resources["mm"]
     controller = defs.resolve_sensor_def("mm_controller")
-    check_sensor = defs.resolve_sensor_def("mm_check_notifications_on_success")
     delivery = defs.resolve_sensor_def("mm_alert_delivery")
     job = defs.resolve_job_def("mm_monitoring_job")
 
     def run_requested(cursor: str | None) -> tuple[str | None, int]:
-        tick = controller.evaluate_tick(
-            build_sensor_context(
-                instance=instance, cursor=cursor, definitions=defs, resources={"mm": resource}
-            )
-        )
+        with build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources={"mm": resource}
+        ) as context:
+            tick = controller.evaluate_tick(context)
         for request in tick.run_requests:
             result = job.execute_in_process(
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
@@ -114,22 +107,9 @@ def main() -> None:
                 },
                 raise_on_error=False,
             )
-            run = instance.get_run_by_id(result.run_id)
-            records = instance.get_records_for_run(
-                result.run_id, of_type=DagsterEventType.RUN_SUCCESS
-            ).records
-            if records and run is not None:
-                check_sensor(
-                    build_run_status_sensor_context(  # type: ignore[operator]
-                        sensor_name=check_sensor.name,
-                        dagster_event=records[0].event_log_entry.dagster_event,
-                        dagster_instance=instance,
-                        dagster_run=run,
-                        resources={"mm": resource},
-                    )
-                )
             print(f"  run {request.run_key:<32} {'ok' if result.success else 'FAILED'}")
-        delivery.evaluate_tick(build_sensor_context(instance=instance, resources={"mm": resource}))
+        with build_sensor_context(instance=instance, resources={"mm": resource}) as context:
+            delivery.evaluate_tick(context)
         return tick.cursor, len(tick.run_requests)
 
     print("\ncontroller sensor tick → one Dagster run per closed window:")

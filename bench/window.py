@@ -111,12 +111,12 @@ def main() -> None:
             sensor = defs.resolve_sensor_def("mm_controller")
 
             def tick(cursor: str | None) -> tuple[float, object]:
-                context = build_sensor_context(
+                with build_sensor_context(
                     instance=instance, cursor=cursor, definitions=defs, resources={"mm": resource}
-                )
-                t0 = time.perf_counter()
-                out = sensor.evaluate_tick(context)
-                return time.perf_counter() - t0, out
+                ) as context:
+                    t0 = time.perf_counter()
+                    out = sensor.evaluate_tick(context)
+                    return time.perf_counter() - t0, out
 
             first_s, first = tick(None)
             steady_s, _ = tick(first.cursor)  # type: ignore[attr-defined]

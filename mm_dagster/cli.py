@@ -112,9 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "report":
         from mm_dagster.monitoring import Monitoring
-        from mm_dagster.reports.endpoint_page import write_endpoint_report
 
-        print(write_endpoint_report(Monitoring(), args.endpoint, hours=args.hours, app=args.app))
+        print(Monitoring().write_endpoint_report(args.endpoint, hours=args.hours, app=args.app))
         return 0
     manager = _alert_manager(args)
 

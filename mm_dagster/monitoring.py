@@ -1,39 +1,54 @@
 """`Monitoring`: one object that owns the stores of a deployment (spec §4)."""
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.report import AppWindowReport
-from mm_dagster.core.windows import Window
+from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.recorder import EventRecorder, monitored
+from mm_dagster.reports.endpoint_page import render_endpoint_page
+from mm_dagster.reports.html import ensure_plotly_js
 from mm_dagster.runner import run_apps_on_window
+from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.artifact_store import ArtifactStore
-from mm_dagster.storage.database import get_engine
+from mm_dagster.storage.database import create_engine
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_store import EventStore
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
 
 DEFAULT_HOME = ".mm_home"
+DEFAULT_BASE_PERIOD = 10
 
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where things live. Unset fields follow MM_HOME (default `./.mm_home`)."""
+    """Where things live, resolved once (`resolve`) from explicit values, then the environment.
+
+    | setting | environment | default |
+    | --- | --- | --- |
+    | home | `MM_HOME` | `./.mm_home` (made absolute) |
+    | database_url | `MM_DATABASE_URL` | `sqlite:///<home>/mm.db` |
+    | events_root | `MM_EVENTS_ROOT` | `<home>/events` |
+    | artifacts_root | `MM_ARTIFACTS_ROOT` | `<home>/artifacts` |
+    | base_period | (the `MonitoringConfig`'s) | 10 minutes |
+    """
 
     home: str
     database_url: str
     events_root: str
     artifacts_root: str
-    partition_minutes: int = 10
+    base_period: int = DEFAULT_BASE_PERIOD
 
     @classmethod
     def resolve(
@@ -42,38 +57,86 @@ class StorageSettings:
         database_url: str | None = None,
         events_root: str | None = None,
         artifacts_root: str | None = None,
-        partition_minutes: int = 10,
+        base_period: int = DEFAULT_BASE_PERIOD,
+        environ: Mapping[str, str] | None = None,
     ) -> "StorageSettings":
-        home = str(Path(home or os.environ.get("MM_HOME") or DEFAULT_HOME).absolute())
+        """Empty or None values fall back to the environment, then to the defaults above."""
+        env = os.environ if environ is None else environ
+        home = str(Path(home or env.get("MM_HOME") or DEFAULT_HOME).absolute())
         return cls(
             home=home,
-            database_url=database_url or os.environ.get("MM_DATABASE_URL") or f"sqlite:///{home}/mm.db",
-            events_root=events_root or os.environ.get("MM_EVENTS_ROOT") or f"{home}/events",
-            artifacts_root=artifacts_root or os.environ.get("MM_ARTIFACTS_ROOT") or f"{home}/artifacts",
-            partition_minutes=partition_minutes,
+            database_url=database_url or env.get("MM_DATABASE_URL") or f"sqlite:///{home}/mm.db",
+            events_root=events_root or env.get("MM_EVENTS_ROOT") or f"{home}/events",
+            artifacts_root=artifacts_root or env.get("MM_ARTIFACTS_ROOT") or f"{home}/artifacts",
+            base_period=validate_base_period(base_period),
         )
 
 
 class Monitoring:
-    """Endpoints, event recording, app runs and results for one deployment."""
+    """Endpoints, event recording, app runs and results for one deployment.
 
-    def __init__(self, settings: StorageSettings | None = None, **overrides: Any) -> None:
-        self.settings = settings or StorageSettings.resolve(**overrides)
-        self.engine = get_engine(self.settings.database_url)
-        self.endpoints = EndpointRegistry(self.engine)
-        self.events = EventStore(self.settings.events_root, self.settings.partition_minutes)
-        self.ingestor = EventIngestor(self.engine, self.events, self.endpoints)
-        self.results = ResultsStore(self.engine)
-        self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine)
+    `Monitoring()` resolves `StorageSettings` from the environment; keyword arguments override
+    single settings. It owns a database engine: `close()` (or `with Monitoring() as mm:`) releases it.
+    """
+
+    def __init__(
+        self,
+        settings: StorageSettings | None = None,
+        *,
+        home: str | None = None,
+        database_url: str | None = None,
+        events_root: str | None = None,
+        artifacts_root: str | None = None,
+        base_period: int = DEFAULT_BASE_PERIOD,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings or StorageSettings.resolve(
+            home, database_url, events_root, artifacts_root, base_period
+        )
+        self.clock = clock
+        self.engine = create_engine(self.settings.database_url)
+        self.endpoints = EndpointRegistry(self.engine, clock)
+        self.events = EventStore(self.settings.events_root, self.settings.base_period)
+        self.arrivals = ArrivalLog(self.engine, self.endpoints)
+        self.ingestor = EventIngestor(self.events, self.endpoints, self.arrivals)
+        self.results = ResultsStore(self.engine, clock)
+        self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine, clock)
         self.references = ReferenceStore(f"{self.settings.home}/references")
 
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Monitoring":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def create_endpoint(
-        self, name: str, *, reference_sample_rows: int = DEFAULT_SAMPLE_ROWS, **kwargs: Any
+        self,
+        name: str,
+        *,
+        reference: pd.DataFrame | None = None,
+        feature_names: Sequence[str] | None = None,
+        label_names: Sequence[str] = (),
+        column_types: Mapping[str, str] | None = None,
+        model_name: str = "",
+        model_version: str = "",
+        model_uri: str = "",
+        reference_sample_rows: int = DEFAULT_SAMPLE_ROWS,
     ) -> ModelEndpoint:
         """Get-or-create an endpoint; a reference frame is summarised into `feature_stats` and a
         sample of it (`reference_sample_rows`, default 100k) is kept for apps like Evidently."""
-        endpoint = self.endpoints.create(name, **kwargs)
-        reference = kwargs.get("reference")
+        endpoint = self.endpoints.create(
+            name,
+            reference=reference,
+            feature_names=feature_names,
+            label_names=label_names,
+            column_types=column_types,
+            model_name=model_name,
+            model_version=model_version,
+            model_uri=model_uri,
+        )
         if reference is not None and not self.references.path(endpoint.id).exists():
             columns = [c for c in endpoint.columns if c in reference.columns]
             self.references.save(endpoint.id, reference[columns], reference_sample_rows)
@@ -116,3 +179,32 @@ class Monitoring:
         return run_apps_on_window(
             apps, window, events, self.endpoints, self.results, self.artifacts, self.references
         )
+
+    def write_endpoint_report(
+        self,
+        endpoint: str,
+        *,
+        hours: float = 24,
+        app: str = "histogram-data-drift",
+        thresholds: tuple[float, float] = (0.5, 0.7),
+        now: datetime | None = None,
+    ) -> str:
+        """Render the endpoint page for the last `hours` into the artifacts; returns its URI."""
+        ep = self.get_endpoint(endpoint)
+        end = now or self.clock()
+        period = timedelta(hours=hours)
+        start = end - period
+        html = render_endpoint_page(
+            ep.name,
+            self.results.results(ep.id, app, "general_drift", start, end),
+            self.results.results(ep.id, app, "feature_drift", start, end),
+            thresholds,
+            self.arrivals.event_counts(ep.id, start, end),
+            self.arrivals.event_counts(ep.id, start - period, start),
+            period,
+        )
+        uri = self.artifacts.log(
+            app, f"endpoint-report-{ep.id}", body=html, suffix=".html", endpoint_id=ep.id
+        )
+        ensure_plotly_js(self.artifacts.app_dir(app))
+        return uri

@@ -24,8 +24,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def mm(isolated_home: Path) -> Monitoring:
-    return Monitoring(home=str(isolated_home))
+def mm(isolated_home: Path) -> Iterator[Monitoring]:
+    with Monitoring(home=str(isolated_home)) as monitoring:
+        yield monitoring
 
 
 @pytest.fixture

@@ -1,15 +1,9 @@
-"""Alerts through Dagster: the app step raises events, sensors deliver; one alert per (check, window)."""
+"""Alerts through Dagster: the app step raises events and queues the failed-check notification,
+the delivery sensor delivers; one notification per (check, window), none again on a re-run."""
 
 from pathlib import Path
 
-from dagster import (
-    DagsterEventType,
-    DagsterRunStatus,
-    build_run_status_sensor_context,
-    build_sensor_context,
-    instance_for_test,
-    materialize,
-)
+from dagster import build_sensor_context, instance_for_test, materialize
 
 from mm_dagster.alerts import WebhookChannel, data_drift_detected
 from mm_dagster.alerts.manager import AlertManager
@@ -43,28 +37,15 @@ def test_check_failure_notifies_once_per_window_and_not_on_rerun(isolated_home: 
             alerts=[data_drift_detected([WebhookChannel(alerts_hook.url)])],
         )
         defs = build_definitions(config, resource=resource)
-        sensor = defs.resolve_sensor_def("mm_check_notifications_on_success")
         delivery = defs.resolve_sensor_def("mm_alert_delivery")
         with instance_for_test() as instance:
             for _ in range(2):  # the second run is a re-run of the same window
                 result = materialize(
                     list(defs.assets), partition_key=window.key, instance=instance, resources={"mm": resource}
                 )
-                run = instance.get_run_by_id(result.run_id)
-                (record,) = instance.get_records_for_run(
-                    result.run_id, of_type=DagsterEventType.RUN_SUCCESS
-                ).records
-                success = record.event_log_entry.dagster_event
-                assert run is not None and run.status == DagsterRunStatus.SUCCESS
-                context = build_run_status_sensor_context(
-                    sensor_name=sensor.name,
-                    dagster_event=success,
-                    dagster_instance=instance,
-                    dagster_run=run,
-                    resources={"mm": resource},
-                )
-                sensor(context)  # type: ignore[operator]
-                delivery.evaluate_tick(build_sensor_context(instance=instance, resources={"mm": resource}))
+                assert result.success
+                with build_sensor_context(instance=instance, resources={"mm": resource}) as context:
+                    delivery.evaluate_tick(context)
         assert len(checks_hook.requests) == 1
         (body,) = checks_hook.bodies()
         assert body["check"] == "mm/histogram-data-drift/results:no_detections"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from dagster import (
     AssetCheckSeverity,
+    AssetKey,
     DagsterEventType,
     DagsterInstance,
     build_sensor_context,
@@ -23,12 +24,20 @@ from mm_dagster.applications import (
 from mm_dagster.core.controller import ControllerCursor
 from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
-from mm_dagster.dagster_defs.assets import CHECK_NAME, WINDOW_EVENTS, results_key
+from mm_dagster.dagster_defs.checks import CHECK_NAME
+from mm_dagster.dagster_defs.config import DefinitionNames
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
 from .conftest import past_window
+
+NAMES = DefinitionNames()
+WINDOW_EVENTS = NAMES.asset_key("window_events")
+
+
+def results_key(app: str) -> AssetKey:
+    return NAMES.asset_key(app, "results")
 
 
 class AlwaysFails(ModelMonitoringApplicationBase):
@@ -233,10 +242,10 @@ def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
 
 
 def tick(defs, instance, home: str, cursor: str | None = None):  # type: ignore[no-untyped-def]
-    context = build_sensor_context(
+    with build_sensor_context(
         instance=instance, cursor=cursor, definitions=defs, resources={"mm": MonitoringResource(home=home)}
-    )
-    return defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
+    ) as context:
+        return defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
 
 
 def controller_defs(home: str, now: datetime, **kwargs):  # type: ignore[no-untyped-def]

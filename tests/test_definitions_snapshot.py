@@ -67,7 +67,7 @@ def describe(defs: Definitions) -> dict[str, Any]:
                 "description": s.description,
                 "default_status": s.default_status.value,
                 "minimum_interval_seconds": s.minimum_interval_seconds,
-                "job": s.job_name if s.has_jobs else None,
+                "job": next((t.job_name for t in s.targets), None),
             }
             for s in sorted(repo.sensor_defs, key=lambda s: s.name)
         },

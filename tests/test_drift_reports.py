@@ -8,7 +8,6 @@ from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.clock import utcnow
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.reports.endpoint_page import write_endpoint_report
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
 from .browser import rendered_dom, screenshot
@@ -73,7 +72,7 @@ def test_endpoint_page_renders_timelines_and_traffic(mm: Monitoring, tmp_path: P
     app = HistogramDataDriftApplication(drift_report="never")
     for w in windows:
         mm.run_window([app], w)
-    page = uri_path(write_endpoint_report(mm, "fraud", hours=1.5, now=windows[-1].end))
+    page = uri_path(mm.write_endpoint_report("fraud", hours=1.5, now=windows[-1].end))
     dom = rendered_dom(page)
     for div in ("general-drift", "feature-drift", "traffic"):
         assert re.search(rf'id="{div}" class="plotly-graph-div[^"]*js-plotly-plot', dom), div

@@ -59,7 +59,7 @@ def test_layout_is_hive_partitioned_by_slot_and_has_no_temp_files(
 
 
 def test_unaligned_windows_filter_by_timestamp(tmp_path: Path) -> None:
-    mm = Monitoring(home=str(tmp_path / "h"), partition_minutes=60)
+    mm = Monitoring(home=str(tmp_path / "h"), base_period=60)
     mm.create_endpoint("m", feature_names=["x"])
     hour = Window.containing("2026-11-20T10:00", 60)
     df = pd.DataFrame({"x": np.arange(60.0), "timestamp": pd.date_range(hour.start, periods=60, freq="1min")})
@@ -206,7 +206,7 @@ def test_a_failed_commit_leaves_no_visible_file(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(mm.ingestor, "_note_arrivals", broken)
+    monkeypatch.setattr(mm.arrivals, "record", broken)
     with pytest.raises(RuntimeError, match="database went away"):
         mm.record_events("fraud-model", events_for(window, 10))
     assert stored(mm, window) == 0

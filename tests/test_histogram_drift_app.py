@@ -16,7 +16,7 @@ from mm_dagster.stats.drift import FeatureDrift, feature_drifts, feature_verdict
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.stats.null_thresholds import NullThresholdCache, size_bucket
 from mm_dagster.storage.artifact_store import ArtifactStore
-from mm_dagster.storage.database import get_engine
+from mm_dagster.storage.database import create_engine
 
 from .conftest import past_window
 
@@ -33,7 +33,7 @@ def make_endpoint(reference: pd.DataFrame) -> ModelEndpoint:
 
 
 def scratch_artifacts() -> ArtifactStore:
-    return ArtifactStore(tempfile.mkdtemp(prefix="mm-artifacts-"), get_engine("sqlite://"))
+    return ArtifactStore(tempfile.mkdtemp(prefix="mm-artifacts-"), create_engine("sqlite://"))
 
 
 def run_app(app: HistogramDataDriftApplication, reference: pd.DataFrame, window: pd.DataFrame):  # type: ignore[no-untyped-def]

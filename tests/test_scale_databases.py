@@ -19,7 +19,6 @@ from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.storage import database as db
-from mm_dagster.storage.arrival_log import arrival_spans, max_arrival_id
 
 from .conftest import past_window
 
@@ -38,9 +37,6 @@ def _drop_everything(url: str) -> None:
             conn.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
     db.metadata.drop_all(engine)
     engine.dispose()
-    stale = db._ENGINES.pop(url, None)
-    if stale is not None:
-        stale.dispose()
 
 
 @pytest.fixture(params=sorted(URLS))
@@ -59,8 +55,9 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def scaled(database_url: str, isolated_home: object) -> Monitoring:
-    return Monitoring(home=str(isolated_home), database_url=database_url)
+def scaled(database_url: str, isolated_home: object) -> Iterator[Monitoring]:
+    with Monitoring(home=str(isolated_home), database_url=database_url) as mm:
+        yield mm
 
 
 def test_results_store_replaces_and_serves_latest(scaled: Monitoring) -> None:
@@ -94,9 +91,9 @@ def test_arrivals_and_alert_outbox(scaled: Monitoring) -> None:
     mm.create_endpoint("m", reference=reference_frame(3000, seed=1), label_names=["prediction"])
     w = past_window(60)
     mm.record_events("m", traffic_frame(200, w.start, w.end, TrafficShape(mean_shift=2, drifted_features=3)))
-    spans = arrival_spans(mm.engine, events_from=w.start, events_before=w.end, slot_minutes=10)
-    assert sum(s.events for s in spans) == 200 and max_arrival_id(mm.engine) >= 1
-    assert arrival_spans(mm.engine, after_id=0, events_before=w.end)[0].events == 200
+    spans = mm.arrivals.spans(events_from=w.start, events_before=w.end, store_base_period=10)
+    assert sum(s.events for s in spans) == 200 and mm.arrivals.max_id() >= 1
+    assert mm.arrivals.spans(after_id=0, events_before=w.end)[0].events == 200
     manager = AlertManager(mm.engine, [data_drift_detected([LogChannel()])])
     (report,) = mm.run_window([HistogramDataDriftApplication()], w)
     assert manager.record_report(report) == 1

@@ -93,3 +93,14 @@ def windows_between(start: datetime, end: datetime, base_period: int) -> Iterato
     while w.start < to_utc(end):
         yield w
         w = Window(w.end, w.end + step)
+
+
+def split_range(start: datetime, end: datetime, parts: int) -> list[Window]:
+    """[start, end) cut into `parts` equal windows (a Dagster partition range of `parts` keys)."""
+    start, end = to_utc(start), to_utc(end)
+    if parts < 1 or end <= start:
+        raise MonitoringError(f"cannot split [{start}, {end}) into {parts} windows")
+    step = (end - start) / parts
+    if step * parts != end - start or step % timedelta(minutes=1):
+        raise MonitoringError(f"[{start}, {end}) does not split into {parts} whole-minute windows")
+    return [Window(start + step * i, start + step * (i + 1)) for i in range(parts)]

@@ -1,16 +1,17 @@
 """The window asset and the per-app asset factory (spec §5)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -25,34 +26,46 @@ from dagster import (
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultStatusApp
-from mm_dagster.dagster_defs.partitions import windows_of_run
+from mm_dagster.core.windows import Window, split_range
+from mm_dagster.dagster_defs.checks import (
+    CHECK_DESCRIPTION,
+    CHECK_NAME,
+    CheckVerdict,
+    check_verdict,
+    markdown_table,
+)
+from mm_dagster.dagster_defs.config import DefinitionNames
 from mm_dagster.dagster_defs.resources import MonitoringResource
-from mm_dagster.dagster_defs.window_cache import window_events
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.storage.arrival_log import late_events
 
-WINDOW_EVENTS = AssetKey(["mm", "window_events"])
-CHECK_NAME = "no_detections"
-GROUP = "model_monitoring"
-
-ReportHook = Callable[[Monitoring, AppWindowReport], None]
+WINDOW_EVENTS = "window_events"
 
 
-def results_key(app_name: str) -> AssetKey:
-    return AssetKey(["mm", app_name, "results"])
+@dataclass(frozen=True)
+class WindowOutcome:
+    """What an app step learnt about one window: the app's report and its check verdict."""
+
+    report: AppWindowReport
+    verdict: CheckVerdict
+    run_id: str
 
 
-def metrics_key(app_name: str) -> AssetKey:
-    return AssetKey(["mm", app_name, "metrics"])
+WindowHook = Callable[[Monitoring, WindowOutcome], None]
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def windows_of_run(context: AssetExecutionContext) -> list[Window]:
+    """The windows a run covers: one for a single partition, several for a backfill range."""
+    time_window = context.partition_time_window
+    return split_range(time_window.start, time_window.end, len(context.partition_keys))
 
 
-def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str]) -> dict[str, object]:
+def resource_of(context: AssetExecutionContext, names: DefinitionNames) -> MonitoringResource:
+    resource = getattr(context.resources, names.resource_key)
+    assert isinstance(resource, MonitoringResource)
+    return resource
+
+
+def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str]) -> dict[str, Any]:
     rows = sorted(
         ((names.get(e, e), len(df), int(df["error"].notna().sum())) for e, df in events.items()),
         key=lambda r: -r[1],
@@ -62,34 +75,36 @@ def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str]) -> di
         "endpoints": len(rows),
         "errors": sum(r[2] for r in rows),
         "per_endpoint": MetadataValue.md(
-            _markdown_table(["endpoint", "events", "errors"], rows[:200])
+            markdown_table(["endpoint", "events", "errors"], rows[:200])
             + (f"\n\n…and {len(rows) - 200} more" if len(rows) > 200 else "")
         ),
     }
 
 
 def build_window_asset(
-    partitions_def: TimeWindowPartitionsDefinition, base_period: int, allowed_lateness: pd.Timedelta
+    partitions_def: TimeWindowPartitionsDefinition, allowed_lateness: timedelta, names: DefinitionNames
 ) -> AssetsDefinition:
     @asset(
-        key=WINDOW_EVENTS,
+        key=names.asset_key(WINDOW_EVENTS),
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+        group_name=names.group,
         kinds={"parquet"},
+        required_resource_keys={names.resource_key},
         description="The window's inference events for all endpoints (Parquet event store).",
     )
-    def window_events_asset(context: AssetExecutionContext, mm: MonitoringResource) -> MaterializeResult:
-        monitoring = mm.monitoring()
-        windows = windows_of_run(context, base_period)
-        names = monitoring.endpoints.names()
+    def window_events_asset(context: AssetExecutionContext) -> MaterializeResult:  # type: ignore[type-arg]
+        mm = resource_of(context, names)
+        monitoring = mm.monitoring
+        windows = windows_of_run(context)
+        endpoint_names = monitoring.endpoints.names()
         totals = {"events": 0, "endpoints": 0, "errors": 0, "late_events": 0}
-        metadata: dict[str, object] = {}
+        metadata: dict[str, Any] = {}
         for window in windows:
-            summary = window_summary(window_events(context.run.run_id, monitoring, window), names)
-            late = late_events(monitoring.engine, window, window.end + allowed_lateness)
+            summary = window_summary(mm.window_events(window), endpoint_names)
+            late = monitoring.arrivals.late_events(window, window.end + allowed_lateness)
             for k in ("events", "endpoints", "errors"):
-                totals[k] += int(summary[k])  # type: ignore[call-overload]
+                totals[k] += int(summary[k])
             totals["late_events"] += late
             metadata = {**summary, "late_events": late}
         if len(windows) > 1:
@@ -99,38 +114,13 @@ def build_window_asset(
                 **{f"total_{k}": v for k, v in totals.items()},
             }
         metadata["events_root"] = monitoring.settings.events_root
-        return MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+        return MaterializeResult(metadata=metadata)
 
     return window_events_asset
 
 
-def check_result_for(report: AppWindowReport) -> tuple[bool, AssetCheckSeverity, dict[str, object]]:
-    """ERROR when any endpoint's result is detected, WARN when any is potential, else pass."""
-    detected = report.count(ResultStatusApp.detected)
-    potential = report.count(ResultStatusApp.potential_detection)
-    worst = report.worst_endpoints()
-    metadata: dict[str, object] = {
-        "window": report.window.key,
-        "detected_endpoints": detected,
-        "potential_endpoints": potential,
-        "endpoints_analysed": report.endpoints_analysed,
-    }
-    if worst:
-        metadata["worst_endpoints"] = MetadataValue.md(
-            _markdown_table(
-                ["endpoint", "result", "status", "value"],
-                [(e, n, ResultStatusApp(s).name, f"{v:.4f}") for e, n, s, v in worst],
-            )
-        )
-    if detected:
-        return False, AssetCheckSeverity.ERROR, metadata
-    if potential:
-        return False, AssetCheckSeverity.WARN, metadata
-    return True, AssetCheckSeverity.ERROR, metadata
-
-
-def report_metadata(report: AppWindowReport) -> dict[str, object]:
-    metadata: dict[str, object] = {
+def report_metadata(report: AppWindowReport) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
         "endpoints_analysed": report.endpoints_analysed,
         "endpoints_failed": len(report.failures),
         "detected": report.count(ResultStatusApp.detected),
@@ -148,23 +138,35 @@ def report_metadata(report: AppWindowReport) -> dict[str, object]:
     return metadata
 
 
+def _run_metadata(reports: Sequence[AppWindowReport]) -> dict[str, Any]:
+    if len(reports) == 1:
+        return report_metadata(reports[0])
+    return {
+        "windows": len(reports),
+        "endpoints_analysed": sum(r.endpoints_analysed for r in reports),
+        "endpoints_failed": sum(len(r.failures) for r in reports),
+    }
+
+
 def build_app_assets(
     app: ModelMonitoringApplicationBase,
     partitions_def: TimeWindowPartitionsDefinition,
-    base_period: int,
-    on_report: Sequence[ReportHook] = (),
+    names: DefinitionNames,
+    on_window: Sequence[WindowHook] = (),
 ) -> AssetsDefinition:
     """One multi-asset per app: its results and metrics assets, and its per-window check."""
     app_name = app.name
-    r_key, m_key = results_key(app_name), metrics_key(app_name)
+    r_key, m_key = names.asset_key(app_name, "results"), names.asset_key(app_name, "metrics")
+    check_key = AssetCheckKey(r_key, CHECK_NAME)
+    check_label = f"{r_key.to_user_string()}:{CHECK_NAME}"
 
     @multi_asset(
-        name=f"mm_app_{app_name.replace('-', '_')}",
+        name=names.app_node(app_name),
         specs=[
             AssetSpec(
                 key,
-                deps=[WINDOW_EVENTS],
-                group_name=GROUP,
+                deps=[names.asset_key(WINDOW_EVENTS)],
+                group_name=names.group,
                 kinds={"sql"},
                 description=f"{what} of monitoring app {app_name!r} per endpoint and window.",
             )
@@ -172,28 +174,28 @@ def build_app_assets(
         ],
         check_specs=[
             AssetCheckSpec(
-                CHECK_NAME,
-                asset=r_key,
-                partitions_def=partitions_def,
-                description="Fails with ERROR when any endpoint's result is detected, "
-                "WARN when any is potential_detection.",
+                CHECK_NAME, asset=r_key, partitions_def=partitions_def, description=CHECK_DESCRIPTION
             )
         ],
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
         # Subsettable so a backfill range may record its per-window check results itself.
         can_subset=True,
+        required_resource_keys={names.resource_key},
     )
-    def app_assets(context: AssetExecutionContext, mm: MonitoringResource):  # type: ignore[no-untyped-def]
-        monitoring = mm.monitoring()
-        windows = windows_of_run(context, base_period)
-        reports: list[AppWindowReport] = []
-        for window in windows:
-            events = window_events(context.run.run_id, monitoring, window)
-            report = monitoring.run_window([app], window, events)[0]
-            for hook in on_report:
-                hook(monitoring, report)
-            reports.append(report)
+    def app_assets(
+        context: AssetExecutionContext,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:  # type: ignore[type-arg]
+        mm = resource_of(context, names)
+        monitoring = mm.monitoring
+        outcomes: list[WindowOutcome] = []
+        for window in windows_of_run(context):
+            report = monitoring.run_window([app], window, mm.window_events(window))
+            outcome = WindowOutcome(report[0], check_verdict(check_label, report[0]), context.run.run_id)
+            for hook in on_window:
+                hook(monitoring, outcome)
+            outcomes.append(outcome)
+        reports = [o.report for o in outcomes]
         failed_everywhere = [r for r in reports if r.failures and not r.outputs]
         if failed_everywhere:
             raise Failure(
@@ -205,45 +207,34 @@ def build_app_assets(
                     )
                 },
             )
-        metadata = (
-            report_metadata(reports[0])
-            if len(reports) == 1
-            else {
-                "windows": len(reports),
-                "endpoints_analysed": sum(r.endpoints_analysed for r in reports),
-                "endpoints_failed": sum(len(r.failures) for r in reports),
-            }
-        )
         selected = context.selected_asset_keys
         if r_key in selected:
-            yield MaterializeResult(asset_key=r_key, metadata=metadata)  # type: ignore[arg-type]
+            yield MaterializeResult(asset_key=r_key, metadata=_run_metadata(reports))
         if m_key in selected:
-            yield MaterializeResult(
-                asset_key=m_key,
-                metadata={"metrics": sum(len(out[1]) for r in reports for out in r.outputs.values())},
-            )
-        if AssetCheckKey(r_key, CHECK_NAME) not in context.selected_asset_check_keys:
+            metrics = sum(len(out[1]) for r in reports for out in r.outputs.values())
+            yield MaterializeResult(asset_key=m_key, metadata={"metrics": metrics})
+        if check_key not in context.selected_asset_check_keys:
             return
-        if len(reports) == 1:
-            passed, severity, meta = check_result_for(reports[0])
+        if len(outcomes) == 1:
+            verdict = outcomes[0].verdict
             yield AssetCheckResult(
-                passed=passed,
-                severity=severity,
-                metadata=meta,  # type: ignore[arg-type]
+                passed=verdict.passed,
+                severity=verdict.severity,
+                metadata=verdict.metadata,
                 asset_key=r_key,
                 check_name=CHECK_NAME,
             )
             return
-        for report in reports:
-            passed, severity, meta = check_result_for(report)
+        for outcome in outcomes:
+            verdict = outcome.verdict
             context.log_event(
                 AssetCheckEvaluation(
                     asset_key=r_key,
                     check_name=CHECK_NAME,
-                    passed=passed,
-                    severity=severity,
-                    metadata=meta,
-                    partition=report.window.key,  # type: ignore[arg-type]
+                    passed=verdict.passed,
+                    severity=verdict.severity,
+                    metadata=verdict.metadata,
+                    partition=verdict.window_key,
                 )
             )
 

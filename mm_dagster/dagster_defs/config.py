@@ -1,28 +1,71 @@
-"""The monitoring configuration a code location is built from."""
+"""The monitoring configuration a code location is built from, and the Dagster names it claims."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+from dagster import AssetKey
+
+from mm_dagster.alerts.config import AlertConfig, Channel
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import to_utc, validate_base_period
 
 MIN_SENSOR_INTERVAL_SECONDS = 30
+PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+@dataclass(frozen=True)
+class DefinitionNames:
+    """Every name a config claims in a code location. With a prefix, two configs (say, two teams
+    with their own stores) sit side by side in one `Definitions` without clashing."""
+
+    prefix: str = ""
+
+    def _name(self, name: str) -> str:
+        return f"mm_{self.prefix}_{name}" if self.prefix else f"mm_{name}"
+
+    @property
+    def resource_key(self) -> str:
+        return f"mm_{self.prefix}" if self.prefix else "mm"
+
+    @property
+    def job(self) -> str:
+        return self._name("monitoring_job")
+
+    @property
+    def controller_sensor(self) -> str:
+        return self._name("controller")
+
+    @property
+    def delivery_sensor(self) -> str:
+        return self._name("alert_delivery")
+
+    @property
+    def group(self) -> str:
+        return f"model_monitoring_{self.prefix}" if self.prefix else "model_monitoring"
+
+    def asset_key(self, *path: str) -> AssetKey:
+        return AssetKey(["mm", self.prefix, *path] if self.prefix else ["mm", *path])
+
+    def app_node(self, app_name: str) -> str:
+        return self._name(f"app_{app_name.replace('-', '_')}")
 
 
 @dataclass
 class MonitoringConfig:
     """Everything a deployment decides. Adding an app is one line in `apps`.
 
-    - `base_period`: window length in minutes (divides 1440; see `windows.validate_base_period`).
+    - `base_period`: window length in minutes (divides 1440; see `core.windows.validate_base_period`).
     - `allowed_lateness`: how long after its end a window waits for stragglers before it closes.
     - `max_catchup_windows`: after downtime, how many of the newest closed windows are requested.
     - `partitions_start`: the first window Dagster knows (older windows cannot be backfilled).
     - `alerts`: `AlertConfig`s evaluated on every stored result and app failure.
     - `check_notifications`: channels told once per failed check and window (ERROR severity,
       and WARN too with `check_notifications_on_warn`).
+    - `prefix`: set it to put two configs in one code location (asset keys `mm/<prefix>/...`,
+      resource key `mm_<prefix>`, job and sensors `mm_<prefix>_...`).
     """
 
     apps: Sequence[ModelMonitoringApplicationBase]
@@ -31,11 +74,11 @@ class MonitoringConfig:
     max_catchup_windows: int = 144
     partitions_start: datetime | str = "2026-01-01"
     sensor_running_by_default: bool = True
-    alerts: Sequence[Any] = field(default_factory=list)
-    check_notifications: Sequence[Any] = field(default_factory=list)
+    alerts: Sequence[AlertConfig] = field(default_factory=list)
+    check_notifications: Sequence[Channel] = field(default_factory=list)
     check_notifications_on_warn: bool = False
-
     project: str = "default"
+    prefix: str = ""
 
     def __post_init__(self) -> None:
         validate_base_period(self.base_period)
@@ -43,12 +86,22 @@ class MonitoringConfig:
             raise MonitoringError(f"allowed_lateness must be >= 0, got {self.allowed_lateness}")
         if self.max_catchup_windows < 1:
             raise MonitoringError(f"max_catchup_windows must be >= 1, got {self.max_catchup_windows}")
+        if self.prefix and not PREFIX.fullmatch(self.prefix):
+            raise MonitoringError(f"prefix {self.prefix!r} must match {PREFIX.pattern}")
         self.partitions_start = to_utc(self.partitions_start)
         names = [app.name for app in self.apps]
         if len(set(names)) != len(names):
             raise MonitoringError(f"two apps share a NAME: {names}")
         if not self.apps:
             raise MonitoringError("MonitoringConfig needs at least one app")
+
+    @property
+    def names(self) -> DefinitionNames:
+        return DefinitionNames(self.prefix)
+
+    @property
+    def start(self) -> datetime:
+        return to_utc(self.partitions_start)
 
     @property
     def sensor_interval_seconds(self) -> int:

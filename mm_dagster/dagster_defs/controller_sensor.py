@@ -1,7 +1,5 @@
-"""The controller: a sensor that requests one run per closed window (spec §5)."""
-
-from collections.abc import Callable
-from datetime import datetime
+"""The controller: a sensor that requests one run per closed window (spec §5). The decisions are
+`core.controller.plan_requests`; this module only reads the arrival log and talks to Dagster."""
 
 from dagster import (
     DefaultSensorStatus,
@@ -9,50 +7,43 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
-    SkipReason,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
+from mm_dagster.core.clock import Clock
 from mm_dagster.core.controller import ControllerCursor, new_window_range, plan_requests
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
-from mm_dagster.storage.arrival_log import arrival_spans, max_arrival_id
-
-CONTROLLER_SENSOR = "mm_controller"
 
 
-def build_controller_sensor(
-    job: UnresolvedAssetJobDefinition, config: MonitoringConfig, clock: Callable[[], datetime]
-) -> SensorDefinition:
+def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDefinition:
+    names = config.names
+
     @sensor(
-        name=CONTROLLER_SENSOR,
-        job=job,
+        name=names.controller_sensor,
+        job_name=names.job,
         minimum_interval_seconds=config.sensor_interval_seconds,
         default_status=(
             DefaultSensorStatus.RUNNING if config.sensor_running_by_default else DefaultSensorStatus.STOPPED
         ),
+        required_resource_keys={names.resource_key},
         description=f"Requests one monitoring run per closed {config.base_period}-minute window.",
     )
-    def mm_controller(context: SensorEvaluationContext, mm: MonitoringResource) -> SensorResult | SkipReason:
-        monitoring = mm.monitoring()
-        engine = monitoring.engine
+    def mm_controller(context: SensorEvaluationContext) -> SensorResult:
+        resource = getattr(context.resources, names.resource_key)
+        assert isinstance(resource, MonitoringResource)
+        monitoring = resource.monitoring
+        arrivals = monitoring.arrivals
         cursor = ControllerCursor.from_json(context.cursor)
         now = clock()
         start, closed_end = new_window_range(
             cursor, now, config.base_period, config.allowed_lateness, config.max_catchup_windows
         )
-        new_spans = arrival_spans(
-            engine,
-            events_from=start,
-            events_before=closed_end,
-            slot_minutes=monitoring.events.partition_minutes,
+        new_spans = arrivals.spans(
+            events_from=start, events_before=closed_end, store_base_period=monitoring.events.base_period
         )
-
         late_spans = (
-            arrival_spans(engine, after_id=cursor.arrival_id, events_before=cursor.last_end)
+            arrivals.spans(after_id=cursor.arrival_id, events_before=cursor.last_end)
             if cursor.last_end is not None
             else []
         )
@@ -64,7 +55,7 @@ def build_controller_sensor(
             max_catchup_windows=config.max_catchup_windows,
             new_spans=new_spans,
             late_spans=late_spans,
-            max_arrival_id=max_arrival_id(engine),
+            max_arrival_id=arrivals.max_id(),
         )
         if plan.skipped:
             context.log.warning(
@@ -79,7 +70,7 @@ def build_controller_sensor(
                 tags={"mm/window": r.window.key, "mm/revision": str(r.revision)},
             )
             for r in plan.requests
-            if r.window.start >= config.partitions_start  # type: ignore[operator]
+            if r.window.start >= config.start
         ]
         return SensorResult(run_requests=requests, cursor=plan.cursor.to_json())
 

@@ -1,19 +1,16 @@
 """Window partitions: one per base_period window, UTC."""
 
-from dagster import AssetExecutionContext, TimeWindowPartitionsDefinition
+from datetime import datetime
 
-from mm_dagster.core.windows import PARTITION_KEY_FORMAT, Window, cron_for, to_utc
+from dagster import TimeWindowPartitionsDefinition
+
+from mm_dagster.core.windows import PARTITION_KEY_FORMAT, cron_for, to_utc
 
 
-def window_partitions(base_period: int, start: object) -> TimeWindowPartitionsDefinition:
+def window_partitions(base_period: int, start: datetime | str) -> TimeWindowPartitionsDefinition:
     return TimeWindowPartitionsDefinition(
         cron_schedule=cron_for(base_period),
-        start=to_utc(start),  # type: ignore[arg-type]
+        start=to_utc(start),
         timezone="UTC",
         fmt=PARTITION_KEY_FORMAT,
     )
-
-
-def windows_of_run(context: AssetExecutionContext, base_period: int) -> list[Window]:
-    """The windows a run covers: one for a single partition, several for a backfill range."""
-    return [Window.from_key(key, base_period) for key in context.partition_keys]

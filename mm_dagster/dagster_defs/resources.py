@@ -1,54 +1,75 @@
-"""The Dagster resource that gives steps and sensors the deployment's stores."""
+"""The Dagster resource that owns a deployment's runtime state: its stores and the per-run
+cache of window events."""
 
-import os
+from collections import OrderedDict
 
-from dagster import ConfigurableResource, EnvVar
+import pandas as pd
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
 
-from mm_dagster.monitoring import Monitoring, StorageSettings
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.windows import Window
+from mm_dagster.monitoring import DEFAULT_BASE_PERIOD, Monitoring, StorageSettings
+
+CACHED_WINDOWS = 2
 
 
-class MonitoringResource(ConfigurableResource):
-    """Storage locations; unset fields fall back to MM_HOME and the embedded defaults."""
+class MonitoringResource(ConfigurableResource):  # type: ignore[type-arg]
+    """Storage locations of the deployment. Each field may be a literal or a Dagster `EnvVar`
+    (resolved when a run or tick starts); an empty field falls back to the environment variable
+    named in its description, then to the embedded default (`StorageSettings`).
 
-    home: str | None = None
-    database_url: str | None = None
-    events_root: str | None = None
-    artifacts_root: str | None = None
-    partition_minutes: int = 10
+    The stores are built once per run (per step process with a multiprocess executor) and per
+    sensor tick, in `setup_for_execution`, and released in `teardown_after_execution`. A window's
+    events are read once per run and shared by the window asset and every app step.
+    """
+
+    home: str = Field(default="", description="MM_HOME; default ./.mm_home")
+    database_url: str = Field(default="", description="MM_DATABASE_URL; default sqlite:///<home>/mm.db")
+    events_root: str = Field(default="", description="MM_EVENTS_ROOT; default <home>/events")
+    artifacts_root: str = Field(default="", description="MM_ARTIFACTS_ROOT; default <home>/artifacts")
+    base_period: int = Field(
+        default=DEFAULT_BASE_PERIOD, description="window length in minutes (the MonitoringConfig's)"
+    )
+
+    _monitoring: Monitoring | None = PrivateAttr(default=None)
+    _windows: "OrderedDict[Window, dict[str, pd.DataFrame]]" = PrivateAttr(default_factory=OrderedDict)
 
     def settings(self) -> StorageSettings:
         return StorageSettings.resolve(
-            self.home,
-            self.database_url,
-            self.events_root,
-            self.artifacts_root,
-            self.partition_minutes,
+            self.home or None,
+            self.database_url or None,
+            self.events_root or None,
+            self.artifacts_root or None,
+            self.base_period,
         )
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._monitoring = Monitoring(self.settings())
+        self._windows = OrderedDict()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._monitoring is not None:
+            self._monitoring.close()
+        self._monitoring = None
+        self._windows = OrderedDict()
+
+    @property
     def monitoring(self) -> Monitoring:
-        return monitoring_for(self.settings())
+        if self._monitoring is None:
+            raise MonitoringError(
+                "MonitoringResource is not set up: Dagster sets it up for runs and sensor ticks; "
+                "outside Dagster use Monitoring(resource.settings())"
+            )
+        return self._monitoring
 
-
-_MONITORING: dict[StorageSettings, Monitoring] = {}
-
-
-def monitoring_for(settings: StorageSettings) -> Monitoring:
-    mm = _MONITORING.get(settings)
-    if mm is None:
-        mm = _MONITORING[settings] = Monitoring(settings)
-    return mm
-
-
-def _env(name: str) -> EnvVar | None:
-    return EnvVar(name) if os.environ.get(name) else None
-
-
-def resource_from_env(partition_minutes: int) -> MonitoringResource:
-    """Resource wired to MM_HOME / MM_DATABASE_URL / MM_EVENTS_ROOT / MM_ARTIFACTS_ROOT."""
-    return MonitoringResource(
-        home=_env("MM_HOME"),
-        database_url=_env("MM_DATABASE_URL"),
-        events_root=_env("MM_EVENTS_ROOT"),
-        artifacts_root=_env("MM_ARTIFACTS_ROOT"),
-        partition_minutes=partition_minutes,
-    )
+    def window_events(self, window: Window) -> dict[str, pd.DataFrame]:
+        """The window's events per endpoint, read once while the resource is set up."""
+        events = self._windows.get(window)
+        if events is None:
+            events = self._windows[window] = self.monitoring.read_window(window)
+            while len(self._windows) > CACHED_WINDOWS:
+                self._windows.popitem(last=False)
+        else:
+            self._windows.move_to_end(window)
+        return events

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from mm_dagster.core.results import StoredResult
-from mm_dagster.reports.html import STATUS_COLOURS, ensure_plotly_js, figure_div, page
+from mm_dagster.reports.html import STATUS_COLOURS, figure_div, page
 
 
 def render_endpoint_page(
@@ -65,39 +65,3 @@ def render_endpoint_page(
         f"thresholds potential {potential}, detected {detected}</p>"
     )
     return page(f"Monitoring of {escape(endpoint_name)}", head + "".join(figures))
-
-
-def write_endpoint_report(
-    mm: object,
-    endpoint: str,
-    *,
-    hours: float = 24,
-    app: str = "histogram-data-drift",
-    thresholds: tuple[float, float] = (0.5, 0.7),
-    now: datetime | None = None,
-) -> str:
-    """Render the endpoint page for the last `hours` into the artifacts; returns its URI."""
-    from mm_dagster.core.clock import utcnow
-    from mm_dagster.monitoring import Monitoring
-    from mm_dagster.storage.arrival_log import event_counts
-
-    assert isinstance(mm, Monitoring)
-    ep = mm.get_endpoint(endpoint)
-    end = now or utcnow()
-    period = timedelta(hours=hours)
-    start = end - period
-    general = mm.results.results(ep.id, app, "general_drift", start, end)
-    feature = mm.results.results(ep.id, app, "feature_drift", start, end)
-    html = render_endpoint_page(
-        ep.name,
-        general,
-        feature,
-        thresholds,
-        event_counts(mm.engine, ep.id, start, end),
-        event_counts(mm.engine, ep.id, start - period, start),
-        period,
-    )
-    uri = mm.artifacts.log(app, f"endpoint-report-{ep.id}", body=html, suffix=".html", endpoint_id=ep.id)
-    ensure_plotly_js(mm.artifacts.app_dir(app))
-
-    return uri

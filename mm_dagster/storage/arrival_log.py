@@ -1,6 +1,8 @@
 """The arrival log: one row per stored event file. Cheap summaries for the controller."""
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -8,94 +10,141 @@ from sqlalchemy.engine import Engine
 from mm_dagster.core.arrivals import ArrivalSpan
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
+from mm_dagster.storage.endpoint_registry import EndpointRegistry
 
 
-def arrival_spans(
-    engine: Engine,
-    *,
-    after_id: int | None = None,
-    events_from: datetime | None = None,
-    events_before: datetime | None = None,
-    slot_minutes: int = 1440,
-) -> list[ArrivalSpan]:
-    """Arrival spans per slot, filtered by arrival id and event time.
+class StoredFileSummary(Protocol):
+    """What the log needs of each stored file (an `event_store.StagedFile` has it)."""
 
-    Each filter is stated on an indexed column too, so a tick reads only recent rows however long
-    the history: `id` (primary key) for arrivals after a cursor, else `slot_start` (a file's
-    events lie in [slot_start, slot_start + slot_minutes)).
-    """
-    a = db.arrivals
-    conditions = []
-    if after_id is not None:
-        conditions.append(a.c.id > after_id)
-    if events_from is not None:
-        conditions += [
-            a.c.slot_start > db.to_db_time(events_from - timedelta(minutes=slot_minutes)),
-            a.c.last_event >= db.to_db_time(events_from),
+    @property
+    def slot_start(self) -> datetime: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def first_event(self) -> datetime: ...
+    @property
+    def last_event(self) -> datetime: ...
+
+
+class ArrivalLog:
+    """Arrival rows are written with the endpoint's request counters in one transaction."""
+
+    def __init__(self, engine: Engine, registry: EndpointRegistry) -> None:
+        self.engine = engine
+        self.registry = registry
+
+    def record(self, endpoint_id: str, files: Sequence[StoredFileSummary], written_at: datetime) -> None:
+        """Note `files` of one batch as arrived and count their events on the endpoint."""
+        rows = [
+            {
+                "slot_start": db.to_db_time(f.slot_start),
+                "endpoint_id": endpoint_id,
+                "events": f.events,
+                "errors": f.errors,
+                "first_event": db.to_db_time(f.first_event),
+                "last_event": db.to_db_time(f.last_event),
+                "written_at": db.to_db_time(written_at),
+            }
+            for f in files
         ]
-    if events_before is not None:
-        conditions.append(a.c.first_event < db.to_db_time(events_before))
-        if after_id is None:
-            conditions.append(a.c.slot_start < db.to_db_time(events_before))
-    if after_id is None:
-        # Group in the database: a first tick may cover a day of files.
-        query = (
-            sa.select(
-                a.c.slot_start,
-                sa.func.min(a.c.first_event),
-                sa.func.max(a.c.last_event),
-                sa.func.sum(a.c.events),
-                sa.func.max(a.c.id),
+        with self.engine.begin() as conn:
+            conn.execute(db.arrivals.insert(), rows)
+            self.registry.note_requests(
+                conn,
+                endpoint_id,
+                first=min(f.first_event for f in files),
+                last=max(f.last_event for f in files),
+                events=sum(f.events for f in files),
+                errors=sum(f.errors for f in files),
             )
-            .where(*conditions)
+
+    def spans(
+        self,
+        *,
+        after_id: int | None = None,
+        events_from: datetime | None = None,
+        events_before: datetime | None = None,
+        store_base_period: int = 1440,
+    ) -> list[ArrivalSpan]:
+        """Arrival spans per slot, filtered by arrival id and event time.
+
+        Each filter is stated on an indexed column too, so a tick reads only recent rows however long
+        the history: `id` (primary key) for arrivals after a cursor, else `slot_start` (a file's
+        events lie in [slot_start, slot_start + store_base_period)).
+        """
+        a = db.arrivals
+        conditions = []
+        if after_id is not None:
+            conditions.append(a.c.id > after_id)
+        if events_from is not None:
+            conditions += [
+                a.c.slot_start > db.to_db_time(events_from - timedelta(minutes=store_base_period)),
+                a.c.last_event >= db.to_db_time(events_from),
+            ]
+        if events_before is not None:
+            conditions.append(a.c.first_event < db.to_db_time(events_before))
+            if after_id is None:
+                conditions.append(a.c.slot_start < db.to_db_time(events_before))
+        if after_id is None:
+            # Group in the database: a first tick may cover a day of files.
+            query = (
+                sa.select(
+                    a.c.slot_start,
+                    sa.func.min(a.c.first_event),
+                    sa.func.max(a.c.last_event),
+                    sa.func.sum(a.c.events),
+                    sa.func.max(a.c.id),
+                )
+                .where(*conditions)
+                .group_by(a.c.slot_start)
+            )
+        else:
+            # After a cursor few rows qualify; grouping them below keeps the primary-key plan.
+            query = sa.select(a.c.slot_start, a.c.first_event, a.c.last_event, a.c.events, a.c.id).where(
+                *conditions
+            )
+        spans: dict[datetime, ArrivalSpan] = {}
+        with self.engine.connect() as conn:
+            for slot, first, last, events, max_id in conn.execute(query):
+                f, la = db.from_db_time(first), db.from_db_time(last)
+                seen = spans.get(slot)
+                if seen is not None:
+                    f, la = min(f, seen.first_event), max(la, seen.last_event)
+                    events, max_id = events + seen.events, max(max_id, seen.max_id)
+                spans[slot] = ArrivalSpan(f, la, int(events), int(max_id))  # type: ignore[arg-type]
+        return list(spans.values())
+
+    def max_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.arrivals.c.id), 0))).scalar_one()
+            )
+
+    def late_events(self, window: Window, closes_at: datetime) -> int:
+        """Events of `window` that were written after it closed (upper bound, from file spans)."""
+        a = db.arrivals
+        query = sa.select(sa.func.coalesce(sa.func.sum(a.c.events), 0)).where(
+            a.c.slot_start < db.to_db_time(window.end),
+            a.c.last_event >= db.to_db_time(window.start),
+            a.c.first_event < db.to_db_time(window.end),
+            a.c.written_at > db.to_db_time(closes_at),
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def event_counts(self, endpoint_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
+        """Events per arrival slot of one endpoint with slot start in [start, end)."""
+        a = db.arrivals
+        query = (
+            sa.select(a.c.slot_start, sa.func.sum(a.c.events))
+            .where(
+                a.c.endpoint_id == endpoint_id,
+                a.c.slot_start >= db.to_db_time(start),
+                a.c.slot_start < db.to_db_time(end),
+            )
             .group_by(a.c.slot_start)
         )
-    else:
-        # After a cursor few rows qualify; grouping them below keeps the primary-key plan.
-        query = sa.select(a.c.slot_start, a.c.first_event, a.c.last_event, a.c.events, a.c.id).where(
-            *conditions
-        )
-    spans: dict[datetime, ArrivalSpan] = {}
-    with engine.connect() as conn:
-        for slot, first, last, events, max_id in conn.execute(query):
-            f, la = db.from_db_time(first), db.from_db_time(last)
-            seen = spans.get(slot)
-            if seen is not None:
-                f, la = min(f, seen.first_event), max(la, seen.last_event)
-                events, max_id = events + seen.events, max(max_id, seen.max_id)
-            spans[slot] = ArrivalSpan(f, la, int(events), int(max_id))  # type: ignore[arg-type]
-    return list(spans.values())
-
-
-def max_arrival_id(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.arrivals.c.id), 0))).scalar_one())
-
-
-def late_events(engine: Engine, window: Window, closes_at: datetime) -> int:
-    """Events of `window` that were written after it closed (upper bound, from file spans)."""
-    a = db.arrivals
-    query = sa.select(sa.func.coalesce(sa.func.sum(a.c.events), 0)).where(
-        a.c.slot_start < db.to_db_time(window.end),
-        a.c.last_event >= db.to_db_time(window.start),
-        a.c.first_event < db.to_db_time(window.end),
-        a.c.written_at > db.to_db_time(closes_at),
-    )
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
-
-
-def event_counts(engine: Engine, endpoint_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
-    """Events per arrival slot of one endpoint with slot start in [start, end)."""
-    a = db.arrivals
-    query = (
-        sa.select(a.c.slot_start, sa.func.sum(a.c.events))
-        .where(
-            a.c.endpoint_id == endpoint_id,
-            a.c.slot_start >= db.to_db_time(start),
-            a.c.slot_start < db.to_db_time(end),
-        )
-        .group_by(a.c.slot_start)
-    )
-    with engine.connect() as conn:
-        return {db.from_db_time(s): int(n) for s, n in conn.execute(query)}  # type: ignore[misc]
+        with self.engine.connect() as conn:
+            return {db.from_db_time(s): int(n) for s, n in conn.execute(query)}  # type: ignore[misc]

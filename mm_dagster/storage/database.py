@@ -133,14 +133,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
-_ENGINES: dict[str, Engine] = {}
-
-
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process, schema created on first use."""
-    engine = _ENGINES.get(url)
-    if engine is not None:
-        return engine
+def create_engine(url: str) -> Engine:
+    """An engine for `url` with the schema created on first use. The caller owns it (the
+    `Monitoring` object, itself owned by the Dagster resource) and disposes of it."""
     sa_url = sa.engine.make_url(url)
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +144,6 @@ def get_engine(url: str) -> Engine:
         _configure_sqlite(engine)
     metadata.create_all(engine)
     _create_latest_views(engine)
-    _ENGINES[url] = engine
     return engine
 
 

@@ -1,7 +1,8 @@
 """The Parquet event store (spec §4).
 
-Layout: `<root>/date=YYYY-MM-DD/slot=HHMM/<endpoint_id>-<uuid>.parquet`, one slot per
-`partition_minutes` (fixed when the store is created, recorded in `<root>/_mm_event_store.json`).
+Layout: `<root>/date=YYYY-MM-DD/slot=HHMM/<endpoint_id>-<uuid>.parquet`, one slot per window of
+the `base_period` the store was created with (recorded in `<root>/_mm_event_store.json`, so a
+later change of base_period keeps reading the files already written).
 Reading a window for all endpoints lists only the slots inside it. Each file is written to a
 hidden temporary name and renamed into place, so readers never see a partial file and
 concurrent writers never share a name.
@@ -41,39 +42,41 @@ class StagedFile:
 
 
 class EventStore:
-    def __init__(self, root: str, partition_minutes: int = 10) -> None:
+    def __init__(self, root: str, base_period: int = 10) -> None:
         self.fs, path = (
             pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), str(root))
         )
         self.root = path.rstrip("/")
         self.fs.create_dir(self.root, recursive=True)
-        self.partition_minutes = self._load_or_init(validate_base_period(partition_minutes))
+        self.base_period = self._load_or_init(validate_base_period(base_period))
 
-    def _load_or_init(self, partition_minutes: int) -> int:
+    def _load_or_init(self, base_period: int) -> int:
         meta = f"{self.root}/{METADATA_FILE}"
         if self.fs.get_file_info(meta).type == pafs.FileType.NotFound:
             temp = f"{self.root}/.{METADATA_FILE}.{uuid.uuid4().hex}"
             with self.fs.open_output_stream(temp) as out:
-                out.write(json.dumps({"partition_minutes": partition_minutes}).encode())
+                out.write(json.dumps({"base_period": base_period}).encode())
             if self.fs.get_file_info(meta).type == pafs.FileType.NotFound:
                 self.fs.move(temp, meta)
             else:
                 self.fs.delete_file(temp)
         with self.fs.open_input_stream(meta) as f:
-            return int(json.loads(f.read())["partition_minutes"])
+            recorded = json.loads(f.read())
+        # Stores created before the setting was named base_period recorded "partition_minutes".
+        return int(recorded.get("base_period", recorded.get("partition_minutes")))
 
     def _slot_dir(self, slot_start: datetime) -> str:
         return f"{self.root}/date={slot_start:%Y-%m-%d}/slot={slot_start:%H%M}"
 
     def slot_of(self, ts: datetime) -> datetime:
-        return Window.containing(ts, self.partition_minutes).start
+        return Window.containing(ts, self.base_period).start
 
     def stage(self, endpoint_id: str, table: pa.Table) -> list[StagedFile]:
         """Write `table` (sorted by timestamp) as hidden temporary files, one per slot."""
         if table.num_rows == 0:
             return []
         micros = table["timestamp"].cast(pa.int64()).to_numpy()
-        slot_us = self.partition_minutes * _US_PER_MINUTE
+        slot_us = self.base_period * _US_PER_MINUTE
         slots = micros // slot_us
         errors = table["error"].is_valid().to_numpy(zero_copy_only=False)
         boundaries = np.flatnonzero(np.diff(slots)) + 1
@@ -116,7 +119,7 @@ class EventStore:
         """Published files of the slots overlapping `window`, by endpoint id."""
         by_endpoint: dict[str, list[str]] = defaultdict(list)
         slot = self.slot_of(window.start)
-        step = timedelta(minutes=self.partition_minutes)
+        step = timedelta(minutes=self.base_period)
         while slot < window.end:
             selector = pafs.FileSelector(self._slot_dir(slot), allow_not_found=True)
             for info in self.fs.get_file_info(selector):
@@ -128,7 +131,7 @@ class EventStore:
 
     def read_window(self, window: Window, endpoint_ids: set[str] | None = None) -> dict[str, pd.DataFrame]:
         """The window's events per endpoint, sorted by timestamp."""
-        aligned = self.slot_of(window.start) == window.start and window.minutes % self.partition_minutes == 0
+        aligned = self.slot_of(window.start) == window.start and window.minutes % self.base_period == 0
         out: dict[str, pd.DataFrame] = {}
         for endpoint_id, files in sorted(self.window_files(window).items()):
             if endpoint_ids is not None and endpoint_id not in endpoint_ids:
