@@ -44,10 +44,10 @@ def main() -> None:
     from dagster import DagsterInstance, build_sensor_context
 
     from apps.definitions import config, defs
-    from mm_dagster.core.schemas import ResultStatusApp
-    from mm_dagster.core.windows import Window, closed_before
     from mm_dagster.monitoring import Monitoring
+    from mm_dagster.schemas import ResultStatusApp
     from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+    from mm_dagster.windows import Window, closed_before
 
     mm = Monitoring()
     print(f"mm_dagster demo — MM_HOME={home}")

@@ -5,7 +5,7 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.schemas import ResultKindApp, ResultStatusApp
 
 
 class ServingMonitoring(ModelMonitoringApplicationBase):

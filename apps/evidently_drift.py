@@ -14,7 +14,8 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.core.schemas import ResultKindApp, status_from_thresholds
+from mm_dagster.errors import MonitoringError
+from mm_dagster.schemas import ResultKindApp, Thresholds
 
 _COLUMN = re.compile(r"ValueDrift\(column=([^,]+),")
 
@@ -31,14 +32,11 @@ class EvidentlyDataDriftApplication(EvidentlyModelMonitoringApplicationBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if not 0 < potential_share < detected_share <= 1:
-            raise ValueError(
-                f"need 0 < potential_share ({potential_share}) < detected_share ({detected_share}) <= 1"
-            )
+        self.thresholds = Thresholds(
+            potential_share, detected_share, what="drifted columns share (potential_share, detected_share)"
+        )
         if snapshots not in ("always", "on_detection", "never"):
-            raise ValueError(f"snapshots must be always, on_detection or never, got {snapshots!r}")
-        self.potential_share = potential_share
-        self.detected_share = detected_share
+            raise MonitoringError(f"snapshots must be always, on_detection or never, got {snapshots!r}")
         self.snapshots = snapshots
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> list:
@@ -50,7 +48,7 @@ class EvidentlyDataDriftApplication(EvidentlyModelMonitoringApplicationBase):
         values = self.metric_values(snapshot)
         drifted = next(v for k, v in values.items() if k.startswith("DriftedColumnsCount"))
         share = float(drifted["share"])
-        status = status_from_thresholds(share, self.potential_share, self.detected_share)
+        status = self.thresholds.status(share)
         scores = {
             m.group(1): float(v) for k, v in values.items() if (m := _COLUMN.match(k)) and v is not None
         }

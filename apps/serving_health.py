@@ -8,20 +8,18 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationResult,
     MonitoringApplicationContext,
 )
-from mm_dagster.core.schemas import ResultKindApp, status_from_thresholds
+from mm_dagster.schemas import ResultKindApp, Thresholds
 
 
 class ServingHealthApplication(ModelMonitoringApplicationBase):
     NAME = "serving-health"
 
     def __init__(self, potential_error_rate: float = 0.02, detected_error_rate: float = 0.1) -> None:
-        if not 0 < potential_error_rate < detected_error_rate <= 1:
-            raise ValueError(
-                f"need 0 < potential_error_rate ({potential_error_rate}) < "
-                f"detected_error_rate ({detected_error_rate}) <= 1"
-            )
-        self.potential_error_rate = potential_error_rate
-        self.detected_error_rate = detected_error_rate
+        self.thresholds = Thresholds(
+            potential_error_rate,
+            detected_error_rate,
+            what="error rate (potential_error_rate, detected_error_rate)",
+        )
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> list:
         df = monitoring_context.sample_df
@@ -40,7 +38,7 @@ class ServingHealthApplication(ModelMonitoringApplicationBase):
             values = df.loc[~errors, label]
             if values.dtype.kind in "fiu" and values.notna().any():
                 outputs.append(ModelMonitoringApplicationMetric(f"{label}_mean", float(values.mean())))
-        status = status_from_thresholds(error_rate, self.potential_error_rate, self.detected_error_rate)
+        status = self.thresholds.status(error_rate)
         outputs.append(
             ModelMonitoringApplicationResult(
                 name="error_rate",

@@ -6,7 +6,20 @@ from mm_dagster.core.schemas import (
     ResultKindApp,
     ResultStatusApp,
     event_kind_for,
-    status_from_thresholds,
 )
+from mm_dagster.core.thresholds import Thresholds
 
-__all__ = ["EventKind", "ResultKindApp", "ResultStatusApp", "event_kind_for", "status_from_thresholds"]
+
+def status_from_thresholds(value: float, potential: float, detected: float) -> ResultStatusApp:
+    """`detected` at or above `detected`, `potential_detection` at or above `potential`."""
+    return Thresholds(potential, detected).status(value)
+
+
+__all__ = [
+    "EventKind",
+    "ResultKindApp",
+    "ResultStatusApp",
+    "Thresholds",
+    "event_kind_for",
+    "status_from_thresholds",
+]

@@ -73,7 +73,7 @@ def test_mlrun_compatible_outputs() -> None:
     ],
 )
 def test_general_drift_classifier(value: float, expected: ResultStatusApp) -> None:
-    from mm_dagster.core.schemas import status_from_thresholds
+    from mm_dagster.schemas import status_from_thresholds
 
     assert status_from_thresholds(value, 0.5, 0.7) == expected
 

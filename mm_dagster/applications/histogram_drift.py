@@ -11,15 +11,15 @@ from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
 )
-from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp, status_from_thresholds
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.thresholds import Thresholds
 from mm_dagster.stats.drift import (
     FeatureDrift,
     FeatureVerdict,
-    check_thresholds,
     feature_drifts,
     feature_verdict,
 )
-from mm_dagster.stats.null_thresholds import DEFAULT_CACHE, NullThresholdCache
+from mm_dagster.stats.null_thresholds import NullThresholdCache
 
 
 class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
@@ -44,26 +44,18 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         feature_alpha_detected: float = 0.001,
         drift_report: str = "on_detection",
     ) -> None:
-        check_thresholds(potential, detected)
+        self.thresholds = Thresholds(potential, detected, what="general_drift", below_one=True)
         if min_window_rows < 1:
             raise MonitoringError(f"min_window_rows must be >= 1, got {min_window_rows}")
         if not 0 <= effect_size_floor < 1:
             raise MonitoringError(f"effect_size_floor must be in [0, 1), got {effect_size_floor}")
-        self.potential = potential
-        self.detected = detected
         if drift_report not in ("on_detection", "always", "never"):
             raise MonitoringError(f"drift_report must be on_detection, always or never, got {drift_report!r}")
         self.drift_report = drift_report
         self.mlrun_compatible_binning = mlrun_compatible_binning
         self.min_window_rows = min_window_rows
         self.effect_size_floor = effect_size_floor
-        if (feature_alpha_potential, feature_alpha_detected) == (
-            DEFAULT_CACHE.alpha_potential,
-            DEFAULT_CACHE.alpha_detected,
-        ):
-            self.null_cache = DEFAULT_CACHE
-        else:
-            self.null_cache = NullThresholdCache(feature_alpha_potential, feature_alpha_detected)
+        self.null_cache = NullThresholdCache(feature_alpha_potential, feature_alpha_detected)
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
         ctx = monitoring_context
@@ -81,11 +73,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         kld_mean = float(np.mean([d.kld for d in drifts]))
         general = (hellinger_mean + tvd_mean) / 2
         too_small = len(ctx.sample_df) < self.min_window_rows
-        general_status = (
-            ResultStatusApp.irrelevant
-            if too_small
-            else status_from_thresholds(general, self.potential, self.detected)
-        )
+        general_status = ResultStatusApp.irrelevant if too_small else self.thresholds.status(general)
         per_feature = {d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts}
         verdicts = [feature_verdict(d, self.null_cache, self.effect_size_floor) for d in drifts]
         worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)

@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from mm_dagster.core.errors import MonitoringError
+
 Clock = Callable[[], datetime]
 
 
@@ -13,5 +15,5 @@ def utcnow() -> datetime:
 def fixed_clock(at: datetime) -> Clock:
     """A clock that always reads `at` (tz-aware)."""
     if at.tzinfo is None:
-        raise ValueError(f"fixed_clock needs a tz-aware datetime, got {at!r}")
+        raise MonitoringError(f"fixed_clock needs a tz-aware datetime, got {at!r}")
     return lambda: at

@@ -45,13 +45,4 @@ def event_kind_for(kind: ResultKindApp, status: ResultStatusApp) -> EventKind | 
     return EventKind(f"{kind.name.replace('_', '-')}-{suffix}")
 
 
-def status_from_thresholds(value: float, potential: float, detected: float) -> ResultStatusApp:
-    """`detected` at or above `detected`, `potential_detection` at or above `potential`."""
-    if value >= detected:
-        return ResultStatusApp.detected
-    if value >= potential:
-        return ResultStatusApp.potential_detection
-    return ResultStatusApp.no_detection
-
-
-__all__ = ["EventKind", "ResultKindApp", "ResultStatusApp", "event_kind_for", "status_from_thresholds"]
+__all__ = ["EventKind", "ResultKindApp", "ResultStatusApp", "event_kind_for"]

@@ -4,6 +4,7 @@ from html import escape
 from pathlib import Path
 
 from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.storage.files import write_atomically
 
 PLOTLY_JS = "plotly.min.js"
 STATUS_COLOURS = {
@@ -28,10 +29,8 @@ def ensure_plotly_js(directory: Path) -> None:
     if not target.exists():
         import plotly.offline
 
-        directory.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{PLOTLY_JS}.tmp")
-        temp.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-        temp.replace(target)
+        script = plotly.offline.get_plotlyjs()
+        write_atomically(str(target.absolute()), lambda temp: Path(temp).write_text(script, encoding="utf-8"))
 
 
 def status_cell(status: ResultStatusApp) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.stats.distances import hellinger, normalise, symmetric_kl, total_variation
 from mm_dagster.stats.feature_stats import (
@@ -20,6 +19,9 @@ from mm_dagster.stats.feature_stats import (
     reference_category_counts,
 )
 from mm_dagster.stats.null_thresholds import NullThresholdCache, upper_bound_quantile
+
+PARALLEL_MIN_ROWS = 100_000
+MAX_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -89,28 +91,12 @@ def feature_drifts(
 
     features = [f for f in reference_stats if f in window.columns]
     if len(window) >= PARALLEL_MIN_ROWS and len(features) > 1:
-        drifts = list(_pool().map(one, features))
+        workers = min(MAX_THREADS, os.cpu_count() or 1, len(features))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mm-drift") as pool:
+            drifts = list(pool.map(one, features))
     else:
         drifts = [one(f) for f in features]
     return [d for d in drifts if d is not None]
-
-
-PARALLEL_MIN_ROWS = 100_000
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="mm-drift")
-    return _POOL
-
-
-def check_thresholds(potential: float, detected: float) -> None:
-    if not 0 < potential < detected < 1:
-        raise MonitoringError(
-            f"drift thresholds must satisfy 0 < potential ({potential}) < detected ({detected}) < 1"
-        )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from threading import Lock
 
 import numpy as np
 
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.stats.distances import normalise, total_variation
 
 BUCKETS_PER_DOUBLING = 8
@@ -87,7 +88,7 @@ class NullThresholdCache:
         seed: int = 20261123,
     ) -> None:
         if not 0 < alpha_detected < alpha_potential < 1:
-            raise ValueError(
+            raise MonitoringError(
                 f"need 0 < alpha_detected ({alpha_detected}) < alpha_potential ({alpha_potential}) < 1"
             )
         self.alpha_potential = alpha_potential
@@ -120,6 +121,3 @@ class NullThresholdCache:
             if len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return result
-
-
-DEFAULT_CACHE = NullThresholdCache()

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.storage import database as db
+from mm_dagster.storage.files import write_atomically
 
 ARTIFACT_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,199}")
 
@@ -48,27 +49,33 @@ class ArtifactStore:
         if suffix is None:
             suffix = Path(local_path).suffix if local_path else (".txt" if isinstance(body, str) else ".bin")
         path = self.path_for(app, key, suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        if local_path is not None:
-            shutil.copyfile(local_path, temp)
-        elif isinstance(body, str):
-            temp.write_text(body, encoding="utf-8")
-        else:
-            temp.write_bytes(body)  # type: ignore[arg-type]
-        temp.replace(path)
+
+        def write(temp: str) -> None:
+            if local_path is not None:
+                shutil.copyfile(local_path, temp)
+            elif isinstance(body, str):
+                Path(temp).write_text(body, encoding="utf-8")
+            elif body is not None:
+                Path(temp).write_bytes(body)
+
+        write_atomically(str(path.absolute()), write)
         uri = path.resolve().as_uri()
         self._register(f"{app}/{key}", app, endpoint_id, window_start, uri)
         return uri
 
-    def log_dataset(self, app: str, key: str, df: pd.DataFrame, **where: object) -> str:
+    def log_dataset(
+        self,
+        app: str,
+        key: str,
+        df: pd.DataFrame,
+        *,
+        endpoint_id: str | None = None,
+        window_start: datetime | None = None,
+    ) -> str:
         path = self.path_for(app, key, ".parquet")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        df.to_parquet(temp, index=False)
-        temp.replace(path)
+        write_atomically(str(path.absolute()), lambda temp: df.to_parquet(temp, index=False))
         uri = path.resolve().as_uri()
-        self._register(f"{app}/{key}", app, where.get("endpoint_id"), where.get("window_start"), uri)  # type: ignore[arg-type]
+        self._register(f"{app}/{key}", app, endpoint_id, window_start, uri)
         return uri
 
     def _register(

@@ -47,6 +47,15 @@ def _check_column_names(names: Sequence[str], what: str, endpoint: str) -> list[
     return names
 
 
+def _same_columns(existing: ModelEndpoint, features: list[str], labels: list[str]) -> ModelEndpoint:
+    if existing.feature_names != features or existing.label_names != labels:
+        raise MonitoringError(
+            f"endpoint {existing.name!r} exists with feature_names={existing.feature_names}, "
+            f"label_names={existing.label_names}; got feature_names={features}, label_names={labels}"
+        )
+    return existing
+
+
 class EndpointRegistry:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
@@ -78,13 +87,7 @@ class EndpointRegistry:
             )
         existing = self.find(name)
         if existing is not None:
-            if existing.feature_names != features or existing.label_names != labels:
-                raise MonitoringError(
-                    f"endpoint {name!r} exists with feature_names={existing.feature_names}, "
-                    f"label_names={existing.label_names}; got feature_names={features}, "
-                    f"label_names={labels}"
-                )
-            return existing
+            return _same_columns(existing, features, labels)
         types = self._column_types(name, features + labels, reference, column_types)
         stats: FeatureStats = {}
         rows = 0
@@ -114,14 +117,10 @@ class EndpointRegistry:
             with self.engine.begin() as conn:
                 conn.execute(db.endpoints.insert().values(**row))
         except sa.exc.IntegrityError:
-            # Another process created it between our lookup and insert.
-            return self.create(
-                name,
-                reference=reference,
-                feature_names=features,
-                label_names=labels,
-                column_types=column_types,
-            )
+            concurrent = self.find(name)  # another process created it between lookup and insert
+            if concurrent is None:
+                raise
+            return _same_columns(concurrent, features, labels)
         return self.get(row["id"])
 
     @staticmethod

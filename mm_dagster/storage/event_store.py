@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window, validate_base_period
+from mm_dagster.storage.files import write_atomically
 
 METADATA_FILE = "_mm_event_store.json"
 _US_PER_MINUTE = 60_000_000
@@ -53,13 +54,12 @@ class EventStore:
     def _load_or_init(self, base_period: int) -> int:
         meta = f"{self.root}/{METADATA_FILE}"
         if self.fs.get_file_info(meta).type == pafs.FileType.NotFound:
-            temp = f"{self.root}/.{METADATA_FILE}.{uuid.uuid4().hex}"
-            with self.fs.open_output_stream(temp) as out:
-                out.write(json.dumps({"base_period": base_period}).encode())
-            if self.fs.get_file_info(meta).type == pafs.FileType.NotFound:
-                self.fs.move(temp, meta)
-            else:
-                self.fs.delete_file(temp)
+
+            def write(temp: str) -> None:
+                with self.fs.open_output_stream(temp) as out:
+                    out.write(json.dumps({"base_period": base_period}).encode())
+
+            write_atomically(meta, write, self.fs)
         with self.fs.open_input_stream(meta) as f:
             recorded = json.loads(f.read())
         # Stores created before the setting was named base_period recorded "partition_minutes".

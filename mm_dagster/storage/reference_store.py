@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.storage.files import write_atomically
 
 DEFAULT_SAMPLE_ROWS = 100_000
 
@@ -23,10 +24,9 @@ class ReferenceStore:
             raise MonitoringError(f"reference sample_rows must be >= 1, got {sample_rows}")
         sample = reference.sample(sample_rows, random_state=0) if len(reference) > sample_rows else reference
         path = self.path(endpoint_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        sample.reset_index(drop=True).to_parquet(temp, index=False)
-        temp.replace(path)
+        write_atomically(
+            str(path.absolute()), lambda temp: sample.reset_index(drop=True).to_parquet(temp, index=False)
+        )
         return path
 
     def load(self, endpoint_id: str) -> pd.DataFrame | None:
