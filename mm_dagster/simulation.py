@@ -59,7 +59,7 @@ def traffic_frame(
     df.insert(0, "timestamp", pd.Timestamp(start) + pd.to_timedelta(offsets, unit="us"))
     df["latency_us"] = rng.gamma(4.0, 2500.0, size=rows).round()
     errors = rng.random(rows) < shape.error_rate
-    df["error"] = np.where(errors, "TimeoutError: model backend timed out", None)
+    df["error"] = pd.Series(errors).map({True: "TimeoutError: model backend timed out", False: None})
     if with_label:
         df.loc[errors, "prediction"] = np.nan
     return df

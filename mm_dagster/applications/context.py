@@ -8,14 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.windows import Window
-from mm_dagster.stats.feature_stats import FeatureStats, compute_feature_stats
+from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.reference_store import ReferenceStore
 
 
-class KeywordLogger(logging.LoggerAdapter):
+class KeywordLogger(logging.LoggerAdapter[logging.Logger]):
     """A stdlib logger adapter that accepts keyword context: `logger.info("msg", rows=3)`."""
 
     _STD = {"exc_info", "stack_info", "stacklevel", "extra"}
@@ -29,8 +29,8 @@ class KeywordLogger(logging.LoggerAdapter):
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:  # keyword context
         if self.isEnabledFor(level):
-            msg, kwargs = self.process(msg, kwargs)
-            self.logger.log(level, msg, *args, **kwargs)
+            msg, processed = self.process(msg, kwargs)
+            self.logger.log(level, msg, *args, **processed)
 
     def debug(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.log(logging.DEBUG, msg, *args, **kwargs)

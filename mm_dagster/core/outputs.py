@@ -3,13 +3,15 @@
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from mm_dagster.core.errors import AppOutputError
 from mm_dagster.core.names import VALUE_NAME
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 
 MAX_EXTRA_DATA_BYTES = 64 * 1024
+EnumT = TypeVar("EnumT", bound=Enum)
 
 
 def _check_name(name: object, what: str) -> str:
@@ -37,7 +39,7 @@ def _check_value(value: object, name: str) -> float:
     return value
 
 
-def _coerce_enum(enum: type, value: object, name: str, field_name: str) -> Any:
+def _coerce_enum(enum: type[EnumT], value: object, name: str, field_name: str) -> EnumT:
     if isinstance(value, enum):
         return value
     try:
@@ -63,7 +65,8 @@ def encode_extra_data(extra_data: object, name: str) -> dict[str, Any]:
             f"{name!r}: extra_data is {len(encoded.encode())} bytes encoded, "
             f"over the {MAX_EXTRA_DATA_BYTES}-byte limit"
         )
-    return json.loads(encoded)
+    decoded: dict[str, Any] = json.loads(encoded)
+    return decoded
 
 
 @dataclass

@@ -7,6 +7,10 @@ from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.schemas import ResultStatusApp
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """`detected` at or above `detected`, `potential_detection` at or above `potential`.
@@ -23,8 +27,9 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         upper_ok = self.detected < 1 if self.below_one else self.detected <= 1
-        finite = all(isinstance(v, int | float) and math.isfinite(v) for v in (self.potential, self.detected))
-        if not (finite and 0 < self.potential < self.detected and upper_ok):
+        if not (_finite(self.potential) and _finite(self.detected) and 0 < self.potential < self.detected):
+            upper_ok = False
+        if not upper_ok:
             bound = "< 1" if self.below_one else "<= 1"
             raise MonitoringError(
                 f"{self.what} thresholds must satisfy 0 < potential ({self.potential!r}) "

@@ -40,7 +40,8 @@ def to_utc(ts: datetime | pd.Timestamp | str) -> datetime:
     """A tz-aware UTC datetime; naive input is taken as UTC."""
     t = pd.Timestamp(ts)
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.to_pydatetime()
+    utc: datetime = t.to_pydatetime()
+    return utc
 
 
 @dataclass(frozen=True, order=True)

@@ -93,7 +93,7 @@ def build_window_asset(
         required_resource_keys={names.resource_key},
         description="The window's inference events for all endpoints (Parquet event store).",
     )
-    def window_events_asset(context: AssetExecutionContext) -> MaterializeResult:  # type: ignore[type-arg]
+    def window_events_asset(context: AssetExecutionContext) -> MaterializeResult[None]:
         mm = resource_of(context, names)
         monitoring = mm.monitoring
         windows = windows_of_run(context)
@@ -185,7 +185,7 @@ def build_app_assets(
     )
     def app_assets(
         context: AssetExecutionContext,
-    ) -> Iterator[MaterializeResult | AssetCheckResult]:  # type: ignore[type-arg]
+    ) -> Iterator[MaterializeResult[None] | AssetCheckResult]:
         mm = resource_of(context, names)
         monitoring = mm.monitoring
         outcomes: list[WindowOutcome] = []

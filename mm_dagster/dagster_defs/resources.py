@@ -14,7 +14,7 @@ from mm_dagster.monitoring import DEFAULT_BASE_PERIOD, Monitoring, StorageSettin
 CACHED_WINDOWS = 2
 
 
-class MonitoringResource(ConfigurableResource):  # type: ignore[type-arg]
+class MonitoringResource(ConfigurableResource["MonitoringResource"]):
     """Storage locations of the deployment. Each field may be a literal or a Dagster `EnvVar`
     (resolved when a run or tick starts); an empty field falls back to the environment variable
     named in its description, then to the embedded default (`StorageSettings`).

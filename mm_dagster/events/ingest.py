@@ -38,4 +38,4 @@ class EventIngestor:
             self.store.discard(staged)
             raise
         self.store.publish(staged)
-        return table.num_rows
+        return int(table.num_rows)

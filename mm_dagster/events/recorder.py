@@ -1,6 +1,7 @@
 """Recording from a serving process: a buffered recorder and a one-line `predict` wrapper."""
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -111,7 +112,8 @@ class EventRecorder:
 
 def _rows_of(inputs: Any, feature_names: Sequence[str]) -> list[dict[str, Any]]:
     if isinstance(inputs, pd.DataFrame):
-        return inputs.to_dict(orient="records")
+        records: list[dict[str, Any]] = inputs.to_dict(orient="records")
+        return records
     if isinstance(inputs, Mapping):
         return [dict(inputs)]
     rows = inputs.tolist() if hasattr(inputs, "tolist") else list(inputs)
@@ -124,7 +126,8 @@ def _rows_of(inputs: Any, feature_names: Sequence[str]) -> list[dict[str, Any]]:
 
 def _outputs_of(outputs: Any, label_names: Sequence[str], n: int) -> list[dict[str, Any]]:
     if isinstance(outputs, pd.DataFrame):
-        return outputs.to_dict(orient="records")
+        records: list[dict[str, Any]] = outputs.to_dict(orient="records")
+        return records
     if hasattr(outputs, "tolist"):
         outputs = outputs.tolist()
     values = list(outputs) if isinstance(outputs, Sequence) and not isinstance(outputs, str) else [outputs]
@@ -166,5 +169,4 @@ def monitored(predict: Callable[[Any], Any], endpoint: str, recorder: EventRecor
             recorder.record(ep.id, row, out, latency_us=latency, request_id=f"{request_id}-{i}")
         return outputs
 
-    wrapper.__wrapped__ = predict  # type: ignore[attr-defined]
-    return wrapper
+    return functools.update_wrapper(wrapper, predict)

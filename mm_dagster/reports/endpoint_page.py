@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from mm_dagster.core.results import StoredResult
+from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.reports.html import STATUS_COLOURS, figure_div, page
 
 
@@ -35,10 +36,16 @@ def render_endpoint_page(
         )
         if div_id == "general-drift":
             fig.add_hline(
-                y=potential, line_dash="dash", line_color=STATUS_COLOURS[1], annotation_text="potential"
+                y=potential,
+                line_dash="dash",
+                line_color=STATUS_COLOURS[ResultStatusApp.potential_detection],
+                annotation_text="potential",
             )
             fig.add_hline(
-                y=detected, line_dash="dash", line_color=STATUS_COLOURS[2], annotation_text="detected"
+                y=detected,
+                line_dash="dash",
+                line_color=STATUS_COLOURS[ResultStatusApp.detected],
+                annotation_text="detected",
             )
         fig.update_layout(title=title, height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40})
         figures.append(figure_div(fig, div_id))

@@ -2,6 +2,7 @@
 
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.storage.files import write_atomically
@@ -45,5 +46,7 @@ def page(title: str, body: str) -> str:
     )
 
 
-def figure_div(fig: object, div_id: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)  # type: ignore[attr-defined]
+def figure_div(fig: Any, div_id: str) -> str:
+    """A plotly figure as a `<div>` (plotly's own JS is loaded once by `page`)."""
+    html: str = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+    return html

@@ -95,7 +95,7 @@ class NullThresholdCache:
         self.alpha_detected = alpha_detected
         self.draws = draws
         self.seed = seed
-        self._cache: OrderedDict[tuple, NullQuantiles] = OrderedDict()
+        self._cache: OrderedDict[tuple[tuple[int, ...], int, int | None], NullQuantiles] = OrderedDict()
         self._lock = Lock()
         self.simulations = 0
 

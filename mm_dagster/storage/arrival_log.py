@@ -113,7 +113,7 @@ class ArrivalLog:
                 if seen is not None:
                     f, la = min(f, seen.first_event), max(la, seen.last_event)
                     events, max_id = events + seen.events, max(max_id, seen.max_id)
-                spans[slot] = ArrivalSpan(f, la, int(events), int(max_id))  # type: ignore[arg-type]
+                spans[slot] = ArrivalSpan(f, la, int(events), int(max_id))
         return list(spans.values())
 
     def max_id(self) -> int:
@@ -147,4 +147,4 @@ class ArrivalLog:
             .group_by(a.c.slot_start)
         )
         with self.engine.connect() as conn:
-            return {db.from_db_time(s): int(n) for s, n in conn.execute(query)}  # type: ignore[misc]
+            return {db.from_db_time(slot): int(n) for slot, n in conn.execute(query)}

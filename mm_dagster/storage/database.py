@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -12,14 +13,14 @@ _ID = sa.String(32)
 _NAME = sa.String(128)
 
 
-def _serial_id() -> sa.Column:
+def _serial_id() -> sa.Column[int]:
     """An autoincrementing 64-bit id (SQLite autoincrements only INTEGER primary keys)."""
     return sa.Column(
         "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
 
 
-def _window_columns() -> list[sa.Column]:
+def _window_columns() -> list[sa.Column[datetime]]:
     return [
         sa.Column("window_start", sa.DateTime, primary_key=True),
         sa.Column("window_end", sa.DateTime, nullable=False),
@@ -109,6 +110,10 @@ artifacts = sa.Table(
 )
 
 
+@overload
+def to_db_time(ts: datetime) -> datetime: ...
+@overload
+def to_db_time(ts: None) -> None: ...
 def to_db_time(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
@@ -117,6 +122,10 @@ def to_db_time(ts: datetime | None) -> datetime | None:
     return ts.astimezone(UTC).replace(tzinfo=None)
 
 
+@overload
+def from_db_time(ts: datetime) -> datetime: ...
+@overload
+def from_db_time(ts: None) -> None: ...
 def from_db_time(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
@@ -125,7 +134,7 @@ def from_db_time(ts: datetime | None) -> datetime | None:
 
 def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -147,7 +156,7 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
-def latest_select(table: sa.Table) -> sa.Select:
+def latest_select(table: sa.Table) -> sa.Select[Any]:
     """Rows of `table` at the newest window per (endpoint_id, app, name)."""
     newest = (
         sa.select(

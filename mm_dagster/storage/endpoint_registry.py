@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage import database as db
 
 
-def _row_to_endpoint(row: sa.Row) -> ModelEndpoint:
+def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
     m = row._mapping
     return ModelEndpoint(
         id=m["id"],
@@ -40,7 +41,7 @@ def _row_to_endpoint(row: sa.Row) -> ModelEndpoint:
 def _check_column_names(names: Sequence[str], what: str, endpoint: str) -> list[str]:
     names = list(names)
     for n in names:
-        if not isinstance(n, str) or not n:
+        if not n:
             raise MonitoringError(f"endpoint {endpoint!r}: {what} must be non-empty strings: {n!r}")
     if len(set(names)) != len(names):
         raise MonitoringError(f"endpoint {endpoint!r}: duplicate {what}: {names}")
@@ -121,7 +122,7 @@ class EndpointRegistry:
             if concurrent is None:
                 raise
             return _same_columns(concurrent, features, labels)
-        return self.get(row["id"])
+        return self.get(str(row["id"]))
 
     @staticmethod
     def _column_types(
@@ -148,7 +149,7 @@ class EndpointRegistry:
     def find(self, name_or_id: str) -> ModelEndpoint | None:
         table = db.endpoints
         cond = table.c.name == name_or_id
-        if isinstance(name_or_id, str) and ENDPOINT_ID.fullmatch(name_or_id):
+        if ENDPOINT_ID.fullmatch(name_or_id):
             cond = sa.or_(cond, table.c.id == name_or_id)
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(table).where(cond)).first()
@@ -171,7 +172,7 @@ class EndpointRegistry:
         """Endpoint names by id, without loading reference statistics."""
         t = db.endpoints
         with self.engine.connect() as conn:
-            return dict(conn.execute(sa.select(t.c.id, t.c.name)).all())  # type: ignore[arg-type]
+            return {endpoint_id: name for endpoint_id, name in conn.execute(sa.select(t.c.id, t.c.name))}
 
     def delete(self, name_or_id: str) -> None:
         """Remove the endpoint and its results, metrics and failures (its events stay on disk)."""

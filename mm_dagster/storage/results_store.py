@@ -21,7 +21,7 @@ from mm_dagster.storage import database as db
 _CHUNK = 500
 
 
-def _result(row: sa.Row) -> StoredResult:
+def _result(row: sa.Row[Any]) -> StoredResult:
     m = row._mapping
     return StoredResult(
         m["endpoint_id"],
@@ -36,7 +36,7 @@ def _result(row: sa.Row) -> StoredResult:
     )
 
 
-def _metric(row: sa.Row) -> StoredMetric:
+def _metric(row: sa.Row[Any]) -> StoredMetric:
     m = row._mapping
     return StoredMetric(
         m["endpoint_id"],
@@ -124,13 +124,13 @@ class ResultsStore:
     @staticmethod
     def _filtered(
         table: sa.Table,
-        query: sa.Select,
+        query: sa.Select[Any],
         endpoint_id: str | Sequence[str] | None,
         app: str | None,
         name: str | None,
         start: datetime | None,
         end: datetime | None,
-    ) -> sa.Select:
+    ) -> sa.Select[Any]:
         if isinstance(endpoint_id, str):
             query = query.where(table.c.endpoint_id == endpoint_id)
         elif endpoint_id is not None:
