@@ -1,10 +1,12 @@
-# `make demo` sets up and runs the demo; `make test` sets up and runs the tests.
+# `make demo` sets up and runs the demo; `make test` sets up and runs the checks and tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 3000
 
-.PHONY: install demo test lint bench dev clean
+.PHONY: install demo test test-fast check lint typecheck contracts defs bench dev clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +19,28 @@ install: $(STAMP)
 demo: install
 	$(PY) -m apps.demo
 
-test: install
-	$(VENV)/bin/ruff check .
+# ruff, the type checker, the import-layer contracts and the Dagster definitions, then every test.
+test: check
 	$(PY) -m pytest -q
 
+# The same checks and the tests not marked slow (no webserver, browser or crash subprocesses).
+test-fast: check
+	$(PY) -m pytest -q -m "not slow"
+
+check: lint typecheck contracts defs
+
 lint: install
-	$(VENV)/bin/ruff check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+contracts: install
+	PYTHONPATH=$(CURDIR) $(BIN)/lint-imports
+
+defs: install
+	cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg check defs
 
 bench: install
 	$(PY) bench/drift.py
@@ -30,7 +48,7 @@ bench: install
 	$(PY) bench/evidently_app.py
 
 dev: install
-	DAGSTER_HOME=$${MM_HOME:-$(CURDIR)/.mm_home}/dagster $(VENV)/bin/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$${MM_HOME:-$(CURDIR)/.mm_home}/dagster $(BIN)/dagster dev -w workspace.yaml -p $(PORT)
 
 clean:
 	rm -rf $(VENV) .mm_home

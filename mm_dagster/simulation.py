@@ -6,8 +6,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-CATEGORIES = np.array(["web", "mobile", "partner", "batch"])
-CATEGORY_P = np.array([0.5, 0.3, 0.15, 0.05])
+CATEGORIES = ("web", "mobile", "partner", "batch")
+CATEGORY_P = (0.5, 0.3, 0.15, 0.05)
 
 
 @dataclass(frozen=True)
