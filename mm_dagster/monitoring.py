@@ -23,6 +23,7 @@ from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.database import create_engine
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
+from mm_dagster.storage.event_catalog import EventCatalog
 from mm_dagster.storage.event_store import EventStore
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
@@ -96,8 +97,9 @@ class Monitoring:
         self.clock = clock
         self.engine = create_engine(self.settings.database_url)
         self.endpoints = EndpointRegistry(self.engine, clock)
-        self.events = EventStore(self.settings.events_root, self.settings.base_period)
-        self.arrivals = ArrivalLog(self.engine, self.endpoints)
+        self.catalog = EventCatalog(self.engine, clock)
+        self.events = EventStore(self.settings.events_root, self.settings.base_period, self.catalog)
+        self.arrivals = ArrivalLog(self.engine, self.endpoints, self.catalog)
         self.ingestor = EventIngestor(self.events, self.endpoints, self.arrivals)
         self.results = ResultsStore(self.engine, clock)
         self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine, clock)

@@ -1,8 +1,10 @@
-"""Recording events: validate, stage files, note arrivals and endpoint counters, publish.
+"""Recording events: validate, write files, then acknowledge the batch in one transaction.
 
-The arrival rows (one per file) are committed before the files are renamed into place: a crash in
-between leaves a harmless arrival without data, never data the controller does not know about.
-An event is acknowledged when `record_events` returns.
+The files are written first and become readable only when the transaction that registers them
+(catalog rows, arrival rows and the endpoint's counters) commits: a batch is readable whole or
+not at all, and the counters match what is readable. A writer that dies before the commit leaves
+files no reader sees; maintenance sweeps them. An event is acknowledged when `record_events`
+returns.
 """
 
 from datetime import datetime
@@ -29,13 +31,12 @@ class EventIngestor:
         ep = endpoint if isinstance(endpoint, ModelEndpoint) else self.registry.get(endpoint)
         now_ts = pd.Timestamp(now or self.registry.clock())
         table = validate_events(ep, events, now_ts)
-        staged = self.store.stage(ep.id, table)
-        if not staged:
+        files = self.store.write(ep.id, table)
+        if not files:
             return 0
         try:
-            self.arrivals.record(ep.id, staged, now_ts.to_pydatetime())
-        except Exception:
-            self.store.discard(staged)
+            self.arrivals.record(ep.id, files, now_ts.to_pydatetime())
+        except BaseException:
+            self.store.discard(files)
             raise
-        self.store.publish(staged)
         return int(table.num_rows)

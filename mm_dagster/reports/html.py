@@ -1,7 +1,7 @@
 """Small HTML building blocks shared by the report pages."""
 
-from html import escape
 from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -10,12 +10,14 @@ from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.storage.files import write_atomically
 
 PLOTLY_JS = "plotly.min.js"
-STATUS_COLOURS: Mapping[ResultStatusApp, str] = MappingProxyType({
-    ResultStatusApp.irrelevant: "#9e9e9e",
-    ResultStatusApp.no_detection: "#2e7d32",
-    ResultStatusApp.potential_detection: "#f9a825",
-    ResultStatusApp.detected: "#c62828",
-})
+STATUS_COLOURS: Mapping[ResultStatusApp, str] = MappingProxyType(
+    {
+        ResultStatusApp.irrelevant: "#9e9e9e",
+        ResultStatusApp.no_detection: "#2e7d32",
+        ResultStatusApp.potential_detection: "#f9a825",
+        ResultStatusApp.detected: "#c62828",
+    }
+)
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
 table { border-collapse: collapse; margin: 12px 0; }

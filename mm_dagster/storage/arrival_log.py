@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -11,32 +10,20 @@ from mm_dagster.core.arrivals import ArrivalSpan
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
-
-
-class StoredFileSummary(Protocol):
-    """What the log needs of each stored file (an `event_store.StagedFile` has it)."""
-
-    @property
-    def slot_start(self) -> datetime: ...
-    @property
-    def events(self) -> int: ...
-    @property
-    def errors(self) -> int: ...
-    @property
-    def first_event(self) -> datetime: ...
-    @property
-    def last_event(self) -> datetime: ...
+from mm_dagster.storage.event_catalog import EventCatalog, EventFile
 
 
 class ArrivalLog:
-    """Arrival rows are written with the endpoint's request counters in one transaction."""
+    """One row per stored event file, for the controller (which windows got events, when)."""
 
-    def __init__(self, engine: Engine, registry: EndpointRegistry) -> None:
+    def __init__(self, engine: Engine, registry: EndpointRegistry, catalog: EventCatalog) -> None:
         self.engine = engine
         self.registry = registry
+        self.catalog = catalog
 
-    def record(self, endpoint_id: str, files: Sequence[StoredFileSummary], written_at: datetime) -> None:
-        """Note `files` of one batch as arrived and count their events on the endpoint."""
+    def record(self, endpoint_id: str, files: Sequence[EventFile], written_at: datetime) -> None:
+        """Acknowledge one batch: in one transaction its files become readable (catalog), the
+        controller learns of them (arrival rows) and the endpoint's counters count them."""
         rows = [
             {
                 "slot_start": db.to_db_time(f.slot_start),
@@ -50,6 +37,7 @@ class ArrivalLog:
             for f in files
         ]
         with self.engine.begin() as conn:
+            self.catalog.register(conn, files, written_at)
             conn.execute(db.arrivals.insert(), rows)
             self.registry.note_requests(
                 conn,

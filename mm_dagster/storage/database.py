@@ -98,6 +98,25 @@ arrivals = sa.Table(
     sa.Index("ix_mm_event_arrivals_slot", "slot_start"),
 )
 
+event_files = sa.Table(
+    "mm_event_files",
+    metadata,
+    _serial_id(),
+    sa.Column("endpoint_id", _ID, nullable=False),
+    sa.Column("slot_start", sa.DateTime, nullable=False),
+    sa.Column("path", sa.String(255), nullable=False, unique=True),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("first_event", sa.DateTime, nullable=False),
+    sa.Column("last_event", sa.DateTime, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("retired_at", sa.DateTime),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_mm_event_files_slot", "slot_start", "state"),
+)
+
 artifacts = sa.Table(
     "mm_artifacts",
     metadata,

@@ -3,157 +3,320 @@
 Layout: `<root>/date=YYYY-MM-DD/slot=HHMM/<endpoint_id>-<uuid>.parquet`, one slot per window of
 the `base_period` the store was created with (recorded in `<root>/_mm_event_store.json`, so a
 later change of base_period keeps reading the files already written).
-Reading a window for all endpoints lists only the slots inside it. Each file is written to a
-hidden temporary name and renamed into place, so readers never see a partial file and
-concurrent writers never share a name.
+
+Files are written under unique names and become readable only when the event catalog registers
+them (`event_catalog`): readers ask the catalog, never list directories, so a file of a batch
+that was never acknowledged is never read, and a batch is readable whole or not at all.
+Maintenance (`compact_slot`, `purge_retired`, `sweep_orphans`) keeps the store small and clean;
+a file that cannot be read is quarantined and the rest of its window is still read.
 """
 
 import contextlib
 import json
+import logging
 import uuid
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window, validate_base_period
+from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
 from mm_dagster.storage.files import write_atomically
 
+log = logging.getLogger(__name__)
+
 METADATA_FILE = "_mm_event_store.json"
+QUARANTINE_DIR = "_quarantine"
+# Format 2: the catalog lists readable files. Format 1 stores made every visible file readable.
+STORE_FORMAT = 2
 _US_PER_MINUTE = 60_000_000
 
 
 @dataclass(frozen=True)
-class StagedFile:
+class WrittenFile:
+    """A file written to the store, not yet readable (the catalog registers it)."""
+
     endpoint_id: str
     slot_start: datetime
-    temp_path: str
-    final_path: str
+    path: str  # relative to the store's root
     events: int
     errors: int
     first_event: datetime
     last_event: datetime
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    endpoint_id: str
+    slot_start: datetime
+    files_merged: int
+    events: int
+
+
+def _utc_from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1e6, UTC)
 
 
 class EventStore:
-    def __init__(self, root: str, base_period: int = 10) -> None:
+    def __init__(self, root: str, base_period: int, catalog: EventCatalog) -> None:
         self.fs, path = (
             pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), str(root))
         )
         self.root = path.rstrip("/")
+        self.catalog = catalog
         self.fs.create_dir(self.root, recursive=True)
         self.base_period = self._load_or_init(validate_base_period(base_period))
 
-    def _load_or_init(self, base_period: int) -> int:
+    # -- layout ----------------------------------------------------------------------------------
+    def _metadata(self) -> dict[str, Any] | None:
         meta = f"{self.root}/{METADATA_FILE}"
         if self.fs.get_file_info(meta).type == pafs.FileType.NotFound:
-
-            def write(temp: str) -> None:
-                with self.fs.open_output_stream(temp) as out:
-                    out.write(json.dumps({"base_period": base_period}).encode())
-
-            write_atomically(meta, write, self.fs)
+            return None
         with self.fs.open_input_stream(meta) as f:
-            recorded = json.loads(f.read())
+            recorded: dict[str, Any] = json.loads(f.read())
+        return recorded
+
+    def _write_metadata(self, content: dict[str, Any]) -> None:
+        def write(temp: str) -> None:
+            with self.fs.open_output_stream(temp) as out:
+                out.write(json.dumps(content).encode())
+
+        write_atomically(f"{self.root}/{METADATA_FILE}", write, self.fs)
+
+    def _load_or_init(self, base_period: int) -> int:
+        recorded = self._metadata()
+        if recorded is None:
+            self._write_metadata({"base_period": base_period, "format": STORE_FORMAT})
+            recorded = self._metadata()
+            assert recorded is not None
         # Stores created before the setting was named base_period recorded "partition_minutes".
-        return int(recorded.get("base_period", recorded.get("partition_minutes")))
+        stored_period = int(recorded.get("base_period", recorded.get("partition_minutes", base_period)))
+        if int(recorded.get("format", 1)) < STORE_FORMAT:
+            self._adopt_published_files()
+            self._write_metadata({"base_period": stored_period, "format": STORE_FORMAT})
+        return stored_period
 
     def _slot_dir(self, slot_start: datetime) -> str:
-        return f"{self.root}/date={slot_start:%Y-%m-%d}/slot={slot_start:%H%M}"
+        return f"date={slot_start:%Y-%m-%d}/slot={slot_start:%H%M}"
+
+    def _absolute(self, path: str) -> str:
+        return f"{self.root}/{path}"
 
     def slot_of(self, ts: datetime) -> datetime:
         return Window.containing(ts, self.base_period).start
 
-    def stage(self, endpoint_id: str, table: pa.Table) -> list[StagedFile]:
-        """Write `table` (sorted by timestamp) as hidden temporary files, one per slot."""
+    @property
+    def slot_length(self) -> timedelta:
+        return timedelta(minutes=self.base_period)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _write_file(self, endpoint_id: str, table: pa.Table, slot_start: datetime) -> WrittenFile:
+        """One sorted, single-slot table as a new file (not readable until registered)."""
+        directory = self._slot_dir(slot_start)
+        self.fs.create_dir(self._absolute(directory), recursive=True)
+        path = f"{directory}/{endpoint_id}-{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, self._absolute(path), filesystem=self.fs, **_writer_options(table))
+        micros = table["timestamp"].cast(pa.int64())
+        return WrittenFile(
+            endpoint_id=endpoint_id,
+            slot_start=slot_start,
+            path=path,
+            events=table.num_rows,
+            errors=table.num_rows - table["error"].null_count,
+            first_event=_utc_from_micros(int(pc.min(micros).as_py())),
+            last_event=_utc_from_micros(int(pc.max(micros).as_py())),
+            size_bytes=int(self.fs.get_file_info(self._absolute(path)).size or 0),
+        )
+
+    def write(self, endpoint_id: str, table: pa.Table) -> list[WrittenFile]:
+        """Write `table` (sorted by timestamp) as one file per slot. Nothing is readable until
+        the catalog registers the returned files; on failure nothing is left behind."""
         if table.num_rows == 0:
             return []
         micros = table["timestamp"].cast(pa.int64()).to_numpy()
         slot_us = self.base_period * _US_PER_MINUTE
         slots = micros // slot_us
-        errors = table["error"].is_valid().to_numpy(zero_copy_only=False)
         boundaries = np.flatnonzero(np.diff(slots)) + 1
-        staged: list[StagedFile] = []
+        written: list[WrittenFile] = []
         try:
             for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, len(slots)], strict=True):
-                slot_start = datetime.fromtimestamp(int(slots[lo]) * slot_us / 1e6, UTC)
-                directory = self._slot_dir(slot_start)
-                self.fs.create_dir(directory, recursive=True)
-                name = f"{endpoint_id}-{uuid.uuid4().hex}.parquet"
-                temp = f"{directory}/.tmp-{name}"
-                pq.write_table(table.slice(lo, hi - lo), temp, filesystem=self.fs, **_writer_options(table))
-                staged.append(
-                    StagedFile(
-                        endpoint_id=endpoint_id,
-                        slot_start=slot_start,
-                        temp_path=temp,
-                        final_path=f"{directory}/{name}",
-                        events=int(hi - lo),
-                        errors=int(errors[lo:hi].sum()),
-                        first_event=datetime.fromtimestamp(micros[lo] / 1e6, UTC),
-                        last_event=datetime.fromtimestamp(micros[hi - 1] / 1e6, UTC),
-                    )
-                )
-        except Exception:
-            self.discard(staged)
+                slot_start = _utc_from_micros(int(slots[lo]) * slot_us)
+                written.append(self._write_file(endpoint_id, table.slice(lo, hi - lo), slot_start))
+        except BaseException:
+            self.discard(written)
             raise
-        return staged
+        return written
 
-    def publish(self, staged: list[StagedFile]) -> None:
-        for f in staged:
-            self.fs.move(f.temp_path, f.final_path)
-
-    def discard(self, staged: list[StagedFile]) -> None:
-        for f in staged:
-            with contextlib.suppress(FileNotFoundError, OSError):
-                self.fs.delete_file(f.temp_path)
-
-    def window_files(self, window: Window) -> dict[str, list[str]]:
-        """Published files of the slots overlapping `window`, by endpoint id."""
-        by_endpoint: dict[str, list[str]] = defaultdict(list)
-        slot = self.slot_of(window.start)
-        step = timedelta(minutes=self.base_period)
-        while slot < window.end:
-            selector = pafs.FileSelector(self._slot_dir(slot), allow_not_found=True)
-            for info in self.fs.get_file_info(selector):
-                name = info.base_name
-                if info.type == pafs.FileType.File and name.endswith(".parquet") and not name.startswith("."):
-                    by_endpoint[name.split("-", 1)[0]].append(info.path)
-            slot += step
-        return by_endpoint
-
-    def read_window(self, window: Window, endpoint_ids: set[str] | None = None) -> dict[str, pd.DataFrame]:
-        """The window's events per endpoint, sorted by timestamp."""
-        aligned = self.slot_of(window.start) == window.start and window.minutes % self.base_period == 0
-        out: dict[str, pd.DataFrame] = {}
-        for endpoint_id, files in sorted(self.window_files(window).items()):
-            if endpoint_ids is not None and endpoint_id not in endpoint_ids:
-                continue
+    def discard(self, files: Sequence[WrittenFile | CatalogFile]) -> None:
+        for f in files:
             try:
-                dataset = ds.dataset(files, format="parquet", filesystem=self.fs)
-            except pa.ArrowInvalid as exc:
-                raise MonitoringError(
-                    f"endpoint {endpoint_id}, window {window}: unreadable event files: {exc}"
-                ) from exc
-            if aligned:
-                table = dataset.to_table()
-            else:
-                ts = ds.field("timestamp")
-                start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
-                end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
-                table = dataset.to_table(filter=(ts >= start) & (ts < end))
-            if table.num_rows:
-                if len(files) > 1:
-                    table = table.sort_by("timestamp")  # each file is already sorted
+                self.fs.delete_file(self._absolute(f.path))
+            except (FileNotFoundError, OSError) as exc:
+                log.warning("could not delete event file %s: %s", f.path, exc)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read_window(self, window: Window, endpoint_ids: set[str] | None = None) -> dict[str, pd.DataFrame]:
+        """The window's events per endpoint, sorted by timestamp. A file that cannot be read is
+        quarantined (logged with its path) and the rest of the window is still returned."""
+        files = self.catalog.live_files(
+            self.slot_of(window.start), window.end, sorted(endpoint_ids) if endpoint_ids else None
+        )
+        out: dict[str, pd.DataFrame] = {}
+        for endpoint_id, endpoint_files in sorted(files.items()):
+            table, _ = self._read_files(endpoint_files, window)
+            if table is not None and table.num_rows:
                 out[endpoint_id] = table.to_pandas(types_mapper=_arrow_backed_strings, split_blocks=True)
         return out
+
+    def _read_files(
+        self, files: Sequence[CatalogFile], window: Window | None
+    ) -> tuple[pa.Table | None, list[CatalogFile]]:
+        """The rows of `files` (in `window`, if given) and the files they came from: files that
+        cannot be read are quarantined and left out."""
+        readable = list(files)
+        try:
+            table = self._scan([self._absolute(f.path) for f in readable], window)
+        except (pa.ArrowInvalid, OSError):
+            readable = [f for f in files if self._readable(f, window)]
+            if not readable:
+                return None, []
+            table = self._scan([self._absolute(f.path) for f in readable], window)
+        if len(readable) > 1:
+            table = table.sort_by("timestamp")  # each file is already sorted
+        return table, readable
+
+    def _scan(self, paths: list[str], window: Window | None) -> pa.Table:
+        dataset = ds.dataset(paths, format="parquet", filesystem=self.fs)
+        if window is None:
+            return dataset.to_table()
+        ts = ds.field("timestamp")
+        start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
+        end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
+        return dataset.to_table(filter=(ts >= start) & (ts < end))
+
+    def _readable(self, file: CatalogFile, window: Window | None) -> bool:
+        try:
+            self._scan([self._absolute(file.path)], window)
+        except (pa.ArrowInvalid, OSError) as exc:
+            self.quarantine(file, f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    def quarantine(self, file: CatalogFile, reason: str) -> None:
+        target = f"{QUARANTINE_DIR}/{file.path}"
+        try:
+            self.fs.create_dir(self._absolute(target.rpartition("/")[0]), recursive=True)
+            self.fs.move(self._absolute(file.path), self._absolute(target))
+        except (FileNotFoundError, OSError) as exc:
+            reason = f"{reason}; not moved: {exc}"
+            target = file.path
+        self.catalog.quarantine(file, reason)
+        log.error(
+            "event file %s (endpoint %s, slot %s, %d events) is unreadable and was quarantined to "
+            "%s: %s; the rest of the window is read",
+            self._absolute(file.path),
+            file.endpoint_id,
+            file.slot_start.isoformat(),
+            file.events,
+            self._absolute(target),
+            reason,
+        )
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def compact_slot(self, slot_start: datetime, endpoint_id: str) -> CompactionResult | None:
+        """Merge an endpoint's live files of one slot into one file, swapped in atomically."""
+        files = self.catalog.live_files(slot_start, slot_start + self.slot_length, [endpoint_id])
+        old = files.get(endpoint_id, [])
+        if len(old) < 2:
+            return None
+        table, merged_from = self._read_files(old, None)
+        if table is None or table.num_rows == 0 or len(merged_from) < 2:
+            return None
+        merged = self._write_file(endpoint_id, table, slot_start)
+        if not self.catalog.replace(merged_from, merged):
+            self.discard([merged])  # a concurrent compaction or quarantine got there first
+            return None
+        return CompactionResult(endpoint_id, slot_start, len(merged_from), merged.events)
+
+    def purge_retired(self, grace: timedelta) -> int:
+        """Delete files replaced or expired more than `grace` ago (readers holding an older
+        file list had that long to finish)."""
+        retired = self.catalog.retired_before(self.catalog.clock() - grace)
+        for f in retired:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.delete_file(self._absolute(f.path))
+        self.catalog.forget(retired)
+        return len(retired)
+
+    def sweep_orphans(self, grace: timedelta) -> list[str]:
+        """Delete files older than `grace` that no catalog row knows (left by writers that died
+        before their batch was acknowledged) and stale temporary files."""
+        cutoff = self.catalog.clock() - grace
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        candidates: dict[str, pafs.FileInfo] = {}
+        for info in self.fs.get_file_info(selector):
+            relative = info.path[len(self.root) + 1 :]
+            if info.type != pafs.FileType.File or relative.startswith(QUARANTINE_DIR):
+                continue
+            if info.mtime is not None and info.mtime.replace(tzinfo=UTC) > cutoff:
+                continue
+            if relative.endswith(".parquet") or info.base_name.startswith("."):
+                candidates[relative] = info
+        candidates.pop(METADATA_FILE, None)
+        known = self.catalog.known_paths(sorted(candidates))
+        swept = [path for path in sorted(candidates) if path not in known]
+        for path in swept:
+            self.fs.delete_file(self._absolute(path))
+        if swept:
+            log.warning(
+                "swept %d leftover event file(s) of unacknowledged batches: %s", len(swept), swept[:5]
+            )
+        return swept
+
+    def _adopt_published_files(self) -> None:
+        """A format-1 store made every visible file readable: register them once."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        adopted: list[WrittenFile] = []
+        for info in self.fs.get_file_info(selector):
+            relative = info.path[len(self.root) + 1 :]
+            name = info.base_name
+            if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
+                continue
+            if relative.startswith(QUARANTINE_DIR):
+                continue
+            table = pq.read_table(info.path, filesystem=self.fs, columns=["timestamp", "error"])
+            if table.num_rows == 0:
+                continue
+            micros = table["timestamp"].cast(pa.int64())
+            first = _utc_from_micros(int(pc.min(micros).as_py()))
+            adopted.append(
+                WrittenFile(
+                    endpoint_id=name.split("-", 1)[0],
+                    slot_start=self.slot_of(first),
+                    path=relative,
+                    events=table.num_rows,
+                    errors=table.num_rows - table["error"].null_count,
+                    first_event=first,
+                    last_event=_utc_from_micros(int(pc.max(micros).as_py())),
+                    size_bytes=int(info.size or 0),
+                )
+            )
+        known = self.catalog.known_paths([f.path for f in adopted])
+        fresh = [f for f in adopted if f.path not in known]
+        if fresh:
+            with self.catalog.engine.begin() as conn:
+                self.catalog.register(conn, fresh, self.catalog.clock())
+            log.warning("adopted %d event file(s) of a format-1 store into the catalog", len(fresh))
 
 
 def _writer_options(table: pa.Table) -> dict[str, object]:
