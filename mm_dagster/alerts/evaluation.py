@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from mm_dagster.core.alerting.channel import Channel
-from mm_dagster.core.alerting.config import CHECKS_ALERT, AlertConfig
+from mm_dagster.core.alerting.config import AlertConfig
 from mm_dagster.core.alerting.events import clean_entities_of_report, events_of_report
 from mm_dagster.core.alerting.messages import GROUP_LIMIT, alert_message, check_failure_message
-from mm_dagster.core.alerting.outbox import OutboxEntry, alert_dedup_key, check_dedup_key
+from mm_dagster.core.alerting.outbox import alert_entries, check_failure_entries
 from mm_dagster.core.alerting.rules import apply_rules
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.report import AppWindowReport
@@ -63,15 +63,8 @@ class AlertEvaluation:
             for alert_name, fired in outcome.fired.items():
                 alert = self.alerts[alert_name]
                 message = alert_message(alert, fired, self.project, self.group_limit)
-                event_ids = [e.id for e in fired]
                 ids += [
-                    tx.enqueue(
-                        OutboxEntry(
-                            alert.name, i, channel.label, alert_dedup_key(alert.name, i, event_ids), message
-                        ),
-                        now,
-                    )
-                    for i, channel in enumerate(alert.notifications)
+                    tx.enqueue(entry, now) for entry in alert_entries(alert, [e.id for e in fired], message)
                 ]
             return ids
 
@@ -84,8 +77,5 @@ class AlertEvaluation:
             return False
         now = self.clock()
         message = check_failure_message(check, partition, severity, metadata, self.project)
-        entries = [
-            OutboxEntry(CHECKS_ALERT, i, channel.label, check_dedup_key(i, check, partition), message)
-            for i, channel in enumerate(self.check_channels)
-        ]
+        entries = check_failure_entries(self.check_channels, check, partition, message)
         return self.store.enqueue_unless_queued(entries, now)

@@ -10,10 +10,11 @@ from mm_dagster.core.errors import AlertConfigError, DeliveryError
 
 def http_url(url: object, where: str) -> str:
     """`url` if it is an http(s) URL with a host."""
-    parsed = urlparse(url if isinstance(url, str) else "")
-    if not isinstance(url, str) or parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise AlertConfigError(f"{where}: URL {url!r} is not an http(s) URL")
-    return url
+    if isinstance(url, str):
+        parsed = urlparse(url)
+        if parsed.scheme in ("http", "https") and parsed.netloc:
+            return url
+    raise AlertConfigError(f"{where}: URL {url!r} is not an http(s) URL")
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float, secrets: list[str]) -> None:

@@ -3,6 +3,7 @@ its channel class by `kind`."""
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -12,12 +13,14 @@ from mm_dagster.core.alerting.channel import Channel
 from mm_dagster.core.alerting.config import AlertConfig, Criteria, EntityFilter
 from mm_dagster.core.errors import AlertConfigError, MonitoringError
 
-CHANNEL_TYPES: Mapping[str, Callable[..., Channel]] = {
-    WebhookChannel.kind: WebhookChannel,
-    SlackChannel.kind: SlackChannel,
-    EmailChannel.kind: EmailChannel,
-    LogChannel.kind: LogChannel,
-}
+CHANNEL_TYPES: Mapping[str, Callable[..., Channel]] = MappingProxyType(
+    {
+        WebhookChannel.kind: WebhookChannel,
+        SlackChannel.kind: SlackChannel,
+        EmailChannel.kind: EmailChannel,
+        LogChannel.kind: LogChannel,
+    }
+)
 
 
 def _channel_from_dict(raw: Any, where: str) -> Channel:

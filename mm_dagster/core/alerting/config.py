@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
 from mm_dagster.core.alerting.channel import Channel
 from mm_dagster.core.alerting.events import AlertEvent
@@ -17,7 +18,7 @@ PLACEHOLDERS = ("project", "name", "entity")
 CHECKS_ALERT = "dagster-checks"  # the outbox's alert name for failed asset checks
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_UNITS = MappingProxyType({"s": "seconds", "m": "minutes", "h": "hours", "d": "days"})
 
 
 class Severity(StrEnum):

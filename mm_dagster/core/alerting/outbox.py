@@ -2,13 +2,14 @@
 dedup keys that make queueing idempotent."""
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from mm_dagster.core.alerting.channel import Message
+from mm_dagster.core.alerting.channel import Channel, Message
+from mm_dagster.core.alerting.config import CHECKS_ALERT, AlertConfig
 
 
 class NotificationStatus(StrEnum):
@@ -83,3 +84,21 @@ def alert_dedup_key(alert: str, channel_index: int, event_ids: Iterable[int]) ->
 def check_dedup_key(channel_index: int, check: str, partition: str | None) -> str:
     """Unique per channel, check and window: a failed check notifies once per window."""
     return f"check|{channel_index}|{check}|{partition}"
+
+
+def alert_entries(alert: AlertConfig, event_ids: Sequence[int], message: Message) -> list[OutboxEntry]:
+    """One entry per channel of `alert` for the events it fired on in one evaluation."""
+    return [
+        OutboxEntry(alert.name, i, channel.label, alert_dedup_key(alert.name, i, event_ids), message)
+        for i, channel in enumerate(alert.notifications)
+    ]
+
+
+def check_failure_entries(
+    channels: Sequence[Channel], check: str, partition: str | None, message: Message
+) -> list[OutboxEntry]:
+    """One entry per check channel for a failed check on one window."""
+    return [
+        OutboxEntry(CHECKS_ALERT, i, channel.label, check_dedup_key(i, check, partition), message)
+        for i, channel in enumerate(channels)
+    ]
