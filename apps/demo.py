@@ -44,6 +44,7 @@ def main() -> None:
     from dagster import DagsterInstance, build_sensor_context
 
     from apps.definitions import config, defs
+    from mm_dagster.core.alerting.config import CHECKS_ALERT
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.schemas import ResultStatusApp
     from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
@@ -131,12 +132,12 @@ def main() -> None:
         print(f"{w.start:%Y-%m-%d %H:%M}  " + "".join(f"{c:<34}" for c in cells))
     print("  (! detected, ? potential; the docs' dummy app always reports potential and is left out)")
 
-    from mm_dagster.dagster_defs.alert_sensors import manager_for
+    from mm_dagster.dagster_defs.alert_sensors import alert_service_for
 
-    notes = manager_for(mm, config, lambda: datetime.now(UTC)).notifications()
+    notes = alert_service_for(mm, config, lambda: datetime.now(UTC)).store.notifications()
     print(
         f"\n{runs + late_runs} Dagster runs, {len(notes)} notifications sent "
-        f"({sum(n['alert'] == 'dagster-checks' for n in notes)} for failed checks), "
+        f"({sum(n.alert == CHECKS_ALERT for n in notes)} for failed checks), "
         f"in {time.monotonic() - started:.0f} s"
     )
     print("\nwhere things live:")

@@ -6,9 +6,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from mm_dagster.core.errors import MonitoringError
+
+if TYPE_CHECKING:
+    from mm_dagster.alerts.service import AlertService
 
 
 def _load_config(spec: str) -> Any:
@@ -17,17 +21,18 @@ def _load_config(spec: str) -> Any:
     return getattr(module, attr or "config")
 
 
-def _alert_manager(args: argparse.Namespace) -> Any:
+def _alert_service(args: argparse.Namespace) -> "AlertService":
     from mm_dagster.alerts import load_alerts_yaml
-    from mm_dagster.alerts.manager import AlertManager
+    from mm_dagster.alerts.service import AlertService
     from mm_dagster.monitoring import Monitoring
+    from mm_dagster.storage.alert_store import AlertStore
 
-    mm = Monitoring()
+    store = AlertStore(Monitoring().engine)
     if args.alerts_yaml:
-        return AlertManager(mm.engine, load_alerts_yaml(args.alerts_yaml))
+        return AlertService(store, load_alerts_yaml(args.alerts_yaml))
     config = _load_config(args.config)
-    return AlertManager(
-        mm.engine, config.alerts, check_channels=config.check_notifications, project=config.project
+    return AlertService(
+        store, config.alerts, check_channels=config.check_notifications, project=config.project
     )
 
 
@@ -115,23 +120,27 @@ def _run(args: argparse.Namespace) -> int:
 
         print(Monitoring().write_endpoint_report(args.endpoint, hours=args.hours, app=args.app))
         return 0
-    manager = _alert_manager(args)
+    alerts = _alert_service(args)
 
     if args.action == "list":
-        _print(manager.list_alerts())
+        _print([asdict(summary) for summary in alerts.inspection.list_alerts()])
     elif args.action == "events":
-        _print(manager.events(args.name))
+        _print([asdict(event) for event in alerts.inspection.events(args.name)])
     elif args.action == "notifications":
-        rows = manager.notifications(args.name)
-        if args.attempts:
-            for row in rows:
-                row["attempts_detail"] = manager.attempts(row["id"])
+        rows = []
+        for note in alerts.store.notifications(args.name):
+            row = asdict(note)
+            if args.attempts:
+                row["attempts_detail"] = [asdict(a) for a in alerts.store.attempts(note.id)]
+            rows.append(row)
         _print(rows)
     elif args.action == "reset":
-        print(f"reset {manager.reset(args.name, args.entity)} active entity state(s) of {args.name}")
+        print(
+            f"reset {alerts.inspection.reset(args.name, args.entity)} active entity state(s) of {args.name}"
+        )
     elif args.action == "deliver":
-        report = manager.deliver_due()
-        for line in report.lines or []:
+        report = alerts.deliver_due()
+        for line in report.lines:
             print(line)
         print(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
     return 0

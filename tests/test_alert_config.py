@@ -15,7 +15,8 @@ from mm_dagster.alerts import (
     data_drift_detected,
     load_alerts_yaml,
 )
-from mm_dagster.alerts.config import AlertConfigError, parse_duration
+from mm_dagster.core.alerting.config import parse_duration
+from mm_dagster.core.errors import AlertConfigError
 from mm_dagster.core.schemas import EventKind
 
 GOOD_YAML = """

@@ -6,12 +6,13 @@ from pathlib import Path
 from dagster import build_sensor_context, instance_for_test, materialize
 
 from mm_dagster.alerts import WebhookChannel, data_drift_detected
-from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.alerts.service import AlertService
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+from mm_dagster.storage.alert_store import AlertStore
 
 from .conftest import past_window
 from .servers import http_sink
@@ -52,5 +53,5 @@ def test_check_failure_notifies_once_per_window_and_not_on_rerun(isolated_home: 
         assert body["window"] == window.key and body["severity"] == "ERROR"
         assert len(alerts_hook.requests) == 1  # the drift alert too, once
         assert alerts_hook.bodies()[0]["alert"] == "data-drift-detected"
-    manager = AlertManager(mm.engine, config.alerts, check_channels=config.check_notifications)
-    assert {n["status"] for n in manager.notifications()} == {"sent"}
+    alerts = AlertService(AlertStore(mm.engine), config.alerts, check_channels=config.check_notifications)
+    assert {n.status for n in alerts.store.notifications()} == {"sent"}

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,13 +22,14 @@ from mm_dagster.alerts import (
     data_drift_detected,
 )
 from mm_dagster.alerts.channels import SIGNATURE_HEADER, signature
-from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.alerts.service import AlertService
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.storage import database as db
+from mm_dagster.storage.alert_store import AlertStore
 
 from .servers import free_port, http_sink, self_signed_cert, smtp_server
 
@@ -76,27 +78,27 @@ def clock() -> Clock:
     return Clock()
 
 
-def manager(mm: Monitoring, clock: Clock, *alerts: AlertConfig, **kwargs: object) -> AlertManager:
-    return AlertManager(mm.engine, alerts, clock=clock, project="shop", **kwargs)  # type: ignore[arg-type]
+def manager(mm: Monitoring, clock: Clock, *alerts: AlertConfig, **kwargs: object) -> AlertService:
+    return AlertService(AlertStore(mm.engine), alerts, clock=clock, project="shop", **kwargs)  # type: ignore[arg-type]
 
 
 def test_events_are_stored_once_and_rerun_never_renotifies(mm: Monitoring, clock: Clock) -> None:
     m = manager(mm, clock, data_drift_detected([LogChannel()], cooldown=0))
     assert m.record_report(report(window(), {EP: DETECTED})) == 1
-    assert len(m.notifications()) == 1
+    assert len(m.store.notifications()) == 1
     clock.advance(hours=2)
     assert m.record_report(report(window(), {EP: DETECTED})) == 0  # a re-run of the same window
-    assert len(m.notifications()) == 1
-    (event,) = m.events()
-    assert event["kind"] == "data-drift-detected" and event["entity"] == f"{EP}.drift.result.general_drift"
+    assert len(m.store.notifications()) == 1
+    (event,) = m.inspection.events()
+    assert event.kind == "data-drift-detected" and event.entity == f"{EP}.drift.result.general_drift"
 
 
 def test_app_failures_raise_mm_app_failed(mm: Monitoring, clock: Clock) -> None:
     m = manager(mm, clock, app_failed([LogChannel()]))
     m.record_report(report(window(), {}, failures={EP: "app 'drift', endpoint 'x': ZeroDivisionError"}))
-    (event,) = m.events("mm-app-failed")
-    assert event["kind"] == "mm-app-failed" and "ZeroDivisionError" in event["detail"]
-    assert m.notifications()[0]["subject"] == "[medium] shop: monitoring app failed on name-aaaa/drift/app"
+    (event,) = m.inspection.events("mm-app-failed")
+    assert event.kind == "mm-app-failed" and event.detail and "ZeroDivisionError" in event.detail
+    assert m.store.notifications()[0].subject == "[medium] shop: monitoring app failed on name-aaaa/drift/app"
 
 
 def test_entity_filter_and_suspected_kind(mm: Monitoring, clock: Clock) -> None:
@@ -108,9 +110,9 @@ def test_entity_filter_and_suspected_kind(mm: Monitoring, clock: Clock) -> None:
     )
     m = manager(mm, clock, only_ep2)
     m.record_report(report(window(), {EP: ResultStatusApp.potential_detection, EP2: DETECTED}))
-    assert m.notifications() == []
+    assert m.store.notifications() == []
     m.record_report(report(window(1), {EP2: ResultStatusApp.potential_detection}))
-    assert len(m.notifications()) == 1
+    assert len(m.store.notifications()) == 1
 
 
 def test_auto_reset_and_manual_reset(mm: Monitoring, clock: Clock) -> None:
@@ -118,12 +120,12 @@ def test_auto_reset_and_manual_reset(mm: Monitoring, clock: Clock) -> None:
     manual = data_drift_detected([LogChannel()], name="manual", reset_policy="manual", cooldown="1d")
     m = manager(mm, clock, auto, manual)
     m.record_report(report(window(0), {EP: DETECTED}))
-    states = {a["name"]: a["state"] for a in m.list_alerts()}
+    states = {a.name: a.state for a in m.inspection.list_alerts()}
     assert states == {"auto": "active", "manual": "active"}
     m.record_report(report(window(1), {EP: CLEAN}))
-    assert {a["name"]: a["state"] for a in m.list_alerts()} == {"auto": "inactive", "manual": "active"}
-    assert m.reset("manual") == 1
-    assert {a["name"]: a["state"] for a in m.list_alerts()} == {"auto": "inactive", "manual": "inactive"}
+    assert {a.name: a.state for a in m.inspection.list_alerts()} == {"auto": "inactive", "manual": "active"}
+    assert m.inspection.reset("manual") == 1
+    assert {a.name: a.state for a in m.inspection.list_alerts()} == {"auto": "inactive", "manual": "inactive"}
 
 
 def test_a_thousand_events_are_grouped_into_one_message_per_channel(mm: Monitoring, clock: Clock) -> None:
@@ -142,12 +144,12 @@ def test_a_thousand_events_are_grouped_into_one_message_per_channel(mm: Monitori
             [],
         )
     assert m.record_report(r) == 1000
-    notes = m.notifications()
+    notes = m.store.notifications()
     assert len(notes) == 2
-    payload = notes[0]["payload"]
+    payload = notes[0].payload
     assert payload["event_count"] == 1000 and payload["entity_count"] == 1000
     assert len(payload["events"]) == 50 and payload["truncated"]
-    assert "and 999 more" in notes[0]["subject"] and "… and 950 more events" in payload["text"]
+    assert "and 999 more" in notes[0].subject and "… and 950 more events" in payload["text"]
 
 
 def test_webhook_is_signed_and_secrets_stay_out_of_storage(
@@ -168,7 +170,7 @@ def test_webhook_is_signed_and_secrets_stay_out_of_storage(
         str(r) for t in db.metadata.sorted_tables for r in mm.engine.connect().execute(sa.select(t))
     )
     assert "very-secret-key" not in dump and "very-secret-key" not in caplog.text
-    assert m.notifications()[0]["status"] == "sent"
+    assert m.store.notifications()[0].status == "sent"
 
 
 def test_slack_message_format(mm: Monitoring, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,7 +183,7 @@ def test_slack_message_format(mm: Monitoring, clock: Clock, monkeypatch: pytest.
         assert body["text"].startswith("[high] shop: data drift detected on")
         assert body["blocks"][0]["type"] == "header" and body["blocks"][1]["text"]["type"] == "mrkdwn"
         assert "name-aaaa / drift / general_drift" in body["blocks"][1]["text"]["text"]
-        stored = json.dumps(m.notifications(), default=str)
+        stored = json.dumps([asdict(n) for n in m.store.notifications()], default=str)
         assert slack.url not in stored
 
 
@@ -210,9 +212,10 @@ def test_email_with_auth_and_a_rejected_login(
         m.record_report(report(window(1), {EP2: DETECTED}))
         result = m.deliver_due()
         assert result.retrying == 1
-        failed = next(n for n in m.notifications() if n["status"] == "pending")
-        assert "authentication rejected" in failed["last_error"] and "wrong" not in failed["last_error"]
-        assert [a["ok"] for a in m.attempts(failed["id"])] == [False]
+        failed = next(n for n in m.store.notifications() if n.status == "pending")
+        assert failed.last_error and "authentication rejected" in failed.last_error
+        assert "wrong" not in failed.last_error
+        assert [a.ok for a in m.store.attempts(failed.id)] == [False]
 
 
 def test_email_over_starttls(
@@ -254,14 +257,14 @@ def test_a_hanging_webhook_times_out_and_is_retried_with_backoff(mm: Monitoring,
         started = time.monotonic()
         assert m.deliver_due().retrying == 1
         assert time.monotonic() - started < 2.5
-        (note,) = m.notifications()
-        assert "timed out" in note["last_error"].lower()
-        assert db.from_db_time(note["next_attempt_at"]) == clock.now + timedelta(seconds=30)
+        (note,) = m.store.notifications()
+        assert note.last_error and "timed out" in note.last_error.lower()
+        assert note.next_attempt_at == clock.now + timedelta(seconds=30)
         assert m.deliver_due().sent == 0  # not due yet
         sink.delay = 0
         clock.advance(seconds=31)
         assert m.deliver_due().sent == 1
-        assert [a["ok"] for a in m.attempts(note["id"])] == [False, True]
+        assert [a.ok for a in m.store.attempts(note.id)] == [False, True]
 
 
 def test_server_down_then_5xx_then_up(mm: Monitoring, clock: Clock) -> None:
@@ -273,14 +276,14 @@ def test_server_down_then_5xx_then_up(mm: Monitoring, clock: Clock) -> None:
     assert m.deliver_due().retrying == 1
     clock.advance(seconds=60)
     assert m.deliver_due().failed == 1  # gave up after max_attempts, recorded
-    (note,) = m.notifications()
-    assert note["status"] == "failed" and len(m.attempts(note["id"])) == 3
+    (note,) = m.store.notifications()
+    assert note.status == "failed" and len(m.store.attempts(note.id)) == 3
     with http_sink() as sink:
         sink.status = 503
         m2 = manager(mm, clock, data_drift_detected([WebhookChannel(sink.url)]))
         m2.record_report(report(window(1), {EP2: DETECTED}))
         assert m2.deliver_due().retrying == 1
-        assert "HTTP 503" in m2.notifications()[-1]["last_error"]
+        assert "HTTP 503" in (m2.store.notifications()[-1].last_error or "")
         sink.status = 200
         clock.advance(minutes=1)
         assert m2.deliver_due().sent == 1
@@ -290,14 +293,15 @@ CRASH_SCRIPT = """
 import os, sys
 from datetime import datetime, UTC
 from mm_dagster.alerts import WebhookChannel, data_drift_detected
-from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.alerts.service import AlertService
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.monitoring import Monitoring
+from mm_dagster.storage.alert_store import AlertStore
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 mm = Monitoring(home=sys.argv[1])
-m = AlertManager(mm.engine, [data_drift_detected([WebhookChannel(sys.argv[2])])])
+m = AlertService(AlertStore(mm.engine), [data_drift_detected([WebhookChannel(sys.argv[2])])])
 r = AppWindowReport(app="drift", window=Window.containing(datetime(2026, 11, 20, tzinfo=UTC), 10))
 r.outputs["a" * 32] = ([ModelMonitoringApplicationResult("g", 0.9, ResultKindApp.data_drift,
                                                           ResultStatusApp.detected)], [])
@@ -313,7 +317,7 @@ def test_a_process_killed_after_the_outbox_write_delivers_exactly_once(mm: Monit
         )
         assert proc.returncode == 9, proc.stderr
         assert sink.requests == []
-        m = AlertManager(mm.engine, [data_drift_detected([WebhookChannel(sink.url)])])
+        m = AlertService(AlertStore(mm.engine), [data_drift_detected([WebhookChannel(sink.url)])])
         assert m.deliver_due().sent == 1
         assert m.deliver_due().sent == 0
         assert len(sink.requests) == 1
@@ -338,7 +342,7 @@ def test_cli_lists_events_notifications_and_resets(
     )
     from mm_dagster.alerts import load_alerts_yaml
 
-    m = AlertManager(mm.engine, load_alerts_yaml(yaml_path), clock=clock)
+    m = AlertService(AlertStore(mm.engine), load_alerts_yaml(yaml_path), clock=clock)
     m.record_report(report(window(), {EP: DETECTED}))
     args = ["--alerts-yaml", str(yaml_path), "alerts"]
     assert main([*args, "list"]) == 0

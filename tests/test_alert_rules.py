@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from mm_dagster.alerts import AlertConfig, Criteria, LogChannel
-from mm_dagster.alerts.rules import EntityState, manual_reset, on_clean_window, on_event
+from mm_dagster.core.alerting.rules import EntityState, manual_reset, on_clean_window, on_event
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 

@@ -12,13 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from mm_dagster.alerts import LogChannel, data_drift_detected
-from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.alerts.service import AlertService
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.storage import database as db
+from mm_dagster.storage.alert_store import AlertStore
 
 from .conftest import past_window
 
@@ -94,9 +95,9 @@ def test_arrivals_and_alert_outbox(scaled: Monitoring) -> None:
     spans = mm.arrivals.spans(events_from=w.start, events_before=w.end, store_base_period=10)
     assert sum(s.events for s in spans) == 200 and mm.arrivals.max_id() >= 1
     assert mm.arrivals.spans(after_id=0, events_before=w.end)[0].events == 200
-    manager = AlertManager(mm.engine, [data_drift_detected([LogChannel()])])
+    alerts = AlertService(AlertStore(mm.engine), [data_drift_detected([LogChannel()])])
     (report,) = mm.run_window([HistogramDataDriftApplication()], w)
-    assert manager.record_report(report) == 1
-    assert manager.record_report(report) == 0
-    assert manager.deliver_due().sent == 1
-    assert [n["status"] for n in manager.notifications()] == ["sent"]
+    assert alerts.record_report(report) == 1
+    assert alerts.record_report(report) == 0
+    assert alerts.deliver_due().sent == 1
+    assert [n.status for n in alerts.store.notifications()] == ["sent"]

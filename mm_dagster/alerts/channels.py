@@ -1,4 +1,5 @@
-"""Notification channels: each sends one message or raises DeliveryError (no secret in it)."""
+"""The notification channels. Each is validated when built and sends one message itself, or
+raises `DeliveryError` with no secret in it."""
 
 import hashlib
 import hmac
@@ -6,71 +7,60 @@ import json
 import logging
 import smtplib
 import ssl
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, ClassVar
 
-from mm_dagster.alerts.config import (
-    Channel,
-    EmailChannel,
-    LogChannel,
-    SlackChannel,
-    WebhookChannel,
-    read_secret,
-)
+from mm_dagster.alerts.http import http_url, post_json
+from mm_dagster.alerts.secrets import env_name, read_secret, redact
+from mm_dagster.core.alerting.channel import Message
+from mm_dagster.core.errors import AlertConfigError, DeliveryError
 
 log = logging.getLogger("mm_dagster.alerts")
 SIGNATURE_HEADER = "X-MM-Signature"
-
-
-class DeliveryError(RuntimeError):
-    """A notification could not be delivered (retried later)."""
-
-
-@dataclass(frozen=True)
-class Message:
-    subject: str
-    text: str
-    payload: dict[str, Any]
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _post_json(url: str, body: bytes, headers: dict[str, str], timeout: float, secrets: list[str]) -> None:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if not 200 <= response.status < 300:
-                raise DeliveryError(f"HTTP {response.status}")
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(_redact(f"{type(exc).__name__}: {reason}", secrets)) from None
+@dataclass(frozen=True)
+class WebhookChannel:
+    """JSON POST; with `secret_env`, an `X-MM-Signature: sha256=<hex HMAC of the body>` header."""
 
+    url: str
+    secret_env: str | None = None
+    timeout_seconds: float = 5.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "webhook"
 
-def send_webhook(channel: WebhookChannel, message: Message) -> None:
-    body = json.dumps(message.payload, sort_keys=True).encode()
-    headers = dict(channel.headers)
-    secrets: list[str] = []
-    if channel.secret_env:
-        secret = read_secret(channel.secret_env, f"webhook {channel.url}")
-        secrets.append(secret)
-        headers[SIGNATURE_HEADER] = signature(secret, body)
-    _post_json(channel.url, body, headers, channel.timeout_seconds, secrets)
+    def __post_init__(self) -> None:
+        http_url(self.url, "webhook channel")
+        if self.secret_env is not None:
+            object.__setattr__(self, "secret_env", env_name(self.secret_env, "webhook secret_env"))
+        if self.timeout_seconds <= 0:
+            raise AlertConfigError(
+                f"webhook channel: timeout_seconds must be > 0, got {self.timeout_seconds}"
+            )
+
+    def check_secrets(self) -> None:
+        if self.secret_env:
+            read_secret(self.secret_env, f"webhook {self.url}")
+
+    @property
+    def label(self) -> str:
+        return f"webhook:{self.url}"
+
+    def send(self, message: Message) -> None:
+        body = json.dumps(message.payload, sort_keys=True).encode()
+        headers = dict(self.headers)
+        secrets: list[str] = []
+        if self.secret_env:
+            secret = read_secret(self.secret_env, f"webhook {self.url}")
+            secrets.append(secret)
+            headers[SIGNATURE_HEADER] = signature(secret, body)
+        post_json(self.url, body, headers, self.timeout_seconds, secrets)
 
 
 def slack_body(message: Message) -> dict[str, Any]:
@@ -83,10 +73,28 @@ def slack_body(message: Message) -> dict[str, Any]:
     }
 
 
-def send_slack(channel: SlackChannel, message: Message) -> None:
-    url = read_secret(channel.url_env, "slack channel")
-    body = json.dumps(slack_body(message)).encode()
-    _post_json(url, body, {}, channel.timeout_seconds, [url])
+@dataclass(frozen=True)
+class SlackChannel:
+    """A Slack incoming webhook; its URL is a secret, read from `url_env`."""
+
+    url_env: str
+    timeout_seconds: float = 5.0
+    kind: ClassVar[str] = "slack"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url_env", env_name(self.url_env, "slack url_env"))
+
+    def check_secrets(self) -> None:
+        http_url(read_secret(self.url_env, "slack channel"), f"slack channel (${self.url_env})")
+
+    @property
+    def label(self) -> str:
+        return f"slack:${self.url_env}"
+
+    def send(self, message: Message) -> None:
+        url = read_secret(self.url_env, "slack channel")
+        body = json.dumps(slack_body(message)).encode()
+        post_json(url, body, {}, self.timeout_seconds, [url])
 
 
 def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
@@ -101,39 +109,83 @@ def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
     smtp.auth(mechanism, getattr(smtp, f"auth_{mechanism.lower()}"))
 
 
-def send_email(channel: EmailChannel, message: Message) -> None:
-    email = EmailMessage()
-    email["Subject"] = message.subject
-    email["From"] = channel.sender
-    email["To"] = ", ".join(channel.to)
-    email.set_content(message.text)
-    secrets: list[str] = []
-    try:
-        with smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout_seconds) as smtp:
-            if channel.starttls:
-                smtp.starttls(context=ssl.create_default_context(cafile=channel.ca_file))
-            if channel.username_env and channel.password_env:
-                user = read_secret(channel.username_env, "email channel")
-                password = read_secret(channel.password_env, "email channel")
-                secrets += [user, password]
-                _login(smtp, user, password)
-            smtp.send_message(email)
-    except smtplib.SMTPAuthenticationError as exc:
-        raise DeliveryError(f"SMTP authentication rejected ({exc.smtp_code})") from None
-    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        raise DeliveryError(_redact(f"SMTP {type(exc).__name__}: {exc}", secrets)) from None
+@dataclass(frozen=True)
+class EmailChannel:
+    """Email over SMTP; STARTTLS optional; credentials from `username_env`/`password_env`."""
+
+    host: str
+    to: Sequence[str]
+    sender: str
+    port: int = 25
+    starttls: bool = False
+    username_env: str | None = None
+    password_env: str | None = None
+    timeout_seconds: float = 10.0
+    ca_file: str | None = None  # a private CA for STARTTLS; the system's CAs otherwise
+    kind: ClassVar[str] = "email"
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise AlertConfigError("email channel: host is empty")
+        if isinstance(self.to, str):
+            object.__setattr__(self, "to", (self.to,))
+        if not self.to or not all("@" in a for a in self.to) or "@" not in self.sender:
+            raise AlertConfigError(f"email channel: bad addresses to={self.to!r} sender={self.sender!r}")
+        for attr in ("username_env", "password_env"):
+            if getattr(self, attr) is not None:
+                object.__setattr__(self, attr, env_name(getattr(self, attr), f"email {attr}"))
+        if (self.username_env is None) != (self.password_env is None):
+            raise AlertConfigError("email channel: give both username_env and password_env, or neither")
+
+    def check_secrets(self) -> None:
+        for name in (self.username_env, self.password_env):
+            if name:
+                read_secret(name, f"email channel {self.host}")
+
+    @property
+    def label(self) -> str:
+        return f"email:{','.join(self.to)}"
+
+    def send(self, message: Message) -> None:
+        email = EmailMessage()
+        email["Subject"] = message.subject
+        email["From"] = self.sender
+        email["To"] = ", ".join(self.to)
+        email.set_content(message.text)
+        secrets: list[str] = []
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
+                if self.username_env and self.password_env:
+                    user = read_secret(self.username_env, "email channel")
+                    password = read_secret(self.password_env, "email channel")
+                    secrets += [user, password]
+                    _login(smtp, user, password)
+                smtp.send_message(email)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"SMTP authentication rejected ({exc.smtp_code})") from None
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            raise DeliveryError(redact(f"SMTP {type(exc).__name__}: {exc}", secrets)) from None
 
 
-def send_log(channel: LogChannel, message: Message) -> None:
-    log.log(logging.getLevelName(channel.level), "%s\n%s", message.subject, message.text)
+@dataclass(frozen=True)
+class LogChannel:
+    """Python logging (logger `mm_dagster.alerts`)."""
 
+    level: str = "WARNING"
+    kind: ClassVar[str] = "log"
 
-def send(channel: Channel, message: Message) -> None:
-    if isinstance(channel, WebhookChannel):
-        send_webhook(channel, message)
-    elif isinstance(channel, SlackChannel):
-        send_slack(channel, message)
-    elif isinstance(channel, EmailChannel):
-        send_email(channel, message)
-    else:
-        send_log(channel, message)
+    def check_secrets(self) -> None:
+        return None
+
+    @property
+    def label(self) -> str:
+        return "log"
+
+    @property
+    def timeout_seconds(self) -> float:
+        return 10.0
+
+    def send(self, message: Message) -> None:
+        log.log(logging.getLevelName(self.level), "%s\n%s", message.subject, message.text)

@@ -4,7 +4,8 @@ app-failure template: `data_drift_detected([SlackChannel(url_env="SLACK_URL")])`
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mm_dagster.alerts.config import AlertConfig, Channel, Severity
+from mm_dagster.core.alerting.channel import Channel
+from mm_dagster.core.alerting.config import AlertConfig, Severity
 from mm_dagster.core.schemas import EventKind
 
 

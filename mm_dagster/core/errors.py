@@ -18,3 +18,11 @@ class EventValidationError(MonitoringError):
 
 class AppOutputError(MonitoringError):
     """A monitoring app returned something that cannot be stored."""
+
+
+class AlertConfigError(MonitoringError):
+    """An alert configuration is invalid."""
+
+
+class DeliveryError(MonitoringError):
+    """A notification could not be delivered (retried later)."""

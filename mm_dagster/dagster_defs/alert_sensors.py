@@ -11,19 +11,20 @@ from dagster import (
     sensor,
 )
 
-from mm_dagster.alerts.manager import AlertManager
+from mm_dagster.alerts.service import AlertService
 from mm_dagster.core.clock import Clock
 from mm_dagster.dagster_defs.assets import WindowHook, WindowOutcome
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
+from mm_dagster.storage.alert_store import AlertStore
 
 DELIVERY_INTERVAL_SECONDS = 30
 
 
-def manager_for(monitoring: Monitoring, config: MonitoringConfig, clock: Clock) -> AlertManager:
-    return AlertManager(
-        monitoring.engine,
+def alert_service_for(monitoring: Monitoring, config: MonitoringConfig, clock: Clock) -> AlertService:
+    return AlertService(
+        AlertStore(monitoring.engine),
         config.alerts,
         check_channels=config.check_notifications,
         project=config.project,
@@ -35,13 +36,13 @@ def build_alert_wiring(config: MonitoringConfig, clock: Clock) -> tuple[WindowHo
     names = config.names
 
     def on_window(monitoring: Monitoring, outcome: WindowOutcome) -> None:
-        manager = manager_for(monitoring, config, clock)
-        manager.record_report(outcome.report)
+        alerts = alert_service_for(monitoring, config, clock)
+        alerts.record_report(outcome.report)
         verdict = outcome.verdict
         notify = verdict.severity == AssetCheckSeverity.ERROR or config.check_notifications_on_warn
         if not verdict.passed and notify:
             metadata = {**verdict.plain_metadata(), "run_id": outcome.run_id}
-            manager.enqueue_check_failure(verdict.check, verdict.window_key, verdict.severity.value, metadata)
+            alerts.enqueue_check_failure(verdict.check, verdict.window_key, verdict.severity.value, metadata)
 
     @sensor(
         name=names.delivery_sensor,
@@ -53,8 +54,8 @@ def build_alert_wiring(config: MonitoringConfig, clock: Clock) -> tuple[WindowHo
     def mm_alert_delivery(context: SensorEvaluationContext) -> SkipReason:
         resource = getattr(context.resources, names.resource_key)
         assert isinstance(resource, MonitoringResource)
-        report = manager_for(resource.monitoring, config, clock).deliver_due()
-        for line in report.lines or []:
+        report = alert_service_for(resource.monitoring, config, clock).deliver_due()
+        for line in report.lines:
             context.log.info(line)
         return SkipReason(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
 

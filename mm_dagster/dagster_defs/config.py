@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from dagster import AssetKey
 
-from mm_dagster.alerts.config import AlertConfig, Channel
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.core.alerting import AlertConfig, Channel
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import to_utc, validate_base_period
 

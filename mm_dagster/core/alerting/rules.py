@@ -4,10 +4,16 @@ Event times are the events' window ends (data time, so backfills evaluate like l
 `now` is the processing clock, used for activation and cooldown.
 """
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Generic, TypeVar
 
-from mm_dagster.alerts.config import AlertConfig, ResetPolicy
+from mm_dagster.core.alerting.config import AlertConfig, ResetPolicy
+from mm_dagster.core.alerting.events import AlertEvent
+
+StateKey = tuple[str, str]  # (alert name, entity)
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,7 @@ class EntityState:
 
 
 def cooldown_over(alert: AlertConfig, state: EntityState, now: datetime) -> bool:
+    # __post_init__ has made `cooldown` a timedelta; the field's type also admits what it parses.
     return state.last_notified_at is None or now - state.last_notified_at >= alert.cooldown  # type: ignore[operator]
 
 
@@ -54,3 +61,45 @@ def on_clean_window(alert: AlertConfig, state: EntityState, window_end: datetime
 
 def manual_reset(state: EntityState) -> EntityState:
     return replace(state, active=False, activated_at=None, recent=())
+
+
+AnyEvent = TypeVar("AnyEvent", bound=AlertEvent)
+
+
+@dataclass(frozen=True)
+class RulesOutcome(Generic[AnyEvent]):
+    changed: dict[StateKey, EntityState]  # the states the evaluation changed
+    fired: dict[str, list[AnyEvent]]  # by alert name, in the order alerts first fired
+
+
+def apply_rules(
+    alerts: Mapping[str, AlertConfig],
+    events: Sequence[AnyEvent],
+    clean: Sequence[tuple[str, datetime]],
+    states: Mapping[StateKey, EntityState],
+    now: datetime,
+) -> RulesOutcome[AnyEvent]:
+    """One evaluation: `events` (oldest window first) through every alert watching them, then the
+    clean (entity, window end) pairs through every alert active on the entity. `states` holds
+    the stored state of every (alert, entity) concerned."""
+    current = dict(states)
+    fired: dict[str, list[AnyEvent]] = defaultdict(list)
+    changed: set[StateKey] = set()
+    for event in events:
+        for alert in alerts.values():
+            if not alert.watches(event):
+                continue
+            key = (alert.name, event.entity)
+            current[key], notify = on_event(alert, current.get(key, EntityState()), event.window_end, now)
+            changed.add(key)
+            if notify:
+                fired[alert.name].append(event)
+    for entity, window_end in clean:
+        for alert in alerts.values():
+            key = (alert.name, entity)
+            if key in current and current[key].active:
+                new_state = on_clean_window(alert, current[key], window_end)
+                if new_state != current[key]:
+                    current[key] = new_state
+                    changed.add(key)
+    return RulesOutcome({key: current[key] for key in changed}, dict(fired))
