@@ -44,7 +44,7 @@ def main() -> None:
     from dagster import DagsterInstance, build_sensor_context
 
     from apps.definitions import config, defs
-    from mm_dagster.core.alerting.config import CHECKS_ALERT
+    from mm_dagster.alerts import CHECKS_ALERT
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.schemas import ResultStatusApp
     from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,11 +24,6 @@ from mm_dagster.core.schemas import EventKind, ResultStatusApp
 from mm_dagster.storage import database as db
 
 _CHUNK = 500
-
-
-def _utc(ts: datetime) -> datetime:
-    """`db.from_db_time` of a NOT NULL column."""
-    return cast(datetime, db.from_db_time(ts))
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -64,12 +59,12 @@ def _event(row: sa.Row[Any]) -> StoredAlertEvent:
         endpoint_name=m["endpoint_name"],
         app=m["app"],
         result_name=m["result_name"],
-        window_start=_utc(m["window_start"]),
-        window_end=_utc(m["window_end"]),
+        window_start=db.from_db_time(m["window_start"]),
+        window_end=db.from_db_time(m["window_end"]),
         value=m["value"],
         status=None if m["status"] is None else ResultStatusApp(m["status"]),
         detail=m["detail"],
-        created_at=_utc(m["created_at"]),
+        created_at=db.from_db_time(m["created_at"]),
         evaluated=bool(m["evaluated"]),
     )
 
@@ -81,7 +76,7 @@ def _state(row: sa.Row[Any]) -> EntityState:
         activated_at=db.from_db_time(m["activated_at"]),
         last_event_at=db.from_db_time(m["last_event_at"]),
         last_notified_at=db.from_db_time(m["last_notified_at"]),
-        recent=tuple(_utc(datetime.fromisoformat(t)) for t in m["recent"]),
+        recent=tuple(db.from_db_time(datetime.fromisoformat(t)) for t in m["recent"]),
     )
 
 
@@ -95,7 +90,7 @@ def _state_row(state: EntityState, now: datetime) -> dict[str, Any]:
         "activated_at": db.to_db_time(state.activated_at),
         "last_event_at": db.to_db_time(state.last_event_at),
         "last_notified_at": db.to_db_time(state.last_notified_at),
-        "recent": [cast(datetime, db.to_db_time(t)).isoformat() for t in state.recent],
+        "recent": [db.to_db_time(t).isoformat() for t in state.recent],
         "updated_at": db.to_db_time(now),
     }
 
@@ -112,9 +107,9 @@ def _notification(row: sa.Row[Any]) -> Notification:
         payload=m["payload"],
         status=NotificationStatus(m["status"]),
         attempts=m["attempts"],
-        next_attempt_at=_utc(m["next_attempt_at"]),
+        next_attempt_at=db.from_db_time(m["next_attempt_at"]),
         claimed_until=db.from_db_time(m["claimed_until"]),
-        created_at=_utc(m["created_at"]),
+        created_at=db.from_db_time(m["created_at"]),
         sent_at=db.from_db_time(m["sent_at"]),
         last_error=m["last_error"],
     )
@@ -125,7 +120,7 @@ def _attempt(row: sa.Row[Any]) -> NotificationAttempt:
     return NotificationAttempt(
         id=m["id"],
         notification_id=m["notification_id"],
-        attempted_at=_utc(m["attempted_at"]),
+        attempted_at=db.from_db_time(m["attempted_at"]),
         ok=bool(m["ok"]),
         error=m["error"],
         duration_ms=m["duration_ms"],
