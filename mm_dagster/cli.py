@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mm_dagster.core.errors import MonitoringError
@@ -70,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("endpoint")
     report.add_argument("--hours", type=float, default=24.0)
     report.add_argument("--app", default="histogram-data-drift")
+    maintain = sub.add_parser(
+        "maintain", help="compact closed windows, delete events past retention, sweep leftovers"
+    )
+    maintain.add_argument(
+        "--retention-days", type=float, help="keep this many days of events (default: the config's)"
+    )
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -119,6 +126,17 @@ def _run(args: argparse.Namespace) -> int:
         from mm_dagster.monitoring import Monitoring
 
         print(Monitoring().write_endpoint_report(args.endpoint, hours=args.hours, app=args.app))
+        return 0
+    if args.command == "maintain":
+        from mm_dagster.events.maintenance import MaintenancePolicy
+        from mm_dagster.monitoring import Monitoring
+
+        config = _load_config(args.config)
+        retention = timedelta(days=args.retention_days) if args.retention_days else config.retention
+        policy = MaintenancePolicy(retention=retention, allowed_lateness=config.allowed_lateness)
+        with Monitoring(base_period=config.base_period) as mm:
+            for line in mm.maintain(policy).lines:
+                print(line)
         return 0
     alerts = _alert_service(args)
 

@@ -15,6 +15,7 @@ from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
+from mm_dagster.events.maintenance import MaintenancePolicy, MaintenanceReport, maintain
 from mm_dagster.events.recorder import EventRecorder, monitored
 from mm_dagster.reports.endpoint_page import render_endpoint_page
 from mm_dagster.reports.html import ensure_plotly_js
@@ -181,6 +182,12 @@ class Monitoring:
         return run_apps_on_window(
             apps, window, events, self.endpoints, self.results, self.artifacts, self.references
         )
+
+    def maintain(
+        self, policy: MaintenancePolicy | None = None, now: datetime | None = None
+    ) -> MaintenanceReport:
+        """Compact closed windows, apply retention, delete retired and leftover files."""
+        return maintain(self.events, self.arrivals, policy or MaintenancePolicy(), now or self.clock())
 
     def write_endpoint_report(
         self,

@@ -71,6 +71,16 @@ def describe(defs: Definitions) -> dict[str, Any]:
             }
             for s in sorted(repo.sensor_defs, key=lambda s: s.name)
         },
+        "schedules": {
+            s.name: {
+                "cron": s.cron_schedule,
+                "timezone": s.execution_timezone,
+                "job": s.job_name,
+                "default_status": s.default_status.value,
+                "description": s.description,
+            }
+            for s in sorted(repo.schedule_defs, key=lambda s: s.name)
+        },
         "resources": sorted(repo.get_top_level_resources()),
     }
 

@@ -11,6 +11,7 @@ from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.alerting import AlertConfig, Channel
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import to_utc, validate_base_period
+from mm_dagster.events.maintenance import DEFAULT_RETENTION
 
 MIN_SENSOR_INTERVAL_SECONDS = 30
 PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -43,6 +44,14 @@ class DefinitionNames:
         return self._name("alert_delivery")
 
     @property
+    def maintenance_job(self) -> str:
+        return self._name("maintenance_job")
+
+    @property
+    def maintenance_schedule(self) -> str:
+        return self._name("maintenance_schedule")
+
+    @property
     def group(self) -> str:
         return f"model_monitoring_{self.prefix}" if self.prefix else "model_monitoring"
 
@@ -64,6 +73,8 @@ class MonitoringConfig:
     - `alerts`: `AlertConfig`s evaluated on every stored result and app failure.
     - `check_notifications`: channels told once per failed check and window (ERROR severity,
       and WARN too with `check_notifications_on_warn`).
+    - `retention`: events older than this are deleted by the maintenance job (default 30 days;
+      results and metrics are kept); `maintenance_cron`: when that job runs (UTC, hourly).
     - `prefix`: set it to put two configs in one code location (asset keys `mm/<prefix>/...`,
       resource key `mm_<prefix>`, job and sensors `mm_<prefix>_...`).
     """
@@ -79,6 +90,8 @@ class MonitoringConfig:
     check_notifications_on_warn: bool = False
     project: str = "default"
     prefix: str = ""
+    retention: timedelta = DEFAULT_RETENTION
+    maintenance_cron: str = "17 * * * *"
 
     def __post_init__(self) -> None:
         validate_base_period(self.base_period)
@@ -86,6 +99,8 @@ class MonitoringConfig:
             raise MonitoringError(f"allowed_lateness must be >= 0, got {self.allowed_lateness}")
         if self.max_catchup_windows < 1:
             raise MonitoringError(f"max_catchup_windows must be >= 1, got {self.max_catchup_windows}")
+        if self.retention <= timedelta(0):
+            raise MonitoringError(f"retention must be positive, got {self.retention}")
         if self.prefix and not PREFIX.fullmatch(self.prefix):
             raise MonitoringError(f"prefix {self.prefix!r} must match {PREFIX.pattern}")
         self.partitions_start = to_utc(self.partitions_start)

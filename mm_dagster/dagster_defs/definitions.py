@@ -17,6 +17,7 @@ from mm_dagster.dagster_defs.alert_sensors import build_alert_wiring
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS, build_app_assets, build_window_asset
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.controller_sensor import build_controller_sensor
+from mm_dagster.dagster_defs.maintenance import build_maintenance
 from mm_dagster.dagster_defs.partitions import window_partitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 
@@ -54,9 +55,11 @@ def _build(config: MonitoringConfig, resource: MonitoringResource, clock: Clock)
         executor_def=in_process_executor,
         description="Runs every monitoring app on one window (the controller requests it).",
     )
+    maintenance_job, maintenance_schedule = build_maintenance(config, clock)
     return Definitions(
         assets=assets,
-        jobs=[job],
+        jobs=[job, maintenance_job],
         sensors=[build_controller_sensor(config, clock), delivery_sensor],
+        schedules=[maintenance_schedule],
         resources={names.resource_key: resource},
     )

@@ -136,3 +136,10 @@ class ArrivalLog:
         )
         with self.engine.connect() as conn:
             return {db.from_db_time(slot): int(n) for slot, n in conn.execute(query)}
+
+    def expire(self, slot_before: datetime) -> int:
+        """Forget arrivals of slots before `slot_before` (retention; the controller only looks
+        at recent arrivals)."""
+        a = db.arrivals
+        with self.engine.begin() as conn:
+            return int(conn.execute(a.delete().where(a.c.slot_start < db.to_db_time(slot_before))).rowcount)

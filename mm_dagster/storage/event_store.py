@@ -102,6 +102,7 @@ class EventStore:
         # Stores created before the setting was named base_period recorded "partition_minutes".
         stored_period = int(recorded.get("base_period", recorded.get("partition_minutes", base_period)))
         if int(recorded.get("format", 1)) < STORE_FORMAT:
+            self.base_period = stored_period
             self._adopt_published_files()
             self._write_metadata({"base_period": stored_period, "format": STORE_FORMAT})
         return stored_period
