@@ -16,7 +16,12 @@ from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.maintenance import MaintenancePolicy, MaintenanceReport, maintain
-from mm_dagster.events.recorder import EventRecorder, monitored
+from mm_dagster.events.recorder import (
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_SPOOL_BYTES,
+    EventRecorder,
+    monitored,
+)
 from mm_dagster.reports.endpoint_page import render_endpoint_page
 from mm_dagster.reports.html import ensure_plotly_js
 from mm_dagster.runner import run_apps_on_window
@@ -26,8 +31,10 @@ from mm_dagster.storage.database import create_engine
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_catalog import EventCatalog
 from mm_dagster.storage.event_store import EventStore
+from mm_dagster.storage.invalid_events import InvalidEventLog
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
+from mm_dagster.storage.spool import Spool
 
 DEFAULT_HOME = ".mm_home"
 DEFAULT_BASE_PERIOD = 10
@@ -102,6 +109,7 @@ class Monitoring:
         self.events = EventStore(self.settings.events_root, self.settings.base_period, self.catalog)
         self.arrivals = ArrivalLog(self.engine, self.endpoints, self.catalog)
         self.ingestor = EventIngestor(self.events, self.endpoints, self.arrivals)
+        self.invalid_events = InvalidEventLog(self.engine, clock)
         self.results = ResultsStore(self.engine, clock)
         self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine, clock)
         self.references = ReferenceStore(f"{self.settings.home}/references")
@@ -160,8 +168,27 @@ class Monitoring:
 
     record_results = record_events
 
-    def recorder(self, max_events: int = 1000, max_seconds: float = 5.0) -> EventRecorder:
-        return EventRecorder(self.ingestor, max_events=max_events, max_seconds=max_seconds)
+    def recorder(
+        self,
+        max_events: int = 1000,
+        max_seconds: float = 5.0,
+        *,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        spool_dir: str | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_BYTES,
+        handle_signals: bool = True,
+    ) -> EventRecorder:
+        """A background recorder for a serving process (see `events.recorder`). Its spool
+        (default `<home>/spool`) must be on local disk: it holds batches while the store is down."""
+        return EventRecorder(
+            self.ingestor,
+            self.invalid_events,
+            Spool(spool_dir or f"{self.settings.home}/spool", spool_max_bytes),
+            max_events=max_events,
+            max_seconds=max_seconds,
+            max_buffered=max_buffered,
+            handle_signals=handle_signals,
+        )
 
     def monitored(
         self, predict: Callable[[Any], Any], endpoint: str, recorder: EventRecorder | None = None

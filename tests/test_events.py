@@ -1,5 +1,4 @@
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -125,59 +124,6 @@ def test_label_may_be_missing_on_a_failed_request(
     df.loc[0, "prediction"] = np.nan
     df.loc[0, "error"] = "ValueError: bad input"
     assert mm.record_events("fraud-model", df) == 10
-
-
-def test_recorder_flushes_by_size_time_and_close(
-    mm: Monitoring, endpoint: ModelEndpoint, window: Window
-) -> None:
-    recorder = mm.recorder(max_events=5, max_seconds=0.5)
-    row = events_for(window, 12).drop(columns=["request_id"], errors="ignore")
-    features = row[endpoint.feature_names].to_dict(orient="records")
-    for i in range(12):
-        recorder.record(
-            "fraud-model", features[i], {"prediction": 1.0}, latency_us=100, timestamp=row["timestamp"][i]
-        )
-    assert stored(mm, window) == 10 and recorder.pending() == 2  # two size flushes
-    deadline = time.monotonic() + 5
-    while recorder.pending() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert stored(mm, window) == 12  # the timer flushed the rest
-    recorder.record("fraud-model", features[0], {"prediction": 0.0}, timestamp=row["timestamp"][0])
-    recorder.close()
-    assert stored(mm, window) == 13
-
-
-def test_recorder_rejects_a_bad_event_at_once(mm: Monitoring, endpoint: ModelEndpoint) -> None:
-    recorder = mm.recorder()
-    with pytest.raises(EventValidationError, match="field 'c0'"):
-        recorder.record("fraud-model", {"f0": 1.0, "f1": 1.0, "f2": 1.0, "f3": 1.0}, {"prediction": 1.0})
-    assert recorder.pending() == 0
-    recorder.close()
-
-
-def test_monitored_predict_records_requests_latency_and_errors(
-    mm: Monitoring, endpoint: ModelEndpoint
-) -> None:
-    recorder = mm.recorder(max_events=1000, max_seconds=60)
-
-    def predict(rows: list[list[object]]) -> list[float]:
-        if rows[0][0] == -1:
-            raise RuntimeError("model crashed")
-        return [float(float(r[0]) > 0) for r in rows]
-
-    serve = mm.monitored(predict, "fraud-model", recorder)
-    assert serve([[1.0, 2.0, 3.0, 4.0, "web"], [-2.0, 0.0, 0.0, 0.0, "mobile"]]) == [1.0, 0.0]
-    with pytest.raises(RuntimeError, match="model crashed"):
-        serve([[-1, 0.0, 0.0, 0.0, "web"]])
-    recorder.flush()
-    now = pd.Timestamp.now(tz="UTC")
-    window = Window(now.floor("10min").to_pydatetime(), (now + pd.Timedelta("10min")).to_pydatetime())
-    df = mm.read_window(window)[endpoint.id]
-    assert len(df) == 3
-    assert df["request_id"].str.endswith("-0").sum() == 2 and df["latency_us"].min() >= 0
-    assert df["error"].dropna().tolist() == ["RuntimeError: model crashed"]
-    assert mm.get_endpoint(endpoint.id).error_count == 1
-    recorder.close()
 
 
 def test_concurrent_writers_never_corrupt(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> None:

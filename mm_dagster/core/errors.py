@@ -13,7 +13,13 @@ class UnknownEndpointError(MonitoringError, KeyError):
 
 
 class EventValidationError(MonitoringError):
-    """Recorded events do not match their endpoint's schema."""
+    """Recorded events do not match their endpoint's schema. `field` and `problem` (the kind of
+    problem, without the offending value) let callers count problems by reason."""
+
+    def __init__(self, message: str, *, field: str | None = None, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.problem = problem
 
 
 class AppOutputError(MonitoringError):

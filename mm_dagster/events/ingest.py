@@ -10,6 +10,7 @@ returns.
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
 
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.events.validation import validate_events
@@ -30,13 +31,22 @@ class EventIngestor:
         """Validate and store a batch of events (all or none). Returns how many were stored."""
         ep = endpoint if isinstance(endpoint, ModelEndpoint) else self.registry.get(endpoint)
         now_ts = pd.Timestamp(now or self.registry.clock())
-        table = validate_events(ep, events, now_ts)
-        files = self.store.write(ep.id, table)
+        return self.record_table(ep.id, validate_events(ep, events, now_ts), now_ts.to_pydatetime())
+
+    def record_table(
+        self, endpoint_id: str, table: pa.Table, now: datetime | None = None, batch_id: str | None = None
+    ) -> int:
+        """Store an already validated batch (all or none). With a `batch_id`, a batch stored
+        before under that id is not stored again (returns 0)."""
+        files = self.store.write(endpoint_id, table)
         if not files:
             return 0
         try:
-            self.arrivals.record(ep.id, files, now_ts.to_pydatetime())
+            stored = self.arrivals.record(endpoint_id, files, now or self.registry.clock(), batch_id)
         except BaseException:
             self.store.discard(files)
             raise
+        if not stored:
+            self.store.discard(files)
+            return 0
         return int(table.num_rows)

@@ -35,7 +35,8 @@ def _fail(endpoint: ModelEndpoint, column: str, row: Any, message: str) -> Event
     where = f"endpoint {endpoint.name!r} ({endpoint.id}), field {column!r}"
     if row is not None:
         where += f", row {row!r}"
-    return EventValidationError(f"{where}: {message}")
+    problem = message.split(", got ", 1)[0]
+    return EventValidationError(f"{where}: {message}", field=column, problem=problem)
 
 
 def _plain(value: Any) -> Any:

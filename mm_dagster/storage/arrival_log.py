@@ -21,9 +21,20 @@ class ArrivalLog:
         self.registry = registry
         self.catalog = catalog
 
-    def record(self, endpoint_id: str, files: Sequence[EventFile], written_at: datetime) -> None:
+    def record(
+        self,
+        endpoint_id: str,
+        files: Sequence[EventFile],
+        written_at: datetime,
+        batch_id: str | None = None,
+    ) -> bool:
         """Acknowledge one batch: in one transaction its files become readable (catalog), the
-        controller learns of them (arrival rows) and the endpoint's counters count them."""
+        controller learns of them (arrival rows) and the endpoint's counters count them.
+
+        With a `batch_id`, a batch already acknowledged under that id is not stored again
+        (replays of a spool are idempotent): returns False and changes nothing."""
+        if batch_id is not None and self._batch_known(batch_id):
+            return False
         rows = [
             {
                 "slot_start": db.to_db_time(f.slot_start),
@@ -36,7 +47,37 @@ class ArrivalLog:
             }
             for f in files
         ]
+        try:
+            self._commit(endpoint_id, files, rows, written_at, batch_id)
+        except sa.exc.IntegrityError:
+            if batch_id is None or not self._batch_known(batch_id):
+                raise
+            return False  # a concurrent replay of the same batch won
+        return True
+
+    def _batch_known(self, batch_id: str) -> bool:
+        b = db.event_batches
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(b.c.batch_id).where(b.c.batch_id == batch_id)).first() is not None
+
+    def _commit(
+        self,
+        endpoint_id: str,
+        files: Sequence[EventFile],
+        rows: list[dict[str, object]],
+        written_at: datetime,
+        batch_id: str | None,
+    ) -> None:
         with self.engine.begin() as conn:
+            if batch_id is not None:
+                conn.execute(
+                    db.event_batches.insert().values(
+                        batch_id=batch_id,
+                        endpoint_id=endpoint_id,
+                        events=sum(f.events for f in files),
+                        committed_at=db.to_db_time(written_at),
+                    )
+                )
             self.catalog.register(conn, files, written_at)
             conn.execute(db.arrivals.insert(), rows)
             self.registry.note_requests(

@@ -117,6 +117,26 @@ event_files = sa.Table(
     sa.Index("ix_mm_event_files_slot", "slot_start", "state"),
 )
 
+event_batches = sa.Table(
+    "mm_event_batches",
+    metadata,
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", _ID, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("committed_at", sa.DateTime, nullable=False),
+)
+
+invalid_events = sa.Table(
+    "mm_invalid_events",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("window_start", sa.DateTime, primary_key=True),
+    sa.Column("reason", sa.String(255), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("sample", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
 artifacts = sa.Table(
     "mm_artifacts",
     metadata,
