@@ -46,6 +46,7 @@ bench: install
 	$(PY) bench/drift.py
 	$(PY) bench/window.py
 	$(PY) bench/evidently_app.py
+	$(PY) bench/ingest.py
 
 dev: install
 	DAGSTER_HOME=$${MM_HOME:-$(CURDIR)/.mm_home}/dagster $(BIN)/dagster dev -w workspace.yaml -p $(PORT)

@@ -432,6 +432,8 @@ def _rows_of(inputs: Any, feature_names: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _outputs_of(outputs: Any, label_names: Sequence[str], n: int) -> list[dict[str, Any]]:
+    if not label_names:
+        return [{} for _ in range(n)]  # the endpoint records no outputs
     if isinstance(outputs, pd.DataFrame):
         records: list[dict[str, Any]] = outputs.to_dict(orient="records")
         return records
