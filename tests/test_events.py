@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mm_dagster.core.clock import utcnow
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import EventValidationError, UnknownEndpointError
 from mm_dagster.core.windows import Window
@@ -166,12 +167,14 @@ def test_monitored_predict_records_requests_latency_and_errors(
         return [float(float(r[0]) > 0) for r in rows]
 
     serve = mm.monitored(predict, "fraud-model", recorder)
+    # The recorder stamps requests with the wall clock: read every window from before the first
+    # request to after the flush, so crossing a window boundary meanwhile does not matter.
+    before = utcnow()
     assert serve([[1.0, 2.0, 3.0, 4.0, "web"], [-2.0, 0.0, 0.0, 0.0, "mobile"]]) == [1.0, 0.0]
     with pytest.raises(RuntimeError, match="model crashed"):
         serve([[-1, 0.0, 0.0, 0.0, "web"]])
     recorder.flush()
-    now = pd.Timestamp.now(tz="UTC")
-    window = Window(now.floor("10min").to_pydatetime(), (now + pd.Timedelta("10min")).to_pydatetime())
+    window = Window(Window.containing(before, 10).start, Window.containing(utcnow(), 10).end)
     df = mm.read_window(window)[endpoint.id]
     assert len(df) == 3
     assert df["request_id"].str.endswith("-0").sum() == 2 and df["latency_us"].min() >= 0

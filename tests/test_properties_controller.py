@@ -11,21 +11,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm_dagster.core.arrivals import ArrivalSpan
 from mm_dagster.core.controller import ControllerCursor, ControllerPlan, new_window_range, plan_requests
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window, validate_base_period
 
+from .conftest import BASE_PERIODS
+
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
-BASE_PERIODS = [bp for bp in range(1, 1441) if 1440 % bp == 0 and (60 % bp == 0 or bp % 60 == 0)]
 
 
 def test_the_base_periods_under_test_are_all_the_valid_ones() -> None:
-    for bp in BASE_PERIODS:
-        assert validate_base_period(bp) == bp
     assert BASE_PERIODS == [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440]
+    for bp in set(range(0, 1442)) - set(BASE_PERIODS):
+        with pytest.raises(MonitoringError):
+            validate_base_period(bp)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window, closed_before, validate_base_period
 from mm_dagster.dagster_defs.partitions import window_partitions
 
-from .test_properties_controller import BASE_PERIODS
+from .conftest import BASE_PERIODS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
