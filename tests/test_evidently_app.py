@@ -88,6 +88,7 @@ def test_drift_result_report_and_snapshot(
     assert json.loads(snapshots[0].read_text())["metric_results"]
 
 
+@pytest.mark.slow  # > 2 s when it is the first test to import Evidently (~4 s)
 def test_no_drift_no_snapshot(
     mm: Monitoring, evidently_app: EvidentlyDataDriftApplication, window: Window
 ) -> None:
