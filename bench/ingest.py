@@ -113,9 +113,7 @@ def window_reads(endpoints: int) -> None:
         total = endpoints * EVENTS_PER_ENDPOINT
         files = sum(len(f) for f in mm.catalog.live_files(window.start, window.end).values())
         elapsed = time.perf_counter() - started
-        print(
-            f"\nrecorder: {total:,} events of {endpoints} endpoints in {elapsed:.1f} s as {files:,} files"
-        )
+        print(f"\nrecorder: {total:,} events of {endpoints} endpoints in {elapsed:.1f} s as {files:,} files")
         before, events = timed(lambda: mm.read_window(window), repeat=2)
         assert sum(len(df) for df in events.values()) == total
         report = mm.maintain()

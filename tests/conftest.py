@@ -5,12 +5,22 @@ from pathlib import Path
 
 import pytest
 
+from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.endpoint import ModelEndpoint
-from mm_dagster.core.windows import Window
+from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
 
 warnings.filterwarnings("ignore", module="dagster")
+
+# The tests' "now": a fixed instant, aligned to every base_period below a day, after the Dagster
+# partitions' start (2026-11-01) and before the real now, so `materialize` accepts its windows and
+# no test depends on the wall clock crossing a window boundary while it runs.
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+# Every base_period `validate_base_period` accepts.
+BASE_PERIODS = [bp for bp in range(1, 1441) if 1440 % bp == 0 and (60 % bp == 0 or bp % 60 == 0)]
+assert all(validate_base_period(bp) == bp for bp in BASE_PERIODS)
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +35,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def mm(isolated_home: Path) -> Iterator[Monitoring]:
-    with Monitoring(home=str(isolated_home)) as monitoring:
+    with Monitoring(home=str(isolated_home), clock=fixed_clock(NOW)) as monitoring:
         yield monitoring
 
 
@@ -42,8 +52,8 @@ def endpoint(mm: Monitoring) -> ModelEndpoint:
 
 
 def past_window(minutes_ago: int = 60, base_period: int = 10) -> Window:
-    """A closed window some minutes before now (Dagster partitions must exist)."""
-    return Window.containing(datetime.now(UTC) - timedelta(minutes=minutes_ago), base_period)
+    """The window some minutes before `NOW` (closed, and a Dagster partition)."""
+    return Window.containing(NOW - timedelta(minutes=minutes_ago), base_period)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ the delivery sensor delivers; one notification per (check, window), none again o
 
 from pathlib import Path
 
+import pytest
 from dagster import build_sensor_context, instance_for_test, materialize
 
 from mm_dagster.alerts import WebhookChannel, data_drift_detected
@@ -18,6 +19,7 @@ from .conftest import past_window
 from .servers import http_sink
 
 
+@pytest.mark.slow  # ~3 s: two Dagster runs and two sensor ticks
 def test_check_failure_notifies_once_per_window_and_not_on_rerun(isolated_home: Path) -> None:
     home = str(isolated_home)
     mm = Monitoring(home=home)

@@ -310,6 +310,7 @@ os._exit(9)  # killed after the outbox write, before delivery
 """
 
 
+@pytest.mark.slow  # runs a subprocess that kills itself
 def test_a_process_killed_after_the_outbox_write_delivers_exactly_once(mm: Monitoring, clock: Clock) -> None:
     with http_sink() as sink:
         proc = subprocess.run(

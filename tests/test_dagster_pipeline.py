@@ -1,6 +1,6 @@
 """The Dagster wiring, exercised through Dagster: materialize(), sensors, checks."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ from dagster import (
     instance_for_test,
     materialize,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from apps.dummy_app import ServingMonitoring
 from mm_dagster.applications import (
@@ -21,6 +20,7 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationBase,
     MonitoringApplicationContext,
 )
+from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.controller import ControllerCursor
 from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
@@ -30,7 +30,12 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
-from .conftest import past_window
+from .conftest import NOW, past_window
+
+# The run tags of a partition-range run. Dagster exports no public names for them (only private
+# constants), so the documented tag strings are spelled out.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 NAMES = DefinitionNames()
 WINDOW_EVENTS = NAMES.asset_key("window_events")
@@ -59,7 +64,7 @@ def home(isolated_home: Path) -> str:
 
 @pytest.fixture
 def seeded(home: str) -> Monitoring:
-    mm = Monitoring(home=home)
+    mm = Monitoring(home=home, clock=fixed_clock(NOW))
     mm.create_endpoint("calm", reference=reference_frame(4000, seed=1), label_names=["prediction"])
     mm.create_endpoint("drifty", reference=reference_frame(4000, seed=2), label_names=["prediction"])
     return mm
@@ -250,11 +255,11 @@ def tick(defs, instance, home: str, cursor: str | None = None):  # type: ignore[
 
 def controller_defs(home: str, now: datetime, **kwargs):  # type: ignore[no-untyped-def]
     config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start="2026-11-01", **kwargs)
-    return build_definitions(config, resource=MonitoringResource(home=home), clock=lambda: now)
+    return build_definitions(config, resource=MonitoringResource(home=home), clock=fixed_clock(now))
 
 
 def test_sensor_first_tick_several_windows_then_no_duplicates(seeded: Monitoring, home: str) -> None:
-    now = datetime.now(UTC).replace(second=30, microsecond=0)
+    now = NOW + timedelta(seconds=30)
     windows = [past_window(m) for m in (45, 35, 25)]
     for w in windows:
         seed_window(seeded, w)
@@ -268,7 +273,7 @@ def test_sensor_first_tick_several_windows_then_no_duplicates(seeded: Monitoring
 
 
 def test_sensor_nothing_closed_yet(seeded: Monitoring, home: str) -> None:
-    now = datetime.now(UTC)
+    now = NOW + timedelta(minutes=5, seconds=30)
     open_window = Window.containing(now, 10)
     seed_window(seeded, Window(open_window.start, now))
     defs = controller_defs(home, now)
@@ -277,7 +282,7 @@ def test_sensor_nothing_closed_yet(seeded: Monitoring, home: str) -> None:
 
 
 def test_sensor_skips_windows_without_events(seeded: Monitoring, home: str) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     seed_window(seeded, past_window(60))
     defs = controller_defs(home, now)
     with instance_for_test() as instance:
@@ -285,7 +290,7 @@ def test_sensor_skips_windows_without_events(seeded: Monitoring, home: str) -> N
 
 
 def test_sensor_caps_catch_up_after_downtime(seeded: Monitoring, home: str) -> None:
-    now = datetime.now(UTC)
+    now = NOW + timedelta(seconds=90)
     closed_end = closed_before(now, timedelta(minutes=1), 10)
     windows = [
         Window(closed_end - timedelta(minutes=10 * i), closed_end - timedelta(minutes=10 * (i - 1)))
@@ -301,7 +306,7 @@ def test_sensor_caps_catch_up_after_downtime(seeded: Monitoring, home: str) -> N
 
 
 def test_sensor_re_requests_a_window_when_late_events_arrive(seeded: Monitoring, home: str) -> None:
-    now = datetime.now(UTC)
+    now = NOW
     window = past_window(60)
     seed_window(seeded, window)
     defs = controller_defs(home, now)

@@ -4,6 +4,8 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.clock import utcnow
 from mm_dagster.core.windows import Window
@@ -48,6 +50,7 @@ def test_reports_only_on_detection_by_default(mm: Monitoring) -> None:
     assert not mm.run_window([never], windows[-1])[0].artifacts
 
 
+@pytest.mark.slow  # drives headless Chromium
 def test_window_page_renders_table_and_overlaid_histograms(mm: Monitoring, tmp_path: Path) -> None:
     windows = simulate(mm)
     (report,) = mm.run_window([HistogramDataDriftApplication()], windows[-1])
@@ -67,6 +70,7 @@ def test_window_page_renders_table_and_overlaid_histograms(mm: Monitoring, tmp_p
     assert (tmp_path / "window.png").stat().st_size > 20_000
 
 
+@pytest.mark.slow  # drives headless Chromium
 def test_endpoint_page_renders_timelines_and_traffic(mm: Monitoring, tmp_path: Path) -> None:
     windows = simulate(mm, windows=12)
     app = HistogramDataDriftApplication(drift_report="never")

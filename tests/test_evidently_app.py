@@ -34,6 +34,7 @@ def seed(mm: Monitoring, window: Window, drift: bool) -> None:
     mm.record_events("m", traffic_frame(3000, window.start, window.end, shape, seed=2))
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_importing_the_api_does_not_import_evidently() -> None:
     code = (
         "import sys, mm_dagster.applications, apps.evidently_drift, apps.definitions;"
@@ -54,6 +55,7 @@ def test_reference_sample_is_stored_with_the_endpoint(mm: Monitoring, window: Wi
     assert list(stored.columns) == ep.columns
 
 
+@pytest.mark.slow  # > 2 s: Evidently's report and snapshot
 def test_drift_result_report_and_snapshot(
     mm: Monitoring,
     evidently_app: EvidentlyDataDriftApplication,
@@ -86,6 +88,7 @@ def test_drift_result_report_and_snapshot(
     assert json.loads(snapshots[0].read_text())["metric_results"]
 
 
+@pytest.mark.slow  # > 2 s when it is the first test to import Evidently (~4 s)
 def test_no_drift_no_snapshot(
     mm: Monitoring, evidently_app: EvidentlyDataDriftApplication, window: Window
 ) -> None:
@@ -121,6 +124,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@pytest.mark.slow  # ~30 s: 45 windows through Evidently
 def test_memory_does_not_grow_with_stored_snapshots(mm: Monitoring, tmp_path: Path) -> None:
     """Every window adds a snapshot; RSS stays flat (bench/evidently_app.py runs 300 windows)."""
     app = EvidentlyDataDriftApplication(tmp_path / "ev", uuid.uuid4(), sample_rows=300, snapshots="always")

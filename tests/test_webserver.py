@@ -8,7 +8,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from .servers import free_port
+
+pytestmark = pytest.mark.slow  # starts dagster-webserver in a subprocess
 
 ROOT = Path(__file__).parent.parent
 QUERY = (

@@ -127,3 +127,31 @@ def test_changing_base_period_continues_from_the_cursor() -> None:
     )
     assert [r.window.key for r in p.requests] == ["2026-11-20-12:30", "2026-11-20-12:35", "2026-11-20-12:40"]
     assert p.cursor.last_end == at(45)
+
+
+def test_late_windows_past_the_cap_are_reported_as_skipped() -> None:
+    """Found by tests/test_properties_controller.py: they used to be dropped silently."""
+    cursor = ControllerCursor(at(60), 3)
+    p = plan(cursor, at(62), [], late=[span(1, 35, 7)], max_id=7, cap=2)
+    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:20-rev7", "mm-2026-11-20-12:30-rev7"]
+    assert [w.key for w in p.skipped] == ["2026-11-20-12:00", "2026-11-20-12:10"]
+
+
+def test_a_coarser_base_period_requests_the_window_around_the_cursor() -> None:
+    """Found by tests/test_properties_controller.py: 10 -> 60 minutes with the cursor at 12:30 used
+    to start at 13:00, so events in [12:30, 13:00) were never analysed."""
+    cursor = ControllerCursor(at(30), 2)
+    p = plan_requests(
+        cursor,
+        now=at(61),
+        base_period=60,
+        allowed_lateness=LATE,
+        max_catchup_windows=144,
+        new_spans=[span(35, 40, 2)],
+        late_spans=[],
+        max_arrival_id=2,
+    )
+    # The 60-minute window 12:00 has the same key as the 10-minute window 12:00 requested before:
+    # a revision keeps its run_key unique.
+    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00-rev2"]
+    assert p.requests[0].window == Window(at(0), at(60)) and p.cursor.last_end == at(60)

@@ -5,7 +5,8 @@
 - Events that arrive for an already-requested window re-request it with run_key
   `mm-<window key>-rev<arrival id>`: late data is analysed, not lost.
 - After downtime, at most `max_catchup_windows` of the newest windows are requested; older ones
-  are reported as skipped (a backfill covers them).
+  are reported as skipped (a backfill covers them). The same cap applies to windows re-opened by
+  late events in one tick; the older ones are reported as skipped too.
 """
 
 import json
@@ -77,11 +78,13 @@ def new_window_range(
     allowed_lateness: timedelta,
     max_catchup_windows: int,
 ) -> tuple[datetime, datetime]:
-    """[from, to): the window starts this tick may newly request."""
+    """[from, to): the window starts this tick may newly request. After a base_period change the
+    cursor may lie inside a window; that window is requested whole, not skipped."""
     closed_end = closed_before(now, allowed_lateness, base_period)
     earliest = closed_end - timedelta(minutes=base_period * max_catchup_windows)
-    start = earliest if cursor.last_end is None else max(cursor.last_end, earliest)
-    return start, closed_end
+    if cursor.last_end is None:
+        return earliest, closed_end
+    return max(Window.containing(cursor.last_end, base_period).start, earliest), closed_end
 
 
 def plan_requests(
@@ -103,18 +106,24 @@ def plan_requests(
         for w, i in windows_of(new_spans, base_period).items()
         if start <= w.start and w.end <= closed_end
     }
-    requests = [WindowRequest(w) for w in sorted(new)]
+    # A window that starts before the cursor (base_period changed) was partly requested under the
+    # old base_period, possibly with the same key: it is a revision.
+    requests = [
+        WindowRequest(w, revision=i if cursor.last_end and w.start < cursor.last_end else 0)
+        for w, i in sorted(new.items())
+    ]
     skipped: list[Window] = []
     if cursor.last_end is not None and start > cursor.last_end:
         step = timedelta(minutes=base_period)
-        w = Window(cursor.last_end, cursor.last_end + step)
+        w = Window.containing(cursor.last_end, base_period)
         while w.start < start:
             skipped.append(w)
             w = Window(w.end, w.end + step)
     if cursor.last_end is not None:
         late = {w: i for w, i in windows_of(late_spans, base_period).items() if w.end <= cursor.last_end}
-        newest_first = sorted(late, reverse=True)[:max_catchup_windows]
-        requests += [WindowRequest(w, revision=late[w]) for w in sorted(newest_first)]
+        newest_first = sorted(late, reverse=True)
+        requests += [WindowRequest(w, revision=late[w]) for w in sorted(newest_first[:max_catchup_windows])]
+        skipped = sorted(skipped + newest_first[max_catchup_windows:])  # reported, never silently lost
     last_end = closed_end if cursor.last_end is None else max(cursor.last_end, closed_end)
     return ControllerPlan(
         requests=requests,

@@ -7,6 +7,7 @@ whose `error` is set (the model failed, so there is no output).
 
 import os
 import warnings
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,18 @@ def event_schema(endpoint: ModelEndpoint) -> pa.Schema:
     return pa.schema(fields)
 
 
+class _Position(int):
+    """A row named by its position, when the frame's index repeats labels."""
+
+    def __repr__(self) -> str:
+        return f"{int(self)} (position in the frame; its index repeats labels)"
+
+
+def _row(labels: pd.Index, pos: int) -> Any:
+    """The row to name in a message: its index label, or its position when labels repeat."""
+    return labels[pos] if labels.is_unique else _Position(pos)
+
+
 def _fail(endpoint: ModelEndpoint, column: str, row: Any, message: str) -> EventValidationError:
     where = f"endpoint {endpoint.name!r} ({endpoint.id}), field {column!r}"
     if row is not None:
@@ -43,47 +56,121 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _first_bad(index: pd.Index, mask: np.ndarray) -> Any:
-    return index[int(np.flatnonzero(mask)[0])]
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
 
 
-def _numeric(endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarray) -> pa.Array:
+def _text(value: Any) -> str | None:
+    """`value` as pandas' `astype(str)` makes it (bytes decoded as UTF-8); None if it is no text."""
+    try:
+        return value.decode() if isinstance(value, bytes) else str(value)
+    except Exception:  # undecodable bytes, or an object whose __str__ fails
+        return None
+
+
+def _as_text(endpoint: ModelEndpoint, col: str, s: pd.Series, labels: pd.Index) -> np.ndarray:
+    """The column as an array of str, or an error naming the first value that is no text."""
+    try:
+        texts: np.ndarray = s.astype(str).to_numpy(dtype=object)
+        return texts
+    except Exception:
+        objects = s.to_numpy(dtype=object)
+        pos = next((i for i, v in enumerate(objects) if _text(v) is None), None)
+        if pos is None:
+            raise _fail(endpoint, col, None, "expected text") from None
+        raise _fail(endpoint, col, _row(labels, pos), f"expected text, got {objects[pos]!r}") from None
+
+
+def _numeric(
+    endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarray, labels: pd.Index
+) -> pa.Array:
+    if pd.api.types.is_complex_dtype(s.dtype) and len(s):  # a float cast would drop the imaginary part
+        raise _fail(endpoint, col, _row(labels, 0), f"expected a real number, got {_plain(s.iloc[0])!r}")
     if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-        coerced = pd.to_numeric(s, errors="coerce")
-        bad = (coerced.isna() & s.notna()).to_numpy() | s.map(
-            lambda v: isinstance(v, bool | np.bool_)
-        ).to_numpy(dtype=bool)
+        objects = s.to_numpy(dtype=object)
+        coerced = pd.to_numeric(pd.Series(objects, dtype=object), errors="coerce")
+        wrong_type = np.fromiter(
+            (isinstance(v, bool | np.bool_ | complex | np.complexfloating) for v in objects), bool, len(s)
+        )
+        bad = (coerced.isna().to_numpy() & ~pd.isna(objects)) | wrong_type
         if bad.any():
-            row = _first_bad(s.index, bad)
-            raise _fail(endpoint, col, row, f"expected a number, got {_plain(s.loc[row])!r}")
+            pos = _first(bad)
+            what = "a real number" if isinstance(objects[pos], complex | np.complexfloating) else "a number"
+            raise _fail(endpoint, col, _row(labels, pos), f"expected {what}, got {_plain(objects[pos])!r}")
         s = coerced
     values = s.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(values)
     bad = (missing & ~nullable) | np.isinf(values)
     if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
-        raise _fail(endpoint, col, s.index[pos], f"expected a finite number, got {_plain(values[pos])!r}")
+        pos = _first(bad)
+        raise _fail(
+            endpoint, col, _row(labels, pos), f"expected a finite number, got {_plain(values[pos])!r}"
+        )
     return pa.array(values, type=pa.float64(), mask=missing)
 
 
 def _typed_objects(
-    endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarray, kind: str
+    endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarray, kind: str, labels: pd.Index
 ) -> pa.Array:
-    missing = pd.isna(s).to_numpy()
+    objects = s.to_numpy(dtype=object)
+    missing = pd.isna(objects)
     expected = "string" if kind == STRING else "boolean"
-    if pd.api.types.infer_dtype(s, skipna=True) not in (expected, "empty"):
+    if pd.api.types.infer_dtype(objects, skipna=True) not in (expected, "empty"):
         ok_type = (str,) if kind == STRING else (bool, np.bool_)
-        wrong = np.fromiter((not isinstance(v, ok_type) for v in s.to_numpy(dtype=object)), bool, len(s))
+        wrong = np.fromiter((not isinstance(v, ok_type) for v in objects), bool, len(objects))
         bad = wrong & ~missing
         if bad.any():
-            row = _first_bad(s.index, bad)
+            pos = _first(bad)
             what = "a string" if kind == STRING else "a bool"
-            raise _fail(endpoint, col, row, f"expected {what}, got {_plain(s.loc[row])!r}")
+            raise _fail(endpoint, col, _row(labels, pos), f"expected {what}, got {_plain(objects[pos])!r}")
     bad = missing & ~nullable
     if bad.any():
-        row = _first_bad(s.index, bad)
-        raise _fail(endpoint, col, row, f"missing value ({_plain(s.loc[row])!r})")
-    return pa.array(s.astype(object).where(~missing, None), type=ARROW_TYPES[kind], from_pandas=True)
+        pos = _first(bad)
+        raise _fail(endpoint, col, _row(labels, pos), f"missing value ({_plain(objects[pos])!r})")
+    values = np.where(missing, None, objects)
+    return pa.array(values, type=ARROW_TYPES[kind], from_pandas=True)
+
+
+def _timestamps(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index) -> pd.Series:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
+        try:
+            ts = pd.to_datetime(s, utc=True)
+        except (ValueError, TypeError, OverflowError) as exc:
+            row = None
+            try:  # the first value that does not parse, found without a loop over the rows
+                unparsed = (pd.to_datetime(s, utc=True, errors="coerce").isna() & s.notna()).to_numpy()
+                row = _row(labels, _first(unparsed)) if unparsed.any() else None
+            except (ValueError, TypeError, OverflowError):
+                pass
+            raise _fail(endpoint, "timestamp", row, f"not a timestamp: {exc}") from exc
+    if ts.isna().any():
+        raise _fail(endpoint, "timestamp", _row(labels, _first(ts.isna().to_numpy())), "missing timestamp")
+    return ts
+
+
+def _latencies(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index) -> pa.Array:
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        unreadable = np.zeros(len(s), dtype=bool)
+    else:
+        objects = s.to_numpy(dtype=object)
+        lat = pd.to_numeric(pd.Series(objects, dtype=object), errors="coerce")
+        complex_ = np.fromiter((isinstance(v, complex | np.complexfloating) for v in objects), bool, len(s))
+        values = np.where(complex_, np.nan, lat.to_numpy(dtype=np.complex128, na_value=np.nan).real)
+        unreadable = np.isnan(values) & ~pd.isna(objects)
+    missing = np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        bad = unreadable | (values < 0) | (values >= 2.0**63)
+    if bad.any():
+        pos = _first(bad)
+        raise _fail(
+            endpoint,
+            "latency_us",
+            _row(labels, pos),
+            f"expected a non-negative number of microseconds, got {_plain(s.iloc[pos])!r}",
+        )
+    return pa.array(np.round(np.where(missing, 0, values)).astype(np.int64), type=pa.int64(), mask=missing)
 
 
 def _random_request_ids(n: int) -> pa.Array:
@@ -93,7 +180,11 @@ def _random_request_ids(n: int) -> pa.Array:
 
 
 def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp) -> pa.Table:
-    """Validate `df` against `endpoint`'s schema; return a table sorted by timestamp."""
+    """Validate `df` against `endpoint`'s schema; return a table sorted by timestamp.
+
+    Any frame either validates or raises `EventValidationError` naming the endpoint, the field and,
+    for a bad value, the row (its index label; its position if the index repeats labels).
+    """
     if not isinstance(df, pd.DataFrame):
         raise EventValidationError(
             f"endpoint {endpoint.name!r}: events must be a pandas DataFrame, got {type(df).__name__}"
@@ -112,61 +203,59 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
             f"is not a feature or label of this endpoint (extra: {extra}; "
             f"features {endpoint.feature_names}, labels {endpoint.label_names})",
         )
+    counts = Counter(columns)
+    repeated = [c for c in columns if counts[c] > 1]
+    if repeated:
+        raise _fail(
+            endpoint,
+            repeated[0],
+            None,
+            f"appears {counts[repeated[0]]} times in the events (one column each)",
+        )
+    # Work by position on string column names; name rows by the caller's index labels.
+    labels = df.index
+    df = df.copy(deep=False)
+    df.columns = columns
+    df.index = pd.RangeIndex(len(df))
+
     if "endpoint_id" in columns:
-        wrong = df["endpoint_id"].astype(str) != endpoint.id
+        ids = _as_text(endpoint, "endpoint_id", df["endpoint_id"], labels)
+        wrong = ids != endpoint.id
         if wrong.any():
-            row = _first_bad(df.index, wrong.to_numpy())
-            other = df.loc[row, "endpoint_id"]
-            raise _fail(endpoint, "endpoint_id", row, f"names another endpoint: {other!r}")
+            pos = _first(wrong)
+            other = df["endpoint_id"].iloc[pos]
+            raise _fail(endpoint, "endpoint_id", _row(labels, pos), f"names another endpoint: {other!r}")
     n = len(df)
     arrays: dict[str, pa.Array] = {}
 
     if "timestamp" in columns:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
-                ts = pd.to_datetime(df["timestamp"], utc=True)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise _fail(endpoint, "timestamp", None, f"not a timestamp: {exc}") from exc
-        if ts.isna().any():
-            row = _first_bad(df.index, ts.isna().to_numpy())
-            raise _fail(endpoint, "timestamp", row, "missing timestamp")
+        ts = _timestamps(endpoint, df["timestamp"], labels)
     else:
         ts = pd.Series(pd.Timestamp(now).tz_convert("UTC"), index=df.index)
     arrays["timestamp"] = pa.array(ts.dt.as_unit("us"), type=pa.timestamp("us", tz="UTC"))
 
     if "request_id" in columns:
         rid = df["request_id"]
-        blank = rid.isna().to_numpy() | (rid.astype(str) == "").to_numpy()
+        texts = _as_text(endpoint, "request_id", rid, labels)
+        blank = rid.isna().to_numpy() | (texts == "")
         if blank.any():
-            raise _fail(endpoint, "request_id", _first_bad(df.index, blank), "empty request_id")
-        arrays["request_id"] = pa.array(rid.astype(str).to_numpy(), type=pa.string())
+            raise _fail(endpoint, "request_id", _row(labels, _first(blank)), "empty request_id")
+        arrays["request_id"] = pa.array(texts, type=pa.string())
     else:
         arrays["request_id"] = _random_request_ids(n)
 
     if "latency_us" in columns:
-        lat = pd.to_numeric(df["latency_us"], errors="coerce")
-        bad = (lat.isna() & df["latency_us"].notna()).to_numpy() | (lat < 0).to_numpy()
-        if bad.any():
-            row = _first_bad(df.index, bad)
-            raise _fail(
-                endpoint,
-                "latency_us",
-                row,
-                f"expected a non-negative number, got {df.loc[row, 'latency_us']!r}",
-            )
-        arrays["latency_us"] = pa.array(lat.round().astype("Int64"), type=pa.int64())
+        arrays["latency_us"] = _latencies(endpoint, df["latency_us"], labels)
     else:
         arrays["latency_us"] = pa.nulls(n, type=pa.int64())
 
     has_error = np.zeros(n, dtype=bool)
     if "error" in columns:
-        err = df["error"]
-        err = err.where(err.notna() & (err.astype(str) != ""), None)
-        arrays["error"] = _typed_objects(
-            endpoint, "error", err.astype(object), np.ones(n, dtype=bool), STRING
-        )
-        has_error = err.notna().to_numpy()
+        err = df["error"].astype(object)
+        blank = err.isna().to_numpy() | np.fromiter((isinstance(v, str) and v == "" for v in err), bool, n)
+        err = err.where(~blank, None)
+        arrays["error"] = _typed_objects(endpoint, "error", err, np.ones(n, dtype=bool), STRING, labels)
+        has_error = ~blank
     else:
         arrays["error"] = pa.nulls(n, type=pa.string())
 
@@ -174,9 +263,9 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
         nullable = has_error if col in endpoint.label_names else np.zeros(n, dtype=bool)
         kind = endpoint.column_types[col]
         if kind == FLOAT:
-            arrays[col] = _numeric(endpoint, col, df[col], nullable)
+            arrays[col] = _numeric(endpoint, col, df[col], nullable, labels)
         else:
-            arrays[col] = _typed_objects(endpoint, col, df[col], nullable, kind)
+            arrays[col] = _typed_objects(endpoint, col, df[col], nullable, kind, labels)
 
     table = pa.table(arrays, schema=event_schema(endpoint))
     return table.sort_by("timestamp")
