@@ -8,6 +8,8 @@ whose `error` is set (the model failed, so there is no output).
 import os
 import warnings
 from collections import Counter
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,9 @@ from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
 from mm_dagster.core.errors import EventValidationError
 
 META_COLUMNS = ("timestamp", "request_id", "latency_us", "error")
-ARROW_TYPES = {FLOAT: pa.float64(), BOOL: pa.bool_(), STRING: pa.string()}
+ARROW_TYPES: Mapping[str, pa.DataType] = MappingProxyType(
+    {FLOAT: pa.float64(), BOOL: pa.bool_(), STRING: pa.string()}
+)
 
 
 def event_schema(endpoint: ModelEndpoint) -> pa.Schema:
