@@ -319,3 +319,29 @@ def test_sensor_re_requests_a_window_when_late_events_arrive(seeded: Monitoring,
         assert request.partition_key == window.key
         assert request.run_key.startswith(f"mm-{window.key}-rev")
         assert tick(defs, instance, home, late.cursor).run_requests == []
+
+
+def test_an_arrival_during_a_tick_is_seen_by_the_next_tick(
+    seeded: Monitoring, home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mm_dagster.storage.arrival_log import ArrivalLog
+
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = controller_defs(home, NOW)
+    real_spans = ArrivalLog.spans
+    arrived = []
+
+    def spans_then_a_late_batch(self: ArrivalLog, **kwargs: object) -> object:
+        found = real_spans(self, **kwargs)  # type: ignore[arg-type]
+        if not arrived:  # a batch for the same window commits while the tick reads
+            arrived.append(seeded.record_events("calm", traffic_frame(20, window.start, window.end, seed=7)))
+        return found
+
+    monkeypatch.setattr(ArrivalLog, "spans", spans_then_a_late_batch)
+    with instance_for_test() as instance:
+        first = tick(defs, instance, home)
+        assert [r.run_key for r in first.run_requests] == [f"mm-{window.key}"]
+        monkeypatch.setattr(ArrivalLog, "spans", real_spans)
+        (again,) = tick(defs, instance, home, first.cursor).run_requests
+        assert again.partition_key == window.key and again.run_key.startswith(f"mm-{window.key}-rev")

@@ -39,11 +39,17 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
         start, closed_end = new_window_range(
             cursor, now, config.base_period, config.allowed_lateness, config.max_catchup_windows
         )
+        # Read the newest arrival first and look no further: an arrival committed while this tick
+        # reads is seen by the next tick instead of being counted in the cursor unseen.
+        newest = arrivals.max_id()
         new_spans = arrivals.spans(
-            events_from=start, events_before=closed_end, store_base_period=monitoring.events.base_period
+            events_from=start,
+            events_before=closed_end,
+            store_base_period=monitoring.events.base_period,
+            up_to_id=newest,
         )
         late_spans = (
-            arrivals.spans(after_id=cursor.arrival_id, events_before=cursor.last_end)
+            arrivals.spans(after_id=cursor.arrival_id, events_before=cursor.last_end, up_to_id=newest)
             if cursor.last_end is not None
             else []
         )
@@ -55,7 +61,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             max_catchup_windows=config.max_catchup_windows,
             new_spans=new_spans,
             late_spans=late_spans,
-            max_arrival_id=arrivals.max_id(),
+            max_arrival_id=newest,
         )
         if plan.skipped:
             context.log.warning(

@@ -93,6 +93,7 @@ class ArrivalLog:
         self,
         *,
         after_id: int | None = None,
+        up_to_id: int | None = None,
         events_from: datetime | None = None,
         events_before: datetime | None = None,
         store_base_period: int = 1440,
@@ -107,6 +108,8 @@ class ArrivalLog:
         conditions = []
         if after_id is not None:
             conditions.append(a.c.id > after_id)
+        if up_to_id is not None:
+            conditions.append(a.c.id <= up_to_id)
         if events_from is not None:
             conditions += [
                 a.c.slot_start > db.to_db_time(events_from - timedelta(minutes=store_base_period)),
