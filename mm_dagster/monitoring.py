@@ -22,6 +22,7 @@ from mm_dagster.events.recorder import (
     EventRecorder,
     monitored,
 )
+from mm_dagster.events.validation import EventRules
 from mm_dagster.reports.endpoint_page import render_endpoint_page
 from mm_dagster.reports.html import ensure_plotly_js
 from mm_dagster.runner import run_apps_on_window
@@ -98,6 +99,7 @@ class Monitoring:
         artifacts_root: str | None = None,
         base_period: int = DEFAULT_BASE_PERIOD,
         clock: Clock = utcnow,
+        event_rules: EventRules | None = None,
     ) -> None:
         self.settings = settings or StorageSettings.resolve(
             home, database_url, events_root, artifacts_root, base_period
@@ -108,7 +110,7 @@ class Monitoring:
         self.catalog = EventCatalog(self.engine, clock)
         self.events = EventStore(self.settings.events_root, self.settings.base_period, self.catalog)
         self.arrivals = ArrivalLog(self.engine, self.endpoints, self.catalog)
-        self.ingestor = EventIngestor(self.events, self.endpoints, self.arrivals)
+        self.ingestor = EventIngestor(self.events, self.endpoints, self.arrivals, event_rules)
         self.invalid_events = InvalidEventLog(self.engine, clock)
         self.results = ResultsStore(self.engine, clock)
         self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine, clock)
@@ -162,9 +164,12 @@ class Monitoring:
     def delete_endpoint(self, name_or_id: str) -> None:
         self.endpoints.delete(name_or_id)
 
-    def record_events(self, endpoint: str | ModelEndpoint, events: pd.DataFrame) -> int:
-        """Store a batch of events (MLRun's `record_results`); all or none."""
-        return self.ingestor.record_events(endpoint, events)
+    def record_events(
+        self, endpoint: str | ModelEndpoint, events: pd.DataFrame, *, timestamp_unit: str | None = None
+    ) -> int:
+        """Store a batch of events (MLRun's `record_results`); all or none. Numeric timestamps
+        (`time.time()`) need their unit: `timestamp_unit="s"`."""
+        return self.ingestor.record_events(endpoint, events, timestamp_unit=timestamp_unit)
 
     record_results = record_events
 

@@ -275,7 +275,8 @@ def test_sensor_first_tick_several_windows_then_no_duplicates(seeded: Monitoring
 def test_sensor_nothing_closed_yet(seeded: Monitoring, home: str) -> None:
     now = NOW + timedelta(minutes=5, seconds=30)
     open_window = Window.containing(now, 10)
-    seed_window(seeded, Window(open_window.start, now))
+    with Monitoring(seeded.settings, clock=fixed_clock(now)) as recorded_now:
+        seed_window(recorded_now, Window(open_window.start, now))
     defs = controller_defs(home, now)
     with instance_for_test() as instance:
         assert tick(defs, instance, home).run_requests == []

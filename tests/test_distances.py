@@ -88,9 +88,10 @@ def test_distance_properties(a: np.ndarray, rnd: object) -> None:
     assert 0 <= h <= 1 + 1e-12
     assert total_variation(t, u) == pytest.approx(total_variation(u, t))
     assert symmetric_kl(t, u) == pytest.approx(symmetric_kl(u, t))
-    # Hellinger squared is bounded by TVD, and TVD by sqrt(2) * Hellinger.
+    # Hellinger squared is bounded by TVD, and TVD by sqrt(2) * Hellinger. Hellinger is computed as
+    # sqrt(1 - sum sqrt(t u)): the cancellation costs ~sqrt(machine epsilon) = 1.5e-8 near 0.
     assert h**2 <= tvd + 1e-9
-    assert tvd <= np.sqrt(2) * h + 1e-9
+    assert tvd <= np.sqrt(2) * h + 1e-7
     assert total_variation(t, t) == pytest.approx(0, abs=1e-12)
     assert symmetric_kl(t, t) == pytest.approx(0, abs=1e-9)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from mm_dagster.applications import HistogramDataDriftApplication
-from mm_dagster.core.clock import utcnow
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
 from .browser import rendered_dom, screenshot
+from .conftest import NOW
 
 
 def uri_path(uri: str) -> Path:
@@ -21,7 +21,7 @@ def uri_path(uri: str) -> Path:
 
 def simulate(mm: Monitoring, windows: int = 12, drift_from: int = 8) -> list[Window]:
     mm.create_endpoint("fraud", reference=reference_frame(8000, seed=1), label_names=["prediction"])
-    end = Window.containing(utcnow(), 10).start
+    end = Window.containing(NOW, 10).start
     out = []
     for i in range(windows):
         w = Window(

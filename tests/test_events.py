@@ -85,19 +85,25 @@ def test_unknown_endpoint(mm: Monitoring, window: Window) -> None:
             lambda df: df.assign(c0=[3] + ["web"] * (len(df) - 1)),
             r"field 'c0', row 0: expected a string, got 3",
         ),
-        (
-            lambda df: df.assign(f0=[1.0, np.nan] + [1.0] * (len(df) - 2)),
-            r"field 'f0', row 1: expected a finite number, got nan",
-        ),
-        (
-            lambda df: df.assign(f3=[np.inf] + [1.0] * (len(df) - 1)),
-            r"field 'f3', row 0: expected a finite number, got inf",
-        ),
         (lambda df: df.assign(timestamp="not a time"), r"field 'timestamp'"),
-        (lambda df: df.assign(latency_us=-1), r"field 'latency_us', row 0: expected a non-negative"),
         (
-            lambda df: df.assign(prediction=np.nan, error=None),
-            r"field 'prediction', row 0: expected a finite",
+            lambda df: df.assign(timestamp=1.7e9),
+            r"field 'timestamp', row 0: a number is a timestamp only with its unit",
+        ),
+        (
+            lambda df: df.assign(timestamp=pd.Timestamp("2200-01-01", tz="UTC")),
+            r"field 'timestamp', row 0: timestamp more than 0:05:00 in the future",
+        ),
+        (
+            lambda df: df.assign(timestamp=pd.Timestamp("1970-01-01", tz="UTC")),
+            r"field 'timestamp', row 0: timestamp before 2000-01-01",
+        ),
+        (lambda df: df.assign(latency_us=-1), r"field 'latency_us', row 0: expected a non-negative"),
+        (lambda df: df.assign(latency_us=np.inf), r"field 'latency_us', row 0: expected a non-negative"),
+        (lambda df: df.assign(latency_us=1e30), r"field 'latency_us', row 0: expected a non-negative"),
+        (
+            lambda df: df.assign(request_id="r" * 257),
+            r"field 'request_id', row 0: request_id longer than 256",
         ),
         (lambda df: df.assign(f0=True), r"field 'f0', row 0: expected a number, got True"),
     ],
@@ -115,6 +121,29 @@ def test_bad_events_are_rejected_and_nothing_is_lost(
     assert "endpoint 'fraud-model'" in str(info.value)
     assert stored(mm, window) == 50
     assert mm.get_endpoint("fraud-model").event_count == 50
+
+
+def test_missing_and_non_finite_values_are_data(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
+    df = events_for(window, 6)
+    df["f0"] = [np.nan, None, 1.0, np.inf, -np.inf, 2.0]
+    df["c0"] = ["web", None, pd.NA, "mobile", "web", np.nan]
+    df["prediction"] = [np.nan, 1.0, 0.0, 1.0, None, 0.0]  # no error needed
+    assert mm.record_events("fraud-model", df) == 6
+    back = mm.read_window(window)[endpoint.id].sort_values("timestamp").reset_index(drop=True)
+    assert back["f0"].isna().sum() == 2 and np.isinf(back["f0"]).sum() == 2
+    assert back["c0"].isna().sum() == 3 and back["prediction"].isna().sum() == 2
+
+
+def test_epoch_numbers_are_timestamps_with_their_unit(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
+    df = events_for(window, 3)
+    df["timestamp"] = [window.start.timestamp() + i for i in range(3)]  # time.time() style
+    assert mm.record_events("fraud-model", df, timestamp_unit="s") == 3
+    back = mm.read_window(window)[endpoint.id]
+    assert back["timestamp"].min() == pd.Timestamp(window.start)
 
 
 def test_label_may_be_missing_on_a_failed_request(

@@ -60,7 +60,23 @@ def test_constant_column_gets_unit_width_bins() -> None:
 
 def test_all_nan_numeric_column_has_no_histogram() -> None:
     stats = compute_feature_stats(pd.DataFrame({"x": [np.nan, np.nan]}))["x"]
-    assert stats == {"type": "numeric", "count": 0}
+    assert stats == {"type": "numeric", "count": 0, "missing": 2, "non_finite": 0}
+
+
+def test_missing_and_non_finite_values_are_counted_apart_and_never_set_edges() -> None:
+    import json
+
+    values = [1.0, 2.0, np.nan, None, np.inf, -np.inf, 3.0]
+    stats = compute_feature_stats(pd.DataFrame({"x": values, "c": ["a", None, "b", "a", None, "a", "b"]}))
+    x, c = stats["x"], stats["c"]
+    assert (x["count"], x["missing"], x["non_finite"]) == (5, 2, 2)
+    assert (x["min"], x["max"], x["mean"]) == (1.0, 3.0, 2.0)  # from the finite values only
+    inner = x["hist"][1][1:-1]
+    assert inner[0] == 1.0 and inner[-1] == 3.0
+    counts = x["hist"][0]
+    assert counts[0] == 1 and counts[-1] == 1 and sum(counts) == 5  # ±inf in the padded bins
+    assert (c["count"], c["missing"]) == (5, 2)
+    json.dumps(stats, allow_nan=False)  # no inf/NaN literals to store
 
 
 def test_categorical_and_bool_columns() -> None:

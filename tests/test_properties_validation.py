@@ -201,14 +201,10 @@ def test_any_frame_is_validated_or_rejected_with_a_clear_error(df: pd.DataFrame)
     assert table.schema == event_schema(ENDPOINT)
     assert table.num_rows == len(df)
     assert table.column("timestamp").null_count == 0 and table.column("request_id").null_count == 0
-    for name in ("x", "flag", "city"):
-        assert table.column(name).null_count == 0
-    x = table.column("x").to_numpy()
-    assert np.isfinite(x).all()
-    # A label is missing only on a failed request.
-    y_missing = np.asarray(table.column("y").is_null())
-    has_error = np.asarray(table.column("error").is_valid())
-    assert not (y_missing & ~has_error).any()
+    # Missing values are data: a feature or label is null exactly where the input was missing.
+    for name in ("x", "flag", "city", "y"):
+        if name in df.columns and df.columns.tolist().count(name) == 1:
+            assert table.column(name).null_count == int(pd.isna(df[name].to_numpy(dtype=object)).sum())
 
 
 @st.composite
@@ -239,7 +235,6 @@ def test_valid_frames_are_accepted_as_they_are(df: pd.DataFrame) -> None:
         ("x", [{"a": 1}], r"field 'x', row 0: expected a number, got \{'a': 1\}"),
         ("x", [1 + 2j], r"field 'x', row 0: expected a real number, got \(1\+2j\)"),
         ("x", [np.complex64(1)], r"field 'x', row 0: expected a real number"),
-        ("x", [Decimal("1e400")], r"field 'x', row 0: expected a finite number"),
         ("x", [pd.Timestamp("2026-11-20")], r"field 'x', row 0: expected a number"),
         ("flag", [1], r"field 'flag', row 0: expected a bool, got 1"),
         ("city", [b"paris"], r"field 'city', row 0: expected a string, got b'paris'"),

@@ -13,25 +13,38 @@ import pandas as pd
 import pyarrow as pa
 
 from mm_dagster.core.endpoint import ModelEndpoint
-from mm_dagster.events.validation import validate_events
+from mm_dagster.events.validation import EventRules, validate_events
 from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_store import EventStore
 
 
 class EventIngestor:
-    def __init__(self, store: EventStore, registry: EndpointRegistry, arrivals: ArrivalLog) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EndpointRegistry,
+        arrivals: ArrivalLog,
+        rules: EventRules | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.arrivals = arrivals
+        self.rules = rules or EventRules()
 
     def record_events(
-        self, endpoint: str | ModelEndpoint, events: pd.DataFrame, now: datetime | None = None
+        self,
+        endpoint: str | ModelEndpoint,
+        events: pd.DataFrame,
+        now: datetime | None = None,
+        timestamp_unit: str | None = None,
     ) -> int:
-        """Validate and store a batch of events (all or none). Returns how many were stored."""
+        """Validate and store a batch of events (all or none). Returns how many were stored.
+        Numeric timestamps need their `timestamp_unit` ('s', 'ms', 'us' or 'ns')."""
         ep = endpoint if isinstance(endpoint, ModelEndpoint) else self.registry.get(endpoint)
         now_ts = pd.Timestamp(now or self.registry.clock())
-        return self.record_table(ep.id, validate_events(ep, events, now_ts), now_ts.to_pydatetime())
+        table = validate_events(ep, events, now_ts, self.rules, timestamp_unit)
+        return self.record_table(ep.id, table, now_ts.to_pydatetime())
 
     def record_table(
         self, endpoint_id: str, table: pa.Table, now: datetime | None = None, batch_id: str | None = None

@@ -31,9 +31,10 @@ import pyarrow as pa
 
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import EventValidationError, UnknownEndpointError
+from mm_dagster.core.names import EVENT_FIELDS
 from mm_dagster.core.windows import Window
 from mm_dagster.events.ingest import EventIngestor
-from mm_dagster.events.validation import validate_events
+from mm_dagster.events.validation import EventRules, validate_events
 from mm_dagster.storage.invalid_events import InvalidEventKey, InvalidEventLog
 from mm_dagster.storage.spool import Spool
 
@@ -246,7 +247,7 @@ class EventRecorder:
         if not rows:
             return
         now = pd.Timestamp.now(tz="UTC")
-        table, rejected = _validate_rows(endpoint, pd.DataFrame(rows), now)
+        table, rejected = _validate_rows(endpoint, pd.DataFrame(rows), now, self.ingestor.rules)
         for position, reason, sample in rejected:
             self._count_invalid(endpoint, rows[position]["_recorded_ns"], reason, sample)
         if table is None or table.num_rows == 0:
@@ -354,6 +355,7 @@ def _rows_of_items(
     """Event rows (with their recording time) and the items that could not become rows."""
     rows: list[dict[str, Any]] = []
     problems: list[tuple[_Recorded, str]] = []
+    known = {*endpoint.columns, *EVENT_FIELDS}
     for item in items:
         try:
             pairs: list[tuple[dict[str, Any], dict[str, Any]]]
@@ -369,6 +371,10 @@ def _rows_of_items(
                 pairs = [(dict(item.features), dict(item.outputs or {}))]
         except (TypeError, ValueError, EventValidationError) as exc:
             problems.append((item, f"predict inputs/outputs not understood: {type(exc).__name__}"))
+            continue
+        unknown = sorted({str(k) for f, lab in pairs for k in (*f, *lab)} - known)
+        if unknown:  # one such row would make its whole batch structurally invalid
+            problems.append((item, f"field {unknown[0]!r}: is not a feature or label of this endpoint"))
             continue
         for i, (features, labels) in enumerate(pairs):
             row = {**features, **labels}
@@ -386,25 +392,25 @@ def _rows_of_items(
 
 
 def _validate_rows(
-    endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
+    endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp, rules: EventRules
 ) -> tuple[pa.Table | None, list[tuple[int, str, str]]]:
     """Validate `df`; rows that fail are found by bisection and returned as (position, reason,
     sample) instead of failing the batch."""
     frame = df.drop(columns=["_recorded_ns"]).reset_index(drop=True)
-    return _bisect(endpoint, frame, now, 0)
+    return _bisect(endpoint, frame, now, rules, 0)
 
 
 def _bisect(
-    endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp, offset: int
+    endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp, rules: EventRules, offset: int
 ) -> tuple[pa.Table | None, list[tuple[int, str, str]]]:
     try:
-        return validate_events(endpoint, df, now), []
+        return validate_events(endpoint, df, now, rules), []
     except EventValidationError as exc:
         if len(df) == 1:
             return None, [(offset, _reason(exc), repr(df.iloc[0].to_dict())[:300])]
     mid = len(df) // 2
-    left, bad_left = _bisect(endpoint, df.iloc[:mid], now, offset)
-    right, bad_right = _bisect(endpoint, df.iloc[mid:], now, offset + mid)
+    left, bad_left = _bisect(endpoint, df.iloc[:mid], now, rules, offset)
+    right, bad_right = _bisect(endpoint, df.iloc[mid:], now, rules, offset + mid)
     tables = [t for t in (left, right) if t is not None]
     table = pa.concat_tables(tables).sort_by("timestamp") if tables else None
     return table, bad_left + bad_right

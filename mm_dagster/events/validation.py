@@ -1,14 +1,20 @@
 """Turn user-supplied events into a typed Arrow table for one endpoint, or say exactly what is wrong.
 
 Event columns: `timestamp` (UTC; default: now), `request_id` (default: a uuid), `latency_us`,
-`error` (text or null), one column per feature and per label. A label may be null only on an event
-whose `error` is set (the model failed, so there is no output).
+`error` (text or null), one column per feature and per label. Missing values (NaN, None, NA) and
+non-finite numbers in features and labels are data: stored, and counted apart in the statistics.
+Only structural problems reject a batch: a missing, extra or repeated column, a wrong type, an
+impossible timestamp (numbers without a stated unit, before `EventRules.earliest`, or further in
+the future than `EventRules.max_future_skew`), a latency that is not a plausible duration, an
+empty or oversized request id.
 """
 
 import os
 import warnings
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -18,8 +24,9 @@ import pyarrow as pa
 
 from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
 from mm_dagster.core.errors import EventValidationError
+from mm_dagster.core.names import EVENT_FIELDS
 
-META_COLUMNS = ("timestamp", "request_id", "latency_us", "error")
+META_COLUMNS = EVENT_FIELDS
 ARROW_TYPES: Mapping[str, pa.DataType] = MappingProxyType(
     {FLOAT: pa.float64(), BOOL: pa.bool_(), STRING: pa.string()}
 )
@@ -34,6 +41,19 @@ def event_schema(endpoint: ModelEndpoint) -> pa.Schema:
     ]
     fields += [pa.field(c, ARROW_TYPES[endpoint.column_types[c]]) for c in endpoint.columns]
     return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class EventRules:
+    """Bounds on what an event may say about itself (configurable per `Monitoring`)."""
+
+    max_future_skew: timedelta = timedelta(minutes=5)
+    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_latency_us: float = 24 * 3600 * 1e6
+    max_request_id_chars: int = 256
+
+
+TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
 
 
 class _Position(int):
@@ -85,9 +105,7 @@ def _as_text(endpoint: ModelEndpoint, col: str, s: pd.Series, labels: pd.Index) 
         raise _fail(endpoint, col, _row(labels, pos), f"expected text, got {objects[pos]!r}") from None
 
 
-def _numeric(
-    endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarray, labels: pd.Index
-) -> pa.Array:
+def _numeric(endpoint: ModelEndpoint, col: str, s: pd.Series, labels: pd.Index) -> pa.Array:
     if pd.api.types.is_complex_dtype(s.dtype) and len(s):  # a float cast would drop the imaginary part
         raise _fail(endpoint, col, _row(labels, 0), f"expected a real number, got {_plain(s.iloc[0])!r}")
     if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
@@ -103,19 +121,10 @@ def _numeric(
             raise _fail(endpoint, col, _row(labels, pos), f"expected {what}, got {_plain(objects[pos])!r}")
         s = coerced
     values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-    missing = np.isnan(values)
-    bad = (missing & ~nullable) | np.isinf(values)
-    if bad.any():
-        pos = _first(bad)
-        raise _fail(
-            endpoint, col, _row(labels, pos), f"expected a finite number, got {_plain(values[pos])!r}"
-        )
-    return pa.array(values, type=pa.float64(), mask=missing)
+    return pa.array(values, type=pa.float64(), mask=np.isnan(values))
 
 
-def _typed_objects(
-    endpoint: ModelEndpoint, col: str, s: pd.Series, nullable: np.ndarray, kind: str, labels: pd.Index
-) -> pa.Array:
+def _typed_objects(endpoint: ModelEndpoint, col: str, s: pd.Series, kind: str, labels: pd.Index) -> pa.Array:
     objects = s.to_numpy(dtype=object)
     missing = pd.isna(objects)
     expected = "string" if kind == STRING else "boolean"
@@ -127,19 +136,43 @@ def _typed_objects(
             pos = _first(bad)
             what = "a string" if kind == STRING else "a bool"
             raise _fail(endpoint, col, _row(labels, pos), f"expected {what}, got {_plain(objects[pos])!r}")
-    bad = missing & ~nullable
-    if bad.any():
-        pos = _first(bad)
-        raise _fail(endpoint, col, _row(labels, pos), f"missing value ({_plain(objects[pos])!r})")
     values = np.where(missing, None, objects)
     return pa.array(values, type=ARROW_TYPES[kind], from_pandas=True)
 
 
-def _timestamps(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index) -> pd.Series:
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _timestamps(
+    endpoint: ModelEndpoint,
+    s: pd.Series,
+    labels: pd.Index,
+    unit: str | None,
+    now: pd.Timestamp,
+    rules: EventRules,
+) -> pd.Series:
+    numeric = np.fromiter((_is_number(v) for v in s.to_numpy(dtype=object)), bool, len(s))
+    if unit is None and numeric.any():
+        pos = _first(numeric)
+        raise _fail(
+            endpoint,
+            "timestamp",
+            _row(labels, pos),
+            f"a number is a timestamp only with its unit: pass timestamp_unit= one of "
+            f"{list(TIMESTAMP_UNITS)} (e.g. 's' for time.time()), got {_plain(s.iloc[pos])!r}",
+        )
+    if unit is not None and unit not in TIMESTAMP_UNITS:
+        raise _fail(
+            endpoint, "timestamp", None, f"timestamp_unit {unit!r} is not one of {list(TIMESTAMP_UNITS)}"
+        )
+    if numeric.any() and not numeric.all():
+        pos = _first(~numeric & s.notna().to_numpy())
+        raise _fail(endpoint, "timestamp", _row(labels, pos), f"mixes numbers and text, got {s.iloc[pos]!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
         try:
-            ts = pd.to_datetime(s, utc=True)
+            ts = pd.to_datetime(s, utc=True, unit=unit if numeric.any() else None)
         except (ValueError, TypeError, OverflowError) as exc:
             row = None
             try:  # the first value that does not parse, found without a loop over the rows
@@ -150,10 +183,18 @@ def _timestamps(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index) -> pd.S
             raise _fail(endpoint, "timestamp", row, f"not a timestamp: {exc}") from exc
     if ts.isna().any():
         raise _fail(endpoint, "timestamp", _row(labels, _first(ts.isna().to_numpy())), "missing timestamp")
+    latest = pd.Timestamp(now).tz_convert("UTC") + rules.max_future_skew
+    for bad, what in (
+        ((ts > latest).to_numpy(), f"more than {rules.max_future_skew} in the future (now {now})"),
+        ((ts < pd.Timestamp(rules.earliest)).to_numpy(), f"before {rules.earliest:%Y-%m-%d}"),
+    ):
+        if bad.any():
+            pos = _first(bad)
+            raise _fail(endpoint, "timestamp", _row(labels, pos), f"timestamp {what}, got {ts.iloc[pos]}")
     return ts
 
 
-def _latencies(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index) -> pa.Array:
+def _latencies(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index, rules: EventRules) -> pa.Array:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
         unreadable = np.zeros(len(s), dtype=bool)
@@ -165,14 +206,15 @@ def _latencies(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index) -> pa.Ar
         unreadable = np.isnan(values) & ~pd.isna(objects)
     missing = np.isnan(values)
     with np.errstate(invalid="ignore"):
-        bad = unreadable | (values < 0) | (values >= 2.0**63)
+        bad = unreadable | (values < 0) | (values > rules.max_latency_us) | np.isinf(values)
     if bad.any():
         pos = _first(bad)
         raise _fail(
             endpoint,
             "latency_us",
             _row(labels, pos),
-            f"expected a non-negative number of microseconds, got {_plain(s.iloc[pos])!r}",
+            f"expected a non-negative number of microseconds up to {rules.max_latency_us:.0f}, "
+            f"got {_plain(s.iloc[pos])!r}",
         )
     return pa.array(np.round(np.where(missing, 0, values)).astype(np.int64), type=pa.int64(), mask=missing)
 
@@ -183,12 +225,19 @@ def _random_request_ids(n: int) -> pa.Array:
     return pa.array(raw.astype("U32"), type=pa.string())
 
 
-def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp) -> pa.Table:
+def validate_events(
+    endpoint: ModelEndpoint,
+    df: pd.DataFrame,
+    now: pd.Timestamp,
+    rules: EventRules | None = None,
+    timestamp_unit: str | None = None,
+) -> pa.Table:
     """Validate `df` against `endpoint`'s schema; return a table sorted by timestamp.
 
     Any frame either validates or raises `EventValidationError` naming the endpoint, the field and,
     for a bad value, the row (its index label; its position if the index repeats labels).
     """
+    rules = rules or EventRules()
     if not isinstance(df, pd.DataFrame):
         raise EventValidationError(
             f"endpoint {endpoint.name!r}: events must be a pandas DataFrame, got {type(df).__name__}"
@@ -233,7 +282,7 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
     arrays: dict[str, pa.Array] = {}
 
     if "timestamp" in columns:
-        ts = _timestamps(endpoint, df["timestamp"], labels)
+        ts = _timestamps(endpoint, df["timestamp"], labels, timestamp_unit, now, rules)
     else:
         ts = pd.Series(pd.Timestamp(now).tz_convert("UTC"), index=df.index)
     arrays["timestamp"] = pa.array(ts.dt.as_unit("us"), type=pa.timestamp("us", tz="UTC"))
@@ -244,32 +293,38 @@ def validate_events(endpoint: ModelEndpoint, df: pd.DataFrame, now: pd.Timestamp
         blank = rid.isna().to_numpy() | (texts == "")
         if blank.any():
             raise _fail(endpoint, "request_id", _row(labels, _first(blank)), "empty request_id")
+        long = np.fromiter((len(t) > rules.max_request_id_chars for t in texts), bool, n)
+        if long.any():
+            pos = _first(long)
+            raise _fail(
+                endpoint,
+                "request_id",
+                _row(labels, pos),
+                f"request_id longer than {rules.max_request_id_chars} characters ({len(texts[pos])})",
+            )
         arrays["request_id"] = pa.array(texts, type=pa.string())
     else:
         arrays["request_id"] = _random_request_ids(n)
 
     if "latency_us" in columns:
-        arrays["latency_us"] = _latencies(endpoint, df["latency_us"], labels)
+        arrays["latency_us"] = _latencies(endpoint, df["latency_us"], labels, rules)
     else:
         arrays["latency_us"] = pa.nulls(n, type=pa.int64())
 
-    has_error = np.zeros(n, dtype=bool)
     if "error" in columns:
         err = df["error"].astype(object)
         blank = err.isna().to_numpy() | np.fromiter((isinstance(v, str) and v == "" for v in err), bool, n)
         err = err.where(~blank, None)
-        arrays["error"] = _typed_objects(endpoint, "error", err, np.ones(n, dtype=bool), STRING, labels)
-        has_error = ~blank
+        arrays["error"] = _typed_objects(endpoint, "error", err, STRING, labels)
     else:
         arrays["error"] = pa.nulls(n, type=pa.string())
 
     for col in endpoint.columns:
-        nullable = has_error if col in endpoint.label_names else np.zeros(n, dtype=bool)
         kind = endpoint.column_types[col]
         if kind == FLOAT:
-            arrays[col] = _numeric(endpoint, col, df[col], nullable, labels)
+            arrays[col] = _numeric(endpoint, col, df[col], labels)
         else:
-            arrays[col] = _typed_objects(endpoint, col, df[col], nullable, kind, labels)
+            arrays[col] = _typed_objects(endpoint, col, df[col], kind, labels)
 
     table = pa.table(arrays, schema=event_schema(endpoint))
     return table.sort_by("timestamp")

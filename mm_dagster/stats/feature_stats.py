@@ -1,10 +1,11 @@
 """Feature statistics in MLRun's schema (spec §3), reference and window alike.
 
-Numeric column: count (non-NaN), mean, std, min, 25%, 50%, 75%, max and
-`hist = [counts, edges]`: 20 equal-width bins from min to max, padded with one empty bin on each
-side whose outer edges are -/+sys.float_info.max (22 bins, 23 edges).
-Categorical column (string, bool, category): count, unique, top, freq and `freqs`, a frequency
-table. A window's histogram is always taken on the reference's edges.
+Numeric column: count (non-missing), missing (NaN/None), non_finite (±inf, counted apart), mean,
+std, min, 25%, 50%, 75%, max of the finite values and `hist = [counts, edges]`: 20 equal-width
+bins from the finite min to max, padded with one bin on each side whose outer edges are
+-/+sys.float_info.max (22 bins, 23 edges); missing values are not in the histogram.
+Categorical column (string, bool, category): count, missing, unique, top, freq and `freqs`, a
+frequency table. A window's histogram is always taken on the reference's edges.
 """
 
 import sys
@@ -65,18 +66,28 @@ def bin_counts(values: np.ndarray, edges: np.ndarray, *, mlrun_compatible: bool 
 
 
 def _numeric_stats(values: np.ndarray, edges: np.ndarray | None) -> dict[str, Any]:
-    finite = values[~np.isnan(values)]
+    """`count` is the non-missing values, `missing` the NaN/None ones, `non_finite` the ±inf ones;
+    moments, quantiles and bin edges come from the finite values only, and ±inf counts in the
+    underflow/overflow bins."""
+    missing = np.isnan(values)
+    present = values[~missing]
+    finite = present[np.isfinite(present)]
+    counted = {
+        "type": NUMERIC,
+        "count": int(present.size),
+        "missing": int(missing.sum()),
+        "non_finite": int(present.size - finite.size),
+    }
+    if finite.size == 0:
+        return counted
     count = int(finite.size)
-    if count == 0:
-        return {"type": NUMERIC, "count": 0}
     q25, q50, q75 = np.percentile(finite, [25, 50, 75])
     minimum, maximum = float(finite.min()), float(finite.max())
     if edges is None:
         edges = padded_edges(reference_inner_edges(minimum, maximum))
-    counts = bin_counts(finite, edges)
+    counts = bin_counts(present, edges)
     return {
-        "type": NUMERIC,
-        "count": count,
+        **counted,
         "mean": float(finite.mean()),
         "std": float(finite.std(ddof=1)) if count > 1 else 0.0,
         "min": minimum,
@@ -92,7 +103,8 @@ def _categorical_stats(series: pd.Series) -> dict[str, Any]:
     counts = series.dropna().astype(str).value_counts()
     if len(counts) > MAX_CATEGORIES:
         counts = counts.iloc[:MAX_CATEGORIES]
-    stats: dict[str, Any] = {"type": CATEGORICAL, "count": int(series.notna().sum())}
+    missing = int(series.isna().sum())
+    stats: dict[str, Any] = {"type": CATEGORICAL, "count": len(series) - missing, "missing": missing}
     stats["unique"] = int(series.dropna().nunique())
     if len(counts):
         stats["top"] = str(counts.index[0])

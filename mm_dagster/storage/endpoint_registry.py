@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.endpoint import COLUMN_TYPES, FLOAT, FeatureStats, ModelEndpoint, column_type_of
 from mm_dagster.core.errors import MonitoringError, UnknownEndpointError
-from mm_dagster.core.names import ENDPOINT_ID, check_endpoint_name
+from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage import database as db
 
@@ -39,10 +39,7 @@ def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
 
 
 def _check_column_names(names: Sequence[str], what: str, endpoint: str) -> list[str]:
-    names = list(names)
-    for n in names:
-        if not n:
-            raise MonitoringError(f"endpoint {endpoint!r}: {what} must be non-empty strings: {n!r}")
+    names = [check_column_name(n, endpoint, what.removesuffix("s")) for n in names]
     if len(set(names)) != len(names):
         raise MonitoringError(f"endpoint {endpoint!r}: duplicate {what}: {names}")
     return names
