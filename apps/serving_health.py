@@ -28,6 +28,10 @@ class ServingHealthApplication(ModelMonitoringApplicationBase):
         outputs: list = [
             ModelMonitoringApplicationMetric("requests", float(len(df))),
             ModelMonitoringApplicationMetric("error_rate", error_rate),
+            # Events the recorder could not store in this window (reasons in the logs).
+            ModelMonitoringApplicationMetric(
+                "invalid_events", float(sum(monitoring_context.invalid_events.values()))
+            ),
         ]
         latency = df["latency_us"].dropna()
         if len(latency):

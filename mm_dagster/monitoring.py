@@ -212,7 +212,14 @@ class Monitoring:
         if events is None:
             events = self.read_window(window)
         return run_apps_on_window(
-            apps, window, events, self.endpoints, self.results, self.artifacts, self.references
+            apps,
+            window,
+            events,
+            self.endpoints,
+            self.results,
+            self.artifacts,
+            self.references,
+            self.invalid_events.counts(window.start, window.end, list(events)),
         )
 
     def maintain(

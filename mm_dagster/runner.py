@@ -31,6 +31,7 @@ def run_app_on_endpoint(
     sample_df: pd.DataFrame,
     artifacts: ArtifactStore,
     references: ReferenceStore | None = None,
+    invalid_events: Mapping[str, int] | None = None,
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
@@ -40,6 +41,7 @@ def run_app_on_endpoint(
         sample_df=sample_df,
         artifacts=artifacts,
         references=references,
+        invalid_events=invalid_events,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
 
@@ -52,6 +54,7 @@ def run_apps_on_window(
     results: ResultsStore,
     artifacts: ArtifactStore,
     references: ReferenceStore | None = None,
+    invalid_events: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app."""
     endpoints = {e.id: e for e in registry.list(ids=list(events))}
@@ -71,7 +74,13 @@ def run_apps_on_window(
         for endpoint_id, endpoint in endpoints.items():
             try:
                 outputs, uris = run_app_on_endpoint(
-                    app, endpoint, window, events[endpoint_id], artifacts, references
+                    app,
+                    endpoint,
+                    window,
+                    events[endpoint_id],
+                    artifacts,
+                    references,
+                    (invalid_events or {}).get(endpoint_id),
                 )
             except Exception as exc:
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -195,3 +195,31 @@ def test_sigterm_flushes_a_serving_process(isolated_home: Path) -> None:
         endpoint = mm.get_endpoint("served")
         assert len(stored(mm, endpoint)) == 200 and endpoint.event_count == 200
     assert os.path.isdir(Path(home) / "spool") is False or not any((Path(home) / "spool").rglob("*.parquet"))
+
+
+def test_invalid_events_reach_apps_and_the_window_asset(mm: Monitoring, endpoint: ModelEndpoint) -> None:
+    from dagster import instance_for_test
+
+    from apps.serving_health import ServingHealthApplication
+    from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
+    from mm_dagster.dagster_defs.resources import MonitoringResource
+
+    recorder = mm.recorder(max_events=1000, max_seconds=60, handle_signals=False)
+    window = Window.containing(datetime.now(UTC) - timedelta(minutes=30), 10)  # closed: a partition
+    at = window.start + timedelta(minutes=1)
+    for _ in range(4):
+        recorder.record("fraud-model", FEATURES, {"prediction": 1.0}, timestamp=at)
+    recorder.record("fraud-model", {**FEATURES, "f1": "n/a"}, {"prediction": 1.0}, timestamp=at)
+    recorder.close()
+    app = ServingHealthApplication()
+    mm.run_window([app], window)
+    (metric,) = mm.results.metrics(endpoint.id, app.name, "invalid_events")
+    assert metric.value == 1.0
+    config = MonitoringConfig(apps=[app], partitions_start="2026-11-01")
+    defs = build_definitions(config, resource=MonitoringResource(home=mm.settings.home))
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def("mm_monitoring_job").execute_in_process(
+            instance=instance, partition_key=window.key
+        )
+        (window_events,) = result.asset_materializations_for_node("mm__window_events")
+        assert window_events.metadata["invalid_events"].value == 1

@@ -1,7 +1,7 @@
 """The context an app's `do_tracking` receives: one endpoint, one window; heavy parts lazy."""
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,11 @@ class MonitoringApplicationContext:
         artifacts: ArtifactStore,
         logger: logging.Logger | None = None,
         references: ReferenceStore | None = None,
+        invalid_events: Mapping[str, int] | None = None,
     ) -> None:
         self._references = references
+        # Events of this endpoint and window the recorder could not store, by reason.
+        self.invalid_events: dict[str, int] = dict(invalid_events or {})
         self.application_name = application_name
         self.model_endpoint = endpoint
         self.endpoint_id = endpoint.id

@@ -98,15 +98,18 @@ def build_window_asset(
         monitoring = mm.monitoring
         windows = windows_of_run(context)
         endpoint_names = monitoring.endpoints.names()
-        totals = {"events": 0, "endpoints": 0, "errors": 0, "late_events": 0}
+        totals = {"events": 0, "endpoints": 0, "errors": 0, "late_events": 0, "invalid_events": 0}
         metadata: dict[str, Any] = {}
         for window in windows:
             summary = window_summary(mm.window_events(window), endpoint_names)
             late = monitoring.arrivals.late_events(window, window.end + allowed_lateness)
+            invalid = monitoring.invalid_events.counts(window.start, window.end)
+            invalid_total = sum(sum(reasons.values()) for reasons in invalid.values())
+            totals["invalid_events"] += invalid_total
             for k in ("events", "endpoints", "errors"):
                 totals[k] += int(summary[k])
             totals["late_events"] += late
-            metadata = {**summary, "late_events": late}
+            metadata = {**summary, "late_events": late, "invalid_events": invalid_total}
         if len(windows) > 1:
             metadata = {
                 "windows": len(windows),

@@ -243,13 +243,16 @@ class EventRecorder:
     def _store(self, endpoint: ModelEndpoint, group: list[_Recorded]) -> None:
         rows, problems = _rows_of_items(endpoint, group)
         for item, reason in problems:
-            self._count_invalid(endpoint, item.recorded_ns, reason, repr(item.features)[:300])
+            self._count_invalid(
+                endpoint, _event_time(item.timestamp, item.recorded_ns), reason, repr(item.features)[:300]
+            )
         if not rows:
             return
         now = pd.Timestamp.now(tz="UTC")
         table, rejected = _validate_rows(endpoint, pd.DataFrame(rows), now, self.ingestor.rules)
         for position, reason, sample in rejected:
-            self._count_invalid(endpoint, rows[position]["_recorded_ns"], reason, sample)
+            row = rows[position]
+            self._count_invalid(endpoint, _event_time(row["timestamp"], row["_recorded_ns"]), reason, sample)
         if table is None or table.num_rows == 0:
             return
         batch_id = uuid.uuid4().hex
@@ -269,7 +272,7 @@ class EventRecorder:
             self.stats.spooled_batches += 1
         else:
             self.stats.dropped += table.num_rows
-            self._count_invalid(endpoint, time.time_ns(), SPOOL_FULL, f"{table.num_rows} events")
+            self._count_invalid(endpoint, datetime.now(UTC), SPOOL_FULL, f"{table.num_rows} events")
             log.error(
                 "mm_dagster recorder: spool %s is full; %d event(s) of endpoint %r dropped",
                 self.spool.directory,
@@ -295,11 +298,10 @@ class EventRecorder:
             self.stats.replayed_batches += 1
         self._store_failed_at = None
 
-    def _count_invalid(self, endpoint: ModelEndpoint, recorded_ns: int, reason: str, sample: str) -> None:
+    def _count_invalid(self, endpoint: ModelEndpoint, when: datetime, reason: str, sample: str) -> None:
+        """Count one event under the window of its own timestamp (or of its recording time)."""
         self.stats.invalid += 1
-        slot = Window.containing(
-            datetime.fromtimestamp(recorded_ns / 1e9, UTC), self.ingestor.store.base_period
-        )
+        slot = Window.containing(when, self.ingestor.store.base_period)
         key = InvalidEventKey(endpoint.id, slot.start, reason)
         count, first_sample = self._invalid.get(key, (0, sample))
         self._invalid[key] = (count + 1, first_sample)
@@ -336,6 +338,20 @@ class EventRecorder:
                     os.kill(os.getpid(), received)
 
             signal.signal(signum, on_signal)
+
+
+def _event_time(timestamp: Any, recorded_ns: int) -> datetime:
+    """The event's own timestamp when it is a plausible one, else when it was recorded."""
+    recorded = datetime.fromtimestamp(recorded_ns / 1e9, UTC)
+    if timestamp is None or isinstance(timestamp, bool | int | float):
+        return recorded
+    try:
+        when = pd.Timestamp(timestamp)
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        parsed: datetime = when.to_pydatetime()
+    except (ValueError, TypeError, OverflowError):
+        return recorded
+    return parsed if abs(parsed - recorded).days < 365 else recorded
 
 
 def _snapshot(inputs: Any) -> Any:
