@@ -155,6 +155,24 @@ class Monitoring:
             self.references.save(endpoint.id, reference[columns], reference_sample_rows)
         return endpoint
 
+    def update_reference(
+        self,
+        endpoint: str,
+        reference: pd.DataFrame,
+        *,
+        model_version: str | None = None,
+        model_uri: str | None = None,
+        reference_sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    ) -> ModelEndpoint:
+        """Monitor against a new reference (and model version) from now on; the previous ones
+        stay in `endpoints.reference_history`, and every result records the versions it used."""
+        updated = self.endpoints.update_reference(
+            endpoint, reference, model_version=model_version, model_uri=model_uri
+        )
+        columns = [c for c in updated.columns if c in reference.columns]
+        self.references.save(updated.id, reference[columns], reference_sample_rows)
+        return updated
+
     def get_endpoint(self, name_or_id: str) -> ModelEndpoint:
         return self.endpoints.get(name_or_id)
 

@@ -66,6 +66,7 @@ def run_apps_on_window(
             len(unknown),
             unknown[:5],
         )
+    versions = {e.id: (e.model_version, e.reference_version) for e in endpoints.values()}
     reports = []
     for app in apps:
         report = AppWindowReport(
@@ -95,6 +96,6 @@ def run_apps_on_window(
                 continue
             report.outputs[endpoint_id] = outputs
             report.artifacts.update(uris)
-        results.replace_window(app.name, window, report.outputs, report.failures)
+        results.replace_window(app.name, window, report.outputs, report.failures, versions)
         reports.append(report)
     return reports

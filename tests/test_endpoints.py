@@ -24,10 +24,63 @@ def test_create_get_list_delete(mm: Monitoring, endpoint: ModelEndpoint) -> None
 
 def test_create_is_get_or_create(mm: Monitoring, endpoint: ModelEndpoint) -> None:
     again = mm.create_endpoint(
-        "fraud-model", reference=reference_frame(100, seed=9), label_names=["prediction"]
+        "fraud-model",
+        reference=reference_frame(5000, seed=1),
+        label_names=["prediction"],
+        model_name="fraud",
+        model_version="3",
     )
-    assert again.id == endpoint.id
-    assert again.feature_stats == endpoint.feature_stats  # the first reference is kept
+    assert again == endpoint
+    assert (
+        mm.create_endpoint("fraud-model", feature_names=endpoint.feature_names, label_names=["prediction"]).id
+        == endpoint.id
+    )
+
+
+def test_create_says_what_differs_instead_of_ignoring_it(mm: Monitoring, endpoint: ModelEndpoint) -> None:
+    with pytest.raises(MonitoringError, match=r"model_version='3' \(got '4'\).*update_reference"):
+        mm.create_endpoint(
+            "fraud-model",
+            reference=reference_frame(5000, seed=1),
+            label_names=["prediction"],
+            model_version="4",
+        )
+    with pytest.raises(MonitoringError, match=r"a different reference \(version 1 is stored\)"):
+        mm.create_endpoint("fraud-model", reference=reference_frame(100, seed=9), label_names=["prediction"])
+
+
+def test_update_reference_keeps_history_and_results_carry_versions(
+    mm: Monitoring, endpoint: ModelEndpoint
+) -> None:
+    from mm_dagster.applications import HistogramDataDriftApplication
+    from mm_dagster.simulation import traffic_frame
+
+    from .conftest import past_window
+
+    first, second = past_window(90), past_window(60)
+    app = HistogramDataDriftApplication()
+    mm.record_events("fraud-model", traffic_frame(300, first.start, first.end, seed=1))
+    mm.run_window([app], first)
+    updated = mm.update_reference("fraud-model", reference_frame(3000, seed=4), model_version="4")
+    assert (updated.reference_version, updated.model_version, updated.reference_rows) == (2, "4", 3000)
+    assert updated.feature_stats != endpoint.feature_stats
+    mm.record_events("fraud-model", traffic_frame(300, second.start, second.end, seed=2))
+    mm.run_window([app], second)
+    history = mm.endpoints.reference_history("fraud-model")
+    assert [(h["version"], h["model_version"], h["reference_rows"]) for h in history] == [
+        (1, "3", 5000),
+        (2, "4", 3000),
+    ]
+    versions = {
+        (r.window_start, r.model_version, r.reference_version) for r in mm.results.results(endpoint.id)
+    }
+    assert versions == {(first.start, "3", 1), (second.start, "4", 2)}
+    assert (
+        mm.create_endpoint(
+            "fraud-model", reference=reference_frame(3000, seed=4), label_names=["prediction"]
+        ).id
+        == endpoint.id
+    )
 
 
 def test_conflicting_features_are_an_error(mm: Monitoring, endpoint: ModelEndpoint) -> None:

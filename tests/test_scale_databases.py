@@ -64,7 +64,7 @@ def scaled(database_url: str, isolated_home: object) -> Iterator[Monitoring]:
 def test_results_store_replaces_and_serves_latest(scaled: Monitoring) -> None:
     mm = scaled
     ep = mm.create_endpoint("m", reference=reference_frame(3000, seed=1), label_names=["prediction"])
-    assert mm.create_endpoint("m", reference=reference_frame(10), label_names=["prediction"]).id == ep.id
+    assert mm.create_endpoint("m", feature_names=ep.feature_names, label_names=["prediction"]).id == ep.id
     app = HistogramDataDriftApplication()
     first = past_window(90)
     windows = [

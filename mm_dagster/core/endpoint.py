@@ -29,6 +29,7 @@ class ModelEndpoint:
     last_request: datetime | None = None
     error_count: int = 0
     event_count: int = 0
+    reference_version: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -18,6 +18,8 @@ class StoredResult:
     status: ResultStatusApp
     value: float
     extra_data: dict[str, Any]
+    model_version: str | None = None
+    reference_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class StoredMetric:
     window_start: datetime
     window_end: datetime
     value: float
+    model_version: str | None = None
+    reference_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,19 @@ endpoints = sa.Table(
     sa.Column("last_request", sa.DateTime),
     sa.Column("error_count", sa.BigInteger, nullable=False, default=0),
     sa.Column("event_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("reference_version", sa.Integer),
+)
+
+endpoint_references = sa.Table(
+    "mm_endpoint_references",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("model_uri", sa.String(1024), nullable=False),
+    sa.Column("feature_stats", sa.JSON, nullable=False),
+    sa.Column("reference_rows", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
 results = sa.Table(
@@ -59,6 +72,8 @@ results = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("extra_data", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("reference_version", sa.Integer),
     sa.Index("ix_mm_results_window", "window_start", "app"),
 )
 
@@ -71,6 +86,8 @@ metrics = sa.Table(
     *_window_columns(),
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(128)),
+    sa.Column("reference_version", sa.Integer),
     sa.Index("ix_mm_metrics_window", "window_start", "app"),
 )
 
@@ -191,8 +208,33 @@ def create_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     metadata.create_all(engine)
+    _add_missing_columns(engine)
     _create_latest_views(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns that later versions added to existing tables (all nullable, so additive)."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(
+                    f"table {table.name} lacks NOT NULL column {column.name}: migrate it by hand"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            except sa.exc.DBAPIError:
+                columns = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+                if column.name not in columns:  # not a concurrent migration that got there first
+                    raise
 
 
 def latest_select(table: sa.Table) -> sa.Select[Any]:

@@ -35,6 +35,7 @@ def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
         last_request=db.from_db_time(m["last_request"]),
         error_count=m["error_count"],
         event_count=m["event_count"],
+        reference_version=m["reference_version"] or 1,
     )
 
 
@@ -45,13 +46,41 @@ def _check_column_names(names: Sequence[str], what: str, endpoint: str) -> list[
     return names
 
 
-def _same_columns(existing: ModelEndpoint, features: list[str], labels: list[str]) -> ModelEndpoint:
+def _same_endpoint(
+    existing: ModelEndpoint,
+    features: list[str],
+    labels: list[str],
+    model: Mapping[str, str],
+    stats: FeatureStats | None,
+) -> ModelEndpoint:
+    """`existing` if the arguments describe it; else an error saying what differs and what to do."""
     if existing.feature_names != features or existing.label_names != labels:
         raise MonitoringError(
             f"endpoint {existing.name!r} exists with feature_names={existing.feature_names}, "
             f"label_names={existing.label_names}; got feature_names={features}, label_names={labels}"
         )
+    differ = [
+        f"{key}={getattr(existing, key)!r} (got {value!r})"
+        for key, value in model.items()
+        if value and value != getattr(existing, key)
+    ]
+    if stats is not None and stats != existing.feature_stats:
+        differ.append(f"a different reference (version {existing.reference_version} is stored)")
+    if differ:
+        raise MonitoringError(
+            f"endpoint {existing.name!r} exists with " + "; ".join(differ) + ": to monitor a new model "
+            "version or reference, call update_reference(endpoint, reference, model_version=...)"
+        )
     return existing
+
+
+def _reference_stats(
+    endpoint: str, reference: pd.DataFrame, features: list[str], labels: list[str]
+) -> FeatureStats:
+    missing = [c for c in features if c not in reference.columns]
+    if missing:
+        raise MonitoringError(f"endpoint {endpoint!r}: reference lacks features {missing}")
+    return compute_feature_stats(reference, [c for c in features + labels if c in reference.columns])
 
 
 class EndpointRegistry:
@@ -83,19 +112,13 @@ class EndpointRegistry:
             raise MonitoringError(
                 f"endpoint {name!r}: columns both feature and label: {set(features) & set(labels)}"
             )
+        model = {"model_name": model_name, "model_version": model_version, "model_uri": model_uri}
+        stats = None if reference is None else _reference_stats(name, reference, features, labels)
         existing = self.find(name)
         if existing is not None:
-            return _same_columns(existing, features, labels)
+            return _same_endpoint(existing, features, labels, model, stats)
         types = self._column_types(name, features + labels, reference, column_types)
-        stats: FeatureStats = {}
-        rows = 0
-        if reference is not None:
-            present = [c for c in features + labels if c in reference.columns]
-            missing = [c for c in features if c not in reference.columns]
-            if missing:
-                raise MonitoringError(f"endpoint {name!r}: reference lacks features {missing}")
-            stats = compute_feature_stats(reference, present)
-            rows = len(reference)
+        rows = 0 if reference is None else len(reference)
         row = {
             "id": uuid.uuid4().hex,
             "name": name,
@@ -105,21 +128,106 @@ class EndpointRegistry:
             "feature_names": features,
             "label_names": labels,
             "column_types": types,
-            "feature_stats": stats,
+            "feature_stats": stats or {},
             "reference_rows": rows,
             "created_at": db.to_db_time(self.clock()),
             "error_count": 0,
             "event_count": 0,
+            "reference_version": 1,
         }
         try:
             with self.engine.begin() as conn:
                 conn.execute(db.endpoints.insert().values(**row))
+                self._keep_reference(conn, str(row["id"]), 1, model_version, model_uri, stats or {}, rows)
         except sa.exc.IntegrityError:
             concurrent = self.find(name)  # another process created it between lookup and insert
             if concurrent is None:
                 raise
-            return _same_columns(concurrent, features, labels)
+            return _same_endpoint(concurrent, features, labels, model, stats)
         return self.get(str(row["id"]))
+
+    def _keep_reference(
+        self,
+        conn: sa.Connection,
+        endpoint_id: str,
+        version: int,
+        model_version: str,
+        model_uri: str,
+        stats: FeatureStats,
+        rows: int,
+    ) -> None:
+        conn.execute(
+            db.endpoint_references.insert().values(
+                endpoint_id=endpoint_id,
+                version=version,
+                model_version=model_version,
+                model_uri=model_uri,
+                feature_stats=stats,
+                reference_rows=rows,
+                created_at=db.to_db_time(self.clock()),
+            )
+        )
+
+    def update_reference(
+        self,
+        name_or_id: str,
+        reference: pd.DataFrame,
+        *,
+        model_version: str | None = None,
+        model_uri: str | None = None,
+    ) -> ModelEndpoint:
+        """A new reference (and model version) for an endpoint. The previous ones stay in its
+        reference history; results carry the versions they were computed against."""
+        endpoint = self.get(name_or_id)
+        stats = _reference_stats(endpoint.name, reference, endpoint.feature_names, endpoint.label_names)
+        t = db.endpoints
+        new_model_version = endpoint.model_version if model_version is None else model_version
+        new_model_uri = endpoint.model_uri if model_uri is None else model_uri
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(t.c.reference_version).where(t.c.id == endpoint.id).with_for_update()
+            ).scalar_one()
+            version = (current or 1) + 1
+            if current is None:  # an endpoint from before reference history: keep what it had
+                self._keep_reference(
+                    conn,
+                    endpoint.id,
+                    1,
+                    endpoint.model_version,
+                    endpoint.model_uri,
+                    endpoint.feature_stats,
+                    endpoint.reference_rows,
+                )
+            conn.execute(
+                t.update()
+                .where(t.c.id == endpoint.id)
+                .values(
+                    feature_stats=stats,
+                    reference_rows=len(reference),
+                    model_version=new_model_version,
+                    model_uri=new_model_uri,
+                    reference_version=version,
+                )
+            )
+            self._keep_reference(
+                conn, endpoint.id, version, new_model_version, new_model_uri, stats, len(reference)
+            )
+        return self.get(endpoint.id)
+
+    def reference_history(self, name_or_id: str) -> list[dict[str, Any]]:
+        """Every reference the endpoint had: version, model_version, model_uri, rows, created_at."""
+        endpoint = self.get(name_or_id)
+        r = db.endpoint_references
+        query = (
+            sa.select(r.c.version, r.c.model_version, r.c.model_uri, r.c.reference_rows, r.c.created_at)
+            .where(r.c.endpoint_id == endpoint.id)
+            .order_by(r.c.version)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {**row._mapping, "created_at": db.from_db_time(row._mapping["created_at"])}
+                for row in conn.execute(query)
+            ]
 
     @staticmethod
     def _column_types(
@@ -175,7 +283,7 @@ class EndpointRegistry:
         """Remove the endpoint and its results, metrics and failures (its events stay on disk)."""
         endpoint = self.get(name_or_id)
         with self.engine.begin() as conn:
-            for table in (db.results, db.metrics, db.app_failures):
+            for table in (db.results, db.metrics, db.app_failures, db.endpoint_references):
                 conn.execute(table.delete().where(table.c.endpoint_id == endpoint.id))
             conn.execute(db.endpoints.delete().where(db.endpoints.c.id == endpoint.id))
 

@@ -33,6 +33,8 @@ def _result(row: sa.Row[Any]) -> StoredResult:
         ResultStatusApp(m["status"]),
         m["value"],
         m["extra_data"],
+        m["model_version"],
+        m["reference_version"],
     )
 
 
@@ -45,6 +47,8 @@ def _metric(row: sa.Row[Any]) -> StoredMetric:
         db.from_db_time(m["window_start"]),
         db.from_db_time(m["window_end"]),
         m["value"],
+        m["model_version"],
+        m["reference_version"],
     )
 
 
@@ -59,16 +63,26 @@ class ResultsStore:
         window: Window,
         outputs: Mapping[str, Outputs],
         failures: Mapping[str, str] | None = None,
+        versions: Mapping[str, tuple[str, int]] | None = None,
     ) -> None:
         """Store `outputs` per endpoint, replacing that endpoint's rows for (app, window).
 
-        An endpoint that failed keeps its earlier rows and gets a failure row instead.
+        An endpoint that failed keeps its earlier rows and gets a failure row instead. `versions`
+        gives each endpoint's (model_version, reference_version) the outputs were computed with.
         """
         start, end = db.to_db_time(window.start), db.to_db_time(window.end)
         now = db.to_db_time(self.clock())
         result_rows, metric_rows = [], []
         for endpoint_id, (results, metrics) in outputs.items():
-            key = {"endpoint_id": endpoint_id, "app": app, "window_start": start, "window_end": end}
+            model_version, reference_version = (versions or {}).get(endpoint_id, (None, None))
+            key = {
+                "endpoint_id": endpoint_id,
+                "app": app,
+                "window_start": start,
+                "window_end": end,
+                "model_version": model_version,
+                "reference_version": reference_version,
+            }
             result_rows += [
                 {
                     **key,

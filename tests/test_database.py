@@ -1,0 +1,31 @@
+"""The schema: created on first use, and columns added by later versions added to old tables."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from mm_dagster.storage import database as db
+
+
+def test_columns_added_by_later_versions_are_added_to_an_existing_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    old = sa.create_engine(url)
+    with old.begin() as conn:  # mm_results and mm_endpoints as the first landing created them
+        conn.exec_driver_sql(
+            "CREATE TABLE mm_results (endpoint_id VARCHAR(32), app VARCHAR(128), name VARCHAR(128), "
+            "window_start DATETIME, window_end DATETIME NOT NULL, kind SMALLINT NOT NULL, "
+            "status SMALLINT NOT NULL, value FLOAT NOT NULL, extra_data JSON NOT NULL, "
+            "updated_at DATETIME NOT NULL, PRIMARY KEY (endpoint_id, app, name, window_start))"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO mm_results VALUES ('e', 'a', 'r', '2026-11-20 10:00:00', "
+            "'2026-11-20 10:10:00', 0, 0, 0.5, '{}', '2026-11-20 10:11:00')"
+        )
+    old.dispose()
+    engine = db.create_engine(url)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("mm_results")}
+    assert {"model_version", "reference_version"} <= columns
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(db.results.c.value, db.results.c.model_version)).one() == (0.5, None)
+    db.create_engine(url).dispose()  # a second start finds nothing to add
+    engine.dispose()
