@@ -1,5 +1,6 @@
-"""A writer process for the crash tests: records batches spanning three windows until killed,
-printing each batch's id once `record_events` has acknowledged it."""
+"""A writer process for the crash and concurrency tests: records batches spanning three windows
+(until killed, or `batches` of them), printing each batch's id once `record_events` acknowledged it.
+`python -m tests.event_writer HOME RUN [BATCHES]`."""
 
 import sys
 from datetime import timedelta
@@ -15,9 +16,9 @@ SPAN = Window(
 )
 
 
-def main(home: str, run: str) -> None:
+def main(home: str, run: str, batches: int = 1_000_000) -> None:
     with Monitoring(home=home) as mm:
-        for k in range(1_000_000):
+        for k in range(batches):
             df = traffic_frame(ROWS, SPAN.start, SPAN.end, seed=k)
             df["request_id"] = [f"{run}-{k}-{i}" for i in range(ROWS)]
             mm.record_events("m", df)
@@ -25,4 +26,4 @@ def main(home: str, run: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:4]))

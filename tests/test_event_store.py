@@ -3,6 +3,7 @@ quarantine of unreadable files, sweeping of leftovers, adoption of format-1 stor
 
 import json
 import logging
+import os
 import random
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from dagster import instance_for_test
 
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.cli import main as mm_main
-from mm_dagster.core.clock import fixed_clock, utcnow
+from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
@@ -99,8 +100,10 @@ def test_leftovers_of_dead_writers_are_never_read_and_are_swept(store_mm: Monito
     )
     assert len(read(store_mm)) == 20
     assert store_mm.events.sweep_orphans(timedelta(hours=1)) == []  # its writer may be alive
-    late_mm = Monitoring(store_mm.settings, clock=fixed_clock(LATER + timedelta(days=365)))
-    assert late_mm.events.sweep_orphans(timedelta(hours=1)) == [orphan[0].path]
+    two_hours_ago = time.time() - 7200
+    orphan_file = Path(store_mm.settings.events_root, orphan[0].path)
+    os.utime(orphan_file, (two_hours_ago, two_hours_ago))  # its writer died two hours ago
+    assert store_mm.events.sweep_orphans(timedelta(hours=1)) == [orphan[0].path]
     assert len(parquet_files(store_mm)) == 1 and len(read(store_mm)) == 20
 
 
@@ -208,8 +211,7 @@ def test_kill_9_during_writes_loses_no_acknowledged_batch_and_shows_no_partial_o
         out, _ = writer.communicate(timeout=30)
         acknowledged.update(out.split())
     assert len(acknowledged) > 20
-    # Files get real mtimes: sweep as if two hours from now, when the writers are long dead.
-    with Monitoring(home=home, clock=fixed_clock(utcnow() + timedelta(hours=2))) as mm:
+    with Monitoring(home=home) as mm:
         rows = mm.read_window(SPAN)[mm.get_endpoint("m").id]
         per_batch = rows["request_id"].str.rsplit("-", n=1).str[0].value_counts()
         assert set(per_batch) == {ROWS}  # every readable batch is whole
@@ -217,8 +219,49 @@ def test_kill_9_during_writes_loses_no_acknowledged_batch_and_shows_no_partial_o
         assert not rows["request_id"].duplicated().any()
         endpoint = mm.get_endpoint("m")
         assert endpoint.event_count == len(rows) == ROWS * len(per_batch)
-        mm.events.sweep_orphans(timedelta(hours=1))
+        mm.events.sweep_orphans(timedelta(0))  # every writer is dead: nothing is in flight
         assert len(mm.read_window(SPAN)[endpoint.id]) == len(rows)
         registered = {f.path for fs in mm.catalog.live_files(SPAN.start, SPAN.end).values() for f in fs}
         on_disk = {str(p.relative_to(mm.settings.events_root)) for p in parquet_files(mm)}
         assert on_disk == registered  # leftovers of the killed writers are gone
+
+
+@pytest.mark.slow
+def test_eight_writers_a_reader_and_compaction_on_one_window(tmp_path: Path) -> None:
+    from .event_writer import ROWS, SPAN
+
+    home = home_of(tmp_path)
+    with Monitoring(home=home) as mm:
+        mm.create_endpoint("m", reference=reference_frame(2000, seed=1), label_names=["prediction"])
+    root = Path(__file__).resolve().parents[1]
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    reader = start("tests.event_reader", home)
+    writers = [start("tests.event_writer", home, f"w{i}", "12") for i in range(8)]
+    compactions = 0
+    policy = MaintenancePolicy(retention=timedelta(days=3650))
+    with Monitoring(home=home) as maintainer:  # the writers' window closed long ago
+        while any(w.poll() is None for w in writers):
+            compactions += len(maintainer.maintain(policy).compacted)
+            time.sleep(0.2)
+        compactions += len(maintainer.maintain(policy).compacted)
+    (Path(home) / "STOP").touch()
+    acknowledged = set()
+    for writer in writers:
+        out, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+        acknowledged.update(out.split())
+    out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    assert "PARTIAL" not in out and "DUPLICATE" not in out, out
+    assert int(out.split()[-1]) > 1  # the reader really read while the others worked
+    assert compactions > 0
+    with Monitoring(home=home) as mm:
+        rows = mm.read_window(SPAN)[mm.get_endpoint("m").id]
+        assert len(acknowledged) == 8 * 12
+        assert len(rows) == ROWS * 8 * 12 == mm.get_endpoint("m").event_count
+        assert not rows["request_id"].duplicated().any()

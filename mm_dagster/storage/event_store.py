@@ -261,8 +261,10 @@ class EventStore:
 
     def sweep_orphans(self, grace: timedelta) -> list[str]:
         """Delete files older than `grace` that no catalog row knows (left by writers that died
-        before their batch was acknowledged) and stale temporary files."""
-        cutoff = self.catalog.clock() - grace
+        before their batch was acknowledged) and stale temporary files. File times come from the
+        writers' real clocks, so the age is measured on the real clock too, never an injected one:
+        a skewed clock must not make a batch still being written look abandoned."""
+        cutoff = datetime.now(UTC) - grace
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         candidates: dict[str, pafs.FileInfo] = {}
         for info in self.fs.get_file_info(selector):
