@@ -54,6 +54,7 @@ class EventRules:
 
 
 TIMESTAMP_UNITS = ("s", "ms", "us", "ns")
+_ID_CHUNK = 1 << 24
 
 
 class _Position(int):
@@ -152,7 +153,13 @@ def _timestamps(
     now: pd.Timestamp,
     rules: EventRules,
 ) -> pd.Series:
-    numeric = np.fromiter((_is_number(v) for v in s.to_numpy(dtype=object)), bool, len(s))
+    typed_text = pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype) or typed_text:
+        numeric = np.zeros(len(s), dtype=bool)
+    elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        numeric = np.ones(len(s), dtype=bool)
+    else:  # objects: look at each value
+        numeric = np.fromiter((_is_number(v) for v in s.to_numpy(dtype=object)), bool, len(s))
     if unit is None and numeric.any():
         pos = _first(numeric)
         raise _fail(
@@ -220,9 +227,16 @@ def _latencies(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index, rules: E
 
 
 def _random_request_ids(n: int) -> pa.Array:
-    """n random 128-bit hex ids, made in one pass."""
-    raw = np.frombuffer(os.urandom(16 * n).hex().encode(), dtype="S32")
-    return pa.array(raw.astype("U32"), type=pa.string())
+    """n random 128-bit hex ids, as Arrow string arrays built straight from the hex bytes (in
+    chunks whose 32-bit offsets cannot overflow)."""
+    chunks = []
+    for size in [_ID_CHUNK] * (n // _ID_CHUNK) + [n % _ID_CHUNK]:
+        data = os.urandom(16 * size).hex().encode()
+        offsets = np.arange(0, 32 * (size + 1), 32, dtype=np.int32)
+        chunks.append(
+            pa.Array.from_buffers(pa.string(), size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        )
+    return pa.concat_arrays(chunks)
 
 
 def validate_events(
