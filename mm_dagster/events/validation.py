@@ -12,7 +12,7 @@ empty or oversized request id.
 import os
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -77,6 +77,15 @@ def _fail(endpoint: ModelEndpoint, column: str, row: Any, message: str) -> Event
     return EventValidationError(f"{where}: {message}", field=column, problem=problem)
 
 
+def _reject_first(
+    endpoint: ModelEndpoint, col: str, bad: np.ndarray, labels: pd.Index, problem: Callable[[int], str]
+) -> None:
+    """Raise for the first row flagged in `bad`, described by `problem(position)`."""
+    if bad.any():
+        pos = _first(bad)
+        raise _fail(endpoint, col, _row(labels, pos), problem(pos))
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
@@ -116,10 +125,12 @@ def _numeric(endpoint: ModelEndpoint, col: str, s: pd.Series, labels: pd.Index) 
             (isinstance(v, bool | np.bool_ | complex | np.complexfloating) for v in objects), bool, len(s)
         )
         bad = (coerced.isna().to_numpy() & ~pd.isna(objects)) | wrong_type
-        if bad.any():
-            pos = _first(bad)
+
+        def expected_number(pos: int) -> str:
             what = "a real number" if isinstance(objects[pos], complex | np.complexfloating) else "a number"
-            raise _fail(endpoint, col, _row(labels, pos), f"expected {what}, got {_plain(objects[pos])!r}")
+            return f"expected {what}, got {_plain(objects[pos])!r}"
+
+        _reject_first(endpoint, col, bad, labels, expected_number)
         s = coerced
     values = s.to_numpy(dtype=np.float64, na_value=np.nan)
     return pa.array(values, type=pa.float64(), mask=np.isnan(values))
@@ -132,11 +143,14 @@ def _typed_objects(endpoint: ModelEndpoint, col: str, s: pd.Series, kind: str, l
     if pd.api.types.infer_dtype(objects, skipna=True) not in (expected, "empty"):
         ok_type = (str,) if kind == STRING else (bool, np.bool_)
         wrong = np.fromiter((not isinstance(v, ok_type) for v in objects), bool, len(objects))
-        bad = wrong & ~missing
-        if bad.any():
-            pos = _first(bad)
-            what = "a string" if kind == STRING else "a bool"
-            raise _fail(endpoint, col, _row(labels, pos), f"expected {what}, got {_plain(objects[pos])!r}")
+        what = "a string" if kind == STRING else "a bool"
+        _reject_first(
+            endpoint,
+            col,
+            wrong & ~missing,
+            labels,
+            lambda pos: f"expected {what}, got {_plain(objects[pos])!r}",
+        )
     values = np.where(missing, None, objects)
     return pa.array(values, type=ARROW_TYPES[kind], from_pandas=True)
 
@@ -160,22 +174,29 @@ def _timestamps(
         numeric = np.ones(len(s), dtype=bool)
     else:  # objects: look at each value
         numeric = np.fromiter((_is_number(v) for v in s.to_numpy(dtype=object)), bool, len(s))
-    if unit is None and numeric.any():
-        pos = _first(numeric)
-        raise _fail(
+    if unit is None:
+        _reject_first(
             endpoint,
             "timestamp",
-            _row(labels, pos),
-            f"a number is a timestamp only with its unit: pass timestamp_unit= one of "
-            f"{list(TIMESTAMP_UNITS)} (e.g. 's' for time.time()), got {_plain(s.iloc[pos])!r}",
+            numeric,
+            labels,
+            lambda pos: (
+                f"a number is a timestamp only with its unit: pass timestamp_unit= one of "
+                f"{list(TIMESTAMP_UNITS)} (e.g. 's' for time.time()), got {_plain(s.iloc[pos])!r}"
+            ),
         )
     if unit is not None and unit not in TIMESTAMP_UNITS:
         raise _fail(
             endpoint, "timestamp", None, f"timestamp_unit {unit!r} is not one of {list(TIMESTAMP_UNITS)}"
         )
-    if numeric.any() and not numeric.all():
-        pos = _first(~numeric & s.notna().to_numpy())
-        raise _fail(endpoint, "timestamp", _row(labels, pos), f"mixes numbers and text, got {s.iloc[pos]!r}")
+    if numeric.any():
+        _reject_first(
+            endpoint,
+            "timestamp",
+            ~numeric & s.notna().to_numpy(),
+            labels,
+            lambda pos: f"mixes numbers and text, got {s.iloc[pos]!r}",
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
         try:
@@ -188,16 +209,22 @@ def _timestamps(
             except (ValueError, TypeError, OverflowError):
                 pass
             raise _fail(endpoint, "timestamp", row, f"not a timestamp: {exc}") from exc
-    if ts.isna().any():
-        raise _fail(endpoint, "timestamp", _row(labels, _first(ts.isna().to_numpy())), "missing timestamp")
+    _reject_first(endpoint, "timestamp", ts.isna().to_numpy(), labels, lambda _: "missing timestamp")
     latest = pd.Timestamp(now).tz_convert("UTC") + rules.max_future_skew
-    for bad, what in (
-        ((ts > latest).to_numpy(), f"more than {rules.max_future_skew} in the future (now {now})"),
-        ((ts < pd.Timestamp(rules.earliest)).to_numpy(), f"before {rules.earliest:%Y-%m-%d}"),
-    ):
-        if bad.any():
-            pos = _first(bad)
-            raise _fail(endpoint, "timestamp", _row(labels, pos), f"timestamp {what}, got {ts.iloc[pos]}")
+
+    def beyond(when: str) -> Callable[[int], str]:
+        return lambda pos: f"timestamp {when}, got {ts.iloc[pos]}"
+
+    future = (ts > latest).to_numpy()
+    _reject_first(
+        endpoint,
+        "timestamp",
+        future,
+        labels,
+        beyond(f"more than {rules.max_future_skew} in the future (now {now})"),
+    )
+    early = (ts < pd.Timestamp(rules.earliest)).to_numpy()
+    _reject_first(endpoint, "timestamp", early, labels, beyond(f"before {rules.earliest:%Y-%m-%d}"))
     return ts
 
 
@@ -214,15 +241,16 @@ def _latencies(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index, rules: E
     missing = np.isnan(values)
     with np.errstate(invalid="ignore"):
         bad = unreadable | (values < 0) | (values > rules.max_latency_us) | np.isinf(values)
-    if bad.any():
-        pos = _first(bad)
-        raise _fail(
-            endpoint,
-            "latency_us",
-            _row(labels, pos),
+    _reject_first(
+        endpoint,
+        "latency_us",
+        bad,
+        labels,
+        lambda pos: (
             f"expected a non-negative number of microseconds up to {rules.max_latency_us:.0f}, "
-            f"got {_plain(s.iloc[pos])!r}",
-        )
+            f"got {_plain(s.iloc[pos])!r}"
+        ),
+    )
     return pa.array(np.round(np.where(missing, 0, values)).astype(np.int64), type=pa.int64(), mask=missing)
 
 
@@ -287,11 +315,14 @@ def validate_events(
 
     if "endpoint_id" in columns:
         ids = _as_text(endpoint, "endpoint_id", df["endpoint_id"], labels)
-        wrong = ids != endpoint.id
-        if wrong.any():
-            pos = _first(wrong)
-            other = df["endpoint_id"].iloc[pos]
-            raise _fail(endpoint, "endpoint_id", _row(labels, pos), f"names another endpoint: {other!r}")
+        others = df["endpoint_id"]
+        _reject_first(
+            endpoint,
+            "endpoint_id",
+            ids != endpoint.id,
+            labels,
+            lambda pos: f"names another endpoint: {others.iloc[pos]!r}",
+        )
     n = len(df)
     arrays: dict[str, pa.Array] = {}
 
@@ -305,17 +336,14 @@ def validate_events(
         rid = df["request_id"]
         texts = _as_text(endpoint, "request_id", rid, labels)
         blank = rid.isna().to_numpy() | (texts == "")
-        if blank.any():
-            raise _fail(endpoint, "request_id", _row(labels, _first(blank)), "empty request_id")
-        long = np.fromiter((len(t) > rules.max_request_id_chars for t in texts), bool, n)
-        if long.any():
-            pos = _first(long)
-            raise _fail(
-                endpoint,
-                "request_id",
-                _row(labels, pos),
-                f"request_id longer than {rules.max_request_id_chars} characters ({len(texts[pos])})",
-            )
+        _reject_first(endpoint, "request_id", blank, labels, lambda _: "empty request_id")
+        _reject_first(
+            endpoint,
+            "request_id",
+            np.fromiter((len(t) > rules.max_request_id_chars for t in texts), bool, n),
+            labels,
+            lambda pos: f"request_id longer than {rules.max_request_id_chars} characters ({len(texts[pos])})",
+        )
         arrays["request_id"] = pa.array(texts, type=pa.string())
     else:
         arrays["request_id"] = _random_request_ids(n)
