@@ -108,3 +108,31 @@ def test_reference_must_have_the_features(mm: Monitoring) -> None:
 def test_endpoint_without_reference_has_no_stats(mm: Monitoring) -> None:
     ep = mm.create_endpoint("m", feature_names=["x", "y"], label_names=["p"])
     assert ep.feature_stats == {} and ep.column_types == {"x": "float64", "y": "float64", "p": "float64"}
+
+
+@pytest.mark.parametrize(
+    ("column", "match"),
+    [
+        ("request_id", "is reserved for the event's own fields"),
+        ("timestamp", "is reserved for the event's own fields"),
+        ("endpoint_id", "is reserved for the event's own fields"),
+        ("../etc/passwd", "is not a valid column name"),
+        ("a\nb", "is not a valid column name"),
+        ("x" * 10_000, "is not a valid column name"),
+        (" padded", "is not a valid column name"),
+        ("__filename", "is not a valid column name"),
+    ],
+)
+def test_reserved_and_invalid_column_names_are_rejected_at_creation(
+    mm: Monitoring, column: str, match: str
+) -> None:
+    with pytest.raises(MonitoringError, match=match):
+        mm.create_endpoint("m", feature_names=["ok", column])
+    with pytest.raises(MonitoringError, match=match):
+        mm.create_endpoint("m", feature_names=["ok"], label_names=[column])
+    assert mm.list_endpoints() == []
+
+
+def test_real_world_column_names_are_accepted(mm: Monitoring) -> None:
+    names = ["petal length (cm)", "x.1", "Age", "loan_amnt", "é_score", "_private"]
+    assert mm.create_endpoint("m", feature_names=names).feature_names == names
