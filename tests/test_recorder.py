@@ -169,6 +169,11 @@ def test_a_full_spool_drops_with_a_count_and_a_log_line(
     recorder.close()
 
 
+def _default_signal_dispositions() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_sigterm_flushes_a_serving_process(isolated_home: Path) -> None:
     home = str(isolated_home)
@@ -181,6 +186,10 @@ def test_sigterm_flushes_a_serving_process(isolated_home: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As an orchestrator starts a server: default dispositions. (Something in the suite leaves
+        # SIGTERM ignored in pytest's process, and an ignored signal is inherited; the recorder
+        # respects an inherited ignore after flushing, so the server would keep running.)
+        preexec_fn=_default_signal_dispositions,
     )
     assert server.stdout is not None
     assert server.stdout.readline().strip() == "served 200"  # all buffered, none stored yet
