@@ -127,6 +127,7 @@ event_files = sa.Table(
     sa.Column("first_event", sa.DateTime, nullable=False),
     sa.Column("last_event", sa.DateTime, nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("schema_key", sa.String(40)),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("retired_at", sa.DateTime),

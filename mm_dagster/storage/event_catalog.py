@@ -43,6 +43,8 @@ class EventFile(Protocol):
     def last_event(self) -> datetime: ...
     @property
     def size_bytes(self) -> int: ...
+    @property
+    def schema_key(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class CatalogFile:
     first_event: datetime
     last_event: datetime
     size_bytes: int
+    schema_key: str | None
 
 
 def _catalog_file(row: sa.Row[Any]) -> CatalogFile:
@@ -70,6 +73,7 @@ def _catalog_file(row: sa.Row[Any]) -> CatalogFile:
         first_event=db.from_db_time(m["first_event"]),
         last_event=db.from_db_time(m["last_event"]),
         size_bytes=int(m["size_bytes"]),
+        schema_key=m["schema_key"],
     )
 
 
@@ -89,6 +93,7 @@ class EventCatalog:
                 "first_event": db.to_db_time(f.first_event),
                 "last_event": db.to_db_time(f.last_event),
                 "size_bytes": f.size_bytes,
+                "schema_key": f.schema_key,
                 "state": LIVE,
                 "created_at": db.to_db_time(now),
             }

@@ -12,9 +12,11 @@ a file that cannot be read is quarantined and the rest of its window is still re
 """
 
 import contextlib
+import hashlib
 import json
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +55,7 @@ class WrittenFile:
     first_event: datetime
     last_event: datetime
     size_bytes: int
+    schema_key: str  # files with the same key have the same columns: one scan reads them all
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class EventStore:
             first_event=_utc_from_micros(int(pc.min(micros).as_py())),
             last_event=_utc_from_micros(int(pc.max(micros).as_py())),
             size_bytes=int(self.fs.get_file_info(self._absolute(path)).size or 0),
+            schema_key=schema_key(table.schema),
         )
 
     def write(self, endpoint_id: str, table: pa.Table) -> list[WrittenFile]:
@@ -172,12 +176,50 @@ class EventStore:
         files = self.catalog.live_files(
             self.slot_of(window.start), window.end, sorted(endpoint_ids) if endpoint_ids else None
         )
-        out: dict[str, pd.DataFrame] = {}
+        groups: dict[str | None, list[tuple[str, list[CatalogFile]]]] = defaultdict(list)
         for endpoint_id, endpoint_files in sorted(files.items()):
-            table, _ = self._read_files(endpoint_files, window)
-            if table is not None and table.num_rows:
-                out[endpoint_id] = table.to_pandas(types_mapper=_arrow_backed_strings, split_blocks=True)
-        return out
+            keys = {f.schema_key for f in endpoint_files}
+            groups[keys.pop() if len(keys) == 1 else None].append((endpoint_id, endpoint_files))
+        frames: dict[str, pd.DataFrame] = {}
+        for key, members in groups.items():
+            if key is not None and len(members) > 1:
+                try:
+                    frames.update(self._scan_together(members, window))
+                    continue
+                except (pa.ArrowInvalid, OSError):
+                    pass  # read endpoint by endpoint below, quarantining what cannot be read
+            for endpoint_id, endpoint_files in members:
+                table, _ = self._read_files(endpoint_files, window)
+                if table is not None and table.num_rows:
+                    frames[endpoint_id] = _to_pandas(table)
+        return {endpoint_id: frames[endpoint_id] for endpoint_id in sorted(frames)}
+
+    def _scan_together(
+        self, members: Sequence[tuple[str, list[CatalogFile]]], window: Window
+    ) -> dict[str, pd.DataFrame]:
+        """Endpoints whose files share one schema, read in one scan, converted to pandas once and
+        split by endpoint (row slices of one frame, each with its own 0-based index)."""
+        paths = [self._absolute(f.path) for _, files in members for f in files]
+        owner = np.repeat(np.arange(len(members)), [len(files) for _, files in members])
+        dataset = ds.dataset(paths, format="parquet", filesystem=self.fs)
+        ts = ds.field("timestamp")
+        start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
+        end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
+        columns = [*dataset.schema.names, "__fragment_index"]
+        table = dataset.to_table(columns=columns, filter=(ts >= start) & (ts < end))
+        endpoint_of_row = owner[table["__fragment_index"].to_numpy()]
+        order = np.lexsort((table["timestamp"].cast(pa.int64()).to_numpy(), endpoint_of_row))
+        table = table.drop_columns(["__fragment_index"]).take(order)
+        counts = np.bincount(endpoint_of_row, minlength=len(members))
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        everything = _to_pandas(table)
+        frames = {}
+        for i, (endpoint_id, _) in enumerate(members):
+            if counts[i]:
+                frame = everything.iloc[int(offsets[i]) : int(offsets[i + 1])]
+                frame.index = pd.RangeIndex(int(counts[i]))
+                frames[endpoint_id] = frame
+        return frames
 
     def _read_files(
         self, files: Sequence[CatalogFile], window: Window | None
@@ -312,6 +354,7 @@ class EventStore:
                     first_event=first,
                     last_event=_utc_from_micros(int(pc.max(micros).as_py())),
                     size_bytes=int(info.size or 0),
+                    schema_key=schema_key(pq.read_schema(info.path, filesystem=self.fs)),
                 )
             )
         known = self.catalog.known_paths([f.path for f in adopted])
@@ -320,6 +363,11 @@ class EventStore:
             with self.catalog.engine.begin() as conn:
                 self.catalog.register(conn, fresh, self.catalog.clock())
             log.warning("adopted %d event file(s) of a format-1 store into the catalog", len(fresh))
+
+
+def schema_key(schema: pa.Schema) -> str:
+    """A fingerprint of a file's columns and types."""
+    return hashlib.sha1(schema.remove_metadata().to_string().encode()).hexdigest()
 
 
 def _writer_options(table: pa.Table) -> dict[str, object]:
@@ -331,6 +379,11 @@ def _writer_options(table: pa.Table) -> dict[str, object]:
     strings = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name != "request_id"]
     compression = {f.name: ("snappy" if pa.types.is_string(f.type) else "none") for f in table.schema}
     return {"use_dictionary": strings, "compression": compression}
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_arrow_backed_strings, split_blocks=True)
+    return frame
 
 
 def _arrow_backed_strings(arrow_type: pa.DataType) -> object:
