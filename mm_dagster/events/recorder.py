@@ -348,7 +348,7 @@ def _event_time(timestamp: Any, recorded_ns: int) -> datetime:
     try:
         when = pd.Timestamp(timestamp)
         when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-        parsed: datetime = when.to_pydatetime()
+        parsed: datetime = when.floor("us").to_pydatetime()
     except (ValueError, TypeError, OverflowError):
         return recorded
     return parsed if abs(parsed - recorded).days < 365 else recorded
@@ -397,7 +397,9 @@ def _rows_of_items(
             if item.error is not None:
                 row.update({label: row.get(label) for label in endpoint.label_names})
             row["timestamp"] = (
-                item.timestamp if item.timestamp is not None else pd.Timestamp(item.recorded_ns, tz="UTC")
+                item.timestamp
+                if item.timestamp is not None
+                else pd.Timestamp(item.recorded_ns // 1000, unit="us", tz="UTC")
             )
             row["request_id"] = f"{item.request_id}-{i}" if item.is_call else item.request_id
             row["latency_us"] = item.latency_us
