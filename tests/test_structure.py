@@ -68,7 +68,7 @@ def _immutable(value: object) -> bool:
 
 
 def _library_modules() -> Iterator[types.ModuleType]:
-    for info in pkgutil.walk_packages(mm_dagster.__path__, "mm_dagster."):
+    for info in pkgutil.walk_packages([str(Path(mm_dagster.__file__).parent)], "mm_dagster."):
         yield importlib.import_module(info.name)
 
 
