@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from dagster import Definitions, EnvVar, build_sensor_context, instance_for_test
 
-import mm_dagster
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.thresholds import Thresholds
@@ -68,7 +67,7 @@ def _immutable(value: object) -> bool:
 
 
 def _library_modules() -> Iterator[types.ModuleType]:
-    for info in pkgutil.walk_packages([str(Path(mm_dagster.__file__).parent)], "mm_dagster."):
+    for info in pkgutil.walk_packages([str(ROOT / "mm_dagster")], "mm_dagster."):
         yield importlib.import_module(info.name)
 
 
