@@ -254,7 +254,8 @@ def tick(defs, instance, home: str, cursor: str | None = None):  # type: ignore[
 
 
 def controller_defs(home: str, now: datetime, **kwargs):  # type: ignore[no-untyped-def]
-    config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start="2026-11-01", **kwargs)
+    kwargs.setdefault("partitions_start", "2026-11-01")
+    config = MonitoringConfig(apps=[HistogramDataDriftApplication()], **kwargs)
     return build_definitions(config, resource=MonitoringResource(home=home), clock=fixed_clock(now))
 
 
@@ -290,7 +291,9 @@ def test_sensor_skips_windows_without_events(seeded: Monitoring, home: str) -> N
         assert [r.partition_key for r in tick(defs, instance, home).run_requests] == [past_window(60).key]
 
 
-def test_sensor_caps_catch_up_after_downtime(seeded: Monitoring, home: str) -> None:
+def test_sensor_caps_catch_up_after_downtime(
+    seeded: Monitoring, home: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     now = NOW + timedelta(seconds=90)
     closed_end = closed_before(now, timedelta(minutes=1), 10)
     windows = [
@@ -304,6 +307,37 @@ def test_sensor_caps_catch_up_after_downtime(seeded: Monitoring, home: str) -> N
     with instance_for_test() as instance:
         result = tick(defs, instance, home, stale_cursor)
         assert [r.partition_key for r in result.run_requests] == [w.key for w in windows[-5:]]
+    assert f"windows with events from {windows[0].key} to {windows[-6].key}" in capfd.readouterr().err
+
+
+def test_the_first_tick_reports_history_it_does_not_request(
+    seeded: Monitoring, home: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    closed_end = closed_before(NOW, timedelta(minutes=1), 10)
+    history = [
+        Window(closed_end - timedelta(minutes=10 * i), closed_end - timedelta(minutes=10 * (i - 1)))
+        for i in range(20, 0, -1)
+    ]
+    for w in history:
+        seed_window(seeded, w)
+    defs = controller_defs(home, NOW, max_catchup_windows=5)
+    with instance_for_test() as instance:
+        first = tick(defs, instance, home)
+    assert [r.partition_key for r in first.run_requests] == [w.key for w in history[-5:]]
+    logged = capfd.readouterr().err
+    assert f"first tick: {15 * 600} events in windows from {history[0].key}" in logged
+    assert "Launch backfill" in logged
+
+
+def test_windows_before_partitions_start_are_reported(
+    seeded: Monitoring, home: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = controller_defs(home, NOW, partitions_start=window.end.isoformat())
+    with instance_for_test() as instance:
+        assert tick(defs, instance, home).run_requests == []
+    assert f"from {window.key} to {window.key} are before partitions_start" in capfd.readouterr().err
 
 
 def test_sensor_re_requests_a_window_when_late_events_arrive(seeded: Monitoring, home: str) -> None:

@@ -12,6 +12,7 @@ from dagster import (
 
 from mm_dagster.core.clock import Clock
 from mm_dagster.core.controller import ControllerCursor, new_window_range, plan_requests
+from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
 
@@ -63,11 +64,29 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             late_spans=late_spans,
             max_arrival_id=newest,
         )
+        backfill = f"backfill them from the UI (Jobs → {names.job} → partitions → Launch backfill)"
         if plan.skipped:
             context.log.warning(
-                f"controller was down: {len(plan.skipped)} windows from {plan.skipped[0].key} to "
+                f"{len(plan.skipped)} windows with events from {plan.skipped[0].key} to "
                 f"{plan.skipped[-1].key} are past max_catchup_windows={config.max_catchup_windows} "
-                "and were not requested; backfill them from the UI if needed"
+                f"(downtime, or late events for more windows than one tick requests) and were not "
+                f"requested; {backfill}"
+            )
+        if cursor.last_end is None:
+            history = arrivals.spans(events_before=start, store_base_period=monitoring.events.base_period)
+            if history:
+                first = Window.containing(min(s.first_event for s in history), config.base_period)
+                context.log.warning(
+                    f"first tick: {sum(s.events for s in history)} events in windows from {first.key} "
+                    f"to before {start:%Y-%m-%d-%H:%M} are older than max_catchup_windows="
+                    f"{config.max_catchup_windows} and were not requested; {backfill}"
+                )
+        before_start = [r.window for r in plan.requests if r.window.start < config.start]
+        if before_start:
+            context.log.warning(
+                f"{len(before_start)} windows with events from {before_start[0].key} to "
+                f"{before_start[-1].key} are before partitions_start {config.start:%Y-%m-%d %H:%M} and "
+                "cannot be run: move MonitoringConfig.partitions_start earlier to analyse them"
             )
         requests = [
             RunRequest(
