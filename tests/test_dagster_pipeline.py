@@ -303,11 +303,19 @@ def test_sensor_caps_catch_up_after_downtime(
     for w in windows:
         seed_window(seeded, w)
     defs = controller_defs(home, now, max_catchup_windows=5)
-    stale_cursor = ControllerCursor(windows[0].start, 0).to_json()
+    stale_cursor = ControllerCursor(windows[0].start, 10).to_json()
     with instance_for_test() as instance:
         result = tick(defs, instance, home, stale_cursor)
         assert [r.partition_key for r in result.run_requests] == [w.key for w in windows[-5:]]
-    assert f"windows with events from {windows[0].key} to {windows[-6].key}" in capfd.readouterr().err
+    assert f"15 windows with new events, from {windows[0].key} to {windows[-6].key}, wait" in (
+        capfd.readouterr().err
+    )
+    with instance_for_test() as instance:  # the next ticks request the rest, newest first
+        cursor, requested = result.cursor, [r.partition_key for r in result.run_requests]
+        for _ in range(3):
+            later = tick(defs, instance, home, cursor)
+            cursor, requested = later.cursor, requested + [r.partition_key for r in later.run_requests]
+    assert sorted(requested) == [w.key for w in windows]
 
 
 def test_the_first_tick_reports_history_it_does_not_request(
@@ -320,12 +328,12 @@ def test_the_first_tick_reports_history_it_does_not_request(
     ]
     for w in history:
         seed_window(seeded, w)
-    defs = controller_defs(home, NOW, max_catchup_windows=5)
+    defs = controller_defs(home, NOW, late_data_horizon=timedelta(hours=1))
     with instance_for_test() as instance:
         first = tick(defs, instance, home)
-    assert [r.partition_key for r in first.run_requests] == [w.key for w in history[-5:]]
+    assert [r.partition_key for r in first.run_requests] == [w.key for w in history[-6:]]
     logged = capfd.readouterr().err
-    assert f"first tick: {15 * 600} events in windows from {history[0].key}" in logged
+    assert f"first tick: {14 * 600} events in windows from {history[0].key}" in logged
     assert "Launch backfill" in logged
 
 

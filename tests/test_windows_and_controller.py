@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mm_dagster.core.arrivals import ArrivalSpan
-from mm_dagster.core.controller import ControllerCursor, plan_requests
+from mm_dagster.core.controller import ControllerCursor, Seen, plan_requests, window_counts
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window, closed_before, cron_for, validate_base_period, windows_between
 
@@ -15,8 +15,8 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def span(first: float, last: float, max_id: int) -> ArrivalSpan:
-    return ArrivalSpan(at(first), at(last), 10, max_id)
+def span(first: float, last: float, events: int = 10) -> ArrivalSpan:
+    return ArrivalSpan(at(first), at(last), events)
 
 
 @pytest.mark.parametrize("bp", [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440])
@@ -51,107 +51,118 @@ def test_window_closes_after_allowed_lateness_without_more_traffic() -> None:
     assert closed_before(at(11), LATE, 10) == at(10)
 
 
+def counts(*spans: ArrivalSpan, bp: int = 10) -> dict[Window, int]:
+    return window_counts(spans, bp)
+
+
 def plan(
     cursor: ControllerCursor,
     now: datetime,
-    new: list[ArrivalSpan],
-    late: list[ArrivalSpan] = (),
-    max_id: int = 0,
+    stored: dict[Window, int],
     cap: int = 144,
+    bp: int = 10,
+    horizon: timedelta = timedelta(days=1),
 ):  # type: ignore[no-untyped-def]
     return plan_requests(
         cursor,
         now=now,
-        base_period=10,
+        base_period=bp,
         allowed_lateness=LATE,
-        max_catchup_windows=cap,
-        new_spans=new,
-        late_spans=late,
-        max_arrival_id=max_id,
+        horizon=horizon,
+        max_requests=cap,
+        counts=stored,
     )
 
 
 def test_first_tick_requests_closed_windows_with_events() -> None:
-    p = plan(ControllerCursor(), at(31), [span(1, 9, 1), span(22, 25, 2), span(31, 31, 3)], max_id=3)
+    p = plan(ControllerCursor(), at(31), counts(span(1, 9), span(22, 25), span(31, 31)))
     assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00", "mm-2026-11-20-12:20"]
-    assert p.cursor == ControllerCursor(at(30), 3)
+    assert p.cursor.closed_end == at(30) and p.cursor.base_period == 10
+    assert p.cursor.seen == {"2026-11-20-12:00": Seen(10, 0), "2026-11-20-12:20": Seen(10, 0)}
 
 
 def test_nothing_closed_yet() -> None:
-    p = plan(ControllerCursor(at(30), 3), at(40.5), [span(32, 39, 4)], max_id=4)
-    assert p.requests == [] and p.cursor == ControllerCursor(at(30), 4)
+    first = plan(ControllerCursor(), at(31), counts(span(1, 9)))
+    p = plan(first.cursor, at(40.5), counts(span(1, 9), span(32, 39)))
+    assert p.requests == [] and p.cursor == first.cursor
 
 
 def test_no_duplicates_across_ticks() -> None:
-    first = plan(ControllerCursor(), at(31), [span(1, 9, 1)], max_id=1)
-    second = plan(first.cursor, at(35), [], max_id=1)
+    first = plan(ControllerCursor(), at(31), counts(span(1, 9)))
+    second = plan(first.cursor, at(35), counts(span(1, 9)))
     assert second.requests == [] and second.cursor == first.cursor
 
 
-def test_late_events_re_request_a_processed_window_with_a_revision() -> None:
-    cursor = ControllerCursor(at(30), 3)
-    p = plan(cursor, at(32), [], late=[span(5, 6, 7)], max_id=7)
-    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00-rev7"]
-    again = plan(p.cursor, at(33), [], late=[], max_id=7)
-    assert again.requests == []
+def test_late_events_re_request_a_processed_window_with_a_revision_number() -> None:
+    first = plan(ControllerCursor(), at(31), counts(span(5, 6)))
+    p = plan(first.cursor, at(32), counts(span(5, 6), span(5, 7)))
+    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00-rev1"]
+    assert [r.revision for r in p.requests] == [1]
+    assert plan(p.cursor, at(33), counts(span(5, 6), span(5, 7))).requests == []
+    third = plan(p.cursor, at(34), counts(span(5, 6), span(5, 7), span(8, 8)))
+    assert [r.run_key for r in third.requests] == ["mm-2026-11-20-12:00-rev2"]
 
 
-def test_downtime_catch_up_is_capped() -> None:
-    cursor = ControllerCursor(at(0), 1)
-    spans = [span(m + 1, m + 2, 2) for m in range(0, 600, 10)]
-    p = plan(cursor, at(601), spans, max_id=2, cap=6)
-    assert len(p.requests) == 6
-    assert p.requests[0].window.start == at(540) and p.requests[-1].window.end == at(600)
-    assert p.skipped[0].start == at(0) and p.skipped[-1].end == at(540)
+def test_arrivals_committed_out_of_order_are_all_seen() -> None:
+    """No arrival ids: a transaction that commits after a later one still raises its window's
+    count, and the window is re-requested (the PostgreSQL commit-order case)."""
+    first = plan(ControllerCursor(), at(31), counts(span(1, 2), span(21, 22)))
+    # Both batches' rows become visible only now, whatever ids they got.
+    p = plan(first.cursor, at(45), counts(span(1, 2), span(3, 4), span(21, 22), span(23, 24)))
+    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00-rev1", "mm-2026-11-20-12:20-rev1"]
 
 
-def test_cursor_roundtrip() -> None:
-    c = ControllerCursor(at(30), 9)
+def test_more_due_windows_than_the_cap_are_spread_over_ticks() -> None:
+    stored = counts(*(span(m + 1, m + 2) for m in range(0, 600, 10)))
+    p = plan(ControllerCursor(), at(601), stored, cap=6)
+    assert [r.window.start for r in p.requests] == [at(m) for m in range(540, 600, 10)]  # newest first
+    assert p.due[0].start == at(0) and p.due[-1].end == at(540) and len(p.due) == 54
+    requested = {r.window for r in p.requests}
+    cursor = p.cursor
+    for tick in range(1, 10):
+        nxt = plan(cursor, at(601 + tick), stored, cap=6)
+        requested |= {r.window for r in nxt.requests}
+        cursor = nxt.cursor
+    assert requested == set(stored) and nxt.due == []
+
+
+def test_windows_older_than_the_horizon_are_left_to_a_backfill() -> None:
+    p = plan(ControllerCursor(), at(601), counts(span(1, 2), span(591, 592)), horizon=timedelta(hours=1))
+    assert [r.window.start for r in p.requests] == [at(590)]
+    assert p.horizon == at(540)
+
+
+def test_cursor_roundtrip_and_the_old_format() -> None:
+    c = plan(ControllerCursor(), at(31), counts(span(1, 9))).cursor
     assert ControllerCursor.from_json(c.to_json()) == c
     assert ControllerCursor.from_json(None) == ControllerCursor()
+    old = ControllerCursor.from_json('{"last_end": "2026-11-20T12:30:00+00:00", "arrival_id": 3}')
+    assert old.closed_end == at(30) and old.base_period is None and dict(old.seen) == {}
+    # Windows the old controller requested (before its cursor) are not requested again.
+    p = plan(old, at(41), counts(span(1, 9), span(31, 32)))
+    assert [r.window.start for r in p.requests] == [at(30)]
 
 
-def test_changing_base_period_continues_from_the_cursor() -> None:
-    """No disable/enable dance: the cursor is a time, so a new base_period carries on from it."""
-    cursor = plan(ControllerCursor(), at(31), [span(1, 29, 1)], max_id=1).cursor
-    assert cursor.last_end == at(30)
-    p = plan_requests(
-        cursor,
-        now=at(46),
-        base_period=5,
-        allowed_lateness=LATE,
-        max_catchup_windows=144,
-        new_spans=[span(31, 44, 2)],
-        late_spans=[],
-        max_arrival_id=2,
-    )
-    assert [r.window.key for r in p.requests] == ["2026-11-20-12:30", "2026-11-20-12:35", "2026-11-20-12:40"]
-    assert p.cursor.last_end == at(45)
-
-
-def test_late_windows_past_the_cap_are_reported_as_skipped() -> None:
-    """Found by tests/test_properties_controller.py: they used to be dropped silently."""
-    cursor = ControllerCursor(at(60), 3)
-    p = plan(cursor, at(62), [], late=[span(1, 35, 7)], max_id=7, cap=2)
-    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:20-rev7", "mm-2026-11-20-12:30-rev7"]
-    assert [w.key for w in p.skipped] == ["2026-11-20-12:00", "2026-11-20-12:10"]
+def test_changing_base_period_analyses_the_look_back_again() -> None:
+    """No disable/enable dance: after a code change to base_period the next tick carries on, and
+    the recent windows are analysed again with the new length (keys seen before get a revision)."""
+    stored = [span(1, 29), span(31, 44)]
+    cursor = plan(ControllerCursor(), at(31), counts(*stored[:1])).cursor
+    assert cursor.closed_end == at(30)
+    p = plan(cursor, at(46), counts(*stored, bp=5), bp=5)
+    assert [r.run_key for r in p.requests] == [
+        # The 10-minute windows 12:00, 12:10 and 12:20 were requested with these keys.
+        f"mm-2026-11-20-12:{m:02d}-rev1" if m in (0, 10, 20) else f"mm-2026-11-20-12:{m:02d}"
+        for m in range(0, 45, 5)
+    ]
+    assert p.cursor.closed_end == at(45) and p.cursor.base_period == 5
 
 
 def test_a_coarser_base_period_requests_the_window_around_the_cursor() -> None:
-    """Found by tests/test_properties_controller.py: 10 -> 60 minutes with the cursor at 12:30 used
-    to start at 13:00, so events in [12:30, 13:00) were never analysed."""
-    cursor = ControllerCursor(at(30), 2)
-    p = plan_requests(
-        cursor,
-        now=at(61),
-        base_period=60,
-        allowed_lateness=LATE,
-        max_catchup_windows=144,
-        new_spans=[span(35, 40, 2)],
-        late_spans=[],
-        max_arrival_id=2,
-    )
+    """10 -> 60 minutes with the cursor at 12:30 must not lose the events in [12:30, 13:00)."""
+    first = plan(ControllerCursor(), at(31), counts(span(1, 2)))
+    p = plan(first.cursor, at(61), counts(span(1, 2), span(35, 40), bp=60), bp=60)
     # The 60-minute window 12:00 has the same key as the 10-minute window 12:00 requested before:
     # a revision keeps its run_key unique.
-    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00-rev2"]
-    assert p.requests[0].window == Window(at(0), at(60)) and p.cursor.last_end == at(60)
+    assert [r.run_key for r in p.requests] == ["mm-2026-11-20-12:00-rev1"]
+    assert p.requests[0].window == Window(at(0), at(60)) and p.cursor.closed_end == at(60)

@@ -1,4 +1,4 @@
-"""What the arrival log tells the controller: when events of a slot arrived, and how many."""
+"""What the arrival log tells the controller: how many events are stored for a slot, and when."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -6,9 +6,8 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class ArrivalSpan:
-    """Events of one slot that arrived in a set of files: their time span and newest file id."""
+    """The stored events of one slot: the time span they cover and how many there are."""
 
     first_event: datetime
     last_event: datetime
     events: int
-    max_id: int

@@ -1,33 +1,51 @@
-"""The controller's decisions (pure): which closed windows to request, given arrivals and a cursor.
+"""The controller's decisions (pure): which closed windows to request, given what is stored.
 
+Each tick sees, for every window in the look-back (the last `horizon` before the newest closed
+window), how many stored events touch it (from the arrival log, as committed when the tick reads
+it). The cursor remembers, per window, the count its last request saw and how many times it was
+requested. So:
 - A window is closed when `end + allowed_lateness <= now`; only closed windows are requested.
-- Each window with events is requested once, run_key `mm-<window key>`.
-- Events that arrive for an already-requested window re-request it with run_key
-  `mm-<window key>-rev<arrival id>`: late data is analysed, not lost.
-- After downtime, at most `max_catchup_windows` of the newest windows are requested; older ones
-  are reported as skipped (a backfill covers them). The same cap applies to windows re-opened by
-  late events in one tick; the older ones are reported as skipped too.
+- A window whose stored count grew since it was last requested is requested (again): first with
+  run_key `mm-<window key>`, then `mm-<window key>-rev<n>` for its n-th re-analysis. Late data is
+  analysed, whatever order the writers' transactions commit in.
+- At most `max_requests` windows per tick, newest first; the rest stay due and are requested by
+  the next ticks, never dropped.
+- After a base_period change every window in the look-back is analysed again under the new
+  length (spread over ticks by the cap); a window whose key was requested under the old length
+  gets the next revision, so run keys stay unique. A cursor written by an earlier version (arrival
+  ids, no counts) takes the windows before it as analysed at their current counts.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from mm_dagster.core.arrivals import ArrivalSpan
 from mm_dagster.core.windows import Window, closed_before, to_utc
 
 
 @dataclass(frozen=True)
+class Seen:
+    """What the last request of a window saw: its stored-event count, and its revision."""
+
+    events: int
+    revision: int
+
+
+@dataclass(frozen=True)
 class ControllerCursor:
-    last_end: datetime | None = None
-    arrival_id: int = 0
+    closed_end: datetime | None = None
+    base_period: int | None = None
+    seen: Mapping[str, Seen] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "last_end": self.last_end.isoformat() if self.last_end else None,
-                "arrival_id": self.arrival_id,
+                "closed_end": self.closed_end.isoformat() if self.closed_end else None,
+                "base_period": self.base_period,
+                "seen": {key: [s.events, s.revision] for key, s in sorted(self.seen.items())},
             }
         )
 
@@ -36,8 +54,14 @@ class ControllerCursor:
         if not raw:
             return cls()
         data = json.loads(raw)
-        last_end = data.get("last_end")
-        return cls(to_utc(last_end) if last_end else None, int(data.get("arrival_id", 0)))
+        # Cursors of earlier versions held {"last_end", "arrival_id"}: no base_period, no seen.
+        closed_end = data.get("closed_end") or data.get("last_end")
+        seen = {key: Seen(int(v[0]), int(v[1])) for key, v in (data.get("seen") or {}).items()}
+        return cls(
+            to_utc(closed_end) if closed_end else None,
+            data.get("base_period"),
+            MappingProxyType(seen),
+        )
 
 
 @dataclass(frozen=True)
@@ -55,36 +79,39 @@ class WindowRequest:
 class ControllerPlan:
     requests: list[WindowRequest]
     cursor: ControllerCursor
-    skipped: list[Window] = field(default_factory=list)
+    due: list[Window] = field(default_factory=list)  # due but past this tick's cap: next ticks
+    horizon: datetime | None = None
     closed_end: datetime | None = None
 
 
-def windows_of(spans: Iterable[ArrivalSpan], base_period: int) -> dict[Window, int]:
-    """Windows touched by each span, with the newest arrival id that touched them."""
+def window_counts(spans: Iterable[ArrivalSpan], base_period: int) -> dict[Window, int]:
+    """Stored events touching each window (a span's events count in every window it touches: the
+    count only has to grow whenever events arrive for the window)."""
     step = timedelta(minutes=base_period)
-    touched: dict[Window, int] = {}
+    counts: dict[Window, int] = {}
     for span in spans:
         w = Window.containing(span.first_event, base_period)
         while w.start <= span.last_event:
-            touched[w] = max(touched.get(w, 0), span.max_id)
+            counts[w] = counts.get(w, 0) + span.events
             w = Window(w.end, w.end + step)
-    return touched
+    return counts
 
 
-def new_window_range(
-    cursor: ControllerCursor,
-    now: datetime,
-    base_period: int,
-    allowed_lateness: timedelta,
-    max_catchup_windows: int,
-) -> tuple[datetime, datetime]:
-    """[from, to): the window starts this tick may newly request. After a base_period change the
-    cursor may lie inside a window; that window is requested whole, not skipped."""
+def look_back(now: datetime, base_period: int, allowed_lateness: timedelta, horizon: timedelta) -> Window:
+    """[from, to): the window starts a tick considers (`to` is the newest closed window's end)."""
     closed_end = closed_before(now, allowed_lateness, base_period)
-    earliest = closed_end - timedelta(minutes=base_period * max_catchup_windows)
-    if cursor.last_end is None:
-        return earliest, closed_end
-    return max(Window.containing(cursor.last_end, base_period).start, earliest), closed_end
+    start = Window.containing(closed_end - horizon, base_period).start
+    return Window(min(start, closed_end), closed_end)
+
+
+def _adopted(cursor: ControllerCursor, counts: Mapping[Window, int], base_period: int) -> dict[str, Seen]:
+    """The seen entries this tick starts from."""
+    if cursor.closed_end is None or cursor.base_period == base_period:
+        return dict(cursor.seen)
+    if cursor.base_period is None:  # an earlier version's cursor: it requested what lay before it
+        return {w.key: Seen(n, 0) for w, n in counts.items() if w.end <= cursor.closed_end}
+    # A new base_period: nothing was analysed with this window length; keep revisions of keys.
+    return {key: Seen(0, s.revision) for key, s in cursor.seen.items()}
 
 
 def plan_requests(
@@ -93,41 +120,34 @@ def plan_requests(
     now: datetime,
     base_period: int,
     allowed_lateness: timedelta,
-    max_catchup_windows: int,
-    new_spans: Iterable[ArrivalSpan],
-    late_spans: Iterable[ArrivalSpan],
-    max_arrival_id: int,
+    horizon: timedelta,
+    max_requests: int,
+    counts: Mapping[Window, int],
 ) -> ControllerPlan:
-    """Requests for this tick. `new_spans` cover [from, to) of `new_window_range`; `late_spans`
-    are arrivals after `cursor.arrival_id` for events before `cursor.last_end`."""
-    start, closed_end = new_window_range(cursor, now, base_period, allowed_lateness, max_catchup_windows)
-    new = {
-        w: i
-        for w, i in windows_of(new_spans, base_period).items()
-        if start <= w.start and w.end <= closed_end
-    }
-    # A window that starts before the cursor (base_period changed) was partly requested under the
-    # old base_period, possibly with the same key: it is a revision.
-    requests = [
-        WindowRequest(w, revision=i if cursor.last_end and w.start < cursor.last_end else 0)
-        for w, i in sorted(new.items())
-    ]
-    skipped: list[Window] = []
-    if cursor.last_end is not None and start > cursor.last_end:
-        step = timedelta(minutes=base_period)
-        w = Window.containing(cursor.last_end, base_period)
-        while w.start < start:
-            skipped.append(w)
-            w = Window(w.end, w.end + step)
-    if cursor.last_end is not None:
-        late = {w: i for w, i in windows_of(late_spans, base_period).items() if w.end <= cursor.last_end}
-        newest_first = sorted(late, reverse=True)
-        requests += [WindowRequest(w, revision=late[w]) for w in sorted(newest_first[:max_catchup_windows])]
-        skipped = sorted(skipped + newest_first[max_catchup_windows:])  # reported, never silently lost
-    last_end = closed_end if cursor.last_end is None else max(cursor.last_end, closed_end)
-    return ControllerPlan(
-        requests=requests,
-        cursor=ControllerCursor(last_end, max(cursor.arrival_id, max_arrival_id)),
-        skipped=skipped,
-        closed_end=closed_end,
+    """Requests for this tick. `counts` are the stored-event counts of the windows in
+    `look_back(now, ...)` (others are ignored)."""
+    span = look_back(now, base_period, allowed_lateness, horizon)
+    considered = {w: n for w, n in counts.items() if span.start <= w.start and w.end <= span.end}
+    seen = _adopted(cursor, considered, base_period)
+    due = sorted(
+        (w for w, n in considered.items() if n > (seen[w.key].events if w.key in seen else 0)),
+        reverse=True,
     )
+    requests = []
+    for window in due[:max_requests]:
+        earlier = seen.get(window.key)
+        revision = 0 if earlier is None else earlier.revision + 1
+        seen[window.key] = Seen(considered[window], revision)
+        requests.append(WindowRequest(window, revision))
+    kept = {key: s for key, s in seen.items() if _key_start(key) >= span.start}
+    return ControllerPlan(
+        requests=sorted(requests, key=lambda r: r.window),
+        cursor=ControllerCursor(span.end, base_period, MappingProxyType(kept)),
+        due=sorted(due[max_requests:]),
+        horizon=span.start,
+        closed_end=span.end,
+    )
+
+
+def _key_start(key: str) -> datetime:
+    return Window.from_key(key, 1).start

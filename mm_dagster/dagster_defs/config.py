@@ -68,7 +68,10 @@ class MonitoringConfig:
 
     - `base_period`: window length in minutes (divides 1440; see `core.windows.validate_base_period`).
     - `allowed_lateness`: how long after its end a window waits for stragglers before it closes.
-    - `max_catchup_windows`: after downtime, how many of the newest closed windows are requested.
+    - `max_catchup_windows`: at most this many windows are requested per controller tick (newest
+      first); the others wait for the next ticks.
+    - `late_data_horizon`: events arriving for windows older than this (before the newest closed
+      window) are not re-analysed automatically; a backfill covers them.
     - `partitions_start`: the first window Dagster knows (older windows cannot be backfilled).
     - `alerts`: `AlertConfig`s evaluated on every stored result and app failure.
     - `check_notifications`: channels told once per failed check and window (ERROR severity,
@@ -83,6 +86,7 @@ class MonitoringConfig:
     base_period: int = 10
     allowed_lateness: timedelta = timedelta(minutes=1)
     max_catchup_windows: int = 144
+    late_data_horizon: timedelta = timedelta(days=1)
     partitions_start: datetime | str = "2026-01-01"
     sensor_running_by_default: bool = True
     alerts: Sequence[AlertConfig] = field(default_factory=list)
@@ -97,6 +101,11 @@ class MonitoringConfig:
         validate_base_period(self.base_period)
         if self.allowed_lateness < timedelta(0):
             raise MonitoringError(f"allowed_lateness must be >= 0, got {self.allowed_lateness}")
+        if self.late_data_horizon < timedelta(minutes=self.base_period):
+            raise MonitoringError(
+                f"late_data_horizon ({self.late_data_horizon}) must cover at least one window "
+                f"({self.base_period} minutes)"
+            )
         if self.max_catchup_windows < 1:
             raise MonitoringError(f"max_catchup_windows must be >= 1, got {self.max_catchup_windows}")
         if self.retention <= timedelta(0):

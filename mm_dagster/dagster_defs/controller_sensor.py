@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from mm_dagster.core.clock import Clock
-from mm_dagster.core.controller import ControllerCursor, new_window_range, plan_requests
+from mm_dagster.core.controller import ControllerCursor, look_back, plan_requests, window_counts
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
@@ -37,49 +37,35 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
         arrivals = monitoring.arrivals
         cursor = ControllerCursor.from_json(context.cursor)
         now = clock()
-        start, closed_end = new_window_range(
-            cursor, now, config.base_period, config.allowed_lateness, config.max_catchup_windows
-        )
-        # Read the newest arrival first and look no further: an arrival committed while this tick
-        # reads is seen by the next tick instead of being counted in the cursor unseen.
-        newest = arrivals.max_id()
-        new_spans = arrivals.spans(
-            events_from=start,
-            events_before=closed_end,
-            store_base_period=monitoring.events.base_period,
-            up_to_id=newest,
-        )
-        late_spans = (
-            arrivals.spans(after_id=cursor.arrival_id, events_before=cursor.last_end, up_to_id=newest)
-            if cursor.last_end is not None
-            else []
-        )
+        span = look_back(now, config.base_period, config.allowed_lateness, config.late_data_horizon)
+        slot = monitoring.events.base_period
+        stored = arrivals.spans(events_from=span.start, events_before=span.end, store_base_period=slot)
         plan = plan_requests(
             cursor,
             now=now,
             base_period=config.base_period,
             allowed_lateness=config.allowed_lateness,
-            max_catchup_windows=config.max_catchup_windows,
-            new_spans=new_spans,
-            late_spans=late_spans,
-            max_arrival_id=newest,
+            horizon=config.late_data_horizon,
+            max_requests=config.max_catchup_windows,
+            counts=window_counts(stored, config.base_period),
         )
         backfill = f"backfill them from the UI (Jobs → {names.job} → partitions → Launch backfill)"
-        if plan.skipped:
+        if plan.due:
             context.log.warning(
-                f"{len(plan.skipped)} windows with events from {plan.skipped[0].key} to "
-                f"{plan.skipped[-1].key} are past max_catchup_windows={config.max_catchup_windows} "
-                f"(downtime, or late events for more windows than one tick requests) and were not "
-                f"requested; {backfill}"
+                f"{len(plan.due)} windows with new events, from {plan.due[0].key} to {plan.due[-1].key}, "
+                f"wait for the next ticks (at most max_catchup_windows={config.max_catchup_windows} "
+                "requests per tick)"
             )
-        if cursor.last_end is None:
-            history = arrivals.spans(events_before=start, store_base_period=monitoring.events.base_period)
+        if cursor.closed_end is None:
+            history = arrivals.spans(
+                events_before=span.start, store_base_period=monitoring.events.base_period
+            )
             if history:
                 first = Window.containing(min(s.first_event for s in history), config.base_period)
                 context.log.warning(
                     f"first tick: {sum(s.events for s in history)} events in windows from {first.key} "
-                    f"to before {start:%Y-%m-%d-%H:%M} are older than max_catchup_windows="
-                    f"{config.max_catchup_windows} and were not requested; {backfill}"
+                    f"to before {span.start:%Y-%m-%d-%H:%M} are older than late_data_horizon="
+                    f"{config.late_data_horizon} and were not requested; {backfill}"
                 )
         before_start = [r.window for r in plan.requests if r.window.start < config.start]
         if before_start:

@@ -92,67 +92,39 @@ class ArrivalLog:
     def spans(
         self,
         *,
-        after_id: int | None = None,
-        up_to_id: int | None = None,
         events_from: datetime | None = None,
         events_before: datetime | None = None,
         store_base_period: int = 1440,
     ) -> list[ArrivalSpan]:
-        """Arrival spans per slot, filtered by arrival id and event time.
-
-        Each filter is stated on an indexed column too, so a tick reads only recent rows however long
-        the history: `id` (primary key) for arrivals after a cursor, else `slot_start` (a file's
-        events lie in [slot_start, slot_start + store_base_period)).
-        """
+        """Stored events per slot whose events overlap [events_from, events_before), grouped in the
+        database. Each filter is stated on the indexed `slot_start` too (a file's events lie in
+        [slot_start, slot_start + store_base_period)), so a tick reads only the recent rows."""
         a = db.arrivals
         conditions = []
-        if after_id is not None:
-            conditions.append(a.c.id > after_id)
-        if up_to_id is not None:
-            conditions.append(a.c.id <= up_to_id)
         if events_from is not None:
             conditions += [
                 a.c.slot_start > db.to_db_time(events_from - timedelta(minutes=store_base_period)),
                 a.c.last_event >= db.to_db_time(events_from),
             ]
         if events_before is not None:
-            conditions.append(a.c.first_event < db.to_db_time(events_before))
-            if after_id is None:
-                conditions.append(a.c.slot_start < db.to_db_time(events_before))
-        if after_id is None:
-            # Group in the database: a first tick may cover a day of files.
-            query = (
-                sa.select(
-                    a.c.slot_start,
-                    sa.func.min(a.c.first_event),
-                    sa.func.max(a.c.last_event),
-                    sa.func.sum(a.c.events),
-                    sa.func.max(a.c.id),
-                )
-                .where(*conditions)
-                .group_by(a.c.slot_start)
+            conditions += [
+                a.c.first_event < db.to_db_time(events_before),
+                a.c.slot_start < db.to_db_time(events_before),
+            ]
+        query = (
+            sa.select(
+                sa.func.min(a.c.first_event),
+                sa.func.max(a.c.last_event),
+                sa.func.sum(a.c.events),
             )
-        else:
-            # After a cursor few rows qualify; grouping them below keeps the primary-key plan.
-            query = sa.select(a.c.slot_start, a.c.first_event, a.c.last_event, a.c.events, a.c.id).where(
-                *conditions
-            )
-        spans: dict[datetime, ArrivalSpan] = {}
+            .where(*conditions)
+            .group_by(a.c.slot_start)
+        )
         with self.engine.connect() as conn:
-            for slot, first, last, events, max_id in conn.execute(query):
-                f, la = db.from_db_time(first), db.from_db_time(last)
-                seen = spans.get(slot)
-                if seen is not None:
-                    f, la = min(f, seen.first_event), max(la, seen.last_event)
-                    events, max_id = events + seen.events, max(max_id, seen.max_id)
-                spans[slot] = ArrivalSpan(f, la, int(events), int(max_id))
-        return list(spans.values())
-
-    def max_id(self) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.arrivals.c.id), 0))).scalar_one()
-            )
+            return [
+                ArrivalSpan(db.from_db_time(first), db.from_db_time(last), int(events))
+                for first, last, events in conn.execute(query)
+            ]
 
     def late_events(self, window: Window, closes_at: datetime) -> int:
         """Events of `window` that were written after it closed (upper bound, from file spans)."""
