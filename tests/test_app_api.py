@@ -252,7 +252,9 @@ def test_no_app_key_or_suffix_escapes_the_artifacts_root(
     assert mm.artifacts.list() == []
 
 
-def test_log_artifact_suffix_from_an_app_cannot_escape(mm: Monitoring, endpoint: ModelEndpoint, traffic: Window) -> None:
+def test_log_artifact_suffix_from_an_app_cannot_escape(
+    mm: Monitoring, endpoint: ModelEndpoint, traffic: Window
+) -> None:
     class Escaper(ModelMonitoringApplicationBase):
         def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
             monitoring_context.log_artifact("ok", body="x", suffix="/../../escaped.txt")
