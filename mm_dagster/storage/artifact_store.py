@@ -20,6 +20,11 @@ ARTIFACT_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,199}")
 ARTIFACT_SUFFIX = re.compile(r"(\.[a-zA-Z0-9_-]{1,16}){0,3}")
 
 
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    """Whether `value` is a string fully matching `pattern` (apps may pass anything)."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
 class ArtifactStore:
     def __init__(self, root: str | Path, engine: Engine, clock: Clock = utcnow) -> None:
         self.root = Path(root)
@@ -28,7 +33,7 @@ class ArtifactStore:
 
     def app_dir(self, app: str) -> Path:
         """The app's artifact folder; the app name must be a valid app NAME (no path tricks)."""
-        if not isinstance(app, str) or not APP_NAME.fullmatch(app):
+        if not _matches(APP_NAME, app):
             raise MonitoringError(f"artifact app name {app!r} must match {APP_NAME.pattern}")
         return self._inside_root(self.root / app, f"app {app!r}")
 
@@ -36,9 +41,9 @@ class ArtifactStore:
         """Where artifact `key` of `app` is stored. Every component is validated and the resolved
         path must lie inside the artifacts root, so no app, key or suffix can write elsewhere."""
         folder = self.app_dir(app)
-        if not isinstance(key, str) or not ARTIFACT_KEY.fullmatch(key) or ".." in key:
+        if not _matches(ARTIFACT_KEY, key) or ".." in key:
             raise MonitoringError(f"app {app!r}: artifact key {key!r} must match {ARTIFACT_KEY.pattern}")
-        if not isinstance(suffix, str) or not ARTIFACT_SUFFIX.fullmatch(suffix):
+        if not _matches(ARTIFACT_SUFFIX, suffix):
             raise MonitoringError(
                 f"app {app!r}: artifact suffix {suffix!r} must match {ARTIFACT_SUFFIX.pattern}"
             )
