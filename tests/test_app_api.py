@@ -187,9 +187,9 @@ class ContextProbe(ModelMonitoringApplicationBase):
             model=ctx.model_endpoint.model_name,
         )
         ctx.logger.info("probing", rows=len(ctx.sample_df))
-        ctx.log_artifact("summary", body=f"rows={len(ctx.sample_df)}")
-        ctx.log_artifact("summary", body="overwritten")
-        ctx.log_artifact("per-endpoint", body="x", unique_per_endpoint=True)
+        ctx.log_artifact("summary", body=f"rows={len(ctx.sample_df)}", unique_per_endpoint=False)
+        ctx.log_artifact(key="summary", body="overwritten", unique_per_endpoint=False)
+        ctx.log_artifact("per-endpoint", body="x")  # unique_per_endpoint=True by default (MLRun 1.8+)
         ctx.log_dataset("sample", ctx.sample_df.head(3))
 
 
