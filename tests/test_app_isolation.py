@@ -5,16 +5,23 @@ import copy
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from dagster import instance_for_test, materialize
 
 from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext
+from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.windows import Window
+from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
+from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame, traffic_frame
+
+from .conftest import NOW
 
 
 class Mutator(ModelMonitoringApplicationBase):
@@ -171,3 +178,43 @@ def test_the_budget_is_per_window_and_none_disables_it(
     unlimited.app_timeout_seconds = None
     (slow,) = mm.run_window([unlimited], window)
     assert len(slow.outputs) == 2 and not slow.failures
+
+
+class Shifts(ModelMonitoringApplicationBase):
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> dict[str, float]:
+        df = monitoring_context.sample_df
+        df["f0"] = df["f0"] + 50
+        df.loc[:, "f1"] = 1e6
+        return {"f0_mean": float(df["f0"].mean())}
+
+
+class Zmeasures(ModelMonitoringApplicationBase):  # runs after Shifts (steps in name order)
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> dict[str, float]:
+        df = monitoring_context.sample_df
+        return {"f0_mean": float(df["f0"].mean()), "f1_max": float(df["f1"].max())}
+
+
+def test_changes_do_not_cross_dagster_steps_through_the_resource_cache(
+    isolated_home: Path, window: Window
+) -> None:
+    home = str(isolated_home)
+    with Monitoring(home=home, clock=fixed_clock(NOW)) as mm:
+        mm.create_endpoint("calm", reference=reference_frame(1000, seed=1))
+        frame = traffic_frame(60, window.start, window.end, seed=2)
+        mm.record_events("calm", frame)
+    config = MonitoringConfig(apps=[Shifts(), Zmeasures()], partitions_start="2026-11-01")
+    defs = build_definitions(config, resource=MonitoringResource(home=home))
+    with instance_for_test() as instance:
+        result = materialize(
+            list(defs.assets),
+            partition_key=window.key,
+            instance=instance,
+            resources={"mm": MonitoringResource(home=home)},
+        )
+        assert result.success
+    with Monitoring(home=home, clock=fixed_clock(NOW)) as mm:
+        measured = {m.name: m.value for m in mm.results.metrics(app="zmeasures")}
+        shifted = {m.name: m.value for m in mm.results.metrics(app="shifts")}
+    assert measured["f0_mean"] == pytest.approx(frame["f0"].mean())
+    assert measured["f1_max"] == pytest.approx(frame["f1"].max())
+    assert shifted["f0_mean"] == pytest.approx(frame["f0"].mean() + 50)
