@@ -1,17 +1,26 @@
 """Run monitoring apps on one window (plain Python; the Dagster assets call this).
 
-Events are read once for all endpoints; each (app, endpoint) gets a lazy context; outputs are
-validated and stored per app; a failure is isolated to its (app, endpoint) and recorded.
+Events are read once for all endpoints; each (app, endpoint) gets a lazy context with its own
+view of the events and a read-only view of the endpoint; outputs are validated and stored per
+app. A failure is isolated to its (app, endpoint) and recorded: any exception, `SystemExit`
+included (only `KeyboardInterrupt` stops the run). Each app has a time budget per window
+(`app_timeout_seconds`): each call runs in a worker thread with the remaining budget as its
+deadline; once it is exhausted, the call is abandoned (see `applications.deadline`) and the
+endpoints left are recorded as timed out.
 """
 
 import logging
+import time
 import traceback
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import pandas as pd
 
-from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.deadline import AppTimeoutError, call_with_deadline
+from mm_dagster.applications.endpoint_view import monitored_endpoint
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
@@ -32,6 +41,9 @@ def run_app_on_endpoint(
     artifacts: ArtifactStore,
     references: ReferenceStore | None = None,
     invalid_events: Mapping[str, int] | None = None,
+    *,
+    logger: logging.Logger | None = None,
+    project_name: str = "default",
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
@@ -42,8 +54,15 @@ def run_app_on_endpoint(
         artifacts=artifacts,
         references=references,
         invalid_events=invalid_events,
+        logger=logger,
+        project_name=project_name,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
+
+
+def _budget(app: ModelMonitoringApplicationBase) -> float | None:
+    budget = getattr(app, "app_timeout_seconds", DEFAULT_APP_TIMEOUT_SECONDS)
+    return None if budget is None else float(budget)
 
 
 def run_apps_on_window(
@@ -55,9 +74,16 @@ def run_apps_on_window(
     artifacts: ArtifactStore,
     references: ReferenceStore | None = None,
     invalid_events: Mapping[str, Mapping[str, int]] | None = None,
+    *,
+    logger: logging.Logger | None = None,
+    project_name: str = "default",
 ) -> list[AppWindowReport]:
-    """Run every app on every endpoint with events in `events`, storing outputs per app."""
-    endpoints = {e.id: e for e in registry.list(ids=list(events))}
+    """Run every app on every endpoint with events in `events`, storing outputs per app.
+
+    `logger` (default: `mm_dagster.apps.<app>`) receives the apps' `monitoring_context.logger`
+    lines. `events` is never modified: each app gets its own view of each frame.
+    """
+    endpoints = {e.id: monitored_endpoint(e, project_name) for e in registry.list(ids=list(events))}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:
         log.warning(
@@ -72,22 +98,36 @@ def run_apps_on_window(
         report = AppWindowReport(
             app=app.name, window=window, endpoint_names={e.id: e.name for e in endpoints.values()}
         )
+        budget = _budget(app)
+        deadline = None if budget is None else time.monotonic() + budget
         for endpoint_id, endpoint in endpoints.items():
+            where = f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}"
             try:
-                outputs, uris = run_app_on_endpoint(
-                    app,
-                    endpoint,
-                    window,
-                    events[endpoint_id],
-                    artifacts,
-                    references,
-                    (invalid_events or {}).get(endpoint_id),
+                outputs, uris = call_with_deadline(
+                    partial(
+                        run_app_on_endpoint,
+                        app,
+                        endpoint,
+                        window,
+                        events[endpoint_id],
+                        artifacts,
+                        references,
+                        (invalid_events or {}).get(endpoint_id),
+                        logger=logger,
+                        project_name=project_name,
+                    ),
+                    None if deadline is None else deadline - time.monotonic(),
+                    name=f"mm-app-{app.name}",
                 )
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except AppTimeoutError:
+                report.failures[endpoint_id] = f"{where}: timed out after {budget:g} s"
+                log.warning("monitoring app timed out: %s", report.failures[endpoint_id])
+                continue
+            except BaseException as exc:  # SystemExit too: an app must not end the run
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                report.failures[endpoint_id] = (
-                    f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}: {detail}"
-                )
+                report.failures[endpoint_id] = f"{where}: {detail}"
                 log.warning(
                     "monitoring app failed: %s",
                     report.failures[endpoint_id],

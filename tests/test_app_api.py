@@ -16,7 +16,7 @@ from mm_dagster.applications import (
     MonitoringApplicationContext,
 )
 from mm_dagster.core.endpoint import ModelEndpoint
-from mm_dagster.core.errors import AppOutputError
+from mm_dagster.core.errors import AppOutputError, MonitoringError
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
@@ -187,9 +187,9 @@ class ContextProbe(ModelMonitoringApplicationBase):
             model=ctx.model_endpoint.model_name,
         )
         ctx.logger.info("probing", rows=len(ctx.sample_df))
-        ctx.log_artifact("summary", body=f"rows={len(ctx.sample_df)}")
-        ctx.log_artifact("summary", body="overwritten")
-        ctx.log_artifact("per-endpoint", body="x", unique_per_endpoint=True)
+        ctx.log_artifact("summary", body=f"rows={len(ctx.sample_df)}", unique_per_endpoint=False)
+        ctx.log_artifact(key="summary", body="overwritten", unique_per_endpoint=False)
+        ctx.log_artifact("per-endpoint", body="x")  # unique_per_endpoint=True by default (MLRun 1.8+)
         ctx.log_dataset("sample", ctx.sample_df.head(3))
 
 
@@ -225,3 +225,48 @@ def test_context_contents_logger_and_artifacts(
 def test_artifact_keys_cannot_escape(mm: Monitoring) -> None:
     with pytest.raises(Exception, match="artifact key"):
         mm.artifacts.log("app", "../escape", body="x")
+
+
+@pytest.mark.parametrize(
+    ("app", "key", "suffix"),
+    [
+        ("ok", "ok", "/../../escaped.txt"),
+        ("ok", "ok", "/x"),
+        ("ok", "ok", ".txt/../../escaped"),
+        ("../..", "escaped", ".txt"),
+        ("ok/../..", "escaped", ".txt"),
+        ("<absolute>", "escaped", ".txt"),
+        ("ok", "../escaped", ".txt"),
+        ("ok", "..", ""),
+        ("ok", "a/b", ".txt"),
+    ],
+)
+def test_no_app_key_or_suffix_escapes_the_artifacts_root(
+    mm: Monitoring, tmp_path: Path, app: str, key: str, suffix: str
+) -> None:
+    app = app.replace("<absolute>", str(tmp_path / "absolute"))
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(MonitoringError, match="artifact"):
+        mm.artifacts.log(app, key, body="x", suffix=suffix)
+    assert set(tmp_path.rglob("*")) == before
+    assert mm.artifacts.list() == []
+
+
+def test_log_artifact_suffix_from_an_app_cannot_escape(
+    mm: Monitoring, endpoint: ModelEndpoint, traffic: Window
+) -> None:
+    class Escaper(ModelMonitoringApplicationBase):
+        def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
+            monitoring_context.log_artifact("ok", body="x", suffix="/../../escaped.txt")
+
+    report = run_one(mm, traffic, Escaper())
+    assert "suffix" in report.failures[endpoint.id]
+    root = Path(mm.settings.artifacts_root)
+    assert not list(root.parent.rglob("escaped*"))
+
+
+def test_cli_report_app_name_is_checked_by_the_store(mm: Monitoring, endpoint: ModelEndpoint) -> None:
+    with pytest.raises(MonitoringError, match="app name"):
+        mm.write_endpoint_report(endpoint.name, app="../../x")
+    root = Path(mm.settings.artifacts_root)
+    assert not list(root.parent.parent.rglob("endpoint-report-*"))

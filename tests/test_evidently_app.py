@@ -23,7 +23,7 @@ from .conftest import past_window
 
 @pytest.fixture
 def evidently_app(tmp_path: Path) -> EvidentlyDataDriftApplication:
-    return EvidentlyDataDriftApplication(tmp_path / "evidently", uuid.uuid4(), sample_rows=2000)
+    return EvidentlyDataDriftApplication(uuid.uuid4(), tmp_path / "evidently", sample_rows=2000)
 
 
 def seed(mm: Monitoring, window: Window, drift: bool) -> None:
@@ -81,7 +81,9 @@ def test_drift_result_report_and_snapshot(
     assert "<html" in html.lower() and len(html) > 10_000
     snapshots = list(
         (
-            Path(evidently_app.evidently_workspace_path) / evidently_app.evidently_project_id / "snapshots"
+            Path(evidently_app.evidently_workspace_path)
+            / str(evidently_app.evidently_project_id)
+            / "snapshots"
         ).glob("*.json")
     )
     assert [p.stem for p in snapshots] == [result.extra_data["snapshot_id"]]
@@ -102,7 +104,7 @@ def test_bad_construction(tmp_path: Path) -> None:
     with pytest.raises(MonitoringError, match="not a UUID"):
         EvidentlyDataDriftApplication(tmp_path, "project-1")
     with pytest.raises(ValueError, match="potential_share"):
-        EvidentlyDataDriftApplication(tmp_path, uuid.uuid4(), potential_share=0.6, detected_share=0.5)
+        EvidentlyDataDriftApplication(uuid.uuid4(), tmp_path, potential_share=0.6, detected_share=0.5)
 
 
 def test_endpoint_without_reference_fails_clearly(
@@ -127,7 +129,7 @@ def rss_mb() -> float:
 @pytest.mark.slow  # ~30 s: 45 windows through Evidently
 def test_memory_does_not_grow_with_stored_snapshots(mm: Monitoring, tmp_path: Path) -> None:
     """Every window adds a snapshot; RSS stays flat (bench/evidently_app.py runs 300 windows)."""
-    app = EvidentlyDataDriftApplication(tmp_path / "ev", uuid.uuid4(), sample_rows=300, snapshots="always")
+    app = EvidentlyDataDriftApplication(uuid.uuid4(), tmp_path / "ev", sample_rows=300, snapshots="always")
     mm.create_endpoint("m", reference=reference_frame(2000, seed=1), label_names=["prediction"])
     first = past_window(24 * 60)
     windows = [

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
 
+DEFAULT_APP_TIMEOUT_SECONDS = 600.0
+
 if TYPE_CHECKING:
     from mm_dagster.applications.context import MonitoringApplicationContext
 
@@ -13,9 +15,13 @@ class ModelMonitoringApplicationBase(ABC):
     """Subclass it and implement `do_tracking`; it runs once per (closed window, endpoint).
 
     `NAME` defaults to the class name in kebab-case. `__init__` may take arguments.
+    `app_timeout_seconds` (default 600) bounds the time the app may spend on one window.
     """
 
     NAME: ClassVar[str | None] = None
+    # Time budget per window (all endpoints together), in seconds; None: no limit. When it runs
+    # out, the remaining endpoints are recorded as failed ("timed out") and the run goes on.
+    app_timeout_seconds: float | None = DEFAULT_APP_TIMEOUT_SECONDS
 
     @property
     def name(self) -> str:

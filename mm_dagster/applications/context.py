@@ -6,9 +6,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage.artifact_store import ArtifactStore
@@ -49,7 +52,20 @@ class KeywordLogger(logging.LoggerAdapter[logging.Logger]):
         self.log(logging.ERROR, msg, *args, **kwargs)
 
 
+def own_view(df: pd.DataFrame) -> pd.DataFrame:
+    """A frame an app may change freely without any other app (or the run's cached window) seeing
+    it: a shallow copy under pandas copy-on-write, else a deep copy (column arrays copied; Python
+    objects in object columns are shared, but strings are immutable)."""
+    return df.copy(deep=pd.options.mode.copy_on_write is not True)
+
+
 class MonitoringApplicationContext:
+    """What `do_tracking` receives for one endpoint and one window (MLRun-compatible).
+
+    Each context has its own `sample_df` (copied on first access): what one app changes, no other
+    app sees. The reference stats and `model_endpoint` are deep read-only views shared by all apps.
+    """
+
     def __init__(
         self,
         *,
@@ -61,12 +77,15 @@ class MonitoringApplicationContext:
         logger: logging.Logger | None = None,
         references: ReferenceStore | None = None,
         invalid_events: Mapping[str, int] | None = None,
+        project_name: str = "default",
     ) -> None:
         self._references = references
+        self.project_name = project_name
+        endpoint = monitored_endpoint(endpoint, project_name)
         # Events of this endpoint and window the recorder could not store, by reason.
         self.invalid_events: dict[str, int] = dict(invalid_events or {})
         self.application_name = application_name
-        self.model_endpoint = endpoint
+        self.model_endpoint: MonitoredEndpoint = endpoint
         self.endpoint_id = endpoint.id
         self.endpoint_name = endpoint.name
         self.feature_names = list(endpoint.feature_names)
@@ -74,6 +93,9 @@ class MonitoringApplicationContext:
         self.window = window
         self.start_infer_time = pd.Timestamp(window.start)
         self.end_infer_time = pd.Timestamp(window.end)
+        last = endpoint.last_request
+        # As in MLRun: the time of the endpoint's latest request (None before its first).
+        self.latest_request: pd.Timestamp | None = None if last is None else pd.Timestamp(last)
         self._sample_df = sample_df
         self._artifacts = artifacts
         base = logger or logging.getLogger(f"mm_dagster.apps.{application_name}")
@@ -82,13 +104,26 @@ class MonitoringApplicationContext:
         )
         self.artifact_uris: dict[str, str] = {}
 
-    @property
+    @cached_property
     def sample_df(self) -> pd.DataFrame:
-        return self._sample_df
+        """The window's events of this endpoint: this app's own view (see `own_view`)."""
+        return own_view(self._sample_df)
 
     @property
     def feature_stats(self) -> FeatureStats:
+        """The reference stats (read-only; `copy.deepcopy` gives a mutable copy)."""
         return self.model_endpoint.feature_stats
+
+    @staticmethod
+    def dict_to_histogram(histogram_dict: FeatureStats) -> pd.DataFrame:
+        """MLRun's helper: one column per feature with a histogram, its bin counts divided by the
+        feature's `count` (a probability distribution per feature)."""
+        histograms = {
+            feature: np.array(stats["hist"][0]) / stats["count"]
+            for feature, stats in histogram_dict.items()
+            if "hist" in stats
+        }
+        return pd.DataFrame(histograms)
 
     @cached_property
     def reference_df(self) -> pd.DataFrame | None:
@@ -102,22 +137,47 @@ class MonitoringApplicationContext:
 
     def log_artifact(
         self,
-        key: str,
+        item: str | None = None,
         body: str | bytes | None = None,
-        local_path: str | Path | None = None,
-        *,
-        unique_per_endpoint: bool = False,
-        suffix: str | None = None,
-        **_: Any,
+        tag: str = "",
+        local_path: str | Path = "",
+        artifact_path: str | None = None,
+        format: str | None = None,
+        upload: bool | None = None,
+        labels: Mapping[str, str] | None = None,
+        target_path: str | None = None,
+        unique_per_endpoint: bool = True,
+        **kwargs: Any,
     ) -> str:
-        """Store an artifact; the same key overwrites. Returns its URI."""
+        """Store an artifact under the app's folder; the same item overwrites. Returns its URI.
+
+        MLRun's signature: `item` is the artifact key (`key=` is accepted too);
+        `unique_per_endpoint` (default True, as in MLRun 1.8+) keeps one artifact per endpoint
+        (the key gets `-<endpoint id>`). `format` picks the file suffix (e.g. "html"; `suffix=".html"`
+        also works); otherwise it comes from `local_path`, or `.txt` / `.bin` for a str / bytes
+        body. `tag`, `artifact_path`, `upload`, `labels` and `target_path` are accepted for
+        compatibility and not used (artifacts live in the artifacts root, one version per key).
+        """
+        key = kwargs.pop("key", None)
+        if item is not None and key is not None and item != key:
+            raise MonitoringError(
+                f"app {self.application_name!r}: log_artifact got item {item!r} and key {key!r}"
+            )
+        key = item if item is not None else key
+        if not isinstance(key, str):
+            raise MonitoringError(
+                f"app {self.application_name!r}: log_artifact needs an item (key), got {key!r}"
+            )
+        suffix = kwargs.pop("suffix", None)
+        if suffix is None and format:
+            suffix = f".{format.lstrip('.')}"
         if unique_per_endpoint:
             key = f"{key}-{self.endpoint_id}"
         uri = self._artifacts.log(
             self.application_name,
             key,
             body=body,
-            local_path=local_path,
+            local_path=local_path or None,
             suffix=suffix,
             endpoint_id=self.endpoint_id,
             window_start=self.window.start,

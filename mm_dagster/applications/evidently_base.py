@@ -9,6 +9,7 @@ import importlib.metadata
 import uuid
 import warnings
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,14 @@ def _check_version() -> str:
             stacklevel=3,
         )
     return version
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 class SnapshotSink:
@@ -56,32 +65,88 @@ class EvidentlyModelMonitoringApplicationBase(ModelMonitoringApplicationBase):
 
     Subclasses implement `do_tracking` with the helpers: `run_report` (bounded samples of the
     window and the stored reference), `log_evidently_report` (the report's HTML as an artifact),
-    `add_snapshot` (into the Evidently workspace) and `metric_values` (Evidently values by metric
-    name, to turn into results and metrics).
+    `add_snapshot` (into the Evidently workspace without opening it) and `metric_values`
+    (Evidently values by metric name, to turn into results and metrics). MLRun's API is there too:
+    `evidently_workspace` / `evidently_project` (opened on first use), `get_workspace()`,
+    `load_project()` and the static `log_evidently_object(context, run, artifact_name)`.
     """
 
     def __init__(
         self,
-        evidently_workspace_path: str | Path,
         evidently_project_id: str | uuid.UUID,
+        evidently_workspace_path: str | Path | None = None,
+        cloud_workspace: bool = False,
         *,
         sample_rows: int = DEFAULT_SAMPLE_ROWS,
         seed: int = 0,
     ) -> None:
+        """MLRun's order: `evidently_project_id`, then `evidently_workspace_path` (a local
+        directory; Evidently Cloud is not supported). The workspace and project are opened only
+        when `evidently_workspace` / `evidently_project` are first used."""
         self.evidently_version = _check_version()
-        try:
-            uuid.UUID(str(evidently_project_id))
-        except ValueError:
+        if not _is_uuid(evidently_project_id) and _is_uuid(evidently_workspace_path):
+            # mm_dagster's former order (workspace path first): still accepted.
+            warnings.warn(
+                f"app {self.name!r}: pass evidently_project_id first (MLRun's order), then "
+                "evidently_workspace_path",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            evidently_project_id, evidently_workspace_path = (
+                str(evidently_workspace_path),
+                evidently_project_id,
+            )
+        if not _is_uuid(evidently_project_id):
             raise MonitoringError(
                 f"app {self.name!r}: evidently_project_id {evidently_project_id!r} is not a UUID"
-            ) from None
+            )
+        if cloud_workspace:
+            raise MonitoringError(f"app {self.name!r}: Evidently Cloud workspaces are not supported")
+        if evidently_workspace_path is None:
+            raise MonitoringError(f"app {self.name!r}: evidently_workspace_path is required")
         if sample_rows < 1:
             raise MonitoringError(f"app {self.name!r}: sample_rows must be >= 1, got {sample_rows}")
         self.evidently_workspace_path = str(evidently_workspace_path)
-        self.evidently_project_id = str(evidently_project_id)
+        self.evidently_project_id: str | uuid.UUID = evidently_project_id
+        self.cloud_workspace = cloud_workspace
         self.sample_rows = sample_rows
         self.seed = seed
         self._sink: SnapshotSink | None = None
+
+    # -- MLRun's workspace API (opened lazily: `add_snapshot` never opens the workspace) ------
+    @cached_property
+    def evidently_workspace(self) -> Any:
+        """The Evidently workspace (opened on first use; see `add_snapshot` for the bounded path)."""
+        return self.get_workspace()
+
+    @cached_property
+    def evidently_project(self) -> Any:
+        """The Evidently project (`None` if the workspace has none with this id yet)."""
+        return self.load_project()
+
+    def get_workspace(self) -> Any:
+        from evidently.ui.workspace import Workspace
+
+        return Workspace.create(self.evidently_workspace_path)
+
+    def load_project(self) -> Any:
+        return self.evidently_workspace.get_project(self.evidently_project_id)
+
+    @staticmethod
+    def log_evidently_object(
+        monitoring_context: MonitoringApplicationContext,
+        evidently_object: Any,
+        artifact_name: str,
+        unique_per_endpoint: bool = True,
+    ) -> str:
+        """Log an Evidently run (a `Snapshot`, e.g. a report's run) as an HTML artifact; returns
+        its URI. As MLRun warns, call it on special occasions, not on every window."""
+        return monitoring_context.log_artifact(
+            artifact_name,
+            body=evidently_object.get_html_str(as_iframe=False).encode("utf-8"),
+            format="html",
+            unique_per_endpoint=unique_per_endpoint,
+        )
 
     # -- helpers for do_tracking ----------------------------------------------------------------
     def _sample(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -128,12 +193,7 @@ class EvidentlyModelMonitoringApplicationBase(ModelMonitoringApplicationBase):
         unique_per_endpoint: bool = True,
     ) -> str:
         """Store the report's HTML as an artifact (same key overwrites); returns its URI."""
-        return context.log_artifact(
-            key,
-            body=snapshot.get_html_str(as_iframe=False),
-            suffix=".html",
-            unique_per_endpoint=unique_per_endpoint,
-        )
+        return self.log_evidently_object(context, snapshot, key, unique_per_endpoint)
 
     def add_snapshot(self, context: MonitoringApplicationContext, snapshot: Any) -> str:
         """Append the snapshot to the Evidently workspace without opening it; returns its id."""

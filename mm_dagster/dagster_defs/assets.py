@@ -1,6 +1,8 @@
 """The window asset and the per-app asset factory (spec §5)."""
 
-from collections.abc import Callable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,6 +17,7 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
+    DagsterLogManager,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -79,6 +82,46 @@ def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str]) -> di
             + (f"\n\n…and {len(rows) - 200} more" if len(rows) > 200 else "")
         ),
     }
+
+
+class DagsterLogHandler(logging.Handler):
+    """Forwards an app's stdlib log records (`monitoring_context.logger`, whose lines carry the
+    app, endpoint and window) to the Dagster step's `context.log`, i.e. into the run's logs.
+    Records of other windows (a timed-out call of an earlier run, say) are left out."""
+
+    def __init__(self, dagster_log: DagsterLogManager, windows: Collection[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.dagster_log = dagster_log
+        self.windows = set(windows)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        window = getattr(record, "mm_context", {}).get("window")
+        return window is None or window in self.windows
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.dagster_log.log(record.levelno, self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def app_logs_in_run(
+    context: AssetExecutionContext, app_name: str, windows: Sequence[Window]
+) -> Iterator[None]:
+    """For the duration of the step, the app's logger (`mm_dagster.apps.<app>`, the context's
+    default) also writes to the run's logs, from INFO up (it is lowered to INFO if need be)."""
+    logger = logging.getLogger(f"mm_dagster.apps.{app_name}")
+    handler = DagsterLogHandler(context.log, [w.key for w in windows])
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def build_window_asset(
@@ -192,12 +235,14 @@ def build_app_assets(
         mm = resource_of(context, names)
         monitoring = mm.monitoring
         outcomes: list[WindowOutcome] = []
-        for window in windows_of_run(context):
-            report = monitoring.run_window([app], window, mm.window_events(window))
-            outcome = WindowOutcome(report[0], check_verdict(check_label, report[0]), context.run.run_id)
-            for hook in on_window:
-                hook(monitoring, outcome)
-            outcomes.append(outcome)
+        windows = windows_of_run(context)
+        with app_logs_in_run(context, app_name, windows):
+            for window in windows:
+                report = monitoring.run_window([app], window, mm.window_events(window))
+                outcome = WindowOutcome(report[0], check_verdict(check_label, report[0]), context.run.run_id)
+                for hook in on_window:
+                    hook(monitoring, outcome)
+                outcomes.append(outcome)
         reports = [o.report for o in outcomes]
         failed_everywhere = [r for r in reports if r.failures and not r.outputs]
         if failed_everywhere:

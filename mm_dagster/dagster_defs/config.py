@@ -96,6 +96,7 @@ class MonitoringConfig:
     prefix: str = ""
     retention: timedelta = DEFAULT_RETENTION
     maintenance_cron: str = "17 * * * *"
+    max_run_seconds: int = 4 * 3600  # Dagster's `dagster/max_runtime` on monitoring runs
 
     def __post_init__(self) -> None:
         validate_base_period(self.base_period)

@@ -78,7 +78,11 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             RunRequest(
                 run_key=r.run_key,
                 partition_key=r.window.key,
-                tags={"mm/window": r.window.key, "mm/revision": str(r.revision)},
+                tags={
+                    "mm/window": r.window.key,
+                    "mm/revision": str(r.revision),
+                    "dagster/max_runtime": str(config.max_run_seconds),
+                },
             )
             for r in plan.requests
             if r.window.start >= config.start

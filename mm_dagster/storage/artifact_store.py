@@ -11,10 +11,18 @@ from sqlalchemy.engine import Engine
 
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.names import APP_NAME
 from mm_dagster.storage import database as db
 from mm_dagster.storage.files import write_atomically
 
 ARTIFACT_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,199}")
+# File suffixes: empty, or dot-separated extensions such as ".html" or ".tar.gz".
+ARTIFACT_SUFFIX = re.compile(r"(\.[a-zA-Z0-9_-]{1,16}){0,3}")
+
+
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    """Whether `value` is a string fully matching `pattern` (apps may pass anything)."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 class ArtifactStore:
@@ -24,13 +32,29 @@ class ArtifactStore:
         self.clock = clock
 
     def app_dir(self, app: str) -> Path:
-        return self.root / app
+        """The app's artifact folder; the app name must be a valid app NAME (no path tricks)."""
+        if not _matches(APP_NAME, app):
+            raise MonitoringError(f"artifact app name {app!r} must match {APP_NAME.pattern}")
+        return self._inside_root(self.root / app, f"app {app!r}")
 
     def path_for(self, app: str, key: str, suffix: str) -> Path:
-
-        if not ARTIFACT_KEY.fullmatch(key) or ".." in key:
+        """Where artifact `key` of `app` is stored. Every component is validated and the resolved
+        path must lie inside the artifacts root, so no app, key or suffix can write elsewhere."""
+        folder = self.app_dir(app)
+        if not _matches(ARTIFACT_KEY, key) or ".." in key:
             raise MonitoringError(f"app {app!r}: artifact key {key!r} must match {ARTIFACT_KEY.pattern}")
-        return self.root / app / f"{key}{suffix}"
+        if not _matches(ARTIFACT_SUFFIX, suffix):
+            raise MonitoringError(
+                f"app {app!r}: artifact suffix {suffix!r} must match {ARTIFACT_SUFFIX.pattern}"
+            )
+        return self._inside_root(folder / f"{key}{suffix}", f"app {app!r}: artifact {key!r}")
+
+    def _inside_root(self, path: Path, what: str) -> Path:
+        root = self.root.resolve()
+        resolved = path.resolve()
+        if resolved == root or not resolved.is_relative_to(root):
+            raise MonitoringError(f"{what}: path {path} is outside the artifacts root {root}")
+        return path
 
     def log(
         self,

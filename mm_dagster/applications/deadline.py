@@ -1,0 +1,52 @@
+"""Run one app call with a deadline, in a worker thread.
+
+Python cannot stop a thread, so a call that overruns is *abandoned*: its daemon thread keeps
+running in the background until `do_tracking` returns (its outputs are then discarded; artifacts
+it writes meanwhile still land in the store), and the runner records the endpoint as failed and
+goes on. The interpreter does not wait for abandoned threads at exit.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from mm_dagster.core.errors import MonitoringError
+
+T = TypeVar("T")
+
+
+class AppTimeoutError(MonitoringError):
+    """The app's time budget for the window ran out."""
+
+
+@dataclass
+class _Outcome(Generic[T]):
+    value: T | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def call_with_deadline(fn: Callable[[], T], timeout: float | None, name: str = "mm-app") -> T:
+    """`fn()`, raising `AppTimeoutError` if it has not returned within `timeout` seconds
+    (`None`: call it inline, no thread). Whatever `fn` raises (even `SystemExit`) is re-raised here."""
+    if timeout is None:
+        return fn()
+    if timeout <= 0:
+        raise AppTimeoutError("no time left")
+    outcome: _Outcome[T] = _Outcome()
+
+    def target() -> None:
+        try:
+            outcome.value = fn()
+        except BaseException as exc:  # handed to the caller, including SystemExit
+            outcome.error = exc
+        finally:
+            outcome.done.set()
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    if not outcome.done.wait(timeout):
+        raise AppTimeoutError("still running")
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value  # type: ignore[return-value]
