@@ -226,7 +226,11 @@ class Monitoring:
         apps: Sequence[ModelMonitoringApplicationBase],
         window: Window,
         events: dict[str, pd.DataFrame] | None = None,
+        *,
+        project_name: str = "default",
     ) -> list[AppWindowReport]:
+        """Run `apps` on every endpoint with events in `window`; `project_name` is what the apps'
+        `monitoring_context.project_name` says (the `MonitoringConfig.project` under Dagster)."""
         if events is None:
             events = self.read_window(window)
         return run_apps_on_window(
@@ -238,6 +242,7 @@ class Monitoring:
             self.artifacts,
             self.references,
             self.invalid_events.counts(window.start, window.end, list(events)),
+            project_name=project_name,
         )
 
     def maintain(

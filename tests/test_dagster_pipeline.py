@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from dagster import (
@@ -388,3 +389,20 @@ def test_an_arrival_during_a_tick_is_seen_by_the_next_tick(
         monkeypatch.setattr(ArrivalLog, "spans", real_spans)
         (again,) = tick(defs, instance, home, first.cursor).run_requests
         assert again.partition_key == window.key and again.run_key.startswith(f"mm-{window.key}-rev")
+
+
+class ProjectEcho(ModelMonitoringApplicationBase):
+    seen: ClassVar[list[str]] = []
+
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
+        ProjectEcho.seen.append(monitoring_context.project_name)
+
+
+def test_apps_see_the_configs_project(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = definitions(home, ProjectEcho(), project="fraud-team")
+    ProjectEcho.seen.clear()
+    with instance_for_test() as instance:
+        assert materialize_window(defs, window.key, instance, home).success
+    assert ProjectEcho.seen == ["fraud-team", "fraud-team"]

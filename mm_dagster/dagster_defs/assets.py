@@ -199,6 +199,7 @@ def build_app_assets(
     partitions_def: TimeWindowPartitionsDefinition,
     names: DefinitionNames,
     on_window: Sequence[WindowHook] = (),
+    project: str = "default",
 ) -> AssetsDefinition:
     """One multi-asset per app: its results and metrics assets, and its per-window check."""
     app_name = app.name
@@ -238,7 +239,7 @@ def build_app_assets(
         windows = windows_of_run(context)
         with app_logs_in_run(context, app_name, windows):
             for window in windows:
-                report = monitoring.run_window([app], window, mm.window_events(window))
+                report = monitoring.run_window([app], window, mm.window_events(window), project_name=project)
                 outcome = WindowOutcome(report[0], check_verdict(check_label, report[0]), context.run.run_id)
                 for hook in on_window:
                     hook(monitoring, outcome)

@@ -48,7 +48,7 @@ def _build(config: MonitoringConfig, resource: MonitoringResource, clock: Clock)
     # before any alert is configured); rules, delivery and check notifications use the config.
     on_window, delivery_sensor = build_alert_wiring(config, clock)
     assets = [build_window_asset(partitions, config.allowed_lateness, names)]
-    assets += [build_app_assets(app, partitions, names, [on_window]) for app in config.apps]
+    assets += [build_app_assets(app, partitions, names, [on_window], config.project) for app in config.apps]
     job = define_asset_job(
         names.job,
         selection=AssetSelection.assets(names.asset_key(WINDOW_EVENTS)).downstream(),
