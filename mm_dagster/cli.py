@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("endpoint")
     report.add_argument("--hours", type=float, default=24.0)
     report.add_argument("--app", default="histogram-data-drift")
+    windows = sub.add_parser(
+        "windows", help="recent windows with stored events, and whether each was analysed"
+    )
+    windows.add_argument("--hours", type=float, default=24.0)
     maintain = sub.add_parser(
         "maintain", help="compact closed windows, delete events past retention, sweep leftovers"
     )
@@ -126,6 +130,20 @@ def _run(args: argparse.Namespace) -> int:
         from mm_dagster.monitoring import Monitoring
 
         print(Monitoring().write_endpoint_report(args.endpoint, hours=args.hours, app=args.app))
+        return 0
+    if args.command == "windows":
+        from mm_dagster.core.windows import Window
+        from mm_dagster.monitoring import Monitoring
+
+        config = _load_config(args.config)
+        with Monitoring(base_period=config.base_period) as mm:
+            end = Window.containing(mm.clock(), config.base_period).end
+            coverage = mm.window_coverage(end - timedelta(hours=args.hours), end, config.base_period)
+        expected = {app.name for app in config.apps}
+        for entry in coverage:
+            missing = sorted(expected - set(entry.apps))
+            state = "analysed" if not missing else f"NOT ANALYSED by {', '.join(missing)}"
+            print(f"{entry.window.key}  {entry.events:>9} events  {state}")
         return 0
     if args.command == "maintain":
         from mm_dagster.events.maintenance import MaintenancePolicy

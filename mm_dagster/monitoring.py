@@ -11,6 +11,7 @@ import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.windows import Window, validate_base_period
@@ -38,6 +39,18 @@ from mm_dagster.storage.results_store import ResultsStore
 from mm_dagster.storage.spool import Spool
 
 DEFAULT_HOME = ".mm_home"
+
+
+@dataclass(frozen=True)
+class WindowCoverage:
+    """A window with stored events (`events` counts every event of the files touching it) and
+    the apps with results, metrics or failures stored for it."""
+
+    window: Window
+    events: int
+    apps: list[str]
+
+
 DEFAULT_BASE_PERIOD = 10
 
 
@@ -244,6 +257,19 @@ class Monitoring:
             self.invalid_events.counts(window.start, window.end, list(events)),
             project_name=project_name,
         )
+
+    def window_coverage(self, start: datetime, end: datetime, base_period: int) -> list[WindowCoverage]:
+        """Every window in [start, end) with stored events, and which apps analysed it."""
+        slot = self.events.base_period
+        counts = window_counts(
+            self.arrivals.spans(events_from=start, events_before=end, store_base_period=slot), base_period
+        )
+        analysed = self.results.analysed_apps(start, end)
+        return [
+            WindowCoverage(window, events, sorted(analysed.get(window.start, set())))
+            for window, events in sorted(counts.items())
+            if start <= window.start and window.end <= end
+        ]
 
     def maintain(
         self, policy: MaintenancePolicy | None = None, now: datetime | None = None

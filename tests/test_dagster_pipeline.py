@@ -406,3 +406,21 @@ def test_apps_see_the_configs_project(seeded: Monitoring, home: str) -> None:
     with instance_for_test() as instance:
         assert materialize_window(defs, window.key, instance, home).success
     assert ProjectEcho.seen == ["fraud-team", "fraud-team"]
+
+
+def test_mm_windows_lists_windows_that_were_not_analysed(
+    seeded: Monitoring, home: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mm_dagster.cli import main
+
+    analysed, forgotten = past_window(60), past_window(40)
+    seed_window(seeded, analysed)
+    seed_window(seeded, forgotten)
+    seeded.run_window([HistogramDataDriftApplication()], analysed)
+    monkeypatch.setenv("MM_HOME", home)
+    config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start="2026-11-01")
+    monkeypatch.setattr("apps.definitions.config", config)
+    assert main(["windows", "--hours", "200"]) == 0
+    out = capsys.readouterr().out
+    assert f"{analysed.key}        600 events  analysed" in out
+    assert f"{forgotten.key}        600 events  NOT ANALYSED by histogram-data-drift" in out

@@ -227,3 +227,20 @@ class ResultsStore:
                 )
                 for m in (r._mapping for r in conn.execute(query))
             ]
+
+    def analysed_apps(self, start: datetime, end: datetime) -> dict[datetime, set[str]]:
+        """Apps with stored results, metrics or failures per window starting in [start, end)."""
+        analysed: dict[datetime, set[str]] = {}
+        with self.engine.connect() as conn:
+            for table in (db.results, db.metrics, db.app_failures):
+                query = (
+                    sa.select(table.c.window_start, table.c.app)
+                    .where(
+                        table.c.window_start >= db.to_db_time(start),
+                        table.c.window_start < db.to_db_time(end),
+                    )
+                    .distinct()
+                )
+                for window_start, app in conn.execute(query):
+                    analysed.setdefault(db.from_db_time(window_start), set()).add(app)
+        return analysed
