@@ -317,6 +317,9 @@ def test_sensor_caps_catch_up_after_downtime(
             later = tick(defs, instance, home, cursor)
             cursor, requested = later.cursor, requested + [r.partition_key for r in later.run_requests]
     assert sorted(requested) == [w.key for w in windows]
+    (backlog,) = result.asset_events  # what the UI plots on the window asset
+    assert backlog.metadata["windows_waiting"].value == 15
+    assert backlog.metadata["windows_requested"].value == 5
 
 
 def test_the_first_tick_reports_history_it_does_not_request(

@@ -2,6 +2,7 @@
 `core.controller.plan_requests`; this module only reads the arrival log and talks to Dagster."""
 
 from dagster import (
+    AssetObservation,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -13,6 +14,7 @@ from dagster import (
 from mm_dagster.core.clock import Clock
 from mm_dagster.core.controller import ControllerCursor, look_back, plan_requests, window_counts
 from mm_dagster.core.windows import Window
+from mm_dagster.dagster_defs.assets import WINDOW_EVENTS
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
 
@@ -56,10 +58,12 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
                 f"wait for the next ticks (at most max_catchup_windows={config.max_catchup_windows} "
                 "requests per tick)"
             )
+        history_events = 0
         if cursor.closed_end is None:
             history = arrivals.spans(
                 events_before=span.start, store_base_period=monitoring.events.base_period
             )
+            history_events = sum(s.events for s in history)
             if history:
                 first = Window.containing(min(s.first_event for s in history), config.base_period)
                 context.log.warning(
@@ -87,6 +91,16 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             for r in plan.requests
             if r.window.start >= config.start
         ]
-        return SensorResult(run_requests=requests, cursor=plan.cursor.to_json())
+        # The same counts on the window asset, so the UI plots what waits or will not run.
+        backlog = AssetObservation(
+            asset_key=names.asset_key(WINDOW_EVENTS),
+            metadata={
+                "windows_requested": len(requests),
+                "windows_waiting": len(plan.due),
+                "windows_before_partitions_start": len(before_start),
+                "history_events_not_requested": history_events,
+            },
+        )
+        return SensorResult(run_requests=requests, cursor=plan.cursor.to_json(), asset_events=[backlog])
 
     return mm_controller
