@@ -1,7 +1,9 @@
 """Results and metrics as time series keyed by (endpoint_id, app, name, window_start).
 
 Writing an app's window replaces that window's rows for each endpoint it analysed, so a re-run
-never duplicates. Failures per (endpoint, app, window) are kept beside them.
+never duplicates; the rows are upserted, so two runs of one window at once (a backfill beside the
+controller's run) both succeed, the last to commit winning. Failures per (endpoint, app, window)
+are kept beside them.
 """
 
 from collections.abc import Mapping, Sequence
@@ -9,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.clock import Clock, utcnow
@@ -50,6 +53,25 @@ def _metric(row: sa.Row[Any]) -> StoredMetric:
         m["model_version"],
         m["reference_version"],
     )
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows`, updating a row whose primary key is stored already (also by a concurrent
+    writer) instead of raising `IntegrityError`."""
+    keys = {c.name for c in table.primary_key.columns}
+    updated = [c for c in rows[0] if c not in keys]
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+        statement: Any = insert.on_conflict_do_update(
+            index_elements=sorted(keys), set_={c: insert.excluded[c] for c in updated}
+        )
+    elif dialect in ("mysql", "mariadb"):
+        my_insert = mysql.insert(table)
+        statement = my_insert.on_duplicate_key_update({c: my_insert.inserted[c] for c in updated})
+    else:
+        raise NotImplementedError(f"no upsert for the {dialect} dialect")
+    conn.execute(statement, rows)
 
 
 class ResultsStore:
@@ -133,7 +155,7 @@ class ResultsStore:
                 (db.app_failures, failure_rows),
             ):
                 if rows:
-                    conn.execute(table.insert(), rows)
+                    upsert(conn, table, rows)
 
     @staticmethod
     def _filtered(
