@@ -74,6 +74,55 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> 
     conn.execute(statement, rows)
 
 
+DEADLOCK_RETRIES = 5
+
+
+def _is_deadlock(exc: sa.exc.DBAPIError) -> bool:
+    """A deadlock or serialization failure (PostgreSQL 40P01/40001, MySQL 1213): the whole
+    transaction can simply run again."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    args = getattr(exc.orig, "args", ())
+    return sqlstate in ("40P01", "40001") or bool(args and args[0] == 1213)
+
+
+def _write_window(
+    conn: sa.Connection,
+    app: str,
+    start: datetime,
+    replaced: list[str],
+    result_rows: list[dict[str, Any]],
+    metric_rows: list[dict[str, Any]],
+    failure_rows: list[dict[str, Any]],
+) -> None:
+    """Delete the window's rows of the `replaced` endpoints and of the failed ones, then upsert
+    (two runs of one window at once can deadlock on PostgreSQL: `replace_window` retries)."""
+    for table in (db.results, db.metrics, db.app_failures):
+        for i in range(0, len(replaced), _CHUNK):
+            conn.execute(
+                table.delete().where(
+                    table.c.app == app,
+                    table.c.window_start == start,
+                    table.c.endpoint_id.in_(replaced[i : i + _CHUNK]),
+                )
+            )
+    failed = [r["endpoint_id"] for r in failure_rows]
+    for i in range(0, len(failed), _CHUNK):
+        conn.execute(
+            db.app_failures.delete().where(
+                db.app_failures.c.app == app,
+                db.app_failures.c.window_start == start,
+                db.app_failures.c.endpoint_id.in_(failed[i : i + _CHUNK]),
+            )
+        )
+    for table, rows in (
+        (db.results, result_rows),
+        (db.metrics, metric_rows),
+        (db.app_failures, failure_rows),
+    ):
+        if rows:
+            upsert(conn, table, rows)
+
+
 class ResultsStore:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
@@ -130,32 +179,14 @@ class ResultsStore:
             for e, err in (failures or {}).items()
         ]
         replaced = list(outputs)
-        with self.engine.begin() as conn:
-            for table in (db.results, db.metrics, db.app_failures):
-                for i in range(0, len(replaced), _CHUNK):
-                    conn.execute(
-                        table.delete().where(
-                            table.c.app == app,
-                            table.c.window_start == start,
-                            table.c.endpoint_id.in_(replaced[i : i + _CHUNK]),
-                        )
-                    )
-            failed = [r["endpoint_id"] for r in failure_rows]
-            for i in range(0, len(failed), _CHUNK):
-                conn.execute(
-                    db.app_failures.delete().where(
-                        db.app_failures.c.app == app,
-                        db.app_failures.c.window_start == start,
-                        db.app_failures.c.endpoint_id.in_(failed[i : i + _CHUNK]),
-                    )
-                )
-            for table, rows in (
-                (db.results, result_rows),
-                (db.metrics, metric_rows),
-                (db.app_failures, failure_rows),
-            ):
-                if rows:
-                    upsert(conn, table, rows)
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                with self.engine.begin() as conn:
+                    _write_window(conn, app, start, replaced, result_rows, metric_rows, failure_rows)
+                return
+            except sa.exc.DBAPIError as exc:
+                if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
+                    raise
 
     @staticmethod
     def _filtered(
