@@ -46,6 +46,16 @@ def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Insert:
     raise NotImplementedError(f"no insert-ignoring-duplicates for the {dialect} dialect")
 
 
+def insert_ignoring_duplicates_count(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> int:
+    """Insert `row` unless its unique key is stored already; returns 1 if it was inserted, else 0
+    (by RETURNING where the database has it: PostgreSQL gives no rowcount with one)."""
+    statement = insert_ignoring_duplicates(conn, table).values(**row)
+    if conn.dialect.insert_returning:
+        first_key = next(iter(table.primary_key.columns))
+        return len(conn.execute(statement.returning(first_key)).all())
+    return int(conn.execute(statement).rowcount)
+
+
 def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:
     return {
         "kind": event.kind.value,
@@ -175,7 +185,7 @@ def _save_states(conn: sa.Connection, states: Mapping[StateKey, EntityState], no
         if updated:
             continue
         row = {"alert": alert, "entity": entity, **values}
-        if not conn.execute(insert_ignoring_duplicates(conn, s).values(**row)).rowcount:
+        if not insert_ignoring_duplicates_count(conn, s, row):
             # a concurrent evaluation stored it first: ours is the newer state
             conn.execute(s.update().where(s.c.alert == alert, s.c.entity == entity).values(**values))
 
@@ -237,7 +247,7 @@ class AlertStore:
                 fresh = [r for r in group if (r["kind"], r["entity"]) not in existing]
                 # one by one, skipping what a concurrent run of the same window stored meanwhile
                 for row in fresh:
-                    inserted += conn.execute(insert_ignoring_duplicates(conn, t).values(**row)).rowcount
+                    inserted += insert_ignoring_duplicates_count(conn, t, row)
         return inserted
 
     @contextmanager
