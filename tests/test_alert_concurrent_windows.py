@@ -1,6 +1,7 @@
 """Two runs of one window at once (a backfill beside the controller's run) both succeed: alert
 events, entity states, the outbox and results are written idempotently. Real concurrency: threads
-with an engine each, on one SQLite file and on the loopback PostgreSQL (skipped when absent)."""
+with an engine each, on one SQLite file and on the loopback PostgreSQL and MariaDB (skipped when
+absent)."""
 
 import os
 import threading
@@ -22,22 +23,26 @@ from mm_dagster.storage.results_store import ResultsStore
 
 from .test_alert_delivery import DETECTED, Clock, report, window
 
-POSTGRES_URL = os.environ.get("MM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SERVERS = {
+    "postgresql": os.environ.get("MM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("MM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
 RUNS = 4  # concurrent runs of each window
 WINDOWS = 4
 ENDPOINTS = 60
 
 
-@pytest.fixture
-def postgres_databases() -> Iterator[Callable[[], str]]:
-    """Makes fresh databases on the loopback PostgreSQL (their URLs), dropped afterwards."""
-    server = sa.engine.make_url(POSTGRES_URL)
+@pytest.fixture(params=sorted(SERVERS))
+def server_databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Makes fresh databases on a loopback database server (their URLs), dropped afterwards."""
+    server = sa.engine.make_url(SERVERS[request.param])
+    admin_database = "postgres" if request.param == "postgresql" else None
     try:
-        admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(server.set(database=admin_database), isolation_level="AUTOCOMMIT")
         with admin.connect():
             pass
     except Exception as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {type(exc).__name__}: {exc}"[:300])
+        pytest.skip(f"{request.param} is not reachable at {server}: {type(exc).__name__}: {exc}"[:300])
     names: list[str] = []
 
     def fresh() -> str:
@@ -46,12 +51,13 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
             conn.execute(sa.text(f"CREATE DATABASE {names[-1]}"))
         return server.set(database=names[-1]).render_as_string(hide_password=False)
 
+    force = " WITH (FORCE)" if request.param == "postgresql" else ""
     try:
         yield fresh
     finally:
         with admin.connect() as conn:
             for name in names:
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
         admin.dispose()
 
 
@@ -122,6 +128,6 @@ def test_concurrent_runs_of_one_window_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.scale
-def test_concurrent_runs_of_one_window_on_postgresql(postgres_databases: Callable[[], str]) -> None:
+def test_concurrent_runs_of_one_window_on_a_database_server(server_databases: Callable[[], str]) -> None:
     for _ in range(3):  # a race: several rounds, each on a fresh database
-        concurrent_runs_of_the_same_windows(postgres_databases())
+        concurrent_runs_of_the_same_windows(server_databases())
