@@ -6,6 +6,8 @@ controller's run) both succeed, the last to commit winning. Failures per (endpoi
 are kept beside them.
 """
 
+import random
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -74,7 +76,8 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> 
     conn.execute(statement, rows)
 
 
-DEADLOCK_RETRIES = 5
+DEADLOCK_RETRIES = 10
+DEADLOCK_PAUSE_SECONDS = 0.05  # times the attempt, jittered: concurrent writers fall out of step
 
 
 def _is_deadlock(exc: sa.exc.DBAPIError) -> bool:
@@ -187,6 +190,7 @@ class ResultsStore:
             except sa.exc.DBAPIError as exc:
                 if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
                     raise
+                time.sleep(random.uniform(0.5, 1.5) * DEADLOCK_PAUSE_SECONDS * attempt)
 
     @staticmethod
     def _filtered(
