@@ -42,6 +42,15 @@ def _print(rows: Sequence[dict[str, Any]]) -> None:
         print(json.dumps(row, default=str, sort_keys=True))
 
 
+def _print_redacted(rows: Sequence[dict[str, Any]]) -> None:
+    """Alert rows as JSON lines, URLs without userinfo or query string (rows stored before
+    delivery redacted them may still hold credentials)."""
+    from mm_dagster.alerts.secrets import redact_urls
+
+    for row in rows:
+        print(redact_urls(json.dumps(row, default=str, sort_keys=True)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mm", description=__doc__)
     parser.add_argument(
@@ -55,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = sub.add_parser("results", help="latest result per endpoint, app and name")
     results.add_argument("--endpoint")
     results.add_argument("--app")
-    alerts = sub.add_parser("alerts", help="alerts: list, events, notifications, reset, deliver")
+    alerts = sub.add_parser("alerts", help="alerts: list, events, notifications, reset, deliver, resend")
     alerts_sub = alerts.add_subparsers(dest="action", required=True)
     alerts_sub.add_parser("list")
     events = alerts_sub.add_parser("events")
@@ -67,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reset.add_argument("name")
     reset.add_argument("--entity")
     alerts_sub.add_parser("deliver")
+    resend = alerts_sub.add_parser("resend", help="re-queue failed notifications (attempts stay stored)")
+    resend.add_argument("name", nargs="?", help="only this alert's")
+    resend.add_argument("--id", type=int, help="only this notification")
     report = sub.add_parser("report", help="write an endpoint's drift timeline page (HTML)")
     report.add_argument("endpoint")
     report.add_argument("--hours", type=float, default=24.0)
@@ -159,9 +171,9 @@ def _run(args: argparse.Namespace) -> int:
     alerts = _alert_service(args)
 
     if args.action == "list":
-        _print([asdict(summary) for summary in alerts.inspection.list_alerts()])
+        _print_redacted([asdict(summary) for summary in alerts.inspection.list_alerts()])
     elif args.action == "events":
-        _print([asdict(event) for event in alerts.inspection.events(args.name)])
+        _print_redacted([asdict(event) for event in alerts.inspection.events(args.name)])
     elif args.action == "notifications":
         rows = []
         for note in alerts.store.notifications(args.name):
@@ -169,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.attempts:
                 row["attempts_detail"] = [asdict(a) for a in alerts.store.attempts(note.id)]
             rows.append(row)
-        _print(rows)
+        _print_redacted(rows)
     elif args.action == "reset":
         print(
             f"reset {alerts.inspection.reset(args.name, args.entity)} active entity state(s) of {args.name}"
@@ -177,8 +189,10 @@ def _run(args: argparse.Namespace) -> int:
     elif args.action == "deliver":
         report = alerts.deliver_due()
         for line in report.lines:
-            print(line)
+            print(line)  # errors and labels are stored redacted
         print(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
+    elif args.action == "resend":
+        print(f"re-queued {alerts.resend(args.name, args.id)} failed notification(s)")
     return 0
 
 

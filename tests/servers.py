@@ -16,6 +16,8 @@ class HttpSink:
     requests: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    raw_reply: bytes | None = None  # answer with these bytes instead of HTTP (then close)
+    location: str | None = None  # with a 3xx status, the Location header
 
     def bodies(self) -> list[Any]:
         return [json.loads(r["body"]) for r in self.requests]
@@ -27,12 +29,26 @@ def http_sink() -> Iterator[HttpSink]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            self._answer("POST")
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def _answer(self, method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if sink.delay:
                 time.sleep(sink.delay)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            sink.requests.append({"path": self.path, "headers": headers, "body": body})
+            sink.requests.append({"method": method, "path": self.path, "headers": headers, "body": body})
+            if sink.raw_reply is not None:
+                self.wfile.write(sink.raw_reply)
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.send_response(sink.status)
+            if sink.location:
+                self.send_header("Location", sink.location)
+            self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
 

@@ -21,6 +21,7 @@ class AlertSummary:
     active_entities: list[str]
     state: str  # "active" if any entity is, else "inactive"
     last_notified_at: datetime | None
+    failed_notifications: int  # given up on (re-queue them with `mm alerts resend`)
 
 
 class AlertInspection:
@@ -32,6 +33,7 @@ class AlertInspection:
     def list_alerts(self) -> list[AlertSummary]:
         """Every configured alert with its active entities and last notification."""
         states = self.store.states()
+        failed = self.store.failed_counts()
         summaries = []
         for name, alert in self.alerts.items():
             mine = {entity: state for (a, entity), state in states.items() if a == name}
@@ -44,6 +46,7 @@ class AlertInspection:
                     active_entities=[entity for entity, s in mine.items() if s.active],
                     state="active" if any(s.active for s in mine.values()) else "inactive",
                     last_notified_at=max(notified) if notified else None,
+                    failed_notifications=failed.get(name, 0),
                 )
             )
         return summaries

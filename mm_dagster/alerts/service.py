@@ -34,6 +34,7 @@ class AlertService:
         backoff_base: timedelta = BACKOFF_BASE,
         backoff_max: timedelta = BACKOFF_MAX,
         group_limit: int = GROUP_LIMIT,
+        resend_when_healthy: bool = False,
     ) -> None:
         configured = alerts_by_name(alerts)
         self.store = store
@@ -53,6 +54,7 @@ class AlertService:
             max_attempts=max_attempts,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
+            resend_when_healthy=resend_when_healthy,
         )
         self.inspection = AlertInspection(store, configured, clock)
 
@@ -65,4 +67,14 @@ class AlertService:
         return self.evaluation.enqueue_check_failure(check, partition, severity, metadata)
 
     def deliver_due(self, limit: int = 100) -> DeliveryReport:
-        return self.delivery.deliver_due(limit)
+        """Send what is due; notifications given up on raise `mm-notification-failed` events,
+        evaluated at once so alerts routed on them queue their notifications (sent next time)."""
+        report = self.delivery.deliver_due(limit)
+        if report.failure_events:
+            queued = self.evaluation.evaluate()
+            if queued:
+                report.lines.append(f"queued {len(queued)} notification(s) about failed notifications")
+        return report
+
+    def resend(self, alert: str | None = None, notification_id: int | None = None) -> int:
+        return self.delivery.resend(alert, notification_id)

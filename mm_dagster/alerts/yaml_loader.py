@@ -33,7 +33,7 @@ def _channel_from_dict(raw: Any, where: str) -> Channel:
     args = {k: v for k, v in raw.items() if k != "kind"}
     try:
         return cls(**args)
-    except TypeError as exc:
+    except (TypeError, AlertConfigError) as exc:
         raise AlertConfigError(f"{where}: channel {kind!r}: {exc}") from exc
 
 

@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     mm_app_anomaly_detected = "mm-app-anomaly-detected"
     mm_app_anomaly_suspected = "mm-app-anomaly-suspected"
     mm_app_failed = "mm-app-failed"
+    mm_notification_failed = "mm-notification-failed"  # a notification given up on (alerts only)
 
 
 def event_kind_for(kind: ResultKindApp, status: ResultStatusApp) -> EventKind | None:

@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import Insert
 
 from mm_dagster.core.alerting.events import AlertEvent, StoredAlertEvent
 from mm_dagster.core.alerting.outbox import (
@@ -29,6 +31,29 @@ _CHUNK = 500
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Insert:
+    """An INSERT that skips a row whose unique key is stored already (also by a concurrent
+    writer) instead of raising `IntegrityError`."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        return table.insert().prefix_with("IGNORE")
+    raise NotImplementedError(f"no insert-ignoring-duplicates for the {dialect} dialect")
+
+
+def insert_ignoring_duplicates_count(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> int:
+    """Insert `row` unless its unique key is stored already; returns 1 if it was inserted, else 0
+    (by RETURNING where the database has it: PostgreSQL gives no rowcount with one)."""
+    statement = insert_ignoring_duplicates(conn, table).values(**row)
+    if conn.dialect.insert_returning:
+        first_key = next(iter(table.primary_key.columns))
+        return len(conn.execute(statement.returning(first_key)).all())
+    return int(conn.execute(statement).rowcount)
 
 
 def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:
@@ -112,6 +137,7 @@ def _notification(row: sa.Row[Any]) -> Notification:
         created_at=db.from_db_time(m["created_at"]),
         sent_at=db.from_db_time(m["sent_at"]),
         last_error=m["last_error"],
+        uid=m["uid"],
     )
 
 
@@ -140,6 +166,7 @@ def _enqueue(conn: sa.Connection, entry: OutboxEntry, now: datetime) -> int:
             attempts=0,
             next_attempt_at=db.to_db_time(now),
             created_at=db.to_db_time(now),
+            uid=str(uuid.uuid4()),
         )
     )
     key = inserted.inserted_primary_key
@@ -155,8 +182,12 @@ def _save_states(conn: sa.Connection, states: Mapping[StateKey, EntityState], no
         updated = conn.execute(
             s.update().where(s.c.alert == alert, s.c.entity == entity).values(**values)
         ).rowcount
-        if not updated:
-            conn.execute(s.insert().values(alert=alert, entity=entity, **values))
+        if updated:
+            continue
+        row = {"alert": alert, "entity": entity, **values}
+        if not insert_ignoring_duplicates_count(conn, s, row):
+            # a concurrent evaluation stored it first: ours is the newer state
+            conn.execute(s.update().where(s.c.alert == alert, s.c.entity == entity).values(**values))
 
 
 class AlertTransaction:
@@ -214,9 +245,9 @@ class AlertStore:
                 )
                 existing = {(kind, entity) for kind, entity in conn.execute(stored)}
                 fresh = [r for r in group if (r["kind"], r["entity"]) not in existing]
-                if fresh:
-                    conn.execute(t.insert(), fresh)
-                    inserted += len(fresh)
+                # one by one, skipping what a concurrent run of the same window stored meanwhile
+                for row in fresh:
+                    inserted += insert_ignoring_duplicates_count(conn, t, row)
         return inserted
 
     @contextmanager
@@ -294,6 +325,44 @@ class AlertStore:
                 .where(n.c.id == notification_id)
                 .values(attempts=outcome.attempts, claimed_until=None, **values)
             )
+
+    def requeue_failed(
+        self,
+        now: datetime,
+        *,
+        alert: str | None = None,
+        notification_id: int | None = None,
+        channel_index: int | None = None,
+    ) -> int:
+        """Failed notifications (all, or those matching the given filters) pending again, due at
+        `now`, attempts count reset; their stored attempts stay. Returns how many."""
+        n = db.notifications
+        query = n.update().where(n.c.status == NotificationStatus.failed.value)
+        if alert is not None:
+            query = query.where(n.c.alert == alert)
+        if notification_id is not None:
+            query = query.where(n.c.id == notification_id)
+        if channel_index is not None:
+            query = query.where(n.c.channel_index == channel_index)
+        values = {
+            "status": NotificationStatus.pending.value,
+            "attempts": 0,
+            "next_attempt_at": db.to_db_time(now),
+            "claimed_until": None,
+        }
+        with self.engine.begin() as conn:
+            return int(conn.execute(query.values(**values)).rowcount)
+
+    def failed_counts(self) -> dict[str, int]:
+        """How many notifications are failed (given up on), by alert."""
+        n = db.notifications
+        query = (
+            sa.select(n.c.alert, sa.func.count())
+            .where(n.c.status == NotificationStatus.failed.value)
+            .group_by(n.c.alert)
+        )
+        with self.engine.connect() as conn:
+            return {alert: int(count) for alert, count in conn.execute(query)}
 
     # -- inspection ------------------------------------------------------------------------
     def states(self, alert: str | None = None, active_only: bool = False) -> dict[StateKey, EntityState]:

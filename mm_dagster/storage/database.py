@@ -328,6 +328,7 @@ notifications = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("sent_at", sa.DateTime),
     sa.Column("last_error", sa.Text),
+    sa.Column("uid", sa.String(36)),  # the notification id receivers de-duplicate on
     sa.Index("ix_mm_notifications_due", "status", "next_attempt_at"),
 )
 

@@ -1,14 +1,19 @@
 """Results and metrics as time series keyed by (endpoint_id, app, name, window_start).
 
 Writing an app's window replaces that window's rows for each endpoint it analysed, so a re-run
-never duplicates. Failures per (endpoint, app, window) are kept beside them.
+never duplicates; the rows are upserted, so two runs of one window at once (a backfill beside the
+controller's run) both succeed, the last to commit winning. Failures per (endpoint, app, window)
+are kept beside them.
 """
 
+import random
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.clock import Clock, utcnow
@@ -50,6 +55,75 @@ def _metric(row: sa.Row[Any]) -> StoredMetric:
         m["model_version"],
         m["reference_version"],
     )
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows`, updating a row whose primary key is stored already (also by a concurrent
+    writer) instead of raising `IntegrityError`."""
+    keys = {c.name for c in table.primary_key.columns}
+    updated = [c for c in rows[0] if c not in keys]
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+        statement: Any = insert.on_conflict_do_update(
+            index_elements=sorted(keys), set_={c: insert.excluded[c] for c in updated}
+        )
+    elif dialect in ("mysql", "mariadb"):
+        my_insert = mysql.insert(table)
+        statement = my_insert.on_duplicate_key_update({c: my_insert.inserted[c] for c in updated})
+    else:
+        raise NotImplementedError(f"no upsert for the {dialect} dialect")
+    conn.execute(statement, rows)
+
+
+DEADLOCK_RETRIES = 10
+DEADLOCK_PAUSE_SECONDS = 0.05  # times the attempt, jittered: concurrent writers fall out of step
+
+
+def _is_deadlock(exc: sa.exc.DBAPIError) -> bool:
+    """A deadlock or serialization failure (PostgreSQL 40P01/40001, MySQL 1213): the whole
+    transaction can simply run again."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    args = getattr(exc.orig, "args", ())
+    return sqlstate in ("40P01", "40001") or bool(args and args[0] == 1213)
+
+
+def _write_window(
+    conn: sa.Connection,
+    app: str,
+    start: datetime,
+    replaced: list[str],
+    result_rows: list[dict[str, Any]],
+    metric_rows: list[dict[str, Any]],
+    failure_rows: list[dict[str, Any]],
+) -> None:
+    """Delete the window's rows of the `replaced` endpoints and of the failed ones, then upsert
+    (two runs of one window at once can deadlock on PostgreSQL: `replace_window` retries)."""
+    for table in (db.results, db.metrics, db.app_failures):
+        for i in range(0, len(replaced), _CHUNK):
+            conn.execute(
+                table.delete().where(
+                    table.c.app == app,
+                    table.c.window_start == start,
+                    table.c.endpoint_id.in_(replaced[i : i + _CHUNK]),
+                )
+            )
+    failed = [r["endpoint_id"] for r in failure_rows]
+    for i in range(0, len(failed), _CHUNK):
+        conn.execute(
+            db.app_failures.delete().where(
+                db.app_failures.c.app == app,
+                db.app_failures.c.window_start == start,
+                db.app_failures.c.endpoint_id.in_(failed[i : i + _CHUNK]),
+            )
+        )
+    for table, rows in (
+        (db.results, result_rows),
+        (db.metrics, metric_rows),
+        (db.app_failures, failure_rows),
+    ):
+        if rows:
+            upsert(conn, table, rows)
 
 
 class ResultsStore:
@@ -108,32 +182,15 @@ class ResultsStore:
             for e, err in (failures or {}).items()
         ]
         replaced = list(outputs)
-        with self.engine.begin() as conn:
-            for table in (db.results, db.metrics, db.app_failures):
-                for i in range(0, len(replaced), _CHUNK):
-                    conn.execute(
-                        table.delete().where(
-                            table.c.app == app,
-                            table.c.window_start == start,
-                            table.c.endpoint_id.in_(replaced[i : i + _CHUNK]),
-                        )
-                    )
-            failed = [r["endpoint_id"] for r in failure_rows]
-            for i in range(0, len(failed), _CHUNK):
-                conn.execute(
-                    db.app_failures.delete().where(
-                        db.app_failures.c.app == app,
-                        db.app_failures.c.window_start == start,
-                        db.app_failures.c.endpoint_id.in_(failed[i : i + _CHUNK]),
-                    )
-                )
-            for table, rows in (
-                (db.results, result_rows),
-                (db.metrics, metric_rows),
-                (db.app_failures, failure_rows),
-            ):
-                if rows:
-                    conn.execute(table.insert(), rows)
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                with self.engine.begin() as conn:
+                    _write_window(conn, app, start, replaced, result_rows, metric_rows, failure_rows)
+                return
+            except sa.exc.DBAPIError as exc:
+                if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
+                    raise
+                time.sleep(random.uniform(0.5, 1.5) * DEADLOCK_PAUSE_SECONDS * attempt)
 
     @staticmethod
     def _filtered(

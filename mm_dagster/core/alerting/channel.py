@@ -10,6 +10,13 @@ class Message:
     subject: str
     text: str
     payload: dict[str, Any]
+    notification_id: str | None = None  # stable across retries: receivers de-duplicate on it
+
+    def payload_with_id(self) -> dict[str, Any]:
+        """The payload, with `notification_id` when the message has one."""
+        if self.notification_id is None:
+            return self.payload
+        return {**self.payload, "notification_id": self.notification_id}
 
 
 @runtime_checkable

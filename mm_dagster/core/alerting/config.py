@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from mm_dagster.core.alerting.channel import Channel
 from mm_dagster.core.alerting.events import AlertEvent
+from mm_dagster.core.alerting.header_text import single_line
 from mm_dagster.core.errors import AlertConfigError
 from mm_dagster.core.names import APP_NAME, check_name
 from mm_dagster.core.schemas import EventKind
@@ -113,6 +114,9 @@ class AlertConfig:
         if not kinds:
             raise AlertConfigError(f"{where}: trigger lists no event kind")
         object.__setattr__(self, "trigger", tuple(kinds))
+        if not isinstance(self.summary, str):
+            raise AlertConfigError(f"{where}: summary must be text, got {type(self.summary).__name__}")
+        single_line(self.summary, f"{where}: summary")
         for placeholder in _PLACEHOLDER.findall(self.summary):
             if placeholder not in PLACEHOLDERS:
                 raise AlertConfigError(
@@ -136,6 +140,12 @@ class AlertConfig:
             if not isinstance(channel, Channel):
                 raise AlertConfigError(f"{where}: unknown channel {channel!r}")
             channel.check_secrets()
+
+    @property
+    def routes_notification_failures(self) -> bool:
+        """Whether this alert notifies on `mm-notification-failed` (its own failures then raise
+        no such event, so a failing channel cannot notify about itself forever)."""
+        return EventKind.mm_notification_failed in self.trigger
 
     def watches(self, event: AlertEvent) -> bool:
         """Whether `event` is one of this alert's trigger kinds, on an entity it watches."""

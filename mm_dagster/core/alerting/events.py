@@ -86,6 +86,30 @@ def events_of_report(report: AppWindowReport) -> list[AlertEvent]:
     return events
 
 
+def notification_entity(alert: str, notification_id: int) -> str:
+    return f"{alert}.notification.{notification_id}"
+
+
+def notification_failed_event(
+    alert: str, notification_id: int, channel: str, error: str | None, at: datetime
+) -> AlertEvent:
+    """The `mm-notification-failed` event of a notification given up on at `at`: its `app` is
+    the alert the notification belonged to, its `endpoint_name` the channel label."""
+    return AlertEvent(
+        kind=EventKind.mm_notification_failed,
+        entity=notification_entity(alert, notification_id),
+        endpoint_id="",
+        endpoint_name=channel,
+        app=alert,
+        result_name=None,
+        window_start=at,
+        window_end=at,
+        value=None,
+        status=None,
+        detail=(error or "")[:DETAIL_LIMIT],
+    )
+
+
 def clean_entities_of_report(report: AppWindowReport) -> list[tuple[str, datetime]]:
     """(entity, window end) of every entity whose window came back clean (for auto-reset): each
     analysed endpoint's app entity, and its results with no detection."""

@@ -47,9 +47,15 @@ class Notification:
     created_at: datetime
     sent_at: datetime | None
     last_error: str | None
+    uid: str | None = None  # a stable id for receivers (rows queued before it existed have none)
+
+    @property
+    def notification_id(self) -> str:
+        """What receivers de-duplicate on: the stored uuid, else the outbox row id."""
+        return self.uid or str(self.id)
 
     def message(self) -> Message:
-        return Message(self.subject, self.payload.get("text", ""), self.payload)
+        return Message(self.subject, self.payload.get("text", ""), self.payload, self.notification_id)
 
 
 @dataclass(frozen=True)
