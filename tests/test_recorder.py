@@ -199,7 +199,8 @@ def test_sigterm_flushes_a_serving_process(isolated_home: Path) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         pytest.fail(f"the server did not stop after SIGTERM; its stderr:\n{server.communicate()[1]}")
-    assert returncode == -signal.SIGTERM, server.communicate()[1]  # dies of SIGTERM, after flushing
+    _, stderr = server.communicate()  # also closes the pipes
+    assert returncode == -signal.SIGTERM, stderr  # dies of SIGTERM, after flushing
     with Monitoring(home=home) as mm:
         endpoint = mm.get_endpoint("served")
         assert len(stored(mm, endpoint)) == 200 and endpoint.event_count == 200

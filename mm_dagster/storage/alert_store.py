@@ -9,9 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql.dml import Insert
 
 from mm_dagster.core.alerting.events import AlertEvent, StoredAlertEvent
 from mm_dagster.core.alerting.outbox import (
@@ -24,6 +22,7 @@ from mm_dagster.core.alerting.outbox import (
 from mm_dagster.core.alerting.rules import EntityState, StateKey, manual_reset
 from mm_dagster.core.schemas import EventKind, ResultStatusApp
 from mm_dagster.storage import database as db
+from mm_dagster.storage.dialect_sql import insert_ignoring_duplicates_count
 
 _CHUNK = 500
 
@@ -31,29 +30,6 @@ _CHUNK = 500
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Insert:
-    """An INSERT that skips a row whose unique key is stored already (also by a concurrent
-    writer) instead of raising `IntegrityError`."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect in ("mysql", "mariadb"):
-        return table.insert().prefix_with("IGNORE")
-    raise NotImplementedError(f"no insert-ignoring-duplicates for the {dialect} dialect")
-
-
-def insert_ignoring_duplicates_count(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> int:
-    """Insert `row` unless its unique key is stored already; returns 1 if it was inserted, else 0
-    (by RETURNING where the database has it: PostgreSQL gives no rowcount with one)."""
-    statement = insert_ignoring_duplicates(conn, table).values(**row)
-    if conn.dialect.insert_returning:
-        first_key = next(iter(table.primary_key.columns))
-        return len(conn.execute(statement.returning(first_key)).all())
-    return int(conn.execute(statement).rowcount)
 
 
 def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:

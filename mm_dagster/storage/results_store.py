@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.clock import Clock, utcnow
@@ -22,6 +21,7 @@ from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
+from mm_dagster.storage.dialect_sql import upsert
 
 _CHUNK = 500
 
@@ -55,25 +55,6 @@ def _metric(row: sa.Row[Any]) -> StoredMetric:
         m["model_version"],
         m["reference_version"],
     )
-
-
-def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows`, updating a row whose primary key is stored already (also by a concurrent
-    writer) instead of raising `IntegrityError`."""
-    keys = {c.name for c in table.primary_key.columns}
-    updated = [c for c in rows[0] if c not in keys]
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
-        statement: Any = insert.on_conflict_do_update(
-            index_elements=sorted(keys), set_={c: insert.excluded[c] for c in updated}
-        )
-    elif dialect in ("mysql", "mariadb"):
-        my_insert = mysql.insert(table)
-        statement = my_insert.on_duplicate_key_update({c: my_insert.inserted[c] for c in updated})
-    else:
-        raise NotImplementedError(f"no upsert for the {dialect} dialect")
-    conn.execute(statement, rows)
 
 
 DEADLOCK_RETRIES = 10
