@@ -57,3 +57,13 @@ def test_check_failure_notifies_once_per_window_and_not_on_rerun(isolated_home: 
         assert alerts_hook.bodies()[0]["alert"] == "data-drift-detected"
     alerts = AlertService(AlertStore(mm.engine), config.alerts, check_channels=config.check_notifications)
     assert {n.status for n in alerts.store.notifications()} == {"sent"}
+
+
+def test_the_config_turns_on_resending_when_a_channel_is_healthy(isolated_home: Path) -> None:
+    from mm_dagster.core.clock import utcnow
+    from mm_dagster.dagster_defs.alert_sensors import alert_service_for
+
+    with Monitoring(home=str(isolated_home)) as mm:
+        for wanted in (False, True):
+            config = MonitoringConfig(apps=[HistogramDataDriftApplication()], resend_when_healthy=wanted)
+            assert alert_service_for(mm, config, utcnow).delivery.resend_when_healthy is wanted

@@ -29,6 +29,7 @@ def alert_service_for(monitoring: Monitoring, config: MonitoringConfig, clock: C
         check_channels=config.check_notifications,
         project=config.project,
         clock=clock,
+        resend_when_healthy=config.resend_when_healthy,
     )
 
 

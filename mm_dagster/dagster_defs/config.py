@@ -76,6 +76,8 @@ class MonitoringConfig:
     - `alerts`: `AlertConfig`s evaluated on every stored result and app failure.
     - `check_notifications`: channels told once per failed check and window (ERROR severity,
       and WARN too with `check_notifications_on_warn`).
+    - `resend_when_healthy`: re-queue an alert's failed notifications once their channel delivers
+      again (otherwise `mm alerts resend`).
     - `retention`: events older than this are deleted by the maintenance job (default 30 days;
       results and metrics are kept); `maintenance_cron`: when that job runs (UTC, hourly).
     - `prefix`: set it to put two configs in one code location (asset keys `mm/<prefix>/...`,
@@ -92,6 +94,7 @@ class MonitoringConfig:
     alerts: Sequence[AlertConfig] = field(default_factory=list)
     check_notifications: Sequence[Channel] = field(default_factory=list)
     check_notifications_on_warn: bool = False
+    resend_when_healthy: bool = False
     project: str = "default"
     prefix: str = ""
     retention: timedelta = DEFAULT_RETENTION
