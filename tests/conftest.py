@@ -4,10 +4,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, materialize
 
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.windows import Window, validate_base_period
+from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
 
@@ -59,3 +61,16 @@ def past_window(minutes_ago: int = 60, base_period: int = 10) -> Window:
 @pytest.fixture
 def window() -> Iterator[Window]:
     yield past_window()
+
+
+def materialize_window(
+    defs: Definitions, key: str, instance: DagsterInstance, home: str, raise_on_error: bool = True
+) -> ExecuteInProcessResult:
+    """All assets of `defs` for one window partition, as the UI's "Materialize" does."""
+    return materialize(
+        list(defs.assets),
+        partition_key=key,
+        instance=instance,
+        resources={"mm": MonitoringResource(home=home)},
+        raise_on_error=raise_on_error,
+    )

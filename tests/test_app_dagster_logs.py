@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from dagster import build_sensor_context, instance_for_test, materialize
+from dagster import build_sensor_context, instance_for_test
 
 from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext
 from mm_dagster.core.clock import fixed_clock
@@ -14,7 +14,7 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame, traffic_frame
 
-from .conftest import NOW, past_window
+from .conftest import NOW, materialize_window, past_window
 
 
 class Chatty(ModelMonitoringApplicationBase):
@@ -34,12 +34,7 @@ def test_the_app_logger_writes_to_the_dagster_run_log(isolated_home: Path) -> No
     defs = build_definitions(config, resource=MonitoringResource(home=home))
     app_logger = logging.getLogger("mm_dagster.apps.chatty")
     with instance_for_test() as instance:
-        result = materialize(
-            list(defs.assets),
-            partition_key=window.key,
-            instance=instance,
-            resources={"mm": MonitoringResource(home=home)},
-        )
+        result = materialize_window(defs, window.key, instance, home)
         assert result.success
         messages = [e.user_message for e in instance.all_logs(result.run_id)]
     (line,) = [m for m in messages if "hello from the app" in m]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dagster import instance_for_test, materialize
+from dagster import instance_for_test
 
 from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext
 from mm_dagster.core.clock import fixed_clock
@@ -21,7 +21,7 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame, traffic_frame
 
-from .conftest import NOW
+from .conftest import NOW, materialize_window
 
 
 class Mutator(ModelMonitoringApplicationBase):
@@ -205,12 +205,7 @@ def test_changes_do_not_cross_dagster_steps_through_the_resource_cache(
     config = MonitoringConfig(apps=[Shifts(), Zmeasures()], partitions_start="2026-11-01")
     defs = build_definitions(config, resource=MonitoringResource(home=home))
     with instance_for_test() as instance:
-        result = materialize(
-            list(defs.assets),
-            partition_key=window.key,
-            instance=instance,
-            resources={"mm": MonitoringResource(home=home)},
-        )
+        result = materialize_window(defs, window.key, instance, home)
         assert result.success
     with Monitoring(home=home, clock=fixed_clock(NOW)) as mm:
         measured = {m.name: m.value for m in mm.results.metrics(app="zmeasures")}

@@ -12,7 +12,6 @@ from dagster import (
     DagsterInstance,
     build_sensor_context,
     instance_for_test,
-    materialize,
 )
 
 from apps.dummy_app import ServingMonitoring
@@ -31,7 +30,7 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
-from .conftest import NOW, past_window
+from .conftest import NOW, materialize_window, past_window
 
 # The run tags of a partition-range run. Dagster exports no public names for them (only private
 # constants), so the documented tag strings are spelled out.
@@ -82,17 +81,6 @@ def definitions(home: str, *apps: ModelMonitoringApplicationBase, **kwargs):  # 
         apps=list(apps) or [HistogramDataDriftApplication()], partitions_start="2026-11-01", **kwargs
     )
     return build_definitions(config, resource=MonitoringResource(home=home))
-
-
-def materialize_window(defs, key: str, instance: DagsterInstance, home: str, raise_on_error: bool = True):  # type: ignore[no-untyped-def]
-    """All assets of `defs` for one window partition, as the UI's "Materialize" does."""
-    return materialize(
-        list(defs.assets),
-        partition_key=key,
-        instance=instance,
-        resources={"mm": MonitoringResource(home=home)},
-        raise_on_error=raise_on_error,
-    )
 
 
 def check_evaluations(instance: DagsterInstance, run_id: str) -> list:  # type: ignore[type-arg]
