@@ -23,9 +23,10 @@ demo: install
 test: check
 	$(PY) -m pytest -q
 
-# The same checks and the tests not marked slow (no webserver, browser or crash subprocesses).
+# The same checks and the tests not marked slow (no webserver, browser or crash subprocesses),
+# on two workers (a test file stays on one worker: the database-server tests share a database).
 test-fast: check
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 check: lint typecheck contracts defs
 

@@ -127,6 +127,7 @@ def test_concurrent_runs_of_one_window_on_sqlite(tmp_path: Path) -> None:
     concurrent_runs_of_the_same_windows(f"sqlite:///{tmp_path / 'mm.db'}")
 
 
+@pytest.mark.slow
 @pytest.mark.scale
 def test_concurrent_runs_of_one_window_on_a_database_server(server_databases: Callable[[], str]) -> None:
     for _ in range(3):  # a race: several rounds, each on a fresh database

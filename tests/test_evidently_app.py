@@ -107,6 +107,7 @@ def test_bad_construction(tmp_path: Path) -> None:
         EvidentlyDataDriftApplication(uuid.uuid4(), tmp_path, potential_share=0.6, detected_share=0.5)
 
 
+@pytest.mark.slow
 def test_endpoint_without_reference_fails_clearly(
     mm: Monitoring, evidently_app: EvidentlyDataDriftApplication, window: Window
 ) -> None:

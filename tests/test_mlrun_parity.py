@@ -203,6 +203,7 @@ def test_mlrun_evidently_demo_app(
     assert app.load_project().id == UUID(project_id)
 
 
+@pytest.mark.slow  # > 2 s: the first import of Evidently
 def test_evidently_constructor_order_and_lazy_workspace(tmp_path: Path) -> None:
     class Minimal(EvidentlyModelMonitoringApplicationBase):
         def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:

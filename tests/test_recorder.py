@@ -117,6 +117,7 @@ def test_a_full_buffer_counts_what_it_drops(mm: Monitoring, endpoint: ModelEndpo
     assert BUFFER_FULL  # the reason logged and counted for a full buffer
 
 
+@pytest.mark.slow
 def test_store_outage_spools_then_replays_without_loss_or_duplicates(
     mm: Monitoring, endpoint: ModelEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
