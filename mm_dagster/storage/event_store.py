@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -130,17 +130,13 @@ class EventStore:
         self.fs.create_dir(self._absolute(directory), recursive=True)
         path = f"{directory}/{endpoint_id}-{uuid.uuid4().hex}.parquet"
         pq.write_table(table, self._absolute(path), filesystem=self.fs, **_writer_options(table))
-        micros = table["timestamp"].cast(pa.int64())
-        return WrittenFile(
-            endpoint_id=endpoint_id,
-            slot_start=slot_start,
-            path=path,
-            events=table.num_rows,
-            errors=table.num_rows - table["error"].null_count,
-            first_event=_utc_from_micros(int(pc.min(micros).as_py())),
-            last_event=_utc_from_micros(int(pc.max(micros).as_py())),
-            size_bytes=int(self.fs.get_file_info(self._absolute(path)).size or 0),
-            schema_key=schema_key(table.schema),
+        return _written_file(
+            endpoint_id,
+            slot_start,
+            path,
+            table,
+            int(self.fs.get_file_info(self._absolute(path)).size or 0),
+            schema_key(table.schema),
         )
 
     def write(self, endpoint_id: str, table: pa.Table) -> list[WrittenFile]:
@@ -307,12 +303,8 @@ class EventStore:
         writers' real clocks, so the age is measured on the real clock too, never an injected one:
         a skewed clock must not make a batch still being written look abandoned."""
         cutoff = datetime.now(UTC) - grace
-        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         candidates: dict[str, pafs.FileInfo] = {}
-        for info in self.fs.get_file_info(selector):
-            relative = info.path[len(self.root) + 1 :]
-            if info.type != pafs.FileType.File or relative.startswith(QUARANTINE_DIR):
-                continue
+        for relative, info in self._stored_files():
             if info.mtime is not None and info.mtime.replace(tzinfo=UTC) > cutoff:
                 continue
             if relative.endswith(".parquet") or info.base_name.startswith("."):
@@ -328,34 +320,29 @@ class EventStore:
             )
         return swept
 
-    def _adopt_published_files(self) -> None:
-        """A format-1 store made every visible file readable: register them once."""
+    def _stored_files(self) -> Iterator[tuple[str, pafs.FileInfo]]:
+        """Every file under the root outside the quarantine, with its path relative to the root."""
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
-        adopted: list[WrittenFile] = []
         for info in self.fs.get_file_info(selector):
             relative = info.path[len(self.root) + 1 :]
+            if info.type == pafs.FileType.File and not relative.startswith(QUARANTINE_DIR):
+                yield relative, info
+
+    def _adopt_published_files(self) -> None:
+        """A format-1 store made every visible file readable: register them once."""
+        adopted: list[WrittenFile] = []
+        for relative, info in self._stored_files():
             name = info.base_name
-            if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
-                continue
-            if relative.startswith(QUARANTINE_DIR):
+            if not name.endswith(".parquet") or name.startswith("."):
                 continue
             table = pq.read_table(info.path, filesystem=self.fs, columns=["timestamp", "error"])
             if table.num_rows == 0:
                 continue
-            micros = table["timestamp"].cast(pa.int64())
-            first = _utc_from_micros(int(pc.min(micros).as_py()))
+            first = _utc_from_micros(int(pc.min(table["timestamp"].cast(pa.int64())).as_py()))
+            key = schema_key(pq.read_schema(info.path, filesystem=self.fs))
+            endpoint_id = name.split("-", 1)[0]
             adopted.append(
-                WrittenFile(
-                    endpoint_id=name.split("-", 1)[0],
-                    slot_start=self.slot_of(first),
-                    path=relative,
-                    events=table.num_rows,
-                    errors=table.num_rows - table["error"].null_count,
-                    first_event=first,
-                    last_event=_utc_from_micros(int(pc.max(micros).as_py())),
-                    size_bytes=int(info.size or 0),
-                    schema_key=schema_key(pq.read_schema(info.path, filesystem=self.fs)),
-                )
+                _written_file(endpoint_id, self.slot_of(first), relative, table, int(info.size or 0), key)
             )
         known = self.catalog.known_paths([f.path for f in adopted])
         fresh = [f for f in adopted if f.path not in known]
@@ -363,6 +350,24 @@ class EventStore:
             with self.catalog.engine.begin() as conn:
                 self.catalog.register(conn, fresh, self.catalog.clock())
             log.warning("adopted %d event file(s) of a format-1 store into the catalog", len(fresh))
+
+
+def _written_file(
+    endpoint_id: str, slot_start: datetime, path: str, table: pa.Table, size_bytes: int, key: str
+) -> WrittenFile:
+    """What the catalog records of a file holding `table` (its `timestamp` and `error` columns)."""
+    micros = table["timestamp"].cast(pa.int64())
+    return WrittenFile(
+        endpoint_id=endpoint_id,
+        slot_start=slot_start,
+        path=path,
+        events=table.num_rows,
+        errors=table.num_rows - table["error"].null_count,
+        first_event=_utc_from_micros(int(pc.min(micros).as_py())),
+        last_event=_utc_from_micros(int(pc.max(micros).as_py())),
+        size_bytes=size_bytes,
+        schema_key=key,
+    )
 
 
 def schema_key(schema: pa.Schema) -> str:
