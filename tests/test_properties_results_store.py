@@ -17,7 +17,7 @@ from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonit
 from mm_dagster.core.report import Outputs
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
-from mm_dagster.storage import results_store
+from mm_dagster.storage import database
 from mm_dagster.storage.database import create_engine
 from mm_dagster.storage.results_store import ResultsStore
 
@@ -80,7 +80,7 @@ def fresh_window() -> Window:
 def store(engine: Engine, chunk: int) -> Iterator[ResultsStore]:
     """The store, with deletes in chunks of `chunk` endpoints (the code's chunk is 500)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(results_store, "_CHUNK", chunk)
+        mp.setattr(database, "IN_LIST_CHUNK", chunk)
         yield ResultsStore(engine, clock=fixed_clock(NOW))
 
 

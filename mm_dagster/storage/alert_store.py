@@ -24,13 +24,6 @@ from mm_dagster.core.schemas import EventKind, ResultStatusApp
 from mm_dagster.storage import database as db
 from mm_dagster.storage.dialect_sql import insert_ignoring_duplicates_count
 
-_CHUNK = 500
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
 
 def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:
     return {
@@ -185,7 +178,7 @@ class AlertTransaction:
         """The states of `entities` under every alert, and with `with_active` every active state."""
         s = db.alert_states
         rows: list[sa.Row[Any]] = []
-        for chunk in _chunks(sorted(entities), _CHUNK):
+        for chunk in db.in_chunks(sorted(entities)):
             rows += self._conn.execute(sa.select(s).where(s.c.entity.in_(chunk)))
         if with_active:
             rows += self._conn.execute(sa.select(s).where(s.c.active.is_(True)))

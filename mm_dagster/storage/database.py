@@ -1,13 +1,15 @@
 """Engine, schema and time conventions. Times are stored as naive UTC and read back tz-aware."""
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
+T = TypeVar("T")
 
 _ID = sa.String(32)
 _NAME = sa.String(128)
@@ -165,6 +167,16 @@ artifacts = sa.Table(
     sa.Column("uri", sa.String(2048), nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
+
+
+IN_LIST_CHUNK = 500  # values per SQL `IN (...)` list
+
+
+def in_chunks(items: Sequence[T]) -> Iterator[list[T]]:
+    """`items` in lists of at most `IN_LIST_CHUNK`, for `IN (...)` clauses every database takes."""
+    size = IN_LIST_CHUNK
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
 
 
 @overload

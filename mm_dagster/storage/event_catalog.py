@@ -21,7 +21,6 @@ from mm_dagster.core.clock import Clock
 from mm_dagster.storage import database as db
 
 LIVE, REPLACED, EXPIRED, QUARANTINED = "live", "replaced", "expired", "quarantined"
-_CHUNK = 500
 
 
 class EventFile(Protocol):
@@ -186,16 +185,15 @@ class EventCatalog:
         t = db.event_files
         ids = [f.id for f in files]
         with self.engine.begin() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                conn.execute(t.delete().where(t.c.id.in_(ids[i : i + _CHUNK])))
+            for chunk in db.in_chunks(ids):
+                conn.execute(t.delete().where(t.c.id.in_(chunk)))
 
     def known_paths(self, paths: Sequence[str]) -> set[str]:
         """Which of `paths` the catalog knows, in any state."""
         t = db.event_files
         known: set[str] = set()
         with self.engine.connect() as conn:
-            for i in range(0, len(paths), _CHUNK):
-                chunk = list(paths[i : i + _CHUNK])
+            for chunk in db.in_chunks(paths):
                 known.update(conn.execute(sa.select(t.c.path).where(t.c.path.in_(chunk))).scalars())
         return known
 

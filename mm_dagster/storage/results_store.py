@@ -23,8 +23,6 @@ from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.dialect_sql import upsert
 
-_CHUNK = 500
-
 
 def _result(row: sa.Row[Any]) -> StoredResult:
     m = row._mapping
@@ -81,23 +79,15 @@ def _write_window(
     """Delete the window's rows of the `replaced` endpoints and of the failed ones, then upsert
     (two runs of one window at once can deadlock on PostgreSQL: `replace_window` retries)."""
     for table in (db.results, db.metrics, db.app_failures):
-        for i in range(0, len(replaced), _CHUNK):
+        for chunk in db.in_chunks(replaced):
             conn.execute(
                 table.delete().where(
-                    table.c.app == app,
-                    table.c.window_start == start,
-                    table.c.endpoint_id.in_(replaced[i : i + _CHUNK]),
+                    table.c.app == app, table.c.window_start == start, table.c.endpoint_id.in_(chunk)
                 )
             )
-    failed = [r["endpoint_id"] for r in failure_rows]
-    for i in range(0, len(failed), _CHUNK):
-        conn.execute(
-            db.app_failures.delete().where(
-                db.app_failures.c.app == app,
-                db.app_failures.c.window_start == start,
-                db.app_failures.c.endpoint_id.in_(failed[i : i + _CHUNK]),
-            )
-        )
+    t = db.app_failures
+    for chunk in db.in_chunks([r["endpoint_id"] for r in failure_rows]):
+        conn.execute(t.delete().where(t.c.app == app, t.c.window_start == start, t.c.endpoint_id.in_(chunk)))
     for table, rows in (
         (db.results, result_rows),
         (db.metrics, metric_rows),
