@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from mm_dagster.core.model_task import ModelTask
+
 FeatureStats = dict[str, dict[str, Any]]
 
 FLOAT, BOOL, STRING = "float64", "bool", "string"
@@ -30,6 +32,7 @@ class ModelEndpoint:
     error_count: int = 0
     event_count: int = 0
     reference_version: int = 1
+    task: ModelTask | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
