@@ -28,7 +28,12 @@ from mm_dagster.stats.drift_methods import (
     method_registry,
 )
 from mm_dagster.stats.drift_test import MIN_EXPECTED, merge_groups, merged, power_divergence_p_value
-from mm_dagster.stats.feature_stats import compute_feature_stats
+from mm_dagster.stats.feature_stats import (
+    bin_counts,
+    compute_feature_stats,
+    drift_bin_counts,
+    histogram_and_drift_counts,
+)
 
 from .conftest import past_window
 from .test_histogram_drift_app import scratch_artifacts
@@ -415,3 +420,23 @@ def test_persistence_holds_back_a_one_window_blip(mm: Monitoring) -> None:
         (DETECTED, DETECTED),  # 2 of the last 3
         (DETECTED, DETECTED),
     ]
+
+
+@pytest.mark.parametrize("mlrun_compatible", [False, True])
+def test_one_pass_counts_equal_the_two_binnings(mlrun_compatible: bool) -> None:
+    rng = np.random.default_rng(12)
+    for shape in ("normal", "discrete", "zero_inflated"):
+        reference = compute_feature_stats(pd.DataFrame({"x": draw_feature(shape, 3000, rng)}))["x"]
+        edges, drift_edges = np.asarray(reference["hist"][1]), np.asarray(reference["drift_edges"])
+        values = np.concatenate(
+            [
+                draw_feature(shape, 2000, rng) * 1.3,
+                [np.nan, np.inf, -np.inf, reference["max"], reference["min"]],
+            ]
+        )
+        values = np.concatenate([values, drift_edges])  # every edge value itself
+        histogram, drift = histogram_and_drift_counts(
+            values, edges, drift_edges, mlrun_compatible=mlrun_compatible
+        )
+        assert histogram.tolist() == bin_counts(values, edges, mlrun_compatible=mlrun_compatible).tolist()
+        assert drift.tolist() == drift_bin_counts(values, drift_edges).tolist()

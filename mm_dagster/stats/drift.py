@@ -42,7 +42,7 @@ from mm_dagster.stats.feature_stats import (
     QUANTILE_LEVELS,
     bin_counts,
     category_counts,
-    drift_bin_counts,
+    histogram_and_drift_counts,
     histogram_of,
     reference_category_counts,
 )
@@ -91,13 +91,17 @@ def _one_feature(
         if ref_counts is None:
             return None
         numbers = _numbers(values)
-        w_counts = bin_counts(
-            numbers, np.asarray(reference["hist"][1], dtype=np.float64), mlrun_compatible=mlrun_compatible
-        )
+        edges = np.asarray(reference["hist"][1], dtype=np.float64)
         if "drift_edges" in reference:
-            test_window = drift_bin_counts(numbers, np.asarray(reference["drift_edges"], dtype=np.float64))
+            w_counts, test_window = histogram_and_drift_counts(
+                numbers,
+                edges,
+                np.asarray(reference["drift_edges"], dtype=np.float64),
+                mlrun_compatible=mlrun_compatible,
+            )
             test_reference = np.asarray(reference["drift_counts"], dtype=np.float64)
         else:  # a reference stored before mass-following bins: test on its histogram
+            w_counts = bin_counts(numbers, edges, mlrun_compatible=mlrun_compatible)
             test_window, test_reference = w_counts, ref_counts
         if with_quantiles:
             finite = numbers[np.isfinite(numbers)]

@@ -90,9 +90,33 @@ def drift_bin_edges(finite: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
 
 
 def drift_bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts of the non-missing `values` in the len(edges)+1 bins (-inf, e_0), [e_0, e_1), …"""
+    """Counts of the non-missing `values` in the len(edges)+1 bins (-inf, e_0), [e_0, e_1), ..."""
     present = values[~np.isnan(values)]
     return np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
+
+
+def histogram_and_drift_counts(
+    values: np.ndarray, edges: np.ndarray, drift_edges: np.ndarray, *, mlrun_compatible: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """`bin_counts(values, edges)` and `drift_bin_counts(values, drift_edges)` from one
+    binary-search pass over the union of both edge sets: no union edge lies inside a bin of
+    either set, so each union bin falls in one bin of each and its count goes there. The union
+    also holds the value just above the reference max, so the values equal to the max have a
+    bin of their own (for `bin_counts`' rule) and need no second pass."""
+    inner = edges[1:-1]
+    maximum = inner[-1]
+    union = np.union1d(np.union1d(inner, drift_edges), [np.nextafter(maximum, np.inf)])
+    combined = np.bincount(np.searchsorted(union, values, side="right"), minlength=union.size + 1)
+    combined = combined.astype(np.int64)
+    combined[-1] -= np.count_nonzero(np.isnan(values))
+    starts = np.concatenate(([-np.inf], union))
+    histogram = np.bincount(np.searchsorted(inner, starts, side="right"), combined, inner.size + 1)
+    drift = np.bincount(np.searchsorted(drift_edges, starts, side="right"), combined, drift_edges.size + 1)
+    if not mlrun_compatible:
+        at_max = combined[np.searchsorted(union, maximum, side="right")]
+        histogram[-2] += at_max
+        histogram[-1] -= at_max
+    return histogram.astype(np.int64), drift.astype(np.int64)
 
 
 def _numeric_stats(values: np.ndarray, edges: np.ndarray | None) -> dict[str, Any]:
