@@ -1,0 +1,277 @@
+"""Multivariate drift: PCA data-reconstruction error and a domain classifier (scikit-learn).
+
+Both see what per-feature tests cannot: a change in how features move together.
+
+**Data reconstruction** (NannyML 0.13's `DataReconstructionDriftCalculator`): on the reference,
+impute and frequency-encode (`FrequencyEncoding`), standard-scale, and fit a PCA keeping the
+fewest components that explain `variance_share` (0.65) of the variance (at most n_features - 1,
+so the error is not identically 0). A row's error is the Euclidean distance between its scaled
+vector and its PCA reconstruction; a window's value is the mean over its rows. The band is
+NannyML's: the reference cut into consecutive chunks of the window's size, mean ± k · std (ddof 0)
+of the chunk means (k = 3 is NannyML's alert), no lower bound when it falls at or below 0. With
+fewer than `min_reference_chunks` complete chunks, the std of a window mean is taken as
+std(row errors) / sqrt(window rows) instead.
+
+**Domain classifier** (NannyML 0.13's `DomainClassifierCalculator`): a classifier learns to tell
+window rows from reference rows; its cross-validated AUROC (out-of-fold predictions of all folds
+pooled, stratified k-fold) is 0.5 when the two are alike and tends to 1 as they separate. NannyML
+uses LightGBM on the whole reference plus the chunk; here scikit-learn's
+`HistGradientBoostingClassifier` (the same histogram gradient boosting, LightGBM's default shape:
+100 trees, 31 leaves, learning rate 0.1) on bounded random samples of both, so its cost does not
+grow with the window. Bounds: NannyML's constant 0.65, raised for small samples to
+0.5 + z(alpha) * sd0 where sd0 = sqrt((n1 + n2 + 1) / (12 n1 n2)) is the AUROC's null standard
+deviation (Mann-Whitney), so noise on a small window does not alarm.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from sklearn.decomposition import PCA
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.stats.tabular_encoding import FrequencyEncoding, OrdinalEncoding
+
+PCA_RANDOM_STATE = 16  # NannyML's
+
+
+@dataclass(frozen=True)
+class Band:
+    """Where a window's value is expected; `lower`/`upper` None where there is no bound."""
+
+    lower: float | None
+    upper: float | None
+
+    def outside(self, value: float) -> bool:
+        """NannyML's alert rule: not (lower < value < upper)."""
+        return (self.lower is not None and value <= self.lower) or (
+            self.upper is not None and value >= self.upper
+        )
+
+
+@dataclass(frozen=True)
+class ReconstructionBands:
+    mean: float
+    std: float
+    potential: Band
+    detected: Band
+    rule: str  # "reference_chunks" or "row_errors"
+    chunks: int
+
+    def status(self, value: float) -> ResultStatusApp:
+        if self.detected.outside(value):
+            return ResultStatusApp.detected
+        if self.potential.outside(value):
+            return ResultStatusApp.potential_detection
+        return ResultStatusApp.no_detection
+
+
+def std_band(mean: float, std: float, multiplier: float, lower_limit: float = 0.0) -> Band:
+    """NannyML's `StandardDeviationThreshold` with its lower limit (a bound at or below it: none)."""
+    lower = mean - multiplier * std
+    return Band(None if lower <= lower_limit else lower, mean + multiplier * std)
+
+
+def chunk_means(values: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Means of the consecutive complete chunks of `chunk_size` values."""
+    if chunk_size < 1:
+        raise MonitoringError(f"chunk size must be >= 1, got {chunk_size}")
+    chunks = len(values) // chunk_size
+    means: np.ndarray = values[: chunks * chunk_size].reshape(chunks, chunk_size).mean(axis=1)
+    return means
+
+
+@dataclass(frozen=True, eq=False)
+class ReconstructionModel:
+    """Encoding, scaler and PCA fitted on a reference, plus the reference's own row errors."""
+
+    encoding: FrequencyEncoding
+    scaler: StandardScaler
+    pca: PCA
+    reference_errors: np.ndarray
+
+    @property
+    def components(self) -> int:
+        return int(self.pca.n_components_)
+
+    def row_errors(self, frame: pd.DataFrame) -> np.ndarray:
+        data = self.scaler.transform(self.encoding.transform(frame))
+        restored = self.pca.inverse_transform(self.pca.transform(data))
+        errors: np.ndarray = np.linalg.norm(data - restored, axis=1)
+        return errors
+
+    def error(self, frame: pd.DataFrame) -> float:
+        if len(frame) == 0:
+            raise MonitoringError("reconstruction error of an empty window")
+        return float(self.row_errors(frame).mean())
+
+    def bands(
+        self,
+        window_rows: int,
+        potential_std: float = 3.0,
+        detected_std: float = 4.0,
+        min_reference_chunks: int = 10,
+    ) -> ReconstructionBands:
+        """The bands for a window of `window_rows` rows (see the module docstring)."""
+        means = chunk_means(self.reference_errors, window_rows)
+        if len(means) >= min_reference_chunks:
+            mean, std, rule = float(means.mean()), float(means.std()), "reference_chunks"
+        else:
+            errors = self.reference_errors
+            mean, rule = float(errors.mean()), "row_errors"
+            std = float(errors.std(ddof=1)) / math.sqrt(window_rows)
+        return ReconstructionBands(
+            mean,
+            std,
+            std_band(mean, std, potential_std),
+            std_band(mean, std, detected_std),
+            rule,
+            len(means),
+        )
+
+
+def fit_reconstruction(
+    reference: pd.DataFrame, columns: list[str], variance_share: float = 0.65
+) -> ReconstructionModel:
+    """Fit the data-reconstruction model on `reference[columns]` (at least two columns)."""
+    if len(columns) < 2:
+        raise MonitoringError(f"data reconstruction needs at least 2 features, got {columns}")
+    if not 0 < variance_share < 1:
+        raise MonitoringError(f"variance_share must be in (0, 1), got {variance_share}")
+    if len(reference) < 2:
+        raise MonitoringError(f"data reconstruction needs at least 2 reference rows, got {len(reference)}")
+    encoding = FrequencyEncoding.fit(reference, columns)
+    scaler = StandardScaler()
+    data = scaler.fit_transform(encoding.transform(reference))
+    pca = PCA(n_components=variance_share, random_state=PCA_RANDOM_STATE).fit(data)
+    if pca.n_components_ >= len(columns):
+        pca = PCA(n_components=len(columns) - 1, random_state=PCA_RANDOM_STATE).fit(data)
+    model = ReconstructionModel(encoding, scaler, pca, np.empty(0))
+    return ReconstructionModel(encoding, scaler, pca, model.row_errors(reference))
+
+
+def auroc_null_std(reference_rows: int, window_rows: int) -> float:
+    """Standard deviation of the AUROC of an uninformative score (Mann-Whitney U / (n1 n2))."""
+    n1, n2 = reference_rows, window_rows
+    return math.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
+
+
+@dataclass(frozen=True)
+class AurocBounds:
+    potential: float
+    detected: float
+
+    def status(self, auroc: float) -> ResultStatusApp:
+        """NannyML's rule: above the bound (strictly)."""
+        if auroc > self.detected:
+            return ResultStatusApp.detected
+        if auroc > self.potential:
+            return ResultStatusApp.potential_detection
+        return ResultStatusApp.no_detection
+
+
+def auroc_bounds(
+    reference_rows: int,
+    window_rows: int,
+    potential: float = 0.65,
+    detected: float = 0.75,
+    alpha_potential: float = 0.01,
+    alpha_detected: float = 0.001,
+) -> AurocBounds:
+    """Each bound: the larger of its effect floor and the AUROC's one-sided 1 - alpha null quantile."""
+    std = auroc_null_std(reference_rows, window_rows)
+    return AurocBounds(
+        max(potential, 0.5 + float(norm.isf(alpha_potential)) * std),
+        max(detected, 0.5 + float(norm.isf(alpha_detected)) * std),
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    max_rows: int = 2000  # per side: the reference sample and the window sample
+    folds: int = 5
+    max_iter: int = 100
+    max_leaf_nodes: int = 31
+    learning_rate: float = 0.1
+    seed: int = 0
+    # OpenMP threads per fit (None: the library default, one per core). 1 by default: when apps,
+    # runs or workers share the cores, OpenMP's spin-waiting threads oversubscribe them (measured on
+    # a loaded 2-core machine: 38 s for one fit with 2 threads, 0.85 s with 1). The limit is
+    # process-wide while a window is scored (threadpoolctl).
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 10:
+            raise MonitoringError(f"classifier max_rows must be >= 10, got {self.max_rows}")
+        if self.folds < 2:
+            raise MonitoringError(f"classifier folds must be >= 2, got {self.folds}")
+        if self.max_iter < 1:
+            raise MonitoringError(f"classifier max_iter must be >= 1, got {self.max_iter}")
+        if self.threads is not None and self.threads < 1:
+            raise MonitoringError(f"classifier threads must be >= 1 or None, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class DomainClassifierScore:
+    auroc: float
+    reference_rows: int
+    window_rows: int
+    folds: int
+
+
+def bounded_sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= max_rows else frame.sample(max_rows, random_state=seed)
+
+
+@dataclass(frozen=True, eq=False)
+class DomainClassifier:
+    """A bounded, encoded reference sample; scores windows by cross-validated AUROC."""
+
+    encoding: OrdinalEncoding
+    reference_sample: np.ndarray
+    settings: ClassifierSettings
+
+    def score_matrix(self, window: np.ndarray) -> DomainClassifierScore:
+        """AUROC of reference-sample vs `window` rows (already encoded and bounded)."""
+        n_ref, n_win = len(self.reference_sample), len(window)
+        folds = min(self.settings.folds, n_ref, n_win)
+        if folds < 2:
+            raise MonitoringError(f"domain classifier needs >= 2 rows on each side, got {n_ref} and {n_win}")
+        x = np.vstack([self.reference_sample, window])
+        y = np.r_[np.zeros(n_ref), np.ones(n_win)]
+        mask = self.encoding.categorical_mask
+        model = HistGradientBoostingClassifier(
+            max_iter=self.settings.max_iter,
+            max_leaf_nodes=self.settings.max_leaf_nodes,
+            learning_rate=self.settings.learning_rate,
+            early_stopping=False,
+            categorical_features=mask if mask.any() else None,
+            random_state=self.settings.seed,
+        )
+        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.settings.seed)
+        with threadpool_limits(limits=self.settings.threads, user_api="openmp"):
+            scores = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
+        return DomainClassifierScore(float(roc_auc_score(y, scores)), n_ref, n_win, folds)
+
+    def score(self, frame: pd.DataFrame) -> DomainClassifierScore:
+        sample = bounded_sample(frame, self.settings.max_rows, self.settings.seed)
+        return self.score_matrix(self.encoding.transform(sample))
+
+
+def fit_domain_classifier(
+    reference: pd.DataFrame, columns: list[str], settings: ClassifierSettings | None = None
+) -> DomainClassifier:
+    settings = settings or ClassifierSettings()
+    if not columns:
+        raise MonitoringError("domain classifier needs at least 1 feature")
+    encoding = OrdinalEncoding.fit(reference, columns)
+    sample = bounded_sample(reference, settings.max_rows, settings.seed)
+    return DomainClassifier(encoding, encoding.transform(sample), settings)
