@@ -24,7 +24,9 @@ from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.stats.multivariate import (
+    NANNYML_RECONSTRUCTION,
     ClassifierSettings,
+    ReconstructionSettings,
     auroc_bounds,
     auroc_null_std,
     chunk_means,
@@ -139,7 +141,7 @@ def golden_chunks(
 def test_reconstruction_error_matches_nannyml(golden: dict[str, Any], car_loan: pd.DataFrame) -> None:
     features = golden["features"]
     reference = car_loan[car_loan["period"] == "reference"].reset_index(drop=True)
-    model = fit_reconstruction(reference, features)
+    model = fit_reconstruction(reference, features, NANNYML_RECONSTRUCTION)
     assert model.components == golden["reconstruction"]["pca_components_kept"]
     bands = model.bands(golden["chunk_size"])
     assert (
@@ -157,6 +159,41 @@ def test_reconstruction_error_matches_nannyml(golden: dict[str, Any], car_loan: 
         ours.append(bands.status(error) >= ResultStatusApp.potential_detection)
     assert ours == alerts
     assert any(alerts) and not all(alerts)  # the golden data has both kinds of chunk
+
+
+def test_default_reconstruction_alerts_on_the_chunks_nannyml_alerts_on(
+    golden: dict[str, Any], car_loan: pd.DataFrame
+) -> None:
+    reference = car_loan[car_loan["period"] == "reference"].reset_index(drop=True)
+    model = fit_reconstruction(reference, golden["features"])  # band from held-out rows
+    assert model.held_out and len(model.reference_errors) == golden["reference_rows"] // 2
+    bands = model.bands(golden["chunk_size"])
+    for chunk, rows in golden_chunks(golden, car_loan, "reconstruction"):
+        if chunk["period"] == "analysis":
+            error = model.error(rows)
+            assert error == pytest.approx(chunk["value"], rel=0.01)  # a PCA fitted on half the rows
+            assert (bands.status(error) >= ResultStatusApp.potential_detection) == chunk["alert"]
+
+
+def test_large_windows_from_the_reference_distribution_stay_quiet() -> None:
+    rng = np.random.default_rng(7)
+    columns = [f"f{i}" for i in range(12)]
+
+    def draw(rows: int) -> pd.DataFrame:
+        return pd.DataFrame(rng.normal(size=(rows, len(columns))), columns=columns)
+
+    reference = draw(40_000)
+    ours = fit_reconstruction(reference, columns)
+    nannyml = fit_reconstruction(reference, columns, NANNYML_RECONSTRUCTION)
+    in_sample_z = []
+    for rows in (20_000, 40_000):
+        for _ in range(3):
+            window = draw(rows)
+            assert ours.bands(rows).status(ours.error(window)) == ResultStatusApp.no_detection
+            bands = nannyml.bands(rows)
+            in_sample_z.append((nannyml.error(window) - bands.mean) / bands.std)
+    # Why the default holds rows out: in-sample errors sit well below a new sample's.
+    assert min(in_sample_z) > 3
 
 
 @pytest.mark.slow
@@ -331,7 +368,6 @@ def test_a_single_feature_gets_the_classifier_only(caplog: pytest.LogCaptureFixt
     "kwargs",
     [
         {"min_window_rows": 5},
-        {"reconstruction_std_potential": 4.0, "reconstruction_std_detected": 3.0},
         {"auroc_potential": 0.8, "auroc_detected": 0.7},
         {"auroc_potential": 0.4},
         {"auroc_alpha_potential": 0.001, "auroc_alpha_detected": 0.01},
@@ -341,6 +377,26 @@ def test_a_single_feature_gets_the_classifier_only(caplog: pytest.LogCaptureFixt
 def test_settings_are_validated(kwargs: dict[str, Any]) -> None:
     with pytest.raises(MonitoringError):
         MultivariateDriftApplication(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"variance_share": 1.0},
+        {"held_out_share": 0.0},
+        {"min_reference_chunks": 1},
+        {"potential_std": 4.0, "detected_std": 3.0},
+    ],
+)
+def test_reconstruction_settings_are_validated(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(MonitoringError):
+        ReconstructionSettings(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_rows": 5}, {"folds": 1}, {"max_iter": 0}, {"threads": 0}])
+def test_classifier_settings_are_validated(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(MonitoringError):
+        ClassifierSettings(**kwargs)
 
 
 # --- the pieces ------------------------------------------------------------------------------

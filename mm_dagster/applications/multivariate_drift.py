@@ -21,6 +21,7 @@ from mm_dagster.stats.multivariate import (
     ClassifierSettings,
     DomainClassifier,
     ReconstructionModel,
+    ReconstructionSettings,
     auroc_bounds,
     fit_domain_classifier,
     fit_reconstruction,
@@ -61,8 +62,9 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
     """Results `reconstruction_drift` (mean PCA reconstruction error) and `domain_classifier_drift`
     (cross-validated AUROC of window vs reference), kind data_drift.
 
-    `potential_detection` is NannyML's alert: the error outside the reference chunks' mean ± 3 std,
-    the AUROC above 0.65; `detected` a stricter bound (± 4 std; AUROC above 0.75). Windows under
+    `potential_detection` is NannyML's alert: the error outside the reference chunks' mean ± 3 std
+    (the band from reference rows held out of the PCA fit, see `ReconstructionSettings`), the AUROC
+    above 0.65; `detected` a stricter bound (± 4 std; AUROC above 0.75). Windows under
     `min_window_rows` rows are `irrelevant`. Metrics: `reconstruction_error`,
     `reconstruction_error_lower`/`_upper` (the potential band; a lower bound of 0 means none) and
     `domain_classifier_auroc`. Needs the endpoint's stored reference sample (`reference=` when the
@@ -75,10 +77,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         self,
         *,
         min_window_rows: int = 100,
-        variance_share: float = 0.65,
-        reconstruction_std_potential: float = 3.0,
-        reconstruction_std_detected: float = 4.0,
-        min_reference_chunks: int = 10,
+        reconstruction: ReconstructionSettings | None = None,
         auroc_potential: float = 0.65,
         auroc_detected: float = 0.75,
         auroc_alpha_potential: float = 0.01,
@@ -88,11 +87,6 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
     ) -> None:
         if min_window_rows < 10:
             raise MonitoringError(f"min_window_rows must be >= 10, got {min_window_rows}")
-        if not 0 < reconstruction_std_potential < reconstruction_std_detected:
-            raise MonitoringError(
-                "reconstruction std multipliers must satisfy 0 < potential "
-                f"({reconstruction_std_potential}) < detected ({reconstruction_std_detected})"
-            )
         if not 0.5 <= auroc_potential < auroc_detected < 1:
             raise MonitoringError(
                 f"AUROC bounds must satisfy 0.5 <= potential ({auroc_potential}) "
@@ -103,13 +97,8 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
                 f"AUROC alphas must satisfy 0 < detected ({auroc_alpha_detected}) "
                 f"<= potential ({auroc_alpha_potential}) < 1"
             )
-        if min_reference_chunks < 2:
-            raise MonitoringError(f"min_reference_chunks must be >= 2, got {min_reference_chunks}")
         self.min_window_rows = min_window_rows
-        self.variance_share = variance_share
-        self.reconstruction_std_potential = reconstruction_std_potential
-        self.reconstruction_std_detected = reconstruction_std_detected
-        self.min_reference_chunks = min_reference_chunks
+        self.reconstruction = reconstruction or ReconstructionSettings()
         self.auroc_potential = auroc_potential
         self.auroc_detected = auroc_detected
         self.auroc_alpha_potential = auroc_alpha_potential
@@ -123,7 +112,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         if not usable:
             raise MonitoringError(f"no feature has a usable reference value (features {features})")
         reconstruction = (
-            fit_reconstruction(reference, usable, self.variance_share) if len(usable) >= 2 else None
+            fit_reconstruction(reference, usable, self.reconstruction) if len(usable) >= 2 else None
         )
         classifier = fit_domain_classifier(reference, usable, self.classifier)
         return FittedReference(tuple(usable), tuple(skipped), reconstruction, classifier)
@@ -178,12 +167,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         self, fitted: FittedReference, model: ReconstructionModel, window: pd.DataFrame, too_small: bool
     ) -> list[Any]:
         error = model.error(window)
-        bands = model.bands(
-            len(window),
-            self.reconstruction_std_potential,
-            self.reconstruction_std_detected,
-            self.min_reference_chunks,
-        )
+        bands = model.bands(len(window))
         status = ResultStatusApp.irrelevant if too_small else bands.status(error)
         lower = bands.potential.lower
         upper = bands.potential.upper
@@ -202,6 +186,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
                     "reference_std": bands.std,
                     "threshold_rule": bands.rule,
                     "reference_chunks": bands.chunks,
+                    "reference_errors": "held_out" if model.held_out else "in_sample",
                     "potential": {"lower": lower, "upper": upper},
                     "detected": {"lower": bands.detected.lower, "upper": bands.detected.upper},
                     "pca_components": model.components,

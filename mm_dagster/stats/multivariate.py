@@ -9,8 +9,10 @@ so the error is not identically 0). A row's error is the Euclidean distance betw
 vector and its PCA reconstruction; a window's value is the mean over its rows. The band is
 NannyML's: the reference cut into consecutive chunks of the window's size, mean ± k · std (ddof 0)
 of the chunk means (k = 3 is NannyML's alert), no lower bound when it falls at or below 0. With
-fewer than `min_reference_chunks` complete chunks, the std of a window mean is taken as
-std(row errors) / sqrt(window rows) instead.
+fewer than `min_reference_chunks` complete chunks, the i.i.d. std of the difference of the two
+means is used instead. Two changes by default, both off in `NANNYML_RECONSTRUCTION`: the band
+comes from reference rows held out of the fit (in-sample errors are biased low, so large windows
+alarm on no drift), and its std is never below the i.i.d. value.
 
 **Domain classifier** (NannyML 0.13's `DomainClassifierCalculator`): a classifier learns to tell
 window rows from reference rows; its cross-validated AUROC (out-of-fold predictions of all folds
@@ -90,14 +92,51 @@ def chunk_means(values: np.ndarray, chunk_size: int) -> np.ndarray:
     return means
 
 
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    variance_share: float = 0.65
+    # Share of the reference kept out of the fit; the band comes from these rows' errors, which
+    # is what a window from the reference distribution gets. None: NannyML's way (fit on all rows,
+    # band from the same rows' in-sample errors; these sit below a new sample's, since the PCA
+    # keeps the sample's own directions of largest variance: measured 9 std too low on a
+    # 100k-row window of 20 independent features, so large windows alarm on no drift).
+    held_out_share: float | None = 0.5
+    # The std of a window's mean minus the reference's is at least its i.i.d. value,
+    # std(row errors) * sqrt(1 / window rows + 1 / reference rows) (a few reference chunks can
+    # underestimate it). False: NannyML's chunk std alone.
+    iid_std_floor: bool = True
+    min_reference_chunks: int = 10
+    potential_std: float = 3.0  # NannyML's alert
+    detected_std: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.variance_share < 1:
+            raise MonitoringError(f"variance_share must be in (0, 1), got {self.variance_share}")
+        if self.held_out_share is not None and not 0 < self.held_out_share < 1:
+            raise MonitoringError(f"held_out_share must be in (0, 1) or None, got {self.held_out_share}")
+        if self.min_reference_chunks < 2:
+            raise MonitoringError(f"min_reference_chunks must be >= 2, got {self.min_reference_chunks}")
+        if not 0 < self.potential_std < self.detected_std:
+            raise MonitoringError(
+                "reconstruction std multipliers must satisfy 0 < potential "
+                f"({self.potential_std}) < detected ({self.detected_std})"
+            )
+
+
+# NannyML 0.13's `DataReconstructionDriftCalculator` exactly (the golden-number tests use it).
+NANNYML_RECONSTRUCTION = ReconstructionSettings(held_out_share=None, iid_std_floor=False)
+
+
 @dataclass(frozen=True, eq=False)
 class ReconstructionModel:
-    """Encoding, scaler and PCA fitted on a reference, plus the reference's own row errors."""
+    """Encoding, scaler and PCA fitted on a reference, plus reference row errors for the band."""
 
     encoding: FrequencyEncoding
     scaler: StandardScaler
     pca: PCA
-    reference_errors: np.ndarray
+    reference_errors: np.ndarray  # of the held-out rows (in-sample rows if none), in order
+    settings: ReconstructionSettings
+    held_out: bool
 
     @property
     def components(self) -> int:
@@ -114,49 +153,63 @@ class ReconstructionModel:
             raise MonitoringError("reconstruction error of an empty window")
         return float(self.row_errors(frame).mean())
 
-    def bands(
-        self,
-        window_rows: int,
-        potential_std: float = 3.0,
-        detected_std: float = 4.0,
-        min_reference_chunks: int = 10,
-    ) -> ReconstructionBands:
+    def bands(self, window_rows: int) -> ReconstructionBands:
         """The bands for a window of `window_rows` rows (see the module docstring)."""
-        means = chunk_means(self.reference_errors, window_rows)
-        if len(means) >= min_reference_chunks:
+        settings = self.settings
+        errors = self.reference_errors
+        # Two-sample: the window's mean and the reference rows' mean both vary.
+        iid_std = (
+            float(errors.std(ddof=1)) * math.sqrt(1 / window_rows + 1 / len(errors))
+            if len(errors) > 1
+            else 0.0
+        )
+        means = chunk_means(errors, window_rows)
+        if len(means) >= settings.min_reference_chunks:
             mean, std, rule = float(means.mean()), float(means.std()), "reference_chunks"
+            if settings.iid_std_floor:
+                std = max(std, iid_std)
         else:
-            errors = self.reference_errors
-            mean, rule = float(errors.mean()), "row_errors"
-            std = float(errors.std(ddof=1)) / math.sqrt(window_rows)
+            mean, std, rule = float(errors.mean()), iid_std, "row_errors"
         return ReconstructionBands(
             mean,
             std,
-            std_band(mean, std, potential_std),
-            std_band(mean, std, detected_std),
+            std_band(mean, std, settings.potential_std),
+            std_band(mean, std, settings.detected_std),
             rule,
             len(means),
         )
 
 
+def held_out_split(rows: int, share: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows), each in increasing order, held-out = round(share * rows)."""
+    held = np.zeros(rows, dtype=bool)
+    held[np.random.default_rng(seed).permutation(rows)[: round(share * rows)]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def fit_reconstruction(
-    reference: pd.DataFrame, columns: list[str], variance_share: float = 0.65
+    reference: pd.DataFrame, columns: list[str], settings: ReconstructionSettings | None = None
 ) -> ReconstructionModel:
     """Fit the data-reconstruction model on `reference[columns]` (at least two columns)."""
+    settings = settings or ReconstructionSettings()
     if len(columns) < 2:
         raise MonitoringError(f"data reconstruction needs at least 2 features, got {columns}")
-    if not 0 < variance_share < 1:
-        raise MonitoringError(f"variance_share must be in (0, 1), got {variance_share}")
-    if len(reference) < 2:
+    fit_rows, held_rows = np.arange(len(reference)), np.arange(0)
+    if settings.held_out_share is not None:
+        fit_rows, held_rows = held_out_split(len(reference), settings.held_out_share)
+    held_out = len(held_rows) >= 2 and len(fit_rows) >= 2
+    fit_part = reference.iloc[fit_rows] if held_out else reference
+    if len(fit_part) < 2:
         raise MonitoringError(f"data reconstruction needs at least 2 reference rows, got {len(reference)}")
-    encoding = FrequencyEncoding.fit(reference, columns)
+    encoding = FrequencyEncoding.fit(fit_part, columns)
     scaler = StandardScaler()
-    data = scaler.fit_transform(encoding.transform(reference))
-    pca = PCA(n_components=variance_share, random_state=PCA_RANDOM_STATE).fit(data)
+    data = scaler.fit_transform(encoding.transform(fit_part))
+    pca = PCA(n_components=settings.variance_share, random_state=PCA_RANDOM_STATE).fit(data)
     if pca.n_components_ >= len(columns):
         pca = PCA(n_components=len(columns) - 1, random_state=PCA_RANDOM_STATE).fit(data)
-    model = ReconstructionModel(encoding, scaler, pca, np.empty(0))
-    return ReconstructionModel(encoding, scaler, pca, model.row_errors(reference))
+    model = ReconstructionModel(encoding, scaler, pca, np.empty(0), settings, held_out)
+    errors = model.row_errors(reference.iloc[held_rows] if held_out else reference)
+    return ReconstructionModel(encoding, scaler, pca, errors, settings, held_out)
 
 
 def auroc_null_std(reference_rows: int, window_rows: int) -> float:
