@@ -197,6 +197,24 @@ def test_large_windows_from_the_reference_distribution_stay_quiet() -> None:
 
 
 @pytest.mark.slow
+def test_reconstruction_false_alarms_stay_within_the_window_budget() -> None:
+    # Issue 15's budget per window: <= 1% potential_detection, <= 0.1% detected.
+    rng = np.random.default_rng(11)
+    reference = correlated(20_000, 0.8, seed=1)
+    model = fit_reconstruction(reference, list(reference.columns))
+    for rows in (100, 1000):
+        bands = model.bands(rows)
+        statuses = np.array(
+            [
+                bands.status(model.error(correlated(rows, 0.8, seed=int(rng.integers(1 << 30)))))
+                for _ in range(300)
+            ]
+        )
+        assert (statuses >= ResultStatusApp.potential_detection).mean() <= 0.01, rows
+        assert (statuses == ResultStatusApp.detected).sum() == 0, rows
+
+
+@pytest.mark.slow
 def test_domain_classifier_auroc_close_to_nannyml(golden: dict[str, Any], car_loan: pd.DataFrame) -> None:
     features = golden["features"]
     reference = car_loan[car_loan["period"] == "reference"].reset_index(drop=True)
