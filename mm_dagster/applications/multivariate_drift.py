@@ -149,6 +149,11 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         if fitted is None:
             ctx.logger.warning("endpoint has no stored reference sample; no multivariate drift computed")
             return None
+        absent = [f for f in fitted.features if f not in ctx.sample_df.columns]
+        if absent:
+            raise MonitoringError(
+                f"endpoint {ctx.endpoint_name!r}, window {ctx.window.key}: events lack feature(s) {absent}"
+            )
         window = ctx.sample_df[list(fitted.features)]
         rows = len(window)
         if rows == 0:
@@ -190,7 +195,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
                     "potential": {"lower": lower, "upper": upper},
                     "detected": {"lower": bands.detected.lower, "upper": bands.detected.upper},
                     "pca_components": model.components,
-                    "features": list(fitted.features),
+                    "feature_count": len(fitted.features),
                     "skipped_features": list(fitted.skipped_features),
                 },
             ),
@@ -224,7 +229,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
                     "threshold_potential": bounds.potential,
                     "threshold_detected": bounds.detected,
                     "model": "sklearn HistGradientBoostingClassifier",
-                    "features": list(fitted.features),
+                    "feature_count": len(fitted.features),
                 },
             ),
         ]

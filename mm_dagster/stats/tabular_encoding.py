@@ -94,7 +94,7 @@ class FrequencyEncoding:
             # SimpleImputer(most_frequent): the most frequent value, the smallest on ties.
             top = counts[counts == counts.max()].index
             mode = min(top, key=lambda v: (str(type(v)), v))
-            counts[mode] += int(reference[column].isna().sum())
+            counts.loc[mode] += int(reference[column].isna().sum())
             categories[column] = list(counts.index)
             shares[column] = np.append(counts.to_numpy(dtype=np.float64) / len(reference), 0.0)
             modes[column] = categories[column].index(mode)
