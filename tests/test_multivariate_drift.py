@@ -24,7 +24,6 @@ from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.stats.multivariate import (
-    NANNYML_RECONSTRUCTION,
     ClassifierSettings,
     ReconstructionSettings,
     auroc_bounds,
@@ -141,7 +140,7 @@ def golden_chunks(
 def test_reconstruction_error_matches_nannyml(golden: dict[str, Any], car_loan: pd.DataFrame) -> None:
     features = golden["features"]
     reference = car_loan[car_loan["period"] == "reference"].reset_index(drop=True)
-    model = fit_reconstruction(reference, features, NANNYML_RECONSTRUCTION)
+    model = fit_reconstruction(reference, features, ReconstructionSettings.nannyml())
     assert model.components == golden["reconstruction"]["pca_components_kept"]
     bands = model.bands(golden["chunk_size"])
     assert (
@@ -184,7 +183,7 @@ def test_large_windows_from_the_reference_distribution_stay_quiet() -> None:
 
     reference = draw(40_000)
     ours = fit_reconstruction(reference, columns)
-    nannyml = fit_reconstruction(reference, columns, NANNYML_RECONSTRUCTION)
+    nannyml = fit_reconstruction(reference, columns, ReconstructionSettings.nannyml())
     in_sample_z = []
     for rows in (20_000, 40_000):
         for _ in range(3):

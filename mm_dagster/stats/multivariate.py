@@ -10,7 +10,7 @@ vector and its PCA reconstruction; a window's value is the mean over its rows. T
 NannyML's: the reference cut into consecutive chunks of the window's size, mean ± k · std (ddof 0)
 of the chunk means (k = 3 is NannyML's alert), no lower bound when it falls at or below 0. With
 fewer than `min_reference_chunks` complete chunks, the i.i.d. std of the difference of the two
-means is used instead. Two changes by default, both off in `NANNYML_RECONSTRUCTION`: the band
+means is used instead. Two changes by default, both off in `ReconstructionSettings.nannyml()`: the band
 comes from reference rows held out of the fit (in-sample errors are biased low, so large windows
 alarm on no drift), and its std is never below the i.i.d. value.
 
@@ -122,9 +122,10 @@ class ReconstructionSettings:
                 f"({self.potential_std}) < detected ({self.detected_std})"
             )
 
-
-# NannyML 0.13's `DataReconstructionDriftCalculator` exactly (the golden-number tests use it).
-NANNYML_RECONSTRUCTION = ReconstructionSettings(held_out_share=None, iid_std_floor=False)
+    @classmethod
+    def nannyml(cls) -> "ReconstructionSettings":
+        """NannyML 0.13's `DataReconstructionDriftCalculator` exactly (the golden tests use it)."""
+        return cls(held_out_share=None, iid_std_floor=False)
 
 
 @dataclass(frozen=True, eq=False)
