@@ -9,6 +9,7 @@ each window.
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
@@ -52,8 +53,8 @@ def usable_features(reference: pd.DataFrame, features: list[str]) -> tuple[list[
         if is_categorical(column):
             has_value = bool(column.notna().any())
         else:
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=float("nan"))
-            has_value = bool((abs(values) < float("inf")).any())
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            has_value = bool(np.isfinite(values).any())
         (usable if has_value else skipped).append(feature)
     return usable, skipped
 
