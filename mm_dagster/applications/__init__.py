@@ -4,6 +4,7 @@ from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.data_quality import DataQualityApplication
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
+from mm_dagster.applications.multivariate_drift import MultivariateDriftApplication
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
@@ -27,4 +28,5 @@ __all__ = [
     "ModelMonitoringApplicationMetric",
     "ModelMonitoringApplicationResult",
     "MonitoringApplicationContext",
+    "MultivariateDriftApplication",
 ]
