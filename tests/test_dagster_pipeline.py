@@ -143,7 +143,7 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         dummy = evaluations[results_key("serving-monitoring")]
         assert not dummy.passed and dummy.severity == AssetCheckSeverity.WARN
     stored = seeded.results.results(app="histogram-data-drift", start=window.start, end=window.end)
-    assert len(stored) == 4
+    assert len(stored) == 6
 
 
 def test_check_results_are_recorded_per_partition(seeded: Monitoring, home: str) -> None:
@@ -190,7 +190,7 @@ def test_an_app_failing_everywhere_fails_its_step_only(seeded: Monitoring, home:
         assert not result.success
         failed = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
         assert failed == ["mm_app_always_fails"]
-    assert len(seeded.results.results(app="histogram-data-drift")) == 4
+    assert len(seeded.results.results(app="histogram-data-drift")) == 6
     assert len(seeded.results.failures("always-fails")) == 2
 
 
@@ -218,7 +218,7 @@ def test_range_backfill_runs_once_and_records_each_window(seeded: Monitoring, ho
         }
         mats = instance.get_materialized_partitions(results_key("histogram-data-drift"))
         assert {w.key for w in windows} <= set(mats)
-    assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 2
+    assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 3
 
 
 def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
@@ -228,7 +228,7 @@ def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
     with instance_for_test() as instance:
         for _ in range(2):
             materialize_window(defs, window.key, instance, home)
-    assert len(seeded.results.results(app="histogram-data-drift")) == 4
+    assert len(seeded.results.results(app="histogram-data-drift")) == 6
     assert len(seeded.results.metrics(app="histogram-data-drift")) == 6
 
 
