@@ -5,9 +5,8 @@ Adding an app is one line in `apps`; alerts and check notifications go to the lo
 """
 
 from apps.dummy_app import ServingMonitoring
-from apps.serving_health import ServingHealthApplication
 from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
-from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 
 config = MonitoringConfig(
@@ -16,7 +15,7 @@ config = MonitoringConfig(
     partitions_start="2026-11-01",
     apps=[
         HistogramDataDriftApplication(),
-        ServingHealthApplication(potential_error_rate=0.02, detected_error_rate=0.1),
+        OperationalApplication(potential_error_rate=0.02, detected_error_rate=0.1),
         ServingMonitoring(),
     ],
     alerts=[

@@ -1,6 +1,7 @@
 """The monitoring-app base class (MLRun-compatible)."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
@@ -26,6 +27,10 @@ class ModelMonitoringApplicationBase(ABC):
     # Report a result's status only when it held in k of the last n windows (None: every window
     # stands alone); the window's own verdict stays in extra_data["raw_status"].
     persistence: Persistence | None = None
+    # Silent endpoints: with N, the app also runs (with an empty `sample_df`) on every endpoint
+    # that had events in each of the N windows before this one and has none in it; the
+    # controller requests such windows even when no endpoint has events. None: never.
+    silent_endpoint_windows: int | None = None
 
     @property
     def name(self) -> str:
@@ -35,3 +40,9 @@ class ModelMonitoringApplicationBase(ABC):
     @abstractmethod
     def do_tracking(self, monitoring_context: "MonitoringApplicationContext") -> Any:
         """Return a result, a list of results and metrics, a dict[str, float], or None."""
+
+
+def silence_lookback(apps: Iterable[ModelMonitoringApplicationBase]) -> int | None:
+    """The longest `silent_endpoint_windows` of `apps` (None when no app wants silent endpoints)."""
+    lookbacks = [app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows]
+    return max(lookbacks) if lookbacks else None
