@@ -1,10 +1,14 @@
 """The code location `workspace.yaml` loads: the built-in drift app plus the example apps.
 
 Adding an app is one line in `apps`; alerts and check notifications go to the log by default
-(add a WebhookChannel, SlackChannel or EmailChannel to deliver elsewhere).
+(add a WebhookChannel, SlackChannel or EmailChannel to deliver elsewhere). `apps/gating.py` shows
+monitoring results gating a promotion asset and requesting a retraining job.
 """
 
+from dagster import Definitions
+
 from apps.dummy_app import ServingMonitoring
+from apps.gating import gating_defs
 from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
 from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
@@ -32,4 +36,4 @@ config = MonitoringConfig(
     check_notifications=[LogChannel(level="INFO")],
 )
 
-defs = build_definitions(config)
+defs = Definitions.merge(build_definitions(config), gating_defs)
