@@ -54,9 +54,15 @@ def fraud_retrained_model(context: AssetExecutionContext) -> MaterializeResult[N
 
 fraud_gate = build_result_gate(fraud_candidate_model, endpoint=ENDPOINT, name="fraud_detector_not_drifting")
 fraud_promotion_job = define_asset_job(
-    "fraud_promotion_job", selection=[fraud_candidate_model, fraud_promotion]
+    "fraud_promotion_job",
+    selection=[fraud_candidate_model, fraud_promotion],
+    description="Promotes the fraud model's candidate unless fraud-detector is drifting (blocking check).",
 )
-fraud_retrain_job = define_asset_job("fraud_retrain_job", selection=[fraud_retrained_model])
+fraud_retrain_job = define_asset_job(
+    "fraud_retrain_job",
+    selection=[fraud_retrained_model],
+    description="Retrains the fraud model (requested by fraud_retrain_on_drift once per drift episode).",
+)
 fraud_retrain_on_drift = build_persistence_sensor(
     name="fraud_retrain_on_drift",
     job_name="fraud_retrain_job",

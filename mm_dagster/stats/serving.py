@@ -2,11 +2,12 @@
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 
-LATENCY_QUANTILES = {"latency_p50_us": 50.0, "latency_p95_us": 95.0, "latency_p99_us": 99.0}
+LATENCY_QUANTILES = MappingProxyType({"latency_p50_us": 50.0, "latency_p95_us": 95.0, "latency_p99_us": 99.0})
 
 
 @dataclass(frozen=True)
