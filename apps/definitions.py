@@ -26,7 +26,7 @@ config = MonitoringConfig(
         data_drift_detected([LogChannel()]),
         AlertConfig(
             name="serving-errors",
-            summary="{{project}}: error rate high on {{entity}}",
+            summary="{{project}}: serving incident (errors, latency or no traffic) on {{entity}}",
             severity="high",
             trigger=["system-performance-detected"],
             notifications=[LogChannel()],

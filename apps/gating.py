@@ -4,7 +4,7 @@
   (`fraud_detector_not_drifting`) fails while the endpoint's latest drift result is detected,
   so the promotion does not run (`fraud_promotion_job`).
 - `fraud_retrain_job`: requested by `fraud_retrain_on_drift` once per episode where
-  `general_drift` is detected in 3 of the last 4 analysed windows.
+  `feature_drift` is detected in 3 of the last 4 analysed windows.
 """
 
 from dagster import (
@@ -66,6 +66,7 @@ fraud_retrain_job = define_asset_job(
 fraud_retrain_on_drift = build_persistence_sensor(
     name="fraud_retrain_on_drift",
     job_name="fraud_retrain_job",
+    result="feature_drift",
     k=3,
     n=4,
     endpoints=[ENDPOINT],

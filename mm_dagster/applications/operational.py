@@ -144,7 +144,7 @@ class OperationalApplication(ModelMonitoringApplicationBase):
         """An endpoint with steady traffic before this window and none in it (the runner gives
         this app such endpoints with an empty `sample_df`)."""
         last = ctx.latest_request
-        ctx.logger.warning("no traffic after steady traffic", windows_before=self.silent_endpoint_windows)
+        ctx.logger.info("no traffic after steady traffic", windows_before=self.silent_endpoint_windows)
         return [
             ModelMonitoringApplicationMetric("requests", 0.0),
             ModelMonitoringApplicationMetric("predictions_per_second", 0.0),
