@@ -7,8 +7,8 @@ monitoring results gating a promotion asset and requesting a retraining job.
 
 from dagster import Definitions
 
+from apps import gating
 from apps.dummy_app import ServingMonitoring
-from apps.gating import gating_defs
 from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
 from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
@@ -36,4 +36,4 @@ config = MonitoringConfig(
     check_notifications=[LogChannel(level="INFO")],
 )
 
-defs = Definitions.merge(build_definitions(config), gating_defs)
+defs = Definitions.merge(build_definitions(config), gating.gating_defs)
