@@ -283,3 +283,13 @@ def test_without_a_silence_app_empty_windows_are_not_requested(mm: Monitoring) -
     ):
         tick = defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
     assert windows[-1].key not in [r.partition_key for r in tick.run_requests]
+
+
+@pytest.mark.parametrize("lookback", [0, "3", 1.5])
+def test_a_bad_silent_endpoint_windows_fails_when_definitions_are_built(lookback: object) -> None:
+    from mm_dagster.applications import HistogramDataDriftApplication
+
+    app = HistogramDataDriftApplication()
+    app.silent_endpoint_windows = lookback  # type: ignore[assignment]
+    with pytest.raises(MonitoringError, match="silent_endpoint_windows of app 'histogram-data-drift'"):
+        build_definitions(MonitoringConfig(apps=[app], partitions_start="2026-11-01"))

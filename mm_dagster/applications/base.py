@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
 from mm_dagster.core.persistence import Persistence
+from mm_dagster.core.traffic import check_lookback
 
 DEFAULT_APP_TIMEOUT_SECONDS = 600.0
 
@@ -44,5 +45,9 @@ class ModelMonitoringApplicationBase(ABC):
 
 def silence_lookback(apps: Iterable[ModelMonitoringApplicationBase]) -> int | None:
     """The longest `silent_endpoint_windows` of `apps` (None when no app wants silent endpoints)."""
-    lookbacks = [app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows]
+    lookbacks = [
+        check_lookback(app.silent_endpoint_windows, f"silent_endpoint_windows of app {app.name!r}")
+        for app in apps
+        if app.silent_endpoint_windows is not None
+    ]
     return max(lookbacks) if lookbacks else None
