@@ -248,6 +248,7 @@ class Monitoring:
         if events is None:
             events = self.read_window(window)
         lookback = silence_lookback(apps)
+        traffic = self.recent_traffic(window, lookback) if lookback else {}
         return run_apps_on_window(
             apps,
             window,
@@ -256,9 +257,9 @@ class Monitoring:
             self.results,
             self.artifacts,
             self.references,
-            self.invalid_events.counts(window.start, window.end, list(events)),
+            self.invalid_events.counts(window.start, window.end, sorted(set(events) | set(traffic))),
             project_name=project_name,
-            recent_traffic=self.recent_traffic(window, lookback) if lookback else None,
+            recent_traffic=traffic,
         )
 
     def recent_traffic(self, window: Window, lookback: int) -> dict[str, set[Window]]:

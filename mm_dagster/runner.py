@@ -92,8 +92,9 @@ def run_apps_on_window(
     `silent_endpoint_windows` also runs, on an empty frame, on the endpoints that `recent_traffic`
     (endpoint id -> windows with its events before this one) shows steady and `events` silent.
     """
-    recent_traffic = recent_traffic or {}
-    ids = sorted(set(events) | set(recent_traffic))
+    lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
+    silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
+    ids = sorted(set(events).union(*silent.values()))
     endpoints = {e.id: monitored_endpoint(e, project_name) for e in registry.list(ids=ids)}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:
@@ -108,8 +109,8 @@ def run_apps_on_window(
     for app in apps:
         samples = {e: events[e] for e in endpoints if e in events}
         if app.silent_endpoint_windows:
-            silent = silent_endpoints(recent_traffic, window, app.silent_endpoint_windows, events)
-            samples.update({e: empty_sample(endpoints[e]) for e in silent if e in endpoints})
+            quiet = silent[app.silent_endpoint_windows]
+            samples.update({e: empty_sample(endpoints[e]) for e in quiet if e in endpoints})
         analysed = {e: endpoints[e] for e in sorted(samples)}
         report = AppWindowReport(
             app=app.name, window=window, endpoint_names={e.id: e.name for e in analysed.values()}

@@ -293,3 +293,14 @@ def test_a_bad_silent_endpoint_windows_fails_when_definitions_are_built(lookback
     app.silent_endpoint_windows = lookback  # type: ignore[assignment]
     with pytest.raises(MonitoringError, match="silent_endpoint_windows of app 'histogram-data-drift'"):
         build_definitions(MonitoringConfig(apps=[app], partitions_start="2026-11-01"))
+
+
+def test_a_silent_endpoint_whose_events_were_all_invalid_says_so(mm: Monitoring) -> None:
+    from mm_dagster.storage.invalid_events import InvalidEventKey
+
+    endpoint, windows = silent_world(mm)
+    key = InvalidEventKey(endpoint.id, windows[-1].start, "f1: expected a number")
+    mm.invalid_events.add({key: (7, "'n/a'")})
+    mm.run_window([OperationalApplication()], windows[-1])
+    assert results_of(mm, endpoint, windows[-1])["no_traffic"].status == ResultStatusApp.detected  # type: ignore[attr-defined]
+    assert metrics_of(mm, endpoint, windows[-1])["invalid_events"] == 7
