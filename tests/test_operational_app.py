@@ -256,8 +256,14 @@ def test_the_controller_requests_a_window_where_everything_went_silent(mm: Monit
         ) as context:
             again = sensor.evaluate_tick(context)
         assert not again.run_requests  # once, like any window
+        checks = {}
         for w in windows:
-            assert materialize_window(defs, w.key, instance, home).success
+            result = materialize_window(defs, w.key, instance, home)
+            assert result.success
+            (evaluation,) = result.get_asset_check_evaluations()
+            checks[w.key] = evaluation.passed
+        # The app's per-window check fails on the silent window only.
+        assert checks == {w.key: w != windows[-1] for w in windows}
     (silence,) = [
         r for r in mm.results.results(endpoint.id, APP, "no_traffic") if r.window_start == windows[-1].start
     ]
