@@ -88,8 +88,8 @@ def test_an_earlier_versions_cursor_does_not_request_old_silent_windows() -> Non
     assert w(7) in [r.window for r in p.requests]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 3), min_size=1, max_size=30), st.integers(1, 4))
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=16), st.integers(1, 4))
 def test_ticks_request_every_silent_window_exactly_once(events: list[int], lookback: int) -> None:
     """Windows close one per tick; each window with events, and each empty one after `lookback`
     windows with events, is requested exactly once, whatever the traffic."""
