@@ -21,8 +21,8 @@ from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonit
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.deadline import AppTimeoutError, call_with_deadline
 from mm_dagster.applications.endpoint_view import monitored_endpoint
-from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.metric_history import MetricHistory
+from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.silence import empty_sample
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.outputs import normalise_outputs
