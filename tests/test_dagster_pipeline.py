@@ -93,15 +93,16 @@ def test_definitions_load_with_every_key() -> None:
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"mm/window_events"} | {
+    gating = {"fraud_candidate_model", "fraud_promotion", "fraud_retrained_model"}  # apps/gating.py
+    assert keys == {"mm/window_events"} | gating | {
         f"mm/{app}/{kind}"
-        for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+        for app in ("histogram-data-drift", "operational-health", "serving-monitoring")
         for kind in ("results", "metrics")
     }
     checks = {k.to_user_string() for k in graph.asset_check_keys}
-    assert checks == {
+    assert checks == {"fraud_candidate_model:fraud_detector_not_drifting"} | {
         f"mm/{app}/results:{CHECK_NAME}"
-        for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+        for app in ("histogram-data-drift", "operational-health", "serving-monitoring")
     }
     assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
     assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
