@@ -1,4 +1,4 @@
-"""The code location `workspace.yaml` loads: the built-in drift app plus the example apps.
+"""The code location `workspace.yaml` loads: the built-in apps plus the example apps.
 
 Adding an app is one line in `apps`; alerts and check notifications go to the log by default
 (add a WebhookChannel, SlackChannel or EmailChannel to deliver elsewhere). `apps/gating.py` shows
@@ -10,7 +10,12 @@ from dagster import Definitions
 from apps import gating
 from apps.dummy_app import ServingMonitoring
 from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
-from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
+from mm_dagster.applications import (
+    DataQualityApplication,
+    HistogramDataDriftApplication,
+    MultivariateDriftApplication,
+    OperationalApplication,
+)
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 
 config = MonitoringConfig(
@@ -19,6 +24,8 @@ config = MonitoringConfig(
     partitions_start="2026-11-01",
     apps=[
         HistogramDataDriftApplication(),
+        DataQualityApplication(),
+        MultivariateDriftApplication(),
         OperationalApplication(potential_error_rate=0.02, detected_error_rate=0.1),
         ServingMonitoring(),
     ],
