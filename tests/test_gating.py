@@ -12,8 +12,9 @@ from apps.gating import fraud_candidate_model, fraud_gate, fraud_promotion, frau
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.gating import PersistenceRule, decide, episode_start
+from mm_dagster.core.gating import decide, episode_start
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
+from mm_dagster.core.persistence import Persistence
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import build_persistence_sensor, build_result_gate
@@ -43,20 +44,20 @@ def runs(flags: list[bool]) -> int:
 @pytest.mark.parametrize(("k", "n"), [(0, 3), (4, 3), (1, 0), (True, 2), (1.5, 3)])
 def test_a_rule_needs_1_le_k_le_n(k: object, n: object) -> None:
     with pytest.raises(MonitoringError, match="k <= n"):
-        PersistenceRule(k, n)  # type: ignore[arg-type]
+        Persistence(k, n)  # type: ignore[arg-type]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.booleans(), max_size=40), st.integers(1, 6), st.integers(0, 5))
 def test_persistence_matches_counting_the_last_n(detected: list[bool], n: int, extra: int) -> None:
     k = min(n, 1 + extra)
-    rule = PersistenceRule(k, n)
+    rule = Persistence(k, n)
     expected = [sum(detected[max(0, i - n + 1) : i + 1]) >= k for i in range(len(detected))]
     assert rule.persists(detected) == expected
 
 
 def test_episode_start_is_the_first_window_of_the_trailing_stretch() -> None:
-    rule = PersistenceRule(2, 3)
+    rule = Persistence(2, 3)
     history = [(at(i), d) for i, d in enumerate([True, True, False, False, True, False, True, True])]
     assert episode_start(history, rule) == at(6)
     assert episode_start(history[:6], rule) is None
@@ -69,7 +70,7 @@ def test_episode_start_is_the_first_window_of_the_trailing_stretch() -> None:
 def test_one_action_per_episode_as_windows_arrive(detected: list[bool], n: int, extra: int) -> None:
     """A sensor ticking after every window acts exactly once per maximal stretch where the
     result persists, each time at the stretch's first window."""
-    rule = PersistenceRule(min(n, 1 + extra), n)
+    rule = Persistence(min(n, 1 + extra), n)
     history = [(at(i), d) for i, d in enumerate(detected)]
     active = None
     acted = []
@@ -84,7 +85,7 @@ def test_one_action_per_episode_as_windows_arrive(detected: list[bool], n: int, 
 
 
 def test_an_episode_longer_than_the_history_is_not_acted_on_again() -> None:
-    rule = PersistenceRule(2, 3)
+    rule = Persistence(2, 3)
     first = decide(None, [(at(i), True) for i in range(3)], rule)
     assert first.act and first.active_since == at(1)
     # The horizon moved: the history now starts long after the episode began.
@@ -93,7 +94,7 @@ def test_an_episode_longer_than_the_history_is_not_acted_on_again() -> None:
 
 
 def test_a_recovery_between_ticks_starts_a_new_episode() -> None:
-    rule = PersistenceRule(2, 3)
+    rule = Persistence(2, 3)
     flags = [True, True, False, False, False, True, True]
     decision = decide(at(1), [(at(i), f) for i, f in enumerate(flags)], rule)
     assert decision.act and decision.active_since == at(6)

@@ -11,33 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
-from mm_dagster.core.errors import MonitoringError
-
-
-@dataclass(frozen=True)
-class PersistenceRule:
-    """Detected in at least `k` of the last `n` analysed windows (1 <= k <= n)."""
-
-    k: int
-    n: int
-
-    def __post_init__(self) -> None:
-        values: tuple[object, ...] = (self.k, self.n)
-        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-        if not whole or not 1 <= self.k <= self.n:
-            raise MonitoringError(
-                f"persistence needs whole numbers 1 <= k <= n, got k={self.k!r}, n={self.n!r}"
-            )
-
-    def persists(self, detected: Sequence[bool]) -> list[bool]:
-        """For each position of `detected` (oldest first): whether k of the last n (fewer at the
-        start) up to it are detected."""
-        flags = np.asarray(detected, dtype=np.int64)
-        totals = np.cumsum(flags)
-        before = np.concatenate([np.zeros(self.n, dtype=np.int64), totals])[: len(flags)]
-        return [bool(v) for v in (totals - before) >= self.k]
+from mm_dagster.core.persistence import Persistence
 
 
 def _trailing_run(persists: Sequence[bool]) -> int | None:
@@ -50,7 +24,7 @@ def _trailing_run(persists: Sequence[bool]) -> int | None:
     return first
 
 
-def episode_start(history: Sequence[tuple[datetime, bool]], rule: PersistenceRule) -> datetime | None:
+def episode_start(history: Sequence[tuple[datetime, bool]], rule: Persistence) -> datetime | None:
     """The window at which the current episode began, or None when the result does not persist
     at the newest window. `history`: (window start, detected) of the analysed windows, oldest
     first."""
@@ -65,7 +39,7 @@ class EpisodeDecision:
 
 
 def decide(
-    active_since: datetime | None, history: Sequence[tuple[datetime, bool]], rule: PersistenceRule
+    active_since: datetime | None, history: Sequence[tuple[datetime, bool]], rule: Persistence
 ) -> EpisodeDecision:
     """Given the episode remembered from the last decision (None if none) and the history up to
     now (oldest first), whether to act. An episode still going on is not acted on again, even

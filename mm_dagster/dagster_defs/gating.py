@@ -31,7 +31,8 @@ from dagster import (
 )
 
 from mm_dagster.core.clock import Clock, utcnow
-from mm_dagster.core.gating import PersistenceRule, decide
+from mm_dagster.core.gating import decide
+from mm_dagster.core.persistence import Persistence
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.windows import to_utc
 from mm_dagster.dagster_defs.checks import markdown_table
@@ -135,7 +136,7 @@ def build_persistence_sensor(
     Results are read over the last `horizon`. An episode ends when the result no longer persists;
     the next one requests the job again. Run key `<name>:<endpoint id>:<episode start>`; tags
     `mm/endpoint`, `mm/endpoint_id`, `mm/app`, `mm/result`, `mm/episode_start` tell the job why."""
-    rule = PersistenceRule(k, n)
+    rule = Persistence(k, n)
 
     @sensor(
         name=name,
