@@ -22,6 +22,9 @@ class ModelMonitoringApplicationBase(ABC):
     # Time budget per window (all endpoints together), in seconds; None: no limit. When it runs
     # out, the remaining endpoints are recorded as failed ("timed out") and the run goes on.
     app_timeout_seconds: float | None = DEFAULT_APP_TIMEOUT_SECONDS
+    # On an endpoint with segment columns, also run once per segment (`context.segment` says
+    # which). False: endpoint-wide only (e.g. for an app too costly to run 50 times a window).
+    run_per_segment: bool = True
 
     @property
     def name(self) -> str:
