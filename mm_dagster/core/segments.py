@@ -56,7 +56,7 @@ def segment_key(segment: Mapping[str, Any] | None) -> str:
     if len(key) <= SEGMENT_KEY_CHARS:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f"{key[: SEGMENT_KEY_CHARS - 18]}#{digest}"
+    return f"{key[: SEGMENT_KEY_CHARS - 17]}#{digest}"
 
 
 def segment_label(segment: Mapping[str, Any] | str | None) -> str:

@@ -54,7 +54,7 @@ def _with_segment(entity: str, segment: str) -> str:
     if len(named) <= ENTITY_CHARS:
         return named
     digest = hashlib.sha256(segment.encode()).hexdigest()[:16]
-    return f"{named[: ENTITY_CHARS - 18]}#{digest}"
+    return f"{named[: ENTITY_CHARS - 17]}#{digest}"
 
 
 def result_entity(endpoint_id: str, app: str, result: str, segment: str = ENDPOINT_WIDE) -> str:
