@@ -243,7 +243,6 @@ def test_rerunning_a_window_replaces_every_segment_and_the_latest_view_keys_by_s
         mm.record_events("shop", traffic(w, 2000, seed=w.start.minute))
         mm.run_window([app], w)
     mm.run_window([app], second)
-    mm.run_window([app], second)
     per_window = 2 * (1 + len(COUNTRIES))  # two results, endpoint-wide and per segment
     assert len(mm.results.results(segmented, segment=None)) == 2 * per_window
     assert len(mm.results.results(segmented)) == 4  # endpoint-wide only by default
@@ -389,6 +388,7 @@ def test_the_migration_keeps_rows_of_columns_added_later(tmp_path: Path) -> None
 # -- Dagster -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_dagster_run_records_per_segment_results_and_the_check_names_the_segment(
     mm: Monitoring, segmented: str, isolated_home: Path
 ) -> None:
