@@ -1,5 +1,6 @@
 """Segments (issue 15 §7): per-segment reference stats, app runs, results, alerts and checks."""
 
+import json
 import logging
 import shutil
 from datetime import timedelta
@@ -40,6 +41,7 @@ from mm_dagster.storage.alert_store import AlertStore
 from .conftest import NOW, materialize_window, past_window
 
 COUNTRIES = ["US", "GB", "FR", "IN", "BR", "JP", "CA", "DE", "MX", "AU"]
+DRIFT_RESULTS = ("general_drift", "feature_drift")
 SHARES = [0.30, 0.15, 0.12, 0.10, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03]
 
 
@@ -253,6 +255,21 @@ def test_rerunning_a_window_replaces_every_segment_and_the_latest_view_keys_by_s
     with mm.engine.connect() as conn:
         view_rows = conn.execute(sa.text("SELECT count(*) FROM mm_latest_results")).scalar_one()
     assert view_rows == per_window
+
+
+def test_mm_results_lists_every_segment(
+    mm: Monitoring, segmented: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mm_dagster.cli import main
+
+    window = past_window(60)
+    mm.record_events("shop", traffic(window, 1000, seed=12))
+    mm.run_window([HistogramDataDriftApplication(drift_report="never")], window)
+    assert main(["results", "--endpoint", "shop"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["segment"], r["name"]) for r in rows} == {
+        (label, name) for label in ["", *(f"country={c}" for c in COUNTRIES)] for name in DRIFT_RESULTS
+    }
 
 
 class FailsInOneSegment(ModelMonitoringApplicationBase):
