@@ -272,6 +272,23 @@ def test_mm_results_lists_every_segment(
     }
 
 
+class LogsAnArtifact(ModelMonitoringApplicationBase):
+    NAME = "logs-an-artifact"
+
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
+        monitoring_context.log_artifact("rows", body=str(len(monitoring_context.sample_df)))
+
+
+def test_segments_keep_their_own_artifacts(mm: Monitoring, segmented: str) -> None:
+    """A unique-per-endpoint artifact of a segment run does not overwrite the endpoint's."""
+    window = past_window(60)
+    mm.record_events("shop", traffic(window, 1000, seed=13))
+    (report,) = mm.run_window([LogsAnArtifact()], window)
+    assert len(report.artifacts) == 1 + len(COUNTRIES)
+    bodies = sorted(int(Path(uri.removeprefix("file://")).read_text()) for uri in report.artifacts.values())
+    assert bodies[-1] == 1000 and sum(bodies[:-1]) == 1000  # the whole, then its segments
+
+
 class FailsInOneSegment(ModelMonitoringApplicationBase):
     NAME = "fails-in-de"
 
