@@ -169,13 +169,13 @@ def split_by_segment(
     segments without rows are left out. Each part has a fresh 0-based index."""
     codes = _codes(frame, columns, kept)
     segments = [*kept, other_segment(columns)]
-    order = np.argsort(codes, kind="stable")
+    order = np.argsort(codes, kind="stable")  # segment by segment, each in its rows' order
     bounds = np.searchsorted(codes[order], np.arange(len(segments) + 1))
+    ordered = frame.take(order)  # one gather; each segment is then a slice of it
     parts = []
     for i, segment in enumerate(segments):
-        rows = order[bounds[i] : bounds[i + 1]]
-        if len(rows):
-            parts.append((segment, frame.iloc[np.sort(rows)].reset_index(drop=True)))
+        if bounds[i + 1] > bounds[i]:
+            parts.append((segment, ordered.iloc[bounds[i] : bounds[i + 1]].reset_index(drop=True)))
     return parts
 
 
