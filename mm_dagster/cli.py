@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alerts-yaml", help="read alert configs from this YAML file instead")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("endpoints", help="list model endpoints")
-    results = sub.add_parser("results", help="latest result per endpoint, app and name")
+    results = sub.add_parser("results", help="latest result per endpoint, app, name and segment")
     results.add_argument("--endpoint")
     results.add_argument("--app")
     alerts = sub.add_parser("alerts", help="alerts: list, events, notifications, reset, deliver, resend")
@@ -120,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "results":
+        from mm_dagster.core.segments import segment_label
         from mm_dagster.monitoring import Monitoring
 
         mm = Monitoring()
@@ -130,11 +131,12 @@ def _run(args: argparse.Namespace) -> int:
                     "endpoint_id": r.endpoint_id,
                     "app": r.app,
                     "name": r.name,
+                    "segment": segment_label(r.segment),
                     "window_start": r.window_start,
                     "status": r.status.name,
                     "value": r.value,
                 }
-                for r in mm.results.latest_results(endpoint, args.app)
+                for r in mm.results.latest_results(endpoint, args.app, segment=None)
             ]
         )
         return 0

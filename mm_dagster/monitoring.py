@@ -12,7 +12,7 @@ import pandas as pd
 from mm_dagster.applications.base import ModelMonitoringApplicationBase, silence_lookback
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
-from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
@@ -151,9 +151,13 @@ class Monitoring:
         model_version: str = "",
         model_uri: str = "",
         reference_sample_rows: int = DEFAULT_SAMPLE_ROWS,
+        segment_columns: Sequence[str] | None = None,
+        max_segments: int = DEFAULT_MAX_SEGMENTS,
     ) -> ModelEndpoint:
         """Get-or-create an endpoint; a reference frame is summarised into `feature_stats` and a
-        sample of it (`reference_sample_rows`, default 100k) is kept for apps like Evidently."""
+        sample of it (`reference_sample_rows`, default 100k) is kept for apps like Evidently.
+        `segment_columns` (e.g. `["country"]`) make every app also run per segment: the
+        reference's `max_segments` largest values, the rest pooled as `__other__`."""
         endpoint = self.endpoints.create(
             name,
             reference=reference,
@@ -163,6 +167,8 @@ class Monitoring:
             model_name=model_name,
             model_version=model_version,
             model_uri=model_uri,
+            segment_columns=segment_columns,
+            max_segments=max_segments,
         )
         if reference is not None and not self.references.path(endpoint.id).exists():
             columns = [c for c in endpoint.columns if c in reference.columns]
@@ -177,11 +183,19 @@ class Monitoring:
         model_version: str | None = None,
         model_uri: str | None = None,
         reference_sample_rows: int = DEFAULT_SAMPLE_ROWS,
+        segment_columns: Sequence[str] | None = None,
+        max_segments: int | None = None,
     ) -> ModelEndpoint:
         """Monitor against a new reference (and model version) from now on; the previous ones
-        stay in `endpoints.reference_history`, and every result records the versions it used."""
+        stay in `endpoints.reference_history`, and every result records the versions it used.
+        Segment columns and their cap are kept unless given (`segment_columns=[]`: none)."""
         updated = self.endpoints.update_reference(
-            endpoint, reference, model_version=model_version, model_uri=model_uri
+            endpoint,
+            reference,
+            model_version=model_version,
+            model_uri=model_uri,
+            segment_columns=segment_columns,
+            max_segments=max_segments,
         )
         columns = [c for c in updated.columns if c in reference.columns]
         self.references.save(updated.id, reference[columns], reference_sample_rows)

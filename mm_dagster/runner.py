@@ -6,13 +6,16 @@ app. A failure is isolated to its (app, endpoint) and recorded: any exception, `
 included (only `KeyboardInterrupt` stops the run). Each app has a time budget per window
 (`app_timeout_seconds`): each call runs in a worker thread with the remaining budget as its
 deadline; once it is exhausted, the call is abandoned (see `applications.deadline`) and the
-endpoints left are recorded as timed out.
+endpoints left are recorded as timed out. An endpoint with segment columns is also analysed per
+segment (see `core.segments`): each app runs once more per segment with rows in the window, with
+that segment's rows and reference stats, within the same budget.
 """
 
 import logging
 import time
 import traceback
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 
 import pandas as pd
@@ -20,13 +23,15 @@ import pandas as pd
 from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.deadline import AppTimeoutError, call_with_deadline
-from mm_dagster.applications.endpoint_view import monitored_endpoint
+from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
 from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
+from mm_dagster.applications.readonly import freeze
 from mm_dagster.applications.silence import empty_sample
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
+from mm_dagster.core.segments import EndpointSegments, Segment, segment_label
 from mm_dagster.core.traffic import silent_endpoints
 from mm_dagster.core.windows import Window
 from mm_dagster.storage.artifact_store import ArtifactStore
@@ -49,6 +54,9 @@ def run_app_on_endpoint(
     logger: logging.Logger | None = None,
     project_name: str = "default",
     metric_history: MetricHistory | None = None,
+    segment: Segment | None = None,
+    segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    runs_of_endpoint: int = 1,
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
@@ -62,6 +70,9 @@ def run_app_on_endpoint(
         logger=logger,
         project_name=project_name,
         metric_history=metric_history,
+        segment=segment,
+        segment_rows=segment_rows,
+        runs_of_endpoint=runs_of_endpoint,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
 
@@ -69,6 +80,52 @@ def run_app_on_endpoint(
 def _budget(app: ModelMonitoringApplicationBase) -> float | None:
     budget = getattr(app, "app_timeout_seconds", DEFAULT_APP_TIMEOUT_SECONDS)
     return None if budget is None else float(budget)
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """One segment of one endpoint in one window: what its app calls get."""
+
+    key: str
+    segment: Segment
+    endpoint: MonitoredEndpoint  # the endpoint with the segment's reference stats
+    sample_df: pd.DataFrame
+    rows_of: Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def segment_runs(
+    endpoint: MonitoredEndpoint, sample_df: pd.DataFrame, registry: EndpointRegistry, window: Window
+) -> list[SegmentRun]:
+    """The endpoint's segments with rows in the window (none without segment columns), or a
+    warning saying why there are none."""
+    if not endpoint.segment_columns:
+        return []
+    references = registry.segment_references(endpoint.id, endpoint.reference_version)
+    where = f"window {window}, endpoint {endpoint.name!r} ({endpoint.id})"
+    if not references:
+        log.warning(
+            "%s: no segment reference stats for reference version %d; endpoint-wide results only",
+            where,
+            endpoint.reference_version,
+        )
+        return []
+    segments = EndpointSegments(list(endpoint.segment_columns), references)
+    missing = segments.missing_columns(sample_df)
+    if missing:
+        log.warning(
+            "%s: segment columns %s missing from the events; endpoint-wide results only", where, missing
+        )
+        return []
+    return [
+        SegmentRun(
+            reference.key,
+            reference.segment,
+            replace(endpoint, feature_stats=freeze(reference.feature_stats), reference_rows=reference.rows),
+            rows,
+            partial(segments.rows_of, key=reference.key),
+        )
+        for reference, rows in segments.split(sample_df)
+    ]
 
 
 def run_apps_on_window(
@@ -105,6 +162,13 @@ def run_apps_on_window(
             unknown[:5],
         )
     versions = {e.id: (e.model_version, e.reference_version) for e in endpoints.values()}
+    segments = {
+        endpoint_id: runs
+        for endpoint_id, endpoint in endpoints.items()
+        if endpoint.segment_columns
+        and endpoint_id in events
+        and (runs := segment_runs(endpoint, events[endpoint_id], registry, window))
+    }
     reports = []
     for app in apps:
         samples = {e: events[e] for e in endpoints if e in events}
@@ -118,46 +182,91 @@ def run_apps_on_window(
         history = MetricHistory(results, app.name, window)
         budget = _budget(app)
         deadline = None if budget is None else time.monotonic() + budget
+        per_segment = getattr(app, "run_per_segment", True)
         for endpoint_id, endpoint in analysed.items():
             where = f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}"
-            try:
-                outputs, uris = call_with_deadline(
-                    partial(
-                        run_app_on_endpoint,
-                        app,
-                        endpoint,
-                        window,
-                        samples[endpoint_id],
-                        artifacts,
-                        references,
-                        (invalid_events or {}).get(endpoint_id),
-                        logger=logger,
-                        project_name=project_name,
-                        metric_history=history,
-                    ),
-                    None if deadline is None else deadline - time.monotonic(),
-                    name=f"mm-app-{app.name}",
+            run_count = 1 + (len(segments.get(endpoint_id, [])) if per_segment else 0)
+            call = partial(
+                run_app_on_endpoint,
+                app,
+                endpoint,
+                window,
+                samples[endpoint_id],
+                artifacts,
+                references,
+                (invalid_events or {}).get(endpoint_id),
+                logger=logger,
+                project_name=project_name,
+                metric_history=history,
+                runs_of_endpoint=run_count,
+            )
+            outcome = _call_app(app, call, deadline, budget, where)
+            if isinstance(outcome, str):
+                report.failures[endpoint_id] = outcome
+            else:
+                report.outputs[endpoint_id], uris = outcome
+                report.artifacts.update(uris)
+            for run in segments.get(endpoint_id, []) if per_segment else []:
+                call = partial(
+                    run_app_on_endpoint,
+                    app,
+                    run.endpoint,
+                    window,
+                    run.sample_df,
+                    artifacts,
+                    references,
+                    None,
+                    logger=logger,
+                    project_name=project_name,
+                    segment=run.segment,
+                    segment_rows=run.rows_of,
+                    runs_of_endpoint=run_count,
                 )
-            except KeyboardInterrupt:
-                raise
-            except AppTimeoutError:
-                report.failures[endpoint_id] = f"{where}: timed out after {budget:g} s"
-                log.warning("monitoring app timed out: %s", report.failures[endpoint_id])
-                continue
-            except BaseException as exc:  # SystemExit too: an app must not end the run
-                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                report.failures[endpoint_id] = f"{where}: {detail}"
-                log.warning(
-                    "monitoring app failed: %s",
-                    report.failures[endpoint_id],
-                    exc_info=log.isEnabledFor(logging.DEBUG),
+                outcome = _call_app(
+                    app, call, deadline, budget, f"{where}, segment {segment_label(run.segment)}"
                 )
-                continue
-            report.outputs[endpoint_id] = outputs
-            report.artifacts.update(uris)
+                if isinstance(outcome, str):
+                    report.segment_failures.setdefault(endpoint_id, {})[run.key] = outcome
+                else:
+                    report.segment_outputs.setdefault(endpoint_id, {})[run.key], uris = outcome
+                    report.artifacts.update(uris)
         persistence = getattr(app, "persistence", None)
-        if persistence is not None:
+        if persistence is not None:  # endpoint-wide results (segments' stand alone)
             report.outputs = apply_persistence(persistence, app.name, window, report.outputs, results)
-        results.replace_window(app.name, window, report.outputs, report.failures, versions)
+        results.replace_window(
+            app.name,
+            window,
+            report.outputs,
+            report.failures,
+            versions,
+            report.segment_outputs,
+            report.segment_failures,
+        )
         reports.append(report)
     return reports
+
+
+def _call_app(
+    app: ModelMonitoringApplicationBase,
+    call: Callable[[], tuple[Outputs, dict[str, str]]],
+    deadline: float | None,
+    budget: float | None,
+    where: str,
+) -> tuple[Outputs, dict[str, str]] | str:
+    """The outputs and artifact URIs of one app call, or the failure to record (any exception,
+    `SystemExit` too: an app must not end the run; only `KeyboardInterrupt` propagates)."""
+    try:
+        return call_with_deadline(
+            call, None if deadline is None else deadline - time.monotonic(), name=f"mm-app-{app.name}"
+        )
+    except KeyboardInterrupt:
+        raise
+    except AppTimeoutError:
+        failure = f"{where}: timed out after {budget:g} s"
+        log.warning("monitoring app timed out: %s", failure)
+        return failure
+    except BaseException as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        failure = f"{where}: {detail}"
+        log.warning("monitoring app failed: %s", failure, exc_info=log.isEnabledFor(logging.DEBUG))
+        return failure

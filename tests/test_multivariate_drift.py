@@ -330,7 +330,7 @@ def test_fitted_once_per_reference_version_and_the_cache_is_bounded() -> None:
     assert stored.loads == 2
     run_direct(app, stored, window, endpoint_id="1" * 32)
     assert stored.loads == 3 and len(app.fitted) == 2  # the least recently used one went
-    assert ("0" * 32, 1) not in app.fitted and ("0" * 32, 2) in app.fitted
+    assert ("0" * 32, 1, "") not in app.fitted and ("0" * 32, 2, "") in app.fitted
 
 
 def test_updating_the_reference_refits_through_the_runner(mm: Monitoring, window: Window) -> None:
@@ -342,7 +342,7 @@ def test_updating_the_reference_refits_through_the_runner(mm: Monitoring, window
     mm.update_reference("refit", correlated(3000, -0.8, seed=4))  # the flip is the new normal
     (report,) = mm.run_window([app], window)
     assert results_by_name(report, endpoint.id)["reconstruction_drift"].status == ResultStatusApp.no_detection
-    assert (endpoint.id, 1) in app.fitted and (endpoint.id, 2) in app.fitted
+    assert (endpoint.id, 1, "") in app.fitted and (endpoint.id, 2, "") in app.fitted
 
 
 def test_missing_non_finite_and_unseen_values_are_scored() -> None:

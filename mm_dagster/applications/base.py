@@ -32,6 +32,9 @@ class ModelMonitoringApplicationBase(ABC):
     # that had events in each of the N windows before this one and has none in it; the
     # controller requests such windows even when no endpoint has events. None: never.
     silent_endpoint_windows: int | None = None
+    # On an endpoint with segment columns, also run once per segment (`context.segment` says
+    # which). False: endpoint-wide only (e.g. for an app too costly to run 50 times a window).
+    run_per_segment: bool = True
 
     @property
     def name(self) -> str:

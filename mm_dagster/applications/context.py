@@ -1,7 +1,8 @@
 """The context an app's `do_tracking` receives: one endpoint, one window; heavy parts lazy."""
 
+import hashlib
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,7 @@ from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_e
 from mm_dagster.applications.metric_history import EMPTY, MetricHistory
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.segments import Segment, segment_key, segment_label
 from mm_dagster.core.windows import Window
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage.artifact_store import ArtifactStore
@@ -66,6 +68,8 @@ class MonitoringApplicationContext:
 
     Each context has its own `sample_df` (copied on first access): what one app changes, no other
     app sees. The reference stats and `model_endpoint` are deep read-only views shared by all apps.
+    For a segment run, `segment` names it (`{"country": "DE"}`; None endpoint-wide), `sample_df`
+    holds the segment's rows and `feature_stats` (and `reference_df`) the segment's reference.
     """
 
     def __init__(
@@ -81,9 +85,20 @@ class MonitoringApplicationContext:
         invalid_events: Mapping[str, int] | None = None,
         project_name: str = "default",
         metric_history: MetricHistory | None = None,
+        segment: Segment | None = None,
+        segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+        runs_of_endpoint: int = 1,
     ) -> None:
         self._references = references
         self._metric_history = metric_history
+        # The segment this run is about (None: the endpoint as a whole) and, for reference_df,
+        # how to pick its rows out of a frame.
+        self.segment: Segment | None = None if segment is None else dict(segment)
+        self.segment_key = segment_key(segment)
+        self._segment_rows = segment_rows
+        # How many times the app runs on this endpoint in this window (1 + its segments): apps
+        # that control false alarms per window share their budget among the runs.
+        self.runs_of_endpoint = runs_of_endpoint
         self.project_name = project_name
         endpoint = monitored_endpoint(endpoint, project_name)
         # Events of this endpoint and window the recorder could not store, by reason.
@@ -103,9 +118,10 @@ class MonitoringApplicationContext:
         self._sample_df = sample_df
         self._artifacts = artifacts
         base = logger or logging.getLogger(f"mm_dagster.apps.{application_name}")
-        self.logger = KeywordLogger(
-            base, {"app": application_name, "endpoint": endpoint.name, "window": window.key}
-        )
+        fields: dict[str, object] = {"app": application_name, "endpoint": endpoint.name, "window": window.key}
+        if segment:
+            fields["segment"] = segment_label(segment)
+        self.logger = KeywordLogger(base, fields)
         self.artifact_uris: dict[str, str] = {}
 
     @cached_property
@@ -138,8 +154,12 @@ class MonitoringApplicationContext:
 
     @cached_property
     def reference_df(self) -> pd.DataFrame | None:
-        """The endpoint's stored reference sample (None if it was created without one)."""
-        return None if self._references is None else self._references.load(self.endpoint_id)
+        """The endpoint's stored reference sample (None if it was created without one); for a
+        segment run, its rows of the segment."""
+        sample = None if self._references is None else self._references.load(self.endpoint_id)
+        if sample is None or self._segment_rows is None:
+            return sample
+        return self._segment_rows(sample)
 
     @cached_property
     def sample_df_stats(self) -> FeatureStats:
@@ -183,7 +203,7 @@ class MonitoringApplicationContext:
         if suffix is None and format:
             suffix = f".{format.lstrip('.')}"
         if unique_per_endpoint:
-            key = f"{key}-{self.endpoint_id}"
+            key = f"{key}-{self._owner}"
         uri = self._artifacts.log(
             self.application_name,
             key,
@@ -197,13 +217,21 @@ class MonitoringApplicationContext:
         return uri
 
     @property
+    def _owner(self) -> str:
+        """What makes a unique-per-endpoint artifact key unique: the endpoint id, and for a
+        segment run a short hash of the segment (so segments do not overwrite each other)."""
+        if not self.segment_key:
+            return self.endpoint_id
+        return f"{self.endpoint_id}-s{hashlib.sha256(self.segment_key.encode()).hexdigest()[:10]}"
+
+    @property
     def artifact_directory(self) -> Path:
         """Where this app's artifacts are stored (for files that pages next to them need)."""
         return self._artifacts.app_dir(self.application_name)
 
     def log_dataset(self, key: str, df: pd.DataFrame, *, unique_per_endpoint: bool = False) -> str:
         if unique_per_endpoint:
-            key = f"{key}-{self.endpoint_id}"
+            key = f"{key}-{self._owner}"
         uri = self._artifacts.log_dataset(
             self.application_name,
             key,

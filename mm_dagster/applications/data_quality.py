@@ -57,7 +57,7 @@ class DataQualityApplication(ModelMonitoringApplicationBase):
         statuses = [
             check_status(
                 c,
-                len(checks),
+                len(checks) * ctx.runs_of_endpoint,  # shared with the segments' runs
                 self.window_alpha_potential,
                 self.window_alpha_detected,
                 self.min_rate_increase,

@@ -90,8 +90,8 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         self.window_alpha_potential = window_alpha_potential
         self.window_alpha_detected = window_alpha_detected
         # The reference's bins as arrays, per (endpoint id, reference version).
-        self._references: FittedModelCache[tuple[str, int], dict[str, PreparedFeature]] = FittedModelCache(
-            REFERENCE_CACHE_SIZE
+        self._references: FittedModelCache[tuple[str, int, str], dict[str, PreparedFeature]] = (
+            FittedModelCache(REFERENCE_CACHE_SIZE)
         )
         if persistence is not None:
             self.persistence = (
@@ -111,14 +111,15 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             if getattr(self.methods[self._policy(c).method or self.default_method], "needs_quantiles", False)
         }
 
-    def _verdicts(self, drifts: Sequence[FeatureDrift]) -> list[FeatureVerdict]:
+    def _verdicts(self, drifts: Sequence[FeatureDrift], runs: int) -> list[FeatureVerdict]:
+        """`runs`: the app's runs on the endpoint this window (1 + segments), sharing the budget."""
         return family_verdicts(
             drifts,
             methods=self.methods,
             policies={d.feature: self._policy(d.feature) for d in drifts},
             default_method=self.default_method,
-            alpha_potential=self.window_alpha_potential,
-            alpha_detected=self.window_alpha_detected,
+            alpha_potential=self.window_alpha_potential / runs,
+            alpha_detected=self.window_alpha_detected / runs,
         )
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
@@ -133,7 +134,8 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             mlrun_compatible_binning=self.mlrun_compatible_binning,
             quantile_features=self._quantile_features(ctx.feature_stats),
             prepared=self._references.get_or_fit(
-                (endpoint.id, endpoint.reference_version), lambda: prepare_reference(ctx.feature_stats)
+                (endpoint.id, endpoint.reference_version, ctx.segment_key),
+                lambda: prepare_reference(ctx.feature_stats),
             ),
         )
         if not drifts:
@@ -148,8 +150,8 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         outputs_set = set(ctx.label_names)
         inputs = [d for d in drifts if d.feature not in outputs_set]
         outputs = [d for d in drifts if d.feature in outputs_set]
-        input_verdicts = self._verdicts(inputs)
-        output_verdicts = self._verdicts(outputs)
+        input_verdicts = self._verdicts(inputs, ctx.runs_of_endpoint)
+        output_verdicts = self._verdicts(outputs, ctx.runs_of_endpoint)
         results = [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),

@@ -106,7 +106,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         self.auroc_alpha_detected = auroc_alpha_detected
         self.classifier = classifier or ClassifierSettings()
         # (endpoint id, reference version) -> FittedReference
-        self.fitted: FittedModelCache[tuple[str, int], FittedReference] = FittedModelCache(cache_size)
+        self.fitted: FittedModelCache[tuple[str, int, str], FittedReference] = FittedModelCache(cache_size)
 
     def fit(self, reference: pd.DataFrame, features: list[str]) -> FittedReference:
         usable, skipped = usable_features(reference, features)
@@ -119,7 +119,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         return FittedReference(tuple(usable), tuple(skipped), reconstruction, classifier)
 
     def fitted_reference(self, ctx: MonitoringApplicationContext) -> FittedReference | None:
-        key = (ctx.endpoint_id, ctx.model_endpoint.reference_version)
+        key = (ctx.endpoint_id, ctx.model_endpoint.reference_version, ctx.segment_key)
         cached = self.fitted.get(key)
         if cached is not None:
             return cached

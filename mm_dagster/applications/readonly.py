@@ -67,13 +67,20 @@ class FrozenList(list[V]):
         return (FrozenList, (list(self),))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """A deep read-only view of JSON-like `value` (dicts, lists and tuples of scalars)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, FrozenDict | FrozenList):
         return value
     if isinstance(value, dict):
         return FrozenDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list):
+        if all(type(v) in _SCALARS for v in value):  # histograms: no element to freeze
+            return FrozenList(value)
         return FrozenList(freeze(v) for v in value)
     if isinstance(value, tuple):
         return tuple(freeze(v) for v in value)

@@ -12,6 +12,7 @@ FeatureStats = dict[str, dict[str, Any]]
 
 FLOAT, BOOL, STRING = "float64", "bool", "string"
 COLUMN_TYPES = (FLOAT, BOOL, STRING)
+DEFAULT_MAX_SEGMENTS = 50
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ModelEndpoint:
     event_count: int = 0
     reference_version: int = 1
     task: ModelTask | None = None
+    # Columns whose values split the traffic into segments (see core.segments); [] for none.
+    segment_columns: list[str] = field(default_factory=list)
+    max_segments: int = DEFAULT_MAX_SEGMENTS
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,9 +1,11 @@
 """What one app did on one window: per-endpoint outputs and failures (a plain value)."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
 from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.core.segments import ENDPOINT_WIDE, segment_label
 from mm_dagster.core.windows import Window
 
 Outputs = tuple[list[ModelMonitoringApplicationResult], list[ModelMonitoringApplicationMetric]]
@@ -11,7 +13,8 @@ Outputs = tuple[list[ModelMonitoringApplicationResult], list[ModelMonitoringAppl
 
 @dataclass
 class AppWindowReport:
-    """What one app did on one window: per-endpoint outputs and failures."""
+    """What one app did on one window: per-endpoint outputs and failures (endpoint-wide), and
+    per endpoint and segment key those of its segments (see `core.segments`)."""
 
     app: str
     window: Window
@@ -19,10 +22,44 @@ class AppWindowReport:
     failures: dict[str, str] = field(default_factory=dict)
     endpoint_names: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    segment_outputs: dict[str, dict[str, Outputs]] = field(default_factory=dict)
+    segment_failures: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def endpoints_analysed(self) -> int:
         return len(self.outputs)
+
+    def keyed_outputs(self) -> Iterator[tuple[str, str, Outputs]]:
+        """(endpoint id, segment key, outputs): endpoint-wide ("" key) first, then segments."""
+        for endpoint_id, outputs in self.outputs.items():
+            yield endpoint_id, ENDPOINT_WIDE, outputs
+        for endpoint_id, by_segment in self.segment_outputs.items():
+            for key, outputs in by_segment.items():
+                yield endpoint_id, key, outputs
+
+    def keyed_failures(self) -> Iterator[tuple[str, str, str]]:
+        """(endpoint id, segment key, error), endpoint-wide first."""
+        for endpoint_id, error in self.failures.items():
+            yield endpoint_id, ENDPOINT_WIDE, error
+        for endpoint_id, by_segment in self.segment_failures.items():
+            for key, error in by_segment.items():
+                yield endpoint_id, key, error
+
+    @property
+    def segments_analysed(self) -> int:
+        return sum(len(by_segment) for by_segment in self.segment_outputs.values())
+
+    def segment_statuses(self) -> dict[tuple[str, str], ResultStatusApp]:
+        """Worst result status per (endpoint, segment key) (segments without results left out)."""
+        return {
+            (endpoint_id, key): max(r.status for r in results)
+            for endpoint_id, by_segment in self.segment_outputs.items()
+            for key, (results, _) in by_segment.items()
+            if results
+        }
+
+    def count_segments(self, status: ResultStatusApp) -> int:
+        return sum(1 for s in self.segment_statuses().values() if s == status)
 
     def statuses(self) -> dict[str, ResultStatusApp]:
         """Worst result status per endpoint (endpoints without results are left out)."""
@@ -40,10 +77,18 @@ class AppWindowReport:
         return max(values) if values else None
 
     def worst_endpoints(self, limit: int = 10) -> list[tuple[str, str, int, float]]:
-        """(endpoint name, result name, status, value), worst first."""
+        """(endpoint name, result name, status, value), worst first; a segment's rows name it
+        after the endpoint (`fraud-model [country=DE]`)."""
         rows = [
             (self.endpoint_names.get(e, e), r.name, int(r.status), r.value)
             for e, (results, _) in self.outputs.items()
+            for r in results
+            if r.status >= ResultStatusApp.potential_detection
+        ]
+        rows += [
+            (f"{self.endpoint_names.get(e, e)} [{segment_label(key)}]", r.name, int(r.status), r.value)
+            for e, by_segment in self.segment_outputs.items()
+            for key, (results, _) in by_segment.items()
             for r in results
             if r.status >= ResultStatusApp.potential_detection
         ]

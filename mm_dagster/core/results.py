@@ -20,6 +20,7 @@ class StoredResult:
     extra_data: dict[str, Any]
     model_version: str | None = None
     reference_version: int | None = None
+    segment: str = ""  # the segment key ("" endpoint-wide; see core.segments)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class StoredMetric:
     value: float
     model_version: str | None = None
     reference_version: int | None = None
+    segment: str = ""  # the segment key ("" endpoint-wide; see core.segments)
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,4 @@ class AppFailure:
     window_start: datetime
     window_end: datetime
     error: str
+    segment: str = ""

@@ -172,6 +172,10 @@ def report_metadata(report: AppWindowReport) -> dict[str, Any]:
         "detected": report.count(ResultStatusApp.detected),
         "potential": report.count(ResultStatusApp.potential_detection),
     }
+    if report.segment_outputs:
+        metadata["segments_analysed"] = report.segments_analysed
+        metadata["segments_detected"] = report.count_segments(ResultStatusApp.detected)
+        metadata["segments_potential"] = report.count_segments(ResultStatusApp.potential_detection)
     worst = report.worst_value()
     if worst is not None:
         metadata["worst_value"] = worst

@@ -10,6 +10,7 @@ from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultStatusApp
 
 CHECK_NAME = "no_detections"
+# An endpoint's segments count as the endpoint: a detection in one segment fails the check.
 CHECK_DESCRIPTION = (
     "Fails with ERROR when any endpoint's result is detected, WARN when any is potential_detection."
 )
@@ -37,7 +38,8 @@ class CheckVerdict:
 
 
 def check_verdict(check: str, report: AppWindowReport) -> CheckVerdict:
-    """ERROR when any endpoint's result is detected, WARN when any is potential, else pass."""
+    """ERROR when any endpoint's result (or any of its segments') is detected, WARN when any is
+    potential, else pass; segments are counted and named in the metadata when there are any."""
     detected = report.count(ResultStatusApp.detected)
     potential = report.count(ResultStatusApp.potential_detection)
     worst = report.worst_endpoints()
@@ -47,6 +49,16 @@ def check_verdict(check: str, report: AppWindowReport) -> CheckVerdict:
         "potential_endpoints": potential,
         "endpoints_analysed": report.endpoints_analysed,
     }
+    if report.segment_outputs:
+        detected_segments = report.count_segments(ResultStatusApp.detected)
+        potential_segments = report.count_segments(ResultStatusApp.potential_detection)
+        metadata |= {
+            "detected_segments": detected_segments,
+            "potential_segments": potential_segments,
+            "segments_analysed": report.segments_analysed,
+        }
+        detected += detected_segments
+        potential += potential_segments
     if worst:
         metadata["worst_endpoints"] = MetadataValue.md(
             markdown_table(

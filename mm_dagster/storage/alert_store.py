@@ -38,6 +38,7 @@ def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:
         "value": event.value,
         "status": None if event.status is None else int(event.status),
         "detail": event.detail,
+        "segment": event.segment,
         "created_at": db.to_db_time(created_at),
         "evaluated": False,
     }
@@ -58,6 +59,7 @@ def _event(row: sa.Row[Any]) -> StoredAlertEvent:
         value=m["value"],
         status=None if m["status"] is None else ResultStatusApp(m["status"]),
         detail=m["detail"],
+        segment=m["segment"] or "",
         created_at=db.from_db_time(m["created_at"]),
         evaluated=bool(m["evaluated"]),
     )

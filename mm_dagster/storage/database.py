@@ -13,6 +13,7 @@ T = TypeVar("T")
 
 _ID = sa.String(32)
 _NAME = sa.String(128)
+_SEGMENT = sa.String(255)
 
 
 def _serial_id() -> sa.Column[int]:
@@ -20,6 +21,11 @@ def _serial_id() -> sa.Column[int]:
     return sa.Column(
         "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
+
+
+def _segment_column() -> sa.Column[str]:
+    """The segment a row is about: "" for the endpoint as a whole (see `core.segments`)."""
+    return sa.Column("segment", _SEGMENT, primary_key=True, default="", server_default="")
 
 
 def _window_columns() -> list[sa.Column[datetime]]:
@@ -48,6 +54,8 @@ endpoints = sa.Table(
     sa.Column("error_count", sa.BigInteger, nullable=False, default=0),
     sa.Column("event_count", sa.BigInteger, nullable=False, default=0),
     sa.Column("reference_version", sa.Integer),
+    sa.Column("segment_columns", sa.JSON),
+    sa.Column("max_segments", sa.Integer),
 )
 
 endpoint_references = sa.Table(
@@ -62,12 +70,25 @@ endpoint_references = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+segment_references = sa.Table(
+    "mm_segment_references",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("segment", _SEGMENT, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("segment_values", sa.JSON, nullable=False),
+    sa.Column("reference_rows", sa.Integer, nullable=False),
+    sa.Column("feature_stats", sa.JSON, nullable=False),
+)
+
 results = sa.Table(
     "mm_results",
     metadata,
     sa.Column("endpoint_id", _ID, primary_key=True),
     sa.Column("app", _NAME, primary_key=True),
     sa.Column("name", _NAME, primary_key=True),
+    _segment_column(),
     *_window_columns(),
     sa.Column("kind", sa.SmallInteger, nullable=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
@@ -85,6 +106,7 @@ metrics = sa.Table(
     sa.Column("endpoint_id", _ID, primary_key=True),
     sa.Column("app", _NAME, primary_key=True),
     sa.Column("name", _NAME, primary_key=True),
+    _segment_column(),
     *_window_columns(),
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
@@ -98,6 +120,7 @@ app_failures = sa.Table(
     metadata,
     sa.Column("endpoint_id", _ID, primary_key=True),
     sa.Column("app", _NAME, primary_key=True),
+    _segment_column(),
     *_window_columns(),
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("failed_at", sa.DateTime, nullable=False),
@@ -220,6 +243,7 @@ def create_engine(url: str) -> Engine:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    _key_results_by_segment(engine)
     metadata.create_all(engine)
     _add_missing_columns(engine)
     _create_latest_views(engine)
@@ -250,16 +274,103 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise
 
 
+SEGMENT_KEYED_TABLES = (results, metrics, app_failures)
+LATEST_VIEWS = ("mm_latest_results", "mm_latest_metrics")
+
+
+def _key_results_by_segment(engine: Engine) -> None:
+    """Migrate results, metrics and failures stored before segments: add `segment` ("" on every
+    stored row: they are endpoint-wide) to the primary key. The latest views are dropped and
+    made again by `_create_latest_views`."""
+    inspector = sa.inspect(engine)
+    stale = [
+        t
+        for t in SEGMENT_KEYED_TABLES
+        if inspector.has_table(t.name) and "segment" not in {c["name"] for c in inspector.get_columns(t.name)}
+    ]
+    for table in stale:
+        try:
+            if engine.dialect.name == "sqlite":
+                _rebuild_with_segment(engine, table)
+                continue
+            with engine.begin() as conn:
+                for view in LATEST_VIEWS:
+                    conn.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
+                _alter_to_segment_key(conn, table)
+        except sa.exc.DBAPIError:
+            columns = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+            if "segment" not in columns:  # not a concurrent migration that got there first
+                raise
+
+
+def _rebuild_with_segment(engine: Engine, table: sa.Table) -> None:
+    """SQLite cannot change a primary key: the rows are copied into the table made anew, all in
+    one BEGIN IMMEDIATE transaction issued by hand (pysqlite would run the DDL outside one, so a
+    crash could strand the rows in the renamed table). The lock is taken before looking at the
+    table, so a concurrent migration that got there first is seen and left alone."""
+    old = f"{table.name}_before_segments"
+    statements = [
+        *(f"DROP VIEW IF EXISTS {view}" for view in LATEST_VIEWS),
+        f"ALTER TABLE {table.name} RENAME TO {old}",
+        *(f"DROP INDEX IF EXISTS {index.name}" for index in table.indexes),
+        str(sa.schema.CreateTable(table).compile(dialect=engine.dialect)).strip(),
+        *(str(sa.schema.CreateIndex(index).compile(dialect=engine.dialect)) for index in table.indexes),
+    ]
+    raw = engine.raw_connection()
+    sqlite = raw.driver_connection
+    saved = sqlite.isolation_level  # type: ignore[union-attr]
+    sqlite.isolation_level = None  # type: ignore[union-attr]  # no implicit BEGINs: ours only
+    try:
+        cursor = sqlite.cursor()  # type: ignore[union-attr]
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            present = [row[1] for row in cursor.execute(f"PRAGMA table_info({table.name})")]
+            if "segment" not in present:
+                copied = ", ".join(c for c in present if c in table.c)
+                for statement in statements:
+                    cursor.execute(statement)
+                cursor.execute(f"INSERT INTO {table.name} ({copied}, segment) SELECT {copied}, '' FROM {old}")
+                cursor.execute(f"DROP TABLE {old}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+    finally:
+        sqlite.isolation_level = saved  # type: ignore[union-attr]
+        raw.close()
+
+
+def _alter_to_segment_key(conn: sa.Connection, table: sa.Table) -> None:
+    """PostgreSQL and MySQL/MariaDB: add the column and swap the primary key in place."""
+    kind = _SEGMENT.compile(dialect=conn.dialect)
+    key = ", ".join(c.name for c in table.primary_key.columns)
+    if conn.dialect.name == "postgresql":
+        pk_name = sa.inspect(conn).get_pk_constraint(table.name)["name"]
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN segment {kind} NOT NULL DEFAULT ''"))
+        conn.execute(sa.text(f'ALTER TABLE {table.name} DROP CONSTRAINT "{pk_name}"'))
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD PRIMARY KEY ({key})"))
+    else:
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {table.name} ADD COLUMN segment {kind} NOT NULL DEFAULT '', "
+                f"DROP PRIMARY KEY, ADD PRIMARY KEY ({key})"
+            )
+        )
+
+
 def latest_select(table: sa.Table) -> sa.Select[Any]:
-    """Rows of `table` at the newest window per (endpoint_id, app, name)."""
+    """Rows of `table` at the newest window per (endpoint_id, app, name, segment)."""
     newest = (
         sa.select(
             table.c.endpoint_id,
             table.c.app,
             table.c.name,
+            table.c.segment,
             sa.func.max(table.c.window_start).label("newest"),
         )
-        .group_by(table.c.endpoint_id, table.c.app, table.c.name)
+        .group_by(table.c.endpoint_id, table.c.app, table.c.name, table.c.segment)
         .subquery()
     )
     return sa.select(table).join(
@@ -268,6 +379,7 @@ def latest_select(table: sa.Table) -> sa.Select[Any]:
             table.c.endpoint_id == newest.c.endpoint_id,
             table.c.app == newest.c.app,
             table.c.name == newest.c.name,
+            table.c.segment == newest.c.segment,
             table.c.window_start == newest.c.newest,
         ),
     )
@@ -276,7 +388,7 @@ def latest_select(table: sa.Table) -> sa.Select[Any]:
 def _create_latest_views(engine: Engine) -> None:
     """`mm_latest_results` / `mm_latest_metrics` views for dashboards reading the database."""
     existing = set(sa.inspect(engine).get_view_names())
-    for view, table in (("mm_latest_results", results), ("mm_latest_metrics", metrics)):
+    for view, table in zip(LATEST_VIEWS, (results, metrics), strict=True):
         if view in existing:
             continue
         body = latest_select(table).compile(engine, compile_kwargs={"literal_binds": True})
@@ -305,6 +417,7 @@ alert_events = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("evaluated", sa.Boolean, nullable=False, default=False),
+    sa.Column("segment", _SEGMENT),  # the segment key of a segment's result; "" or NULL otherwise
     sa.Column("claim", sa.String(32)),
     sa.UniqueConstraint("kind", "entity", "window_start", name="uq_mm_alert_events"),
     sa.Index("ix_mm_alert_events_pending", "evaluated"),

@@ -10,10 +10,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.clock import Clock, utcnow
-from mm_dagster.core.endpoint import COLUMN_TYPES, FLOAT, FeatureStats, ModelEndpoint, column_type_of
+from mm_dagster.core.endpoint import (
+    COLUMN_TYPES,
+    DEFAULT_MAX_SEGMENTS,
+    FLOAT,
+    FeatureStats,
+    ModelEndpoint,
+    column_type_of,
+)
 from mm_dagster.core.errors import MonitoringError, UnknownEndpointError
 from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
+from mm_dagster.core.segments import SegmentReference, check_segment_columns
 from mm_dagster.stats.feature_stats import compute_feature_stats
+from mm_dagster.stats.segment_stats import segment_references
 from mm_dagster.storage import database as db
 
 
@@ -36,6 +45,8 @@ def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
         error_count=m["error_count"],
         event_count=m["event_count"],
         reference_version=m["reference_version"] or 1,
+        segment_columns=list(m["segment_columns"] or []),
+        max_segments=m["max_segments"] or DEFAULT_MAX_SEGMENTS,
     )
 
 
@@ -74,6 +85,21 @@ def _same_endpoint(
     return existing
 
 
+def _same_segments(existing: ModelEndpoint, segment_columns: Sequence[str] | None, max_segments: int) -> None:
+    """Get-or-create with segment columns other than the stored ones says how to change them."""
+    if segment_columns is None:
+        return
+    if list(segment_columns) != existing.segment_columns or (
+        segment_columns and max_segments != existing.max_segments
+    ):
+        raise MonitoringError(
+            f"endpoint {existing.name!r} exists with segment_columns={existing.segment_columns}, "
+            f"max_segments={existing.max_segments}; got segment_columns={list(segment_columns)}, "
+            f"max_segments={max_segments}: to change them, call update_reference(endpoint, "
+            "reference, segment_columns=..., max_segments=...)"
+        )
+
+
 def _reference_stats(
     endpoint: str, reference: pd.DataFrame, features: list[str], labels: list[str]
 ) -> FeatureStats:
@@ -81,6 +107,45 @@ def _reference_stats(
     if missing:
         raise MonitoringError(f"endpoint {endpoint!r}: reference lacks features {missing}")
     return compute_feature_stats(reference, [c for c in features + labels if c in reference.columns])
+
+
+def _segments_of(
+    endpoint: str,
+    reference: pd.DataFrame | None,
+    columns: list[str],
+    segment_columns: list[str],
+    max_segments: int,
+) -> list[SegmentReference]:
+    """The reference's segments and their stats ([] when no segment columns are declared)."""
+    if not segment_columns:
+        return []
+    if reference is None:
+        raise MonitoringError(f"endpoint {endpoint!r}: segment columns need a reference frame")
+    missing = [c for c in segment_columns if c not in reference.columns]
+    if missing:
+        raise MonitoringError(f"endpoint {endpoint!r}: reference lacks segment columns {missing}")
+    return segment_references(reference, columns, segment_columns, max_segments)
+
+
+def _keep_segments(
+    conn: sa.Connection, endpoint_id: str, version: int, segments: list[SegmentReference]
+) -> None:
+    if segments:
+        conn.execute(
+            db.segment_references.insert(),
+            [
+                {
+                    "endpoint_id": endpoint_id,
+                    "version": version,
+                    "segment": s.key,
+                    "position": i,
+                    "segment_values": s.segment,
+                    "reference_rows": s.rows,
+                    "feature_stats": s.feature_stats,
+                }
+                for i, s in enumerate(segments)
+            ],
+        )
 
 
 class EndpointRegistry:
@@ -99,8 +164,14 @@ class EndpointRegistry:
         model_name: str = "",
         model_version: str = "",
         model_uri: str = "",
+        segment_columns: Sequence[str] | None = None,
+        max_segments: int = DEFAULT_MAX_SEGMENTS,
     ) -> ModelEndpoint:
-        """Get-or-create by name. Conflicting feature or label names for an existing name fail."""
+        """Get-or-create by name. Conflicting feature or label names for an existing name fail.
+
+        `segment_columns` (features or labels) split the traffic into segments: the reference's
+        `max_segments` largest value combinations, the rest pooled as `__other__`; each gets
+        its own reference stats, and apps also run per segment (see `core.segments`)."""
         check_endpoint_name(name)
         labels = _check_column_names(label_names, "label_names", name)
         if feature_names is None:
@@ -116,7 +187,10 @@ class EndpointRegistry:
         stats = None if reference is None else _reference_stats(name, reference, features, labels)
         existing = self.find(name)
         if existing is not None:
+            _same_segments(existing, segment_columns, max_segments)
             return _same_endpoint(existing, features, labels, model, stats)
+        segmented = check_segment_columns(name, segment_columns or [], features + labels, max_segments)
+        segments = _segments_of(name, reference, features + labels, segmented, max_segments)
         types = self._column_types(name, features + labels, reference, column_types)
         rows = 0 if reference is None else len(reference)
         row = {
@@ -134,15 +208,19 @@ class EndpointRegistry:
             "error_count": 0,
             "event_count": 0,
             "reference_version": 1,
+            "segment_columns": segmented,
+            "max_segments": max_segments,
         }
         try:
             with self.engine.begin() as conn:
                 conn.execute(db.endpoints.insert().values(**row))
                 self._keep_reference(conn, str(row["id"]), 1, model_version, model_uri, stats or {}, rows)
+                _keep_segments(conn, str(row["id"]), 1, segments)
         except sa.exc.IntegrityError:
             concurrent = self.find(name)  # another process created it between lookup and insert
             if concurrent is None:
                 raise
+            _same_segments(concurrent, segment_columns, max_segments)
             return _same_endpoint(concurrent, features, labels, model, stats)
         return self.get(str(row["id"]))
 
@@ -175,11 +253,22 @@ class EndpointRegistry:
         *,
         model_version: str | None = None,
         model_uri: str | None = None,
+        segment_columns: Sequence[str] | None = None,
+        max_segments: int | None = None,
     ) -> ModelEndpoint:
         """A new reference (and model version) for an endpoint. The previous ones stay in its
-        reference history; results carry the versions they were computed against."""
+        reference history; results carry the versions they were computed against. The segment
+        columns and cap are kept unless given (`segment_columns=[]` stops segmenting)."""
         endpoint = self.get(name_or_id)
         stats = _reference_stats(endpoint.name, reference, endpoint.feature_names, endpoint.label_names)
+        cap = endpoint.max_segments if max_segments is None else max_segments
+        segmented = check_segment_columns(
+            endpoint.name,
+            endpoint.segment_columns if segment_columns is None else segment_columns,
+            endpoint.columns,
+            cap,
+        )
+        segments = _segments_of(endpoint.name, reference, endpoint.columns, segmented, cap)
         t = db.endpoints
         new_model_version = endpoint.model_version if model_version is None else model_version
         new_model_uri = endpoint.model_uri if model_uri is None else model_uri
@@ -207,12 +296,29 @@ class EndpointRegistry:
                     model_version=new_model_version,
                     model_uri=new_model_uri,
                     reference_version=version,
+                    segment_columns=segmented,
+                    max_segments=cap,
                 )
             )
             self._keep_reference(
                 conn, endpoint.id, version, new_model_version, new_model_uri, stats, len(reference)
             )
+            _keep_segments(conn, endpoint.id, version, segments)
         return self.get(endpoint.id)
+
+    def segment_references(self, endpoint_id: str, version: int) -> list[SegmentReference]:
+        """The segments of reference `version` of the endpoint, largest first, `__other__` last."""
+        t = db.segment_references
+        query = (
+            sa.select(t.c.segment, t.c.segment_values, t.c.reference_rows, t.c.feature_stats)
+            .where(t.c.endpoint_id == endpoint_id, t.c.version == version)
+            .order_by(t.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [
+                SegmentReference(key, dict(values), rows, dict(stats))
+                for key, values, rows, stats in conn.execute(query)
+            ]
 
     def reference_history(self, name_or_id: str) -> list[dict[str, Any]]:
         """Every reference the endpoint had: version, model_version, model_uri, rows, created_at."""
@@ -283,7 +389,13 @@ class EndpointRegistry:
         """Remove the endpoint and its results, metrics and failures (its events stay on disk)."""
         endpoint = self.get(name_or_id)
         with self.engine.begin() as conn:
-            for table in (db.results, db.metrics, db.app_failures, db.endpoint_references):
+            for table in (
+                db.results,
+                db.metrics,
+                db.app_failures,
+                db.endpoint_references,
+                db.segment_references,
+            ):
                 conn.execute(table.delete().where(table.c.endpoint_id == endpoint.id))
             conn.execute(db.endpoints.delete().where(db.endpoints.c.id == endpoint.id))
 

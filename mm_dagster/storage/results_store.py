@@ -1,9 +1,10 @@
-"""Results and metrics as time series keyed by (endpoint_id, app, name, window_start).
+"""Results and metrics as time series keyed by (endpoint_id, app, name, segment, window_start).
 
-Writing an app's window replaces that window's rows for each endpoint it analysed, so a re-run
-never duplicates; the rows are upserted, so two runs of one window at once (a backfill beside the
-controller's run) both succeed, the last to commit winning. Failures per (endpoint, app, window)
-are kept beside them.
+`segment` is "" for the endpoint as a whole, else the segment's key (see `core.segments`).
+Writing an app's window replaces that window's rows (every segment's) for each endpoint it
+analysed, so a re-run never duplicates; the rows are upserted, so two runs of one window at once
+(a backfill beside the controller's run) both succeed, the last to commit winning. Failures per
+(endpoint, app, segment, window) are kept beside them.
 """
 
 import random
@@ -19,6 +20,7 @@ from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.report import Outputs
 from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.segments import ENDPOINT_WIDE
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.dialect_sql import upsert
@@ -38,6 +40,7 @@ def _result(row: sa.Row[Any]) -> StoredResult:
         m["extra_data"],
         m["model_version"],
         m["reference_version"],
+        m["segment"],
     )
 
 
@@ -52,6 +55,7 @@ def _metric(row: sa.Row[Any]) -> StoredMetric:
         m["value"],
         m["model_version"],
         m["reference_version"],
+        m["segment"],
     )
 
 
@@ -71,23 +75,46 @@ def _write_window(
     conn: sa.Connection,
     app: str,
     start: datetime,
-    replaced: list[str],
+    replaced: Mapping[str, set[str]],
     result_rows: list[dict[str, Any]],
     metric_rows: list[dict[str, Any]],
     failure_rows: list[dict[str, Any]],
 ) -> None:
-    """Delete the window's rows of the `replaced` endpoints and of the failed ones, then upsert
-    (two runs of one window at once can deadlock on PostgreSQL: `replace_window` retries)."""
+    """Delete the window's rows of the `replaced` endpoints (all segments but the failed ones
+    it maps each to) and the failures being replaced, then upsert (two runs of one window at
+    once can deadlock on PostgreSQL: `replace_window` retries)."""
+    whole = [e for e, kept in replaced.items() if not kept]
     for table in (db.results, db.metrics, db.app_failures):
-        for chunk in db.in_chunks(replaced):
+        for chunk in db.in_chunks(whole):
             conn.execute(
                 table.delete().where(
                     table.c.app == app, table.c.window_start == start, table.c.endpoint_id.in_(chunk)
                 )
             )
+        for endpoint_id, kept in replaced.items():
+            if kept:
+                conn.execute(
+                    table.delete().where(
+                        table.c.app == app,
+                        table.c.window_start == start,
+                        table.c.endpoint_id == endpoint_id,
+                        table.c.segment.notin_(sorted(kept)),
+                    )
+                )
     t = db.app_failures
-    for chunk in db.in_chunks([r["endpoint_id"] for r in failure_rows]):
-        conn.execute(t.delete().where(t.c.app == app, t.c.window_start == start, t.c.endpoint_id.in_(chunk)))
+    failed: dict[str, list[str]] = {}
+    for row in failure_rows:
+        failed.setdefault(row["segment"], []).append(row["endpoint_id"])
+    for segment, failed_endpoints in failed.items():
+        for chunk in db.in_chunks(failed_endpoints):
+            conn.execute(
+                t.delete().where(
+                    t.c.app == app,
+                    t.c.window_start == start,
+                    t.c.segment == segment,
+                    t.c.endpoint_id.in_(chunk),
+                )
+            )
     for table, rows in (
         (db.results, result_rows),
         (db.metrics, metric_rows),
@@ -95,6 +122,26 @@ def _write_window(
     ):
         if rows:
             upsert(conn, table, rows)
+
+
+def _output_rows(
+    key: dict[str, Any], outputs: Outputs, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    results, metrics = outputs
+    result_rows = [
+        {
+            **key,
+            "name": r.name,
+            "kind": r.kind.value,
+            "status": int(r.status),
+            "value": r.value,
+            "extra_data": r.extra_data,
+            "updated_at": now,
+        }
+        for r in results
+    ]
+    metric_rows = [{**key, "name": m.name, "value": m.value, "updated_at": now} for m in metrics]
+    return result_rows, metric_rows
 
 
 class ResultsStore:
@@ -109,50 +156,54 @@ class ResultsStore:
         outputs: Mapping[str, Outputs],
         failures: Mapping[str, str] | None = None,
         versions: Mapping[str, tuple[str, int]] | None = None,
+        segment_outputs: Mapping[str, Mapping[str, Outputs]] | None = None,
+        segment_failures: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        """Store `outputs` per endpoint, replacing that endpoint's rows for (app, window).
+        """Store `outputs` per endpoint (and `segment_outputs` per endpoint and segment key),
+        replacing that endpoint's rows for (app, window), every segment's.
 
-        An endpoint that failed keeps its earlier rows and gets a failure row instead. `versions`
-        gives each endpoint's (model_version, reference_version) the outputs were computed with.
+        An endpoint or segment that failed keeps its earlier rows and gets a failure row instead.
+        `versions` gives each endpoint's (model_version, reference_version) the outputs were
+        computed with.
         """
         start, end = db.to_db_time(window.start), db.to_db_time(window.end)
         now = db.to_db_time(self.clock())
+        by_segment: dict[str, dict[str, Outputs]] = {e: {ENDPOINT_WIDE: out} for e, out in outputs.items()}
+        for endpoint_id, parts in (segment_outputs or {}).items():
+            by_segment.setdefault(endpoint_id, {}).update(parts)
+        failed: dict[str, dict[str, str]] = {e: {ENDPOINT_WIDE: err} for e, err in (failures or {}).items()}
+        for endpoint_id, errors in (segment_failures or {}).items():
+            failed.setdefault(endpoint_id, {}).update(errors)
         result_rows, metric_rows = [], []
-        for endpoint_id, (results, metrics) in outputs.items():
+        for endpoint_id, parts in by_segment.items():
             model_version, reference_version = (versions or {}).get(endpoint_id, (None, None))
-            key = {
-                "endpoint_id": endpoint_id,
-                "app": app,
-                "window_start": start,
-                "window_end": end,
-                "model_version": model_version,
-                "reference_version": reference_version,
-            }
-            result_rows += [
-                {
-                    **key,
-                    "name": r.name,
-                    "kind": r.kind.value,
-                    "status": int(r.status),
-                    "value": r.value,
-                    "extra_data": r.extra_data,
-                    "updated_at": now,
+            for segment, out in parts.items():
+                key = {
+                    "endpoint_id": endpoint_id,
+                    "app": app,
+                    "segment": segment,
+                    "window_start": start,
+                    "window_end": end,
+                    "model_version": model_version,
+                    "reference_version": reference_version,
                 }
-                for r in results
-            ]
-            metric_rows += [{**key, "name": m.name, "value": m.value, "updated_at": now} for m in metrics]
+                results, metrics = _output_rows(key, out, now)
+                result_rows += results
+                metric_rows += metrics
         failure_rows = [
             {
                 "endpoint_id": e,
                 "app": app,
+                "segment": segment,
                 "window_start": start,
                 "window_end": end,
                 "error": err,
                 "failed_at": now,
             }
-            for e, err in (failures or {}).items()
+            for e, errors in failed.items()
+            for segment, err in errors.items()
         ]
-        replaced = list(outputs)
+        replaced = {e: set(failed.get(e, {})) for e in by_segment}
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
                 with self.engine.begin() as conn:
@@ -172,7 +223,10 @@ class ResultsStore:
         name: str | None,
         start: datetime | None,
         end: datetime | None,
+        segment: str | None = ENDPOINT_WIDE,
     ) -> sa.Select[Any]:
+        if segment is not None:
+            query = query.where(table.c.segment == segment)
         if isinstance(endpoint_id, str):
             query = query.where(table.c.endpoint_id == endpoint_id)
         elif endpoint_id is not None:
@@ -185,7 +239,7 @@ class ResultsStore:
             query = query.where(table.c.window_start >= db.to_db_time(start))
         if end is not None:
             query = query.where(table.c.window_start < db.to_db_time(end))
-        return query.order_by(table.c.window_start, table.c.endpoint_id, table.c.name)
+        return query.order_by(table.c.window_start, table.c.endpoint_id, table.c.name, table.c.segment)
 
     def _fetch(
         self,
@@ -197,9 +251,10 @@ class ResultsStore:
         name: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        segment: str | None = ENDPOINT_WIDE,
     ) -> list[Any]:
         base = db.latest_select(table) if latest else sa.select(table)
-        query = self._filtered(table, base, endpoint_id, app, name, start, end)
+        query = self._filtered(table, base, endpoint_id, app, name, start, end, segment)
         with self.engine.connect() as conn:
             return [convert(r) for r in conn.execute(query)]
 
@@ -210,9 +265,12 @@ class ResultsStore:
         name: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        segment: str | None = ENDPOINT_WIDE,
     ) -> list[StoredResult]:
-        """Results of endpoint(s) and app with window_start in [start, end)."""
-        return self._fetch(db.results, _result, False, endpoint_id, app, name, start, end)
+        """Results of endpoint(s) and app with window_start in [start, end): endpoint-wide by
+        default, of one segment (its key), or of every segment and endpoint-wide (`None`)."""
+        return self._fetch(db.results, _result, False, endpoint_id, app, name, start, end, segment)
 
     def metrics(
         self,
@@ -221,23 +279,30 @@ class ResultsStore:
         name: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        *,
+        segment: str | None = ENDPOINT_WIDE,
     ) -> list[StoredMetric]:
-        """Metrics of endpoint(s) and app with window_start in [start, end)."""
-        return self._fetch(db.metrics, _metric, False, endpoint_id, app, name, start, end)
+        """Metrics of endpoint(s) and app with window_start in [start, end): endpoint-wide by
+        default, of one segment (its key), or of every segment and endpoint-wide (`None`)."""
+        return self._fetch(db.metrics, _metric, False, endpoint_id, app, name, start, end, segment)
 
-    def latest_results(self, endpoint_id: str | None = None, app: str | None = None) -> list[StoredResult]:
-        """The newest result per (endpoint, app, name)."""
-        return self._fetch(db.results, _result, True, endpoint_id, app)
+    def latest_results(
+        self, endpoint_id: str | None = None, app: str | None = None, *, segment: str | None = ENDPOINT_WIDE
+    ) -> list[StoredResult]:
+        """The newest result per (endpoint, app, name, segment); `segment` as in `results`."""
+        return self._fetch(db.results, _result, True, endpoint_id, app, segment=segment)
 
-    def latest_metrics(self, endpoint_id: str | None = None, app: str | None = None) -> list[StoredMetric]:
-        """The newest metric per (endpoint, app, name)."""
-        return self._fetch(db.metrics, _metric, True, endpoint_id, app)
+    def latest_metrics(
+        self, endpoint_id: str | None = None, app: str | None = None, *, segment: str | None = ENDPOINT_WIDE
+    ) -> list[StoredMetric]:
+        """The newest metric per (endpoint, app, name, segment); `segment` as in `results`."""
+        return self._fetch(db.metrics, _metric, True, endpoint_id, app, segment=segment)
 
     def failures(
         self, app: str | None = None, start: datetime | None = None, end: datetime | None = None
     ) -> list[AppFailure]:
         t = db.app_failures
-        query = sa.select(t).order_by(t.c.window_start, t.c.endpoint_id)
+        query = sa.select(t).order_by(t.c.window_start, t.c.endpoint_id, t.c.segment)
         if app is not None:
             query = query.where(t.c.app == app)
         if start is not None:
@@ -252,6 +317,7 @@ class ResultsStore:
                     db.from_db_time(m["window_start"]),
                     db.from_db_time(m["window_end"]),
                     m["error"],
+                    m["segment"],
                 )
                 for m in (r._mapping for r in conn.execute(query))
             ]

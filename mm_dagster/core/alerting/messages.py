@@ -15,6 +15,7 @@ def _event_line(e: AlertEvent) -> str:
     return (
         f"- {e.kind} {e.endpoint_name} / {e.app}"
         + (f" / {e.result_name}" if e.result_name else "")
+        + (f" [{e.segment_label}]" if e.segment else "")
         + f" window {e.window_start:%Y-%m-%d %H:%M}"
         + (f" value {e.value:.4f}" if e.value is not None else "")
         + (f": {e.detail[:300]}" if e.detail else "")
@@ -32,7 +33,7 @@ def _event_payload(e: AlertEvent) -> dict[str, Any]:
         "window_start": e.window_start.isoformat(),
         "value": e.value,
         "status": None if e.status is None else int(e.status),
-    }
+    } | ({"segment": e.segment_label} if e.segment else {})
 
 
 def alert_message(
@@ -42,7 +43,9 @@ def alert_message(
     names the first entity and how many more, the text lists the first `group_limit` events."""
     entities = sorted({e.entity for e in events})
     first = min(events, key=lambda e: e.entity)
-    readable = f"{first.endpoint_name}/{first.app}/{first.result_name or 'app'}"
+    readable = f"{first.endpoint_name}/{first.app}/{first.result_name or 'app'}" + (
+        f" [{first.segment_label}]" if first.segment else ""
+    )
     entity_text = readable + (f" and {len(entities) - 1} more" if len(entities) > 1 else "")
 
     subject = f"[{alert.severity}] " + render(
