@@ -404,7 +404,7 @@ def test_a_database_from_before_segments_is_migrated(tmp_path: Path, isolated_ho
         rows = mm.results.results(ep.id, start=window.start, end=window.end, segment=None)
         assert len(rows) == 3 * 4  # general, feature, prediction drift x endpoint-wide, web, mobile, other
     with Monitoring(home=str(isolated_home), database_url=url) as again:  # migrating twice: nothing
-        assert len(again.results.results(segment=None)) == 4 - 2 + 8
+        assert len(again.results.results(segment=None)) == 4 - 2 + 12
 
 
 def _legacy_reference() -> pd.DataFrame:
