@@ -2,6 +2,7 @@
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.estimated_performance import EstimatedPerformanceApplication
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
@@ -19,6 +20,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "EstimatedPerformanceApplication",
     "EvidentlyModelMonitoringApplicationBase",
     "HistogramDataDriftApplication",
     "ModelMonitoringApplicationBase",
