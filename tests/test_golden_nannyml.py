@@ -21,11 +21,13 @@ from mm_dagster.stats.dle import fit_dle
 from mm_dagster.stats.performance_estimation import Estimate, class_labels
 
 GOLDEN = Path(__file__).parent / "golden"
-# Our estimated-vs-realized MAE over the analysis chunks may exceed NannyML's by this factor. CBPE
-# is the same method (identical numbers up to float error for binary, isotonic folds differ a
-# little in multiclass); DLE's regressor differs (HistGradientBoosting, not LightGBM) and its
-# analysis-period error is dominated by the chunks' own sampling noise (SE ~ 8 on MAE ~ 850).
-AGREEMENT_MARGIN = {"binary": 1.0, "multiclass": 1.0, "regression": 1.05}
+# Our estimated-vs-realized mean absolute error over the analysis chunks may exceed NannyML's by
+# this factor. CBPE is the same method (binary: identical numbers up to float error; multiclass:
+# the isotonic folds differ a little). DLE's regressor differs (HistGradientBoosting with 15 trees,
+# not LightGBM with 100): ours 6.47 (MAE) and 13.04 (RMSE) against NannyML's 9.01 and 13.57, but
+# the chunks' own sampling noise (SE ~ 8 on MAE ~ 850) moves these by about 20% between regressor
+# settings, so this is parity, not a win.
+AGREEMENT_MARGIN = {"binary": 1.0, "multiclass": 1.0, "regression": 1.0}
 # NannyML rounds its ROC curve counts to 5 decimals: equal methods differ by ~1e-9.
 FLOAT_TOLERANCE = 1e-6
 

@@ -244,3 +244,14 @@ def test_bounded_cache_gives_every_thread_the_same_value() -> None:
     for thread in threads:
         thread.join()
     assert len(seen) == 8 and all(value is seen[0] for value in seen)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), rows=st.integers(2, 80))
+def test_expected_roc_auc_is_sklearns_weighted_auc(seed: int, rows: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.random(rows), 1)
+    p = rng.random(rows)
+    truth = np.r_[np.ones(rows, dtype=bool), np.zeros(rows, dtype=bool)]
+    expected = roc_auc_score(truth, np.r_[scores, scores], sample_weight=np.r_[p, 1 - p])
+    assert expected_roc_auc(p, scores) == pytest.approx(expected)

@@ -115,13 +115,20 @@ def fit_calibrator(truth: np.ndarray, scores: np.ndarray) -> IsotonicRegression 
 
 
 def expected_roc_auc(probabilities: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC of `scores` when each row is a positive with weight p and a negative with 1 - p."""
-    positives = float(probabilities.sum())
-    if positives <= 0 or positives >= len(probabilities):
+    """ROC AUC of `scores` when each row is a positive with weight p and a negative with 1 - p:
+    scikit-learn's weighted ROC curve (one point per distinct score, ties on one segment) and the
+    trapezoid rule, without its input checks (this runs per class and window; the tests compare it
+    with `roc_auc_score(..., sample_weight=...)`)."""
+    order = np.argsort(-scores, kind="stable")
+    ranked_scores, ranked_p = scores[order], probabilities[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(ranked_scores)), len(ranked_scores) - 1]
+    true_positives = np.cumsum(ranked_p)[last_of_tie]
+    false_positives = np.cumsum(1.0 - ranked_p)[last_of_tie]
+    if true_positives[-1] <= 0 or false_positives[-1] <= 0:
         return float("nan")
-    truth = np.r_[np.ones(len(scores), dtype=bool), np.zeros(len(scores), dtype=bool)]
-    weights = np.r_[probabilities, 1.0 - probabilities]
-    return float(roc_auc_score(truth, np.r_[scores, scores], sample_weight=weights))
+    tpr = np.r_[0.0, true_positives / true_positives[-1]]
+    fpr = np.r_[0.0, false_positives / false_positives[-1]]
+    return float(np.trapezoid(tpr, fpr))
 
 
 def _auroc_component(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

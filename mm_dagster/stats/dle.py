@@ -4,12 +4,20 @@ labels.
 Fit, on a labelled reference (once per reference): two gradient-boosted regressors (scikit-learn's
 HistGradientBoostingRegressor, squared loss; NannyML uses LightGBM: 100 trees of at most 31 leaves,
 learning rate 0.1) learn each row's absolute error |y - ŷ| and squared error (y - ŷ)² from the
-features and the prediction ŷ. A row's error is one noisy draw, so a leaf holds at least 0.3% of
-the reference (and 20 rows, LightGBM's floor): on NannyML's car-price data this brings the
-estimates closer to the realized errors than LightGBM's 20-row leaves (tests/test_golden_nannyml).
-Categorical features are ordinal-encoded (unseen or missing categories: missing) and split on
-natively. Fitting and predicting use one OpenMP thread: apps run beside each other on shared
-cores, where HistGradientBoosting's thread pool is an order of magnitude slower.
+features and the prediction ŷ. Here: 15 trees of at most 127 leaves at learning rate 0.4, because
+a window's cost is one tree walk per row and tree (30 walks per row instead of LightGBM's 200 keeps
+the app within 3x the drift app, bench/estimation.py); a row's error is one noisy draw, so a leaf
+holds at least 0.3% of the reference (and 20 rows, LightGBM's floor). On NannyML's car-price data
+the estimates are as close to the realized errors as NannyML's (tests/test_golden_nannyml; there,
+the chunks' own sampling noise moves the agreement by about 20% between regressor settings). A categorical feature becomes a
+number: the rank of its category by the mean reference |y - ŷ| (for the squared-error model: by
+the mean (y - ŷ)²), among the MAX_CATEGORIES most frequent; others, unseen and missing values are
+missing. For squared loss a threshold on that
+order is the best split of the categories into two groups (Fisher, 1958; LightGBM sorts categories
+the same way), and it avoids HistGradientBoosting's native categorical path, whose per-call
+preprocessing costs more than the trees on a 1,000-row window. Fitting and predicting use one
+OpenMP thread: apps run beside each other on shared cores, where HistGradientBoosting's thread
+pool is an order of magnitude slower.
 
 Estimate, per window:  MAE = mean_i max(0, f_abs(x_i, ŷ_i)),  RMSE = √(mean_i max(0, f_sq(x_i, ŷ_i))).
 
@@ -25,15 +33,15 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
-from sklearn.preprocessing import OrdinalEncoder
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.stats.performance_estimation import Estimate, estimate_with_band
 
 MIN_REFERENCE_ROWS = 100
-# HistGradientBoosting splits natively on at most 255 bins; rarer categories are grouped.
+# Categories kept per feature (the most frequent); rarer ones count as missing.
 MAX_CATEGORIES = 250
+ERROR_TARGETS = ("absolute", "squared")
 MIN_LEAF_ROWS = 20
 MIN_LEAF_SHARE = 0.003
 
@@ -60,49 +68,81 @@ def _is_categorical(series: pd.Series) -> bool:
     return not (pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype))
 
 
-def _as_objects(frame: pd.DataFrame) -> np.ndarray:
-    """Categorical columns as an object array with np.nan for missing (what OrdinalEncoder takes)."""
-    objects = frame.astype(object)
-    values: np.ndarray = objects.where(frame.notna(), np.nan).to_numpy(dtype=object)
-    return values
+@dataclass(frozen=True)
+class CategoryRanks:
+    """One categorical feature as numbers, one order per error model: `categories` are the most
+    frequent reference values, `ranks[target][i]` the rank of categories[i] by that error's mean."""
+
+    categories: tuple[str, ...]
+    ranks: Mapping[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, series: pd.Series, errors: Mapping[str, np.ndarray]) -> "CategoryRanks":
+        values = series.astype("string")
+        present = values.notna().to_numpy()
+        frame = pd.DataFrame({"category": values[present].to_numpy()})
+        for target, error in errors.items():
+            frame[target] = error[present]
+        stats = frame.groupby("category", observed=True).agg(["size", "mean"])
+        kept = stats.nlargest(MAX_CATEGORIES, (next(iter(errors)), "size"))
+        ranks = {t: kept[(t, "mean")].rank(method="first").to_numpy() - 1.0 for t in errors}
+        return cls(tuple(str(c) for c in kept.index), ranks)
+
+    def encode(self, series: pd.Series) -> dict[str, np.ndarray]:
+        """Per error model, each value's rank; NaN for missing, unseen and rare values."""
+        positions = pd.Index(self.categories, dtype="string").get_indexer(series.astype("string"))
+        known = positions >= 0
+        encoded = {}
+        for target, ranks in self.ranks.items():
+            column = np.full(len(positions), np.nan)
+            column[known] = ranks[positions[known]]
+            encoded[target] = column
+        return encoded
+
+
+def _numeric_block(features: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    try:
+        block: np.ndarray = features[list(columns)].to_numpy(dtype=float, na_value=np.nan)
+    except (ValueError, TypeError):  # a column that is not numbers: say which
+        block = np.column_stack([numeric_values(features[c], f"feature {c!r}") for c in columns])
+    return block
 
 
 @dataclass(frozen=True)
 class DLEEstimator:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
-    encoder: OrdinalEncoder | None
+    categories: Mapping[str, CategoryRanks]
     absolute_error: HistGradientBoostingRegressor
     squared_error: HistGradientBoostingRegressor
     unit_errors: Mapping[str, float]
     reference: Mapping[str, float]
     reference_rows: int
     model_params: Mapping[str, Any] = field(default_factory=dict)
+    threads: ThreadpoolController = field(default_factory=ThreadpoolController, repr=False, compare=False)
 
     @property
     def features(self) -> tuple[str, ...]:
         return (*self.numeric, *self.categorical)
 
-    def design(self, features: pd.DataFrame, prediction: np.ndarray) -> np.ndarray:
-        """Model input: numeric features, encoded categorical features, then the prediction."""
+    def design(self, features: pd.DataFrame, prediction: np.ndarray) -> dict[str, np.ndarray]:
+        """Each error model's input: numeric features, ranked categorical features, the prediction."""
         missing = [c for c in self.features if c not in features.columns]
         if missing:
             raise MonitoringError(f"feature columns {missing} are missing")
-        blocks = [
-            np.column_stack([numeric_values(features[c], f"feature {c!r}") for c in self.numeric])
-            if self.numeric
-            else np.empty((len(features), 0))
-        ]
-        if self.encoder is not None:
-            blocks.append(self.encoder.transform(_as_objects(features[list(self.categorical)])))
-        blocks.append(np.asarray(prediction, dtype=float)[:, None])
-        return np.hstack(blocks)
+        shared = [_numeric_block(features, self.numeric)] if self.numeric else []
+        encoded = [self.categories[c].encode(features[c]) for c in self.categorical]
+        y_hat = np.asarray(prediction, dtype=float)[:, None]
+        return {
+            target: np.hstack([*shared, *(e[target][:, None] for e in encoded), y_hat])
+            for target in ERROR_TARGETS
+        }
 
     def point_estimates(self, features: pd.DataFrame, prediction: np.ndarray) -> dict[str, float]:
         x = self.design(features, prediction)
-        with threadpool_limits(limits=1, user_api="openmp"):
-            absolute = np.maximum(0.0, self.absolute_error.predict(x))
-            squared = np.maximum(0.0, self.squared_error.predict(x))
+        with self.threads.limit(limits=1, user_api="openmp"):
+            absolute = np.maximum(0.0, self.absolute_error.predict(x["absolute"]))
+            squared = np.maximum(0.0, self.squared_error.predict(x["squared"]))
         return {"mae": float(absolute.mean()), "rmse": float(np.sqrt(squared.mean()))}
 
     def estimate(self, features: pd.DataFrame, prediction: np.ndarray) -> dict[str, Estimate]:
@@ -117,19 +157,17 @@ class DLEEstimator:
         }
 
 
-def _regressor(
-    categorical_mask: np.ndarray, rows: int, params: Mapping[str, Any]
-) -> HistGradientBoostingRegressor:
+def _regressor(rows: int, params: Mapping[str, Any]) -> HistGradientBoostingRegressor:
     settings: dict[str, Any] = {
-        "max_iter": 100,
-        "learning_rate": 0.1,
-        "max_leaf_nodes": 31,
+        "max_iter": 15,
+        "learning_rate": 0.4,
+        "max_leaf_nodes": 127,
         "min_samples_leaf": max(MIN_LEAF_ROWS, round(MIN_LEAF_SHARE * rows)),
         "early_stopping": False,
         "random_state": 0,
         **params,
     }
-    return HistGradientBoostingRegressor(categorical_features=categorical_mask, **settings)
+    return HistGradientBoostingRegressor(**settings)
 
 
 def unit_sampling_errors(errors: np.ndarray) -> dict[str, float]:
@@ -166,22 +204,14 @@ def fit_dle(
     y, y_hat = y[usable], y_hat[usable]
     categorical = tuple(c for c in names if _is_categorical(frame[c]))
     numeric = tuple(c for c in names if c not in categorical)
-    encoder = None
-    if categorical:
-        encoder = OrdinalEncoder(
-            handle_unknown="use_encoded_value",
-            unknown_value=np.nan,
-            encoded_missing_value=np.nan,
-            max_categories=MAX_CATEGORIES,
-        ).fit(_as_objects(frame[list(categorical)]))
     params = dict(model_params or {})
-    mask = np.r_[np.zeros(len(numeric), dtype=bool), np.ones(len(categorical), dtype=bool), False]
+    errors = {"absolute": np.abs(y - y_hat), "squared": (y - y_hat) ** 2}
     estimator = DLEEstimator(
         numeric=numeric,
         categorical=categorical,
-        encoder=encoder,
-        absolute_error=_regressor(mask, len(y), params),
-        squared_error=_regressor(mask, len(y), params),
+        categories={c: CategoryRanks.fit(frame[c], errors) for c in categorical},
+        absolute_error=_regressor(len(y), params),
+        squared_error=_regressor(len(y), params),
         unit_errors=unit_sampling_errors(y - y_hat),
         reference={
             "mae": float(mean_absolute_error(y, y_hat)),
@@ -191,7 +221,7 @@ def fit_dle(
         model_params=params,
     )
     x = estimator.design(frame, y_hat)
-    with threadpool_limits(limits=1, user_api="openmp"):
-        estimator.absolute_error.fit(x, np.abs(y - y_hat))
-        estimator.squared_error.fit(x, (y - y_hat) ** 2)
+    with estimator.threads.limit(limits=1, user_api="openmp"):
+        estimator.absolute_error.fit(x["absolute"], errors["absolute"])
+        estimator.squared_error.fit(x["squared"], errors["squared"])
     return estimator
