@@ -2,19 +2,20 @@
 labels.
 
 Fit, on a labelled reference (once per reference): two gradient-boosted regressors (scikit-learn's
-HistGradientBoostingRegressor, squared loss; NannyML uses LightGBM: 100 trees of at most 31 leaves,
-learning rate 0.1) learn each row's absolute error |y - ŷ| and squared error (y - ŷ)² from the
-features and the prediction ŷ. Here: 15 trees of at most 127 leaves at learning rate 0.4, because
-a window's cost is one tree walk per row and tree (30 walks per row instead of LightGBM's 200 keeps
-the app within 3x the drift app, bench/estimation.py); a row's error is one noisy draw, so a leaf
-holds at least 0.3% of the reference (and 20 rows, LightGBM's floor). On NannyML's car-price data
-the estimates are as close to the realized errors as NannyML's (tests/test_golden_nannyml; there,
-the chunks' own sampling noise moves the agreement by about 20% between regressor settings). A categorical feature becomes a
-number: the rank of its category by the mean reference |y - ŷ| (for the squared-error model: by
-the mean (y - ŷ)²), among the MAX_CATEGORIES most frequent; others, unseen and missing values are
-missing. For squared loss a threshold on that
-order is the best split of the categories into two groups (Fisher, 1958; LightGBM sorts categories
-the same way), and it avoids HistGradientBoosting's native categorical path, whose per-call
+HistGradientBoostingRegressor, squared loss) learn each row's absolute error |y - ŷ| and squared
+error (y - ŷ)² from the features and the prediction ŷ. NannyML uses LightGBM with 100 trees of 31
+leaves at learning rate 0.1; here 15 trees of at most 127 leaves at learning rate 0.4, because a
+window costs one tree walk per row and tree (30 walks per row instead of 200 keep the app within
+3x the drift app, bench/estimation.py). A row's error is one noisy draw, so a leaf holds at least
+0.3% of the reference (and 20 rows, LightGBM's floor). On NannyML's car-price data the estimates
+are as close to the realized errors as NannyML's (tests/test_golden_nannyml; there the chunks' own
+sampling noise moves the agreement by about 20% between regressor settings).
+
+A categorical feature becomes a number: the rank of its category by the mean reference |y - ŷ|
+(for the squared-error model: by the mean (y - ŷ)²), among its MAX_CATEGORIES most frequent
+values; other, unseen and missing values are missing. For squared loss a threshold on that order
+is the best split of the categories into two groups (Fisher, 1958; LightGBM sorts categories the
+same way), and it avoids HistGradientBoosting's native categorical path, whose per-call
 preprocessing costs more than the trees on a 1,000-row window. Fitting and predicting use one
 OpenMP thread: apps run beside each other on shared cores, where HistGradientBoosting's thread
 pool is an order of magnitude slower.
