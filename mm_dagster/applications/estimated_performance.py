@@ -181,7 +181,10 @@ class EstimatedPerformanceApplication(ModelMonitoringApplicationBase):
             prediction = _numeric_columns(df, [task.prediction])[:, 0]
             valid = np.isfinite(prediction)
             invalid = {task.prediction: {"missing": int((~valid).sum())}}
-            estimates = fitted.estimate(df.loc[valid, list(fitted.features)], prediction[valid])
+            features = df[list(fitted.features)]
+            if not valid.all():
+                features, prediction = features[valid], prediction[valid]
+            estimates = fitted.estimate(features, prediction)
         else:
             columns = list(task.scores.values())
             scores = _numeric_columns(df, columns)

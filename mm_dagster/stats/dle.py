@@ -72,9 +72,10 @@ def _is_categorical(series: pd.Series) -> bool:
 @dataclass(frozen=True)
 class CategoryRanks:
     """One categorical feature as numbers, one order per error model: `categories` are the most
-    frequent reference values, `ranks[target][i]` the rank of categories[i] by that error's mean."""
+    frequent reference values, `ranks[target][i]` the rank of categories[i] by that error's mean
+    (one more entry, NaN, for values that are not among them)."""
 
-    categories: tuple[str, ...]
+    categories: pd.Index
     ranks: Mapping[str, np.ndarray]
 
     @classmethod
@@ -86,19 +87,13 @@ class CategoryRanks:
             frame[target] = error[present]
         stats = frame.groupby("category", observed=True).agg(["size", "mean"])
         kept = stats.nlargest(MAX_CATEGORIES, (next(iter(errors)), "size"))
-        ranks = {t: kept[(t, "mean")].rank(method="first").to_numpy() - 1.0 for t in errors}
-        return cls(tuple(str(c) for c in kept.index), ranks)
+        ranks = {t: np.r_[kept[(t, "mean")].rank(method="first").to_numpy() - 1.0, np.nan] for t in errors}
+        return cls(pd.Index(kept.index, dtype="string"), ranks)
 
     def encode(self, series: pd.Series) -> dict[str, np.ndarray]:
         """Per error model, each value's rank; NaN for missing, unseen and rare values."""
-        positions = pd.Index(self.categories, dtype="string").get_indexer(series.astype("string"))
-        known = positions >= 0
-        encoded = {}
-        for target, ranks in self.ranks.items():
-            column = np.full(len(positions), np.nan)
-            column[known] = ranks[positions[known]]
-            encoded[target] = column
-        return encoded
+        positions = self.categories.get_indexer(series.astype("string"))  # -1: the trailing NaN
+        return {target: ranks[positions] for target, ranks in self.ranks.items()}
 
 
 def _numeric_block(features: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
