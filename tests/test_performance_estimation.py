@@ -51,7 +51,6 @@ def realized_binary(window: pd.DataFrame) -> dict[str, float]:
 def test_class_labels_put_numbers_bools_and_strings_in_one_form() -> None:
     assert list(class_labels([1, 0, 1])) == ["1", "0", "1"]
     assert list(class_labels([1.0, 0.0, None])) == ["1", "0", None]
-    assert list(class_labels(pd.Series([True, False]))) == ["True", "False"]
     assert list(class_labels(pd.Series(["a", None, "b"], dtype="string"))) == ["a", None, "b"]
     assert list(class_labels([0.5, 1.0])) == ["0.5", "1.0"]
 
@@ -255,3 +254,25 @@ def test_expected_roc_auc_is_sklearns_weighted_auc(seed: int, rows: int) -> None
     truth = np.r_[np.ones(rows, dtype=bool), np.zeros(rows, dtype=bool)]
     expected = roc_auc_score(truth, np.r_[scores, scores], sample_weight=np.r_[p, 1 - p])
     assert expected_roc_auc(p, scores) == pytest.approx(expected)
+
+
+def test_class_names_agree_across_types() -> None:
+    assert list(class_labels(pd.Series([True, False]))) == ["1", "0"]
+    assert list(class_labels(["True", "false", "b"])) == ["1", "0", "b"]
+    assert list(class_labels([1.0, 0.0])) == ["1", "0"]
+
+
+def test_binary_task_declaring_true_matches_integer_and_boolean_outputs() -> None:
+    reference = binary_frame(2000, seed=1)
+    estimator = fit_cbpe(
+        reference[["score"]],
+        reference["prediction"].astype(bool),
+        reference["label"],
+        ["True"],
+        multiclass=False,
+    )
+    assert estimator.classes == ("1",)
+    window = binary_frame(500, seed=2)
+    window["prediction"] = window["prediction"].map({1: "yes", 0: False}).astype(object)
+    unknown = estimator.unknown_predictions(class_labels(window["prediction"]))
+    assert unknown.sum() == (window["prediction"] == "yes").sum() > 0

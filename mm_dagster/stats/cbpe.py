@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import (
     accuracy_score,
@@ -49,6 +50,7 @@ from mm_dagster.stats.performance_estimation import (
     CLASSIFICATION_MEASURES,
     Estimate,
     class_labels,
+    class_name,
     estimate_with_band,
 )
 
@@ -233,6 +235,7 @@ class CBPEEstimator:
     unit_errors: Mapping[str, float]
     reference: Mapping[str, float]
     reference_rows: int
+    known_labels: frozenset[str] = frozenset()
 
     def one_hot(self, predicted_labels: np.ndarray) -> np.ndarray:
         """n * K: whether row i is predicted class k (labels as `class_labels` gives them)."""
@@ -242,12 +245,14 @@ class CBPEEstimator:
         return hot
 
     def unknown_predictions(self, predicted_labels: np.ndarray) -> np.ndarray:
-        """Rows whose prediction is missing or (multiclass) not one of the classes."""
+        """Rows whose prediction is missing or a class the reference never had (multiclass: not one
+        of the classes; binary: neither a reference target nor a reference prediction)."""
         labels = np.asarray(predicted_labels, dtype=object)
-        missing = np.array([label is None for label in labels], dtype=bool)
-        if not self.multiclass:
-            return missing
-        return missing | ~self.one_hot(labels).any(axis=1)
+        if self.multiclass:
+            known: np.ndarray = np.any(self.one_hot(labels), axis=1)
+        else:
+            known = pd.Series(labels, dtype=object).isin(self.known_labels).to_numpy(dtype=bool)
+        return ~known
 
     def calibrated(self, scores: np.ndarray) -> np.ndarray:
         scores = _score_matrix(scores, len(self.classes))
@@ -311,7 +316,7 @@ def fit_cbpe(
     class's score). Rows without a target, a prediction or a score are left out; raises
     MonitoringError when the reference cannot support an estimate (too few labelled rows, scores
     outside [0, 1], a class never seen in the target)."""
-    classes = tuple(str(c) for c in classes)
+    classes = tuple(class_name(c) for c in classes)
     if not classes or (multiclass and len(classes) < 2):
         raise MonitoringError(f"CBPE needs a score column per class, got classes {list(classes)}")
     matrix = _score_matrix(scores, len(classes))
@@ -361,4 +366,5 @@ def fit_cbpe(
             truth_labels, predicted_labels, matrix, classes, multiclass=multiclass
         ),
         reference_rows=int(usable.sum()),
+        known_labels=frozenset(str(label) for label in np.r_[truth_labels, predicted_labels]),
     )

@@ -80,13 +80,26 @@ class DropRule:
         return ResultStatusApp.no_detection
 
 
+BOOLEAN_CLASSES: Mapping[str, str] = MappingProxyType({"True": "1", "true": "1", "False": "0", "false": "0"})
+
+
+def class_name(label: object) -> str:
+    """One name per class: 1, 1.0, "1", True and "true" are all "1" (a binary task may declare its
+    positive class as "1" or "True" whatever type its predictions and targets have)."""
+    if isinstance(label, bool | np.bool_):
+        return "1" if label else "0"
+    if isinstance(label, float | np.floating) and float(label).is_integer():
+        label = int(label)
+    text = str(label)
+    return BOOLEAN_CLASSES.get(text, text)
+
+
 def class_labels(values: Any) -> np.ndarray:
-    """Class labels as strings, the form `ModelTask.scores` names classes in: 1, 1.0 and "1" are all
-    "1", True is "True"; missing values are None. Returns an object array."""
+    """`class_name` of every value (vectorised); missing values are None. An object array."""
     series = pd.Series(values)
     missing = series.isna().to_numpy()
     if pd.api.types.is_bool_dtype(series.dtype):
-        labels = series.astype(object).map(str)
+        labels = series.astype(object).map(class_name)
     elif pd.api.types.is_numeric_dtype(series.dtype):
         numbers = series.to_numpy(dtype=float, na_value=np.nan)
         finite = numbers[~missing]
@@ -95,7 +108,7 @@ def class_labels(values: Any) -> np.ndarray:
         else:
             labels = series.map(str)
     else:
-        labels = series.map(str)
+        labels = series.map(lambda v: BOOLEAN_CLASSES.get(str(v), str(v)))
     out: np.ndarray = labels.to_numpy(dtype=object)
     out[missing] = None
     return out
