@@ -15,7 +15,7 @@ from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.runner import run_app_on_endpoint
+from mm_dagster.runner import run_app_on_endpoint, run_apps_on_window
 from mm_dagster.storage.reference_store import ReferenceStore
 
 from .conftest import past_window
@@ -255,3 +255,52 @@ def test_outputs_are_stored_in_the_results_store(mm: Monitoring, binary_endpoint
 def test_settings_are_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(MonitoringError):
         EstimatedPerformanceApplication(**kwargs)  # type: ignore[arg-type]
+
+
+class EndpointsWithTasks:
+    """The registry the window runner reads, holding endpoints whose task is set (until the
+    registry persists `ModelTask`, worker labels' part)."""
+
+    def __init__(self, endpoints: list[ModelEndpoint]) -> None:
+        self.endpoints = endpoints
+
+    def list(self, ids: list[str] | None = None) -> list[ModelEndpoint]:
+        return [e for e in self.endpoints if ids is None or e.id in ids]
+
+
+def test_window_runner_isolates_bad_endpoints(mm: Monitoring) -> None:
+    """One window, four endpoints: unlabelled reference, invalid scores, a regression model and a
+    healthy classifier. Nothing fails; each gets what it can."""
+    unlabelled = endpoint_with(mm, "unlabelled", binary_frame(1000, seed=1), BINARY, ["x1", "x2"])
+    mm.references.save(unlabelled.id, binary_frame(1000, seed=1).drop(columns="label"))
+    invalid = endpoint_with(mm, "invalid", binary_frame(1000, seed=2), BINARY, ["x1", "x2"])
+    regressor = endpoint_with(mm, "regressor", regression_frame(2000, seed=3), REGRESSION, ["x1", "colour"])
+    healthy = endpoint_with(mm, "healthy", binary_frame(2000, seed=4), BINARY, ["x1", "x2"])
+    bad_scores = binary_frame(400, seed=5)
+    bad_scores.loc[:99, "score"] = -1.0
+    events = {
+        unlabelled.id: binary_frame(400, seed=6).drop(columns="label"),
+        invalid.id: bad_scores.drop(columns="label"),
+        regressor.id: regression_frame(400, seed=7).drop(columns="label"),
+        healthy.id: binary_frame(400, seed=8).drop(columns="label"),
+    }
+    app = EstimatedPerformanceApplication()
+    (report,) = run_apps_on_window(
+        [app],
+        past_window(),
+        events,
+        EndpointsWithTasks([unlabelled, invalid, regressor, healthy]),  # type: ignore[arg-type]
+        mm.results,
+        mm.artifacts,
+        mm.references,
+    )
+    assert report.failures == {}
+    stored = {(r.endpoint_id, r.name): r for r in mm.results.results(app=app.name)}
+    assert set(stored) == {
+        (invalid.id, "invalid_model_outputs"),
+        (invalid.id, "estimated_performance"),
+        (regressor.id, "estimated_performance"),
+        (healthy.id, "estimated_performance"),
+    }
+    assert stored[(invalid.id, "invalid_model_outputs")].value == 100
+    assert stored[(regressor.id, "estimated_performance")].extra_data["method"] == "dle"
