@@ -38,6 +38,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import (
     accuracy_score,
+    auc,
     f1_score,
     precision_score,
     recall_score,
@@ -130,7 +131,7 @@ def expected_roc_auc(probabilities: np.ndarray, scores: np.ndarray) -> float:
         return float("nan")
     tpr = np.r_[0.0, true_positives / true_positives[-1]]
     fpr = np.r_[0.0, false_positives / false_positives[-1]]
-    return float(np.trapezoid(tpr, fpr))
+    return float(auc(fpr, tpr))
 
 
 def _auroc_component(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
