@@ -276,3 +276,13 @@ def test_binary_task_declaring_true_matches_integer_and_boolean_outputs() -> Non
     window["prediction"] = window["prediction"].map({1: "yes", 0: False}).astype(object)
     unknown = estimator.unknown_predictions(class_labels(window["prediction"]))
     assert unknown.sum() == (window["prediction"] == "yes").sum() > 0
+
+
+def test_dle_with_numeric_features_only() -> None:
+    reference = regression_frame(4000, seed=1)
+    estimator = fit_dle(reference[["x1"]], reference["prediction"], reference["label"])
+    assert estimator.categorical == () and estimator.numeric == ("x1",)
+    window = regression_frame(2000, seed=2, shift=1.0)
+    error = window["label"] - window["prediction"]
+    estimate = estimator.estimate(window[["x1"]], window["prediction"].to_numpy())["mae"]
+    assert abs(estimate.value - error.abs().mean()) / error.abs().mean() < 0.1

@@ -129,6 +129,9 @@ class DLEEstimator:
         shared = [_numeric_block(features, self.numeric)] if self.numeric else []
         encoded = [self.categories[c].encode(features[c]) for c in self.categorical]
         y_hat = np.asarray(prediction, dtype=float)[:, None]
+        if not encoded:
+            both = np.hstack([*shared, y_hat])
+            return dict.fromkeys(ERROR_TARGETS, both)
         return {
             target: np.hstack([*shared, *(e[target][:, None] for e in encoded), y_hat])
             for target in ERROR_TARGETS
