@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.applications.base import ModelMonitoringApplicationBase, silence_lookback
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.maintenance import MaintenancePolicy, MaintenanceReport, maintain
@@ -246,6 +247,8 @@ class Monitoring:
         `monitoring_context.project_name` says (the `MonitoringConfig.project` under Dagster)."""
         if events is None:
             events = self.read_window(window)
+        lookback = silence_lookback(apps)
+        traffic = self.recent_traffic(window, lookback) if lookback else {}
         return run_apps_on_window(
             apps,
             window,
@@ -254,9 +257,23 @@ class Monitoring:
             self.results,
             self.artifacts,
             self.references,
-            self.invalid_events.counts(window.start, window.end, list(events)),
+            self.invalid_events.counts(window.start, window.end, sorted(set(events) | set(traffic))),
             project_name=project_name,
+            recent_traffic=traffic,
         )
+
+    def recent_traffic(self, window: Window, lookback: int) -> dict[str, set[Window]]:
+        """Per endpoint, which of the `lookback` windows before `window` have its stored events
+        (from the arrival log, one query; exact when the event store's slot is the window)."""
+        length = window.end - window.start
+        spans = self.arrivals.endpoint_spans(
+            window.start - length * lookback, window.start, self.events.base_period
+        )
+        minutes = int(length.total_seconds() // 60)
+        return {
+            endpoint_id: {w for w in windows_touched(s, minutes) if w.end <= window.start}
+            for endpoint_id, s in spans.items()
+        }
 
     def window_coverage(self, start: datetime, end: datetime, base_period: int) -> list[WindowCoverage]:
         """Every window in [start, end) with stored events, and which apps analysed it."""

@@ -6,6 +6,7 @@ from mm_dagster.applications.data_quality import DataQualityApplication
 from mm_dagster.applications.estimated_performance import EstimatedPerformanceApplication
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
 from mm_dagster.applications.multivariate_drift import MultivariateDriftApplication
+from mm_dagster.applications.operational import OperationalApplication
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
@@ -31,4 +32,5 @@ __all__ = [
     "ModelMonitoringApplicationResult",
     "MonitoringApplicationContext",
     "MultivariateDriftApplication",
+    "OperationalApplication",
 ]

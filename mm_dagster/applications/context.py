@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping, MutableMapping
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
+from mm_dagster.applications.metric_history import EMPTY, MetricHistory
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window
@@ -78,8 +80,10 @@ class MonitoringApplicationContext:
         references: ReferenceStore | None = None,
         invalid_events: Mapping[str, int] | None = None,
         project_name: str = "default",
+        metric_history: MetricHistory | None = None,
     ) -> None:
         self._references = references
+        self._metric_history = metric_history
         self.project_name = project_name
         endpoint = monitored_endpoint(endpoint, project_name)
         # Events of this endpoint and window the recorder could not store, by reason.
@@ -108,6 +112,13 @@ class MonitoringApplicationContext:
     def sample_df(self) -> pd.DataFrame:
         """The window's events of this endpoint: this app's own view (see `own_view`)."""
         return own_view(self._sample_df)
+
+    def metric_history(self, ago: timedelta) -> Mapping[str, float]:
+        """This app's stored metrics of this endpoint for the window that started `ago` before
+        this one, e.g. `timedelta(weeks=1)` (read-only; empty when none are stored)."""
+        if self._metric_history is None:
+            return EMPTY
+        return self._metric_history.metrics(self.endpoint_id, ago)
 
     @property
     def feature_stats(self) -> FeatureStats:

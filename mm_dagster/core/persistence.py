@@ -1,13 +1,16 @@
-"""Persistence: report a status only when it held in k of the last n windows (pure rule).
+"""Persistence: a status counts only when it held in k of the last n windows (pure rule).
 
 An app with `persistence = Persistence(k, n)` keeps each result's own verdict as its raw status
 (`extra_data["raw_status"]`) and reports the highest level that at least k of the last n raw
 statuses (this window's and the n - 1 before it) reached; a window without a result counts as
-no detection. `irrelevant` (too little data) is reported as it is.
+no detection. `irrelevant` (too little data) is reported as it is. The gating sensors
+(core.gating) use the same rule on a result's history of detections (`persists`).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.schemas import ResultStatusApp
@@ -21,8 +24,20 @@ class Persistence:
     n: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.k <= self.n:
-            raise MonitoringError(f"persistence needs 1 <= k <= n, got k={self.k!r}, n={self.n!r}")
+        values: tuple[object, ...] = (self.k, self.n)
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if not whole or not 1 <= self.k <= self.n:
+            raise MonitoringError(
+                f"persistence needs whole numbers 1 <= k <= n, got k={self.k!r}, n={self.n!r}"
+            )
+
+    def persists(self, detected: Sequence[bool]) -> list[bool]:
+        """For each position of `detected` (oldest first): whether k of the last n (fewer at the
+        start) up to it are detected."""
+        flags = np.asarray(detected, dtype=np.int64)
+        totals = np.cumsum(flags)
+        before = np.concatenate([np.zeros(self.n, dtype=np.int64), totals])[: len(flags)]
+        return [bool(v) for v in (totals - before) >= self.k]
 
     def status(self, raw: ResultStatusApp, previous: Sequence[ResultStatusApp]) -> ResultStatusApp:
         """`previous`: raw statuses of up to n - 1 earlier windows (missing ones count as none)."""
