@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
 
-.PHONY: install demo test test-fast check lint typecheck contracts defs bench dev clean
+.PHONY: install demo test test-fast check lint typecheck contracts defs bench pictures dev clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ bench: install
 	$(PY) bench/estimation.py
 	$(PY) bench/ingest.py
 	$(PY) bench/operational.py
+	$(PY) bench/apps.py
+	$(PY) bench/detection.py
+	$(PY) bench/multivariate.py
+
+# The README's pictures of each built-in app, from the demo's results (run `make demo` first).
+pictures: install
+	$(PY) docs/pictures.py
 
 dev: install
 	DAGSTER_HOME=$${MM_HOME:-$(CURDIR)/.mm_home}/dagster $(BIN)/dagster dev -w workspace.yaml -p $(PORT)

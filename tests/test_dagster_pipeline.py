@@ -89,20 +89,19 @@ def check_evaluations(instance: DagsterInstance, run_id: str) -> list:  # type: 
 
 
 def test_definitions_load_with_every_key() -> None:
-    from apps.definitions import defs
+    from apps.definitions import config, defs
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     gating = {"fraud_candidate_model", "fraud_promotion", "fraud_retrained_model"}  # apps/gating.py
+    apps = [app.name for app in config.apps]
+    assert {"histogram-data-drift", "data-quality", "multivariate-drift", "operational-health"} <= set(apps)
     assert keys == {"mm/window_events"} | gating | {
-        f"mm/{app}/{kind}"
-        for app in ("histogram-data-drift", "operational-health", "serving-monitoring")
-        for kind in ("results", "metrics")
+        f"mm/{app}/{kind}" for app in apps for kind in ("results", "metrics")
     }
     checks = {k.to_user_string() for k in graph.asset_check_keys}
     assert checks == {"fraud_candidate_model:fraud_detector_not_drifting"} | {
-        f"mm/{app}/results:{CHECK_NAME}"
-        for app in ("histogram-data-drift", "operational-health", "serving-monitoring")
+        f"mm/{app}/results:{CHECK_NAME}" for app in apps
     }
     assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
     assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
