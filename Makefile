@@ -47,6 +47,7 @@ bench: install
 	$(PY) bench/drift.py
 	$(PY) bench/window.py
 	$(PY) bench/evidently_app.py
+	$(PY) bench/estimation.py
 	$(PY) bench/ingest.py
 	$(PY) bench/operational.py
 	$(PY) bench/apps.py

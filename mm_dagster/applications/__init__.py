@@ -3,6 +3,7 @@
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.data_quality import DataQualityApplication
+from mm_dagster.applications.estimated_performance import EstimatedPerformanceApplication
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
 from mm_dagster.applications.multivariate_drift import MultivariateDriftApplication
 from mm_dagster.applications.operational import OperationalApplication
@@ -23,6 +24,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "DataQualityApplication",
+    "EstimatedPerformanceApplication",
     "EvidentlyModelMonitoringApplicationBase",
     "HistogramDataDriftApplication",
     "ModelMonitoringApplicationBase",
