@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from mm_dagster.applications.fit_cache import BoundedCache
+from mm_dagster.applications.model_cache import FittedModelCache
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.stats.cbpe import (
@@ -220,22 +220,22 @@ def test_fit_dle_refuses_class_labels_and_too_few_rows() -> None:
 
 
 def test_bounded_cache_evicts_the_least_recently_used() -> None:
-    cache: BoundedCache[str, int] = BoundedCache(2)
-    assert cache.get_or_create("a", lambda: 1) == 1
-    assert cache.get_or_create("b", lambda: 2) == 2
-    assert cache.get_or_create("a", lambda: 99) == 1  # a is now the most recent
-    cache.get_or_create("c", lambda: 3)
+    cache: FittedModelCache[str, int] = FittedModelCache(2)
+    assert cache.get_or_fit("a", lambda: 1) == 1
+    assert cache.get_or_fit("b", lambda: 2) == 2
+    assert cache.get_or_fit("a", lambda: 99) == 1  # a is now the most recent
+    cache.get_or_fit("c", lambda: 3)
     assert "b" not in cache and "a" in cache and len(cache) == 2
 
 
 def test_bounded_cache_gives_every_thread_the_same_value() -> None:
-    cache: BoundedCache[str, object] = BoundedCache(8)
+    cache: FittedModelCache[str, object] = FittedModelCache(8)
     seen: list[object] = []
     barrier = threading.Barrier(8)
 
     def worker() -> None:
         barrier.wait()
-        seen.append(cache.get_or_create("key", object))
+        seen.append(cache.get_or_fit("key", object))
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.fit_cache import BoundedCache
+from mm_dagster.applications.model_cache import FittedModelCache
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.outputs import (
@@ -31,7 +31,7 @@ from mm_dagster.stats.performance_estimation import (
 )
 
 Estimator = CBPEEstimator | DLEEstimator
-FitKey = tuple[str, int, str]
+FitKey = tuple[str, int, str, str]  # endpoint, reference version, segment, task
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class EstimatedPerformanceApplication(ModelMonitoringApplicationBase):
         self.rule = DropRule(potential_sigmas, detected_sigmas, min_relative_drop)
         self.primary_measure = primary_measure
         self.dle_params = dict(dle_params or {})
-        self.fits: BoundedCache[FitKey, Estimator | str] = BoundedCache(cache_size)
+        self.fits: FittedModelCache[FitKey, Estimator | str] = FittedModelCache(cache_size)
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
         ctx = monitoring_context
@@ -112,9 +112,10 @@ class EstimatedPerformanceApplication(ModelMonitoringApplicationBase):
         key = (
             ctx.endpoint_id,
             ctx.model_endpoint.reference_version,
+            ctx.segment_key,
             json.dumps(task.to_json(), sort_keys=True),
         )
-        fitted = self.fits.get_or_create(key, lambda: self._fit(ctx, task))
+        fitted = self.fits.get_or_fit(key, lambda: self._fit(ctx, task))
         if isinstance(fitted, str):
             ctx.logger.warning(f"no estimated performance: {fitted}")
             return None
