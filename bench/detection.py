@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mm_dagster.core.schemas import ResultStatusApp
-from mm_dagster.simulation import draw_feature, move_mass
+from mm_dagster.simulation import FEATURE_SHAPES, draw_feature, move_mass
 from mm_dagster.stats.drift import family_verdicts, feature_drifts
 from mm_dagster.stats.drift_methods import method_registry
 from mm_dagster.stats.feature_stats import compute_feature_stats
@@ -67,15 +67,7 @@ def main() -> None:
     print("\npower: 20% of one feature's mass moved")
     print(f"{'shape':<17}{'features':>9}{'rows':>7}{'flagged':>10}")
     weakest = 1.0
-    for shape in (
-        "normal",
-        "lognormal",
-        "uniform",
-        "discrete",
-        "zero_inflated",
-        "categorical",
-        "high_cardinality",
-    ):
+    for shape in FEATURE_SHAPES:
         for features, rows in ((1, 300), (20, 300), (200, 300), (20, 1000)):
             if features == 200 and QUICK:
                 continue

@@ -8,6 +8,7 @@ from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.thresholds import check_window_alphas
 from mm_dagster.stats.data_quality import check_status, rate_checks
 
 NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_]")
@@ -35,11 +36,7 @@ class DataQualityApplication(ModelMonitoringApplicationBase):
     ) -> None:
         if not 0 <= min_rate_increase < 1:
             raise MonitoringError(f"min_rate_increase must be in [0, 1), got {min_rate_increase}")
-        if not 0 < window_alpha_detected < window_alpha_potential < 1:
-            raise MonitoringError(
-                f"need 0 < window_alpha_detected ({window_alpha_detected}) < "
-                f"window_alpha_potential ({window_alpha_potential}) < 1"
-            )
+        check_window_alphas(window_alpha_potential, window_alpha_detected)
         if min_window_rows < 1:
             raise MonitoringError(f"min_window_rows must be >= 1, got {min_window_rows}")
         self.min_rate_increase = min_rate_increase

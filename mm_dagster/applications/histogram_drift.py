@@ -15,7 +15,7 @@ from mm_dagster.core.outputs import (
 )
 from mm_dagster.core.persistence import Persistence
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
-from mm_dagster.core.thresholds import Thresholds
+from mm_dagster.core.thresholds import Thresholds, check_window_alphas
 from mm_dagster.stats.drift import (
     FeatureDrift,
     FeatureVerdict,
@@ -70,11 +70,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         self.thresholds = Thresholds(potential, detected, what="general_drift", below_one=True)
         if min_window_rows < 1:
             raise MonitoringError(f"min_window_rows must be >= 1, got {min_window_rows}")
-        if not 0 < window_alpha_detected < window_alpha_potential < 1:
-            raise MonitoringError(
-                f"need 0 < window_alpha_detected ({window_alpha_detected}) < "
-                f"window_alpha_potential ({window_alpha_potential}) < 1"
-            )
+        check_window_alphas(window_alpha_potential, window_alpha_detected)
         if effect_size_floor is not None and not effect_size_floor >= 0:
             raise MonitoringError(f"effect_size_floor must be >= 0, got {effect_size_floor}")
         if drift_report not in ("on_detection", "always", "never"):

@@ -26,15 +26,18 @@ class Thresholds:
     below_one: bool = False
 
     def __post_init__(self) -> None:
-        upper_ok = self.detected < 1 if self.below_one else self.detected <= 1
-        if not (_finite(self.potential) and _finite(self.detected) and 0 < self.potential < self.detected):
-            upper_ok = False
-        if not upper_ok:
-            bound = "< 1" if self.below_one else "<= 1"
+        ordered = _finite(self.potential) and _finite(self.detected) and 0 < self.potential < self.detected
+        if not ordered or not self._within_upper_limit():
             raise MonitoringError(
                 f"{self.what} thresholds must satisfy 0 < potential ({self.potential!r}) "
-                f"< detected ({self.detected!r}) {bound}"
+                f"< detected ({self.detected!r}) {self._upper_limit()}"
             )
+
+    def _within_upper_limit(self) -> bool:
+        return self.detected < 1 if self.below_one else self.detected <= 1
+
+    def _upper_limit(self) -> str:
+        return "< 1" if self.below_one else "<= 1"
 
     def status(self, value: float) -> ResultStatusApp:
         if value >= self.detected:
@@ -45,24 +48,20 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Bounds:
+class Bounds(Thresholds):
     """Like `Thresholds`, for values with no upper limit (latencies, counts): `detected` at or
     above `detected`, `potential_detection` at or above `potential`, 0 < potential < detected."""
 
-    potential: float
-    detected: float
-    what: str = "value"
+    def _within_upper_limit(self) -> bool:
+        return True
 
-    def __post_init__(self) -> None:
-        if not (_finite(self.potential) and _finite(self.detected) and 0 < self.potential < self.detected):
-            raise MonitoringError(
-                f"{self.what} bounds must satisfy 0 < potential ({self.potential!r}) "
-                f"< detected ({self.detected!r}), both finite"
-            )
+    def _upper_limit(self) -> str:
+        return "(both finite)"
 
-    def status(self, value: float) -> ResultStatusApp:
-        if value >= self.detected:
-            return ResultStatusApp.detected
-        if value >= self.potential:
-            return ResultStatusApp.potential_detection
-        return ResultStatusApp.no_detection
+
+def check_window_alphas(potential: float, detected: float) -> None:
+    """The per-window false-alarm levels of an app: 0 < detected < potential < 1."""
+    if not 0 < detected < potential < 1:
+        raise MonitoringError(
+            f"need 0 < window_alpha_detected ({detected}) < window_alpha_potential ({potential}) < 1"
+        )

@@ -62,25 +62,32 @@ def merged(counts: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.bincount(groups, weights=np.asarray(counts, dtype=np.float64), minlength=groups.max() + 1)
 
 
-def power_divergence_p_value(window: np.ndarray, reference: np.ndarray) -> float:
-    """p-value of the Cressie-Read (λ = 2/3) homogeneity test of two count vectors."""
+def _table(window: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 2 x G table (empty columns dropped) and its expected counts under homogeneity, or None
+    when there is nothing to test (fewer than two columns, or an empty row)."""
     table = np.vstack((window, reference)).astype(np.float64)
     table = table[:, table.sum(axis=0) > 0]
     rows = table.sum(axis=1, keepdims=True)
     if table.shape[1] < 2 or np.any(rows == 0):
+        return None
+    return table, rows * table.sum(axis=0, keepdims=True) / table.sum()
+
+
+def power_divergence_p_value(window: np.ndarray, reference: np.ndarray) -> float:
+    """p-value of the Cressie-Read (λ = 2/3) homogeneity test of two count vectors."""
+    tested = _table(window, reference)
+    if tested is None:
         return 1.0
-    expected = rows * table.sum(axis=0, keepdims=True) / table.sum()
+    table, expected = tested
     ratio = np.divide(table, expected, out=np.ones_like(table), where=table > 0)
     statistic = 2.0 / (LAMBDA * (LAMBDA + 1.0)) * float((table * (ratio**LAMBDA - 1.0)).sum())
     return float(special.chdtrc(table.shape[1] - 1, max(statistic, 0.0)))  # the chi2 survival function
 
 
 def pearson_chi_square(window: np.ndarray, reference: np.ndarray) -> float:
-    """Pearson's χ² statistic of the 2 x G table (for Cramér's V)."""
-    table = np.vstack((window, reference)).astype(np.float64)
-    table = table[:, table.sum(axis=0) > 0]
-    rows = table.sum(axis=1, keepdims=True)
-    if table.shape[1] < 2 or np.any(rows == 0):
+    """Pearson's chi2 statistic of the 2 x G table (for Cramér's V)."""
+    tested = _table(window, reference)
+    if tested is None:
         return 0.0
-    expected = rows * table.sum(axis=0, keepdims=True) / table.sum()
+    table, expected = tested
     return float(((table - expected) ** 2 / expected).sum())
