@@ -56,6 +56,7 @@ def frames(rng: np.random.Generator, rows: int, *, missing: float = 0.02) -> pd.
     return pd.DataFrame({"x": x, "city": city})
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")  # Evidently on inf
 def test_rates_match_evidently() -> None:
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount
