@@ -44,6 +44,7 @@ def run_app_on_endpoint(
     *,
     logger: logging.Logger | None = None,
     project_name: str = "default",
+    unmatched_labels: int = 0,
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
@@ -56,6 +57,7 @@ def run_app_on_endpoint(
         invalid_events=invalid_events,
         logger=logger,
         project_name=project_name,
+        unmatched_labels=unmatched_labels,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
 
@@ -77,6 +79,7 @@ def run_apps_on_window(
     *,
     logger: logging.Logger | None = None,
     project_name: str = "default",
+    unmatched_labels: Mapping[str, int] | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app.
 
@@ -115,6 +118,7 @@ def run_apps_on_window(
                         (invalid_events or {}).get(endpoint_id),
                         logger=logger,
                         project_name=project_name,
+                        unmatched_labels=(unmatched_labels or {}).get(endpoint_id, 0),
                     ),
                     None if deadline is None else deadline - time.monotonic(),
                     name=f"mm-app-{app.name}",

@@ -3,6 +3,7 @@
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
+from mm_dagster.applications.performance import PerformanceApplication
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
@@ -25,4 +26,5 @@ __all__ = [
     "ModelMonitoringApplicationMetric",
     "ModelMonitoringApplicationResult",
     "MonitoringApplicationContext",
+    "PerformanceApplication",
 ]

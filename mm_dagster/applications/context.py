@@ -78,8 +78,11 @@ class MonitoringApplicationContext:
         references: ReferenceStore | None = None,
         invalid_events: Mapping[str, int] | None = None,
         project_name: str = "default",
+        unmatched_labels: int = 0,
     ) -> None:
         self._references = references
+        # Labels of this endpoint still waiting for their prediction (all windows).
+        self.unmatched_labels = unmatched_labels
         self.project_name = project_name
         endpoint = monitored_endpoint(endpoint, project_name)
         # Events of this endpoint and window the recorder could not store, by reason.
@@ -108,6 +111,14 @@ class MonitoringApplicationContext:
     def sample_df(self) -> pd.DataFrame:
         """The window's events of this endpoint: this app's own view (see `own_view`)."""
         return own_view(self._sample_df)
+
+    @cached_property
+    def labelled_fraction(self) -> float:
+        """The share of the window's events with a label (0 without a task or events)."""
+        task = self.model_endpoint.task
+        if task is None or task.target not in self._sample_df.columns or not len(self._sample_df):
+            return 0.0
+        return float(self._sample_df[task.target].notna().mean())
 
     @property
     def feature_stats(self) -> FeatureStats:

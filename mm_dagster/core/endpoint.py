@@ -33,6 +33,8 @@ class ModelEndpoint:
     event_count: int = 0
     reference_version: int = 1
     task: ModelTask | None = None
+    # stats.performance.reference_performance(...).to_json() of a labelled reference, else None
+    reference_performance: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,153 @@
+"""Recording ground truth (labels) and joining it to the events of a window.
+
+`record_labels` validates a batch, finds each request's prediction (labels already stored, then
+the endpoint's event files newest day first, within `horizon`), and stores the batch in one
+transaction with arrival rows for the windows of the predictions found: the controller re-runs
+those windows, so their performance is recomputed. A label whose prediction is not found yet is
+stored unmatched, counted and reported (`LabelReceipt`, `LabelStore.summary`, the performance
+app's `unmatched_labels` metric); when the prediction is stored later, `match_events` (run after
+every stored event batch) matches it, and its window runs because its events arrived.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
+from mm_dagster.core.windows import Window
+from mm_dagster.events.label_validation import validate_labels
+from mm_dagster.events.validation import EventRules
+from mm_dagster.storage.endpoint_registry import EndpointRegistry
+from mm_dagster.storage.event_store import EventStore
+from mm_dagster.storage.label_store import LabelStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LABEL_HORIZON = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class LabelReceipt:
+    """What one `record_labels` call stored: `matched` labels found their prediction, and
+    `unmatched` ones wait for it (their request ids are in `unmatched_ids`, at most 20 shown)."""
+
+    endpoint_id: str
+    stored: int
+    matched: int
+    unmatched: int
+    unmatched_ids: list[str]
+    windows: list[datetime]  # starts of the store slots re-opened
+
+
+class LabelIngestor:
+    def __init__(
+        self,
+        store: LabelStore,
+        events: EventStore,
+        registry: EndpointRegistry,
+        rules: EventRules | None = None,
+        horizon: timedelta = DEFAULT_LABEL_HORIZON,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.registry = registry
+        self.rules = rules or EventRules()
+        self.horizon = horizon
+
+    def record_labels(
+        self,
+        endpoint: str | ModelEndpoint,
+        labels: pd.DataFrame,
+        now: datetime | None = None,
+        timestamp_unit: str | None = None,
+    ) -> LabelReceipt:
+        """Validate and store a batch of labels (all or none); a later label for a request
+        replaces the earlier. A deleted or unknown endpoint is an error."""
+        ep = self.registry.get(endpoint.id if isinstance(endpoint, ModelEndpoint) else endpoint)
+        now_ts = pd.Timestamp(now or self.registry.clock())
+        batch = validate_labels(ep, labels, now_ts, self.rules, timestamp_unit)
+        request_ids = [str(r) for r in batch["request_id"]]
+        times = self.store.event_times(ep.id, request_ids)
+        missing = [r for r in request_ids if r not in times]
+        if missing:
+            until = now_ts.to_pydatetime() + self.rules.max_future_skew
+            times |= self.events.request_times(ep.id, missing, until - self.horizon, until)
+        self.store.record(ep.id, batch, times)
+        unmatched = [r for r in request_ids if r not in times]
+        if unmatched:
+            log.warning(
+                "endpoint %s: %d of %d labels have no stored prediction yet (kept, matched when it "
+                "is stored): %s",
+                ep.name,
+                len(unmatched),
+                len(request_ids),
+                unmatched[:5],
+            )
+        slots = sorted({Window.containing(ts, self.events.base_period).start for ts in times.values()})
+        return LabelReceipt(ep.id, len(batch), len(times), len(unmatched), unmatched[:20], slots)
+
+    def match_events(self, endpoint_id: str, table: pa.Table) -> int:
+        """Match the endpoint's unmatched labels to a batch of events just stored."""
+        pending = self.store.pending(endpoint_id)
+        if not pending:
+            return 0
+        ids = table["request_id"].to_numpy(zero_copy_only=False).astype(str)
+        hits = np.isin(ids, pending)
+        if not hits.any():
+            return 0
+        times = pd.Series(table["timestamp"].to_pandas()[hits].to_numpy(), index=ids[hits])
+        first = times.groupby(level=0).min()
+        return self.store.resolve(
+            endpoint_id, {str(k): pd.Timestamp(v).to_pydatetime() for k, v in first.items()}, reopen=False
+        )
+
+    def match_stored(self, endpoint: str | ModelEndpoint, now: datetime | None = None) -> int:
+        """Look again for the predictions of the endpoint's unmatched labels in its stored events
+        (within the horizon), re-opening the windows of those found. Returns how many matched."""
+        ep = self.registry.get(endpoint.id if isinstance(endpoint, ModelEndpoint) else endpoint)
+        pending = self.store.pending(ep.id)
+        if not pending:
+            return 0
+        until = (now or self.registry.clock()) + self.rules.max_future_skew
+        found = self.events.request_times(ep.id, pending, until - self.horizon, until)
+        return self.store.resolve(ep.id, found, reopen=True)
+
+
+def target_column(endpoint: ModelEndpoint, labels: pd.DataFrame | None, request_ids: pd.Series) -> pd.Series:
+    """The endpoint's target for each event (by request id), typed like its prediction column,
+    null where not labelled."""
+    assert endpoint.task is not None
+    kind = endpoint.column_types.get(endpoint.task.prediction, FLOAT)
+    if labels is None or labels.empty:
+        values = pd.Series(np.nan, index=request_ids.index, dtype="float64")
+    else:
+        column = "value_text" if kind == STRING else "value_number"
+        lookup = pd.Series(labels[column].to_numpy(), index=labels["request_id"].astype(str).to_numpy())
+        values = pd.Series(request_ids.astype(str).map(lookup).to_numpy(), index=request_ids.index)
+    if kind == FLOAT:
+        return values.astype("float64")
+    if kind == BOOL:
+        return values.astype("float64").astype("boolean")
+    return values.astype(pd.StringDtype("pyarrow"))
+
+
+def join_labels(
+    events: Mapping[str, pd.DataFrame],
+    endpoints: Mapping[str, ModelEndpoint],
+    labels: Mapping[str, pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """`events` with, for every endpoint that declares a task, its target column added (from
+    `labels`, per endpoint; null where not labelled). Other frames are passed through."""
+    joined = dict(events)
+    for endpoint_id, frame in events.items():
+        endpoint = endpoints.get(endpoint_id)
+        if endpoint is None or endpoint.task is None or endpoint.task.target in frame.columns:
+            continue
+        target = target_column(endpoint, labels.get(endpoint_id), frame["request_id"])
+        joined[endpoint_id] = frame.assign(**{endpoint.task.target: target})
+    return joined
