@@ -30,7 +30,7 @@ from mm_dagster.stats.performance import class_keys
 
 LABEL_TIME = "timestamp"
 # What `validate_labels` returns: one row per label, ready for the label store.
-LABEL_COLUMNS = ["request_id", "value_number", "value_text", "label_time"]
+LABEL_COLUMNS = ("request_id", "value_number", "value_text", "label_time")
 
 
 def task_of(endpoint: ModelEndpoint) -> ModelTask:

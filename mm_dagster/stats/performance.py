@@ -12,6 +12,7 @@ window is then judged by `z = drop / (unit_sd / sqrt(n))`, one-sided, with an ef
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,13 @@ from mm_dagster.core.schemas import ResultStatusApp
 
 LOWER_IS_BETTER = ("log_loss", "mae", "rmse", "mape")
 # The measures a window is judged on by default (each also needs a reference value).
-JUDGED = {
-    TaskKind.binary: ("accuracy", "f1", "roc_auc"),
-    TaskKind.multiclass: ("accuracy", "f1_macro", "roc_auc"),
-    TaskKind.regression: ("mae", "rmse"),
-}
+JUDGED: Mapping[TaskKind, tuple[str, ...]] = MappingProxyType(
+    {
+        TaskKind.binary: ("accuracy", "f1", "roc_auc"),
+        TaskKind.multiclass: ("accuracy", "f1_macro", "roc_auc"),
+        TaskKind.regression: ("mae", "rmse"),
+    }
+)
 DEFAULT_RESAMPLES = 100
 DEFAULT_BOOTSTRAP_SIZE = 1000
 
