@@ -32,7 +32,14 @@ def binary_frame(rows: int, seed: int, flip: float = 0.0) -> pd.DataFrame:
     prediction[flipped] = 1 - prediction[flipped]
     score[flipped] = 1 - score[flipped]
     return pd.DataFrame(
-        {"f0": x[:, 0], "f1": x[:, 1], "f2": x[:, 2], "prediction": prediction, "score": score, "label": label}
+        {
+            "f0": x[:, 0],
+            "f1": x[:, 1],
+            "f2": x[:, 2],
+            "prediction": prediction,
+            "score": score,
+            "label": label,
+        }
     )
 
 
@@ -62,7 +69,9 @@ def regression_frame(rows: int, seed: int) -> pd.DataFrame:
     x = rng.normal(size=(rows, 3))
     truth = 10 + 3 * x[:, 0] - 2 * x[:, 1] + rng.normal(scale=1.0, size=rows)
     prediction = 10 + 3 * x[:, 0] - 2 * x[:, 1]
-    return pd.DataFrame({"f0": x[:, 0], "f1": x[:, 1], "f2": x[:, 2], "prediction": prediction, "label": truth})
+    return pd.DataFrame(
+        {"f0": x[:, 0], "f1": x[:, 1], "f2": x[:, 2], "prediction": prediction, "label": truth}
+    )
 
 
 def as_events(frame: pd.DataFrame, start: datetime, prefix: str = "r") -> pd.DataFrame:

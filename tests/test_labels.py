@@ -34,7 +34,9 @@ def binary_endpoint(mm: Monitoring, name: str = "scorer", labelled_reference: bo
     return mm.create_endpoint(name, reference=reference, label_names=OUTPUTS[TaskKind.binary], task=BINARY)
 
 
-def served(mm: Monitoring, endpoint: ModelEndpoint, window: Window, rows: int = 200, seed: int = 5) -> pd.DataFrame:
+def served(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window, rows: int = 200, seed: int = 5
+) -> pd.DataFrame:
     frame = binary_frame(rows, seed=seed)
     mm.record_events(endpoint.name, as_events(frame, window.start))
     return frame
@@ -63,7 +65,10 @@ def test_update_reference_recomputes_the_reference_performance(mm: Monitoring) -
     worse = binary_frame(3000, seed=2, flip=0.2)
     updated = mm.update_reference("scorer", worse, model_version="2")
     assert updated.reference_performance is not None and first.reference_performance is not None
-    assert updated.reference_performance["metrics"]["accuracy"] < first.reference_performance["metrics"]["accuracy"]
+    assert (
+        updated.reference_performance["metrics"]["accuracy"]
+        < first.reference_performance["metrics"]["accuracy"]
+    )
     history = mm.endpoints.reference_history("scorer")
     assert [h["performance"]["rows"] for h in history] == [3000, 3000]
     assert history[1]["performance"] == updated.reference_performance
@@ -85,16 +90,30 @@ def test_a_task_is_declared_on_an_existing_endpoint_once(mm: Monitoring) -> None
     )
     assert declared.task == BINARY and declared.id == plain.id
     other = ModelTask(TaskKind.binary, "prediction", "label", {"0": "score"})
-    with pytest.raises(MonitoringError, match="exists with task .* a model that predicts something else"):
-        mm.create_endpoint("scorer", feature_names=plain.feature_names, label_names=plain.label_names, task=other)
+    with pytest.raises(MonitoringError, match=r"exists with task .* a model that predicts something else"):
+        mm.create_endpoint(
+            "scorer", feature_names=plain.feature_names, label_names=plain.label_names, task=other
+        )
 
 
 @pytest.mark.parametrize(
     ("task", "labels", "message"),
     [
-        (ModelTask(TaskKind.binary, "pred", "label", {"1": "score"}), ["prediction", "score"], r"\['pred'\] are not among"),
-        (ModelTask(TaskKind.binary, "prediction", "f0", {"1": "score"}), ["prediction", "score"], "target 'f0' is a feature"),
-        (ModelTask(TaskKind.binary, "prediction", "timestamp", {"1": "score"}), ["prediction", "score"], "reserved"),
+        (
+            ModelTask(TaskKind.binary, "pred", "label", {"1": "score"}),
+            ["prediction", "score"],
+            r"\['pred'\] are not among",
+        ),
+        (
+            ModelTask(TaskKind.binary, "prediction", "f0", {"1": "score"}),
+            ["prediction", "score"],
+            "target 'f0' is a feature",
+        ),
+        (
+            ModelTask(TaskKind.binary, "prediction", "timestamp", {"1": "score"}),
+            ["prediction", "score"],
+            "reserved",
+        ),
     ],
 )
 def test_a_task_that_does_not_fit_the_outputs_is_refused(
@@ -113,9 +132,7 @@ def test_a_task_that_does_not_fit_the_outputs_is_refused(
 def test_a_regression_task_needs_a_numeric_prediction(mm: Monitoring) -> None:
     frame = multiclass_frame(100, seed=1)
     with pytest.raises(MonitoringError, match="regression task needs a numeric prediction column"):
-        mm.create_endpoint(
-            "reg", reference=frame, label_names=OUTPUTS[TaskKind.multiclass], task=REGRESSION
-        )
+        mm.create_endpoint("reg", reference=frame, label_names=OUTPUTS[TaskKind.multiclass], task=REGRESSION)
 
 
 # -- record_labels -----------------------------------------------------------------------------
@@ -220,11 +237,21 @@ def test_a_failed_write_stores_nothing(mm: Monitoring, monkeypatch: pytest.Monke
     [
         (
             pd.DataFrame({"request_id": ["r1", "r2", "r1"], "label": [1.0, 0.0, 1.0]}),
-            r"field 'request_id', row 0: request_id 'r1' appears more than once in the batch \(rows \[0, 2\]\)",
+            r"field 'request_id', row 0: request_id 'r1' appears more than once in the batch "
+            r"\(rows \[0, 2\]\)",
         ),
-        (pd.DataFrame({"request_id": ["r1", "r2"], "label": [1.0, np.nan]}), r"field 'label', row 1: missing label"),
-        (pd.DataFrame({"request_id": ["r1", ""], "label": [1.0, 0.0]}), r"field 'request_id', row 1: empty request_id"),
-        (pd.DataFrame({"request_id": ["r1"], "label": [np.inf]}), r"field 'label', row 0: expected a finite number"),
+        (
+            pd.DataFrame({"request_id": ["r1", "r2"], "label": [1.0, np.nan]}),
+            r"field 'label', row 1: missing label",
+        ),
+        (
+            pd.DataFrame({"request_id": ["r1", ""], "label": [1.0, 0.0]}),
+            r"field 'request_id', row 1: empty request_id",
+        ),
+        (
+            pd.DataFrame({"request_id": ["r1"], "label": [np.inf]}),
+            r"field 'label', row 0: expected a finite number",
+        ),
         (pd.DataFrame({"request_id": ["r1"]}), r"field 'label': missing from the labels"),
         (pd.DataFrame({"label": [1.0]}), r"field 'request_id': missing from the labels"),
         (
@@ -237,7 +264,9 @@ def test_a_failed_write_stores_nothing(mm: Monitoring, monkeypatch: pytest.Monke
         ),
     ],
 )
-def test_bad_labels_are_refused_naming_field_and_row(mm: Monitoring, labels: pd.DataFrame, message: str) -> None:
+def test_bad_labels_are_refused_naming_field_and_row(
+    mm: Monitoring, labels: pd.DataFrame, message: str
+) -> None:
     binary_endpoint(mm)
     with pytest.raises(EventValidationError, match=message):
         mm.record_labels("scorer", labels)
@@ -245,8 +274,12 @@ def test_bad_labels_are_refused_naming_field_and_row(mm: Monitoring, labels: pd.
 
 
 def test_labels_for_a_regression_endpoint_are_numbers(mm: Monitoring) -> None:
-    mm.create_endpoint("reg", reference=regression_frame(500, seed=1), label_names=["prediction"], task=REGRESSION)
-    with pytest.raises(EventValidationError, match=r"row 1: expected a number, got 'cat' \(a regression endpoint"):
+    mm.create_endpoint(
+        "reg", reference=regression_frame(500, seed=1), label_names=["prediction"], task=REGRESSION
+    )
+    with pytest.raises(
+        EventValidationError, match=r"row 1: expected a number, got 'cat' \(a regression endpoint"
+    ):
         mm.record_labels("reg", pd.DataFrame({"request_id": ["a", "b"], "label": [1.5, "cat"]}))
     with pytest.raises(EventValidationError, match=r"row 0: expected a number, got True \(a regression"):
         mm.record_labels("reg", pd.DataFrame({"request_id": ["a"], "label": [True]}))
@@ -254,7 +287,10 @@ def test_labels_for_a_regression_endpoint_are_numbers(mm: Monitoring) -> None:
 
 def test_multiclass_labels_are_among_the_task_classes(mm: Monitoring) -> None:
     mm.create_endpoint(
-        "multi", reference=multiclass_frame(500, seed=1), label_names=OUTPUTS[TaskKind.multiclass], task=MULTICLASS
+        "multi",
+        reference=multiclass_frame(500, seed=1),
+        label_names=OUTPUTS[TaskKind.multiclass],
+        task=MULTICLASS,
     )
     with pytest.raises(EventValidationError, match=r"row 1: class 'd' is not one of the task's classes"):
         mm.record_labels("multi", pd.DataFrame({"request_id": ["a", "b"], "label": ["a", "d"]}))
@@ -274,8 +310,12 @@ def test_labels_for_unknown_deleted_or_taskless_endpoints_are_refused(mm: Monito
     with pytest.raises(UnknownEndpointError, match=f"unknown endpoint '{endpoint.id}'"):
         mm.record_labels(endpoint, labels)  # the object of a deleted endpoint
     assert mm.labels.labels_of(endpoint.id).empty  # its labels went with it
-    mm.create_endpoint("plain", reference=binary_frame(100, seed=1).drop(columns="label"), label_names=["prediction", "score"])
-    with pytest.raises(MonitoringError, match="'plain' .* declares no task"):
+    mm.create_endpoint(
+        "plain",
+        reference=binary_frame(100, seed=1).drop(columns="label"),
+        label_names=["prediction", "score"],
+    )
+    with pytest.raises(MonitoringError, match=r"'plain' .* declares no task"):
         mm.record_labels("plain", labels)
 
 
@@ -293,7 +333,10 @@ def test_label_arrivals_are_not_counted_as_events(mm: Monitoring) -> None:
 
 def test_labels_of_string_and_bool_predictions_keep_their_type(mm: Monitoring) -> None:
     multi = mm.create_endpoint(
-        "multi", reference=multiclass_frame(500, seed=1), label_names=OUTPUTS[TaskKind.multiclass], task=MULTICLASS
+        "multi",
+        reference=multiclass_frame(500, seed=1),
+        label_names=OUTPUTS[TaskKind.multiclass],
+        task=MULTICLASS,
     )
     window = past_window(60)
     frame = multiclass_frame(30, seed=4)
@@ -304,7 +347,9 @@ def test_labels_of_string_and_bool_predictions_keep_their_type(mm: Monitoring) -
     assert list(sample["label"].iloc[:20]) == list(frame["label"].iloc[:20])
     assert sample["label"].iloc[20:].isna().all()
 
-    flags = binary_frame(200, seed=1).assign(prediction=lambda d: d["prediction"] > 0, label=lambda d: d["label"] > 0)
+    flags = binary_frame(200, seed=1).assign(
+        prediction=lambda d: d["prediction"] > 0, label=lambda d: d["label"] > 0
+    )
     boolean = mm.create_endpoint(
         "flags",
         reference=flags,
@@ -323,7 +368,9 @@ def test_labels_far_after_the_prediction_are_found_within_the_horizon(isolated_h
     with Monitoring(home=str(isolated_home), clock=fixed_clock(window.end)) as then:
         endpoint = binary_endpoint(then)
         frame = served(then, endpoint, window, rows=30)
-    with Monitoring(home=str(isolated_home), clock=fixed_clock(NOW), label_horizon=timedelta(days=2)) as short:
+    with Monitoring(
+        home=str(isolated_home), clock=fixed_clock(NOW), label_horizon=timedelta(days=2)
+    ) as short:
         assert short.record_labels("scorer", as_labels(frame)).unmatched == 30
     with Monitoring(home=str(isolated_home), clock=fixed_clock(NOW)) as default:
         assert default.match_labels("scorer") == 30

@@ -17,7 +17,9 @@ from mm_dagster.stats.performance import (
     measures,
 )
 
-SAMPLING_ERROR_METHOD = "bootstrap on the labelled reference, standard error unit_sd / sqrt(labelled rows)"
+SAMPLING_ERROR_METHOD = (
+    "bootstrap on the labelled reference; standard error of the drop unit_sd * sqrt(1/n + 1/reference_rows)"
+)
 
 
 class PerformanceApplication(ModelMonitoringApplicationBase):

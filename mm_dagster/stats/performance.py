@@ -5,8 +5,10 @@ Sampling error: a bootstrap on the labelled reference, done once when the refere
 `resamples` draws of `bootstrap_size` rows (with replacement) give each measure's standard
 deviation at that size; it is kept as a per-row spread `unit_sd = sd * sqrt(bootstrap_size)`, so
 the standard error at a window's labelled size n is `unit_sd / sqrt(n)` (the usual 1/sqrt(n)
-scaling of an average-like statistic; NannyML estimates its sampling error the same way). A
-window is then judged by `z = drop / (unit_sd / sqrt(n))`, one-sided, with an effect-size floor.
+scaling of an average-like statistic; NannyML estimates its sampling error the same way). The
+drop of a window against the reference (itself a sample of m rows) has the standard error
+`unit_sd * sqrt(1/n + 1/m)`; a window is judged by `z = drop / that`, one-sided, with an
+effect-size floor.
 """
 
 import re
@@ -207,8 +209,14 @@ class ReferencePerformance:
     resamples: int
 
     def sampling_error(self, measure: str, rows: int) -> float | None:
+        """The standard error of `measure` on `rows` rows like the reference's."""
         sd = self.unit_sd.get(measure)
         return None if sd is None or rows < 1 else float(sd) / float(np.sqrt(rows))
+
+    def drop_error(self, measure: str, rows: int) -> float | None:
+        """The standard error of a window's difference from the reference value."""
+        sd = self.unit_sd.get(measure)
+        return None if sd is None or rows < 1 else float(sd) * float(np.sqrt(1 / rows + 1 / self.rows))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -288,7 +296,7 @@ class MeasureVerdict:
     value: float
     reference: float
     drop: float  # how much worse than the reference (positive = worse)
-    sampling_error: float
+    sampling_error: float  # of the drop: the window's and the reference's
     z: float
     status: ResultStatusApp
 
@@ -309,7 +317,7 @@ def judge(
     """The verdict on one measure of a window with `rows` labelled rows (None without a
     reference value or sampling error for it)."""
     expected = reference.metrics.get(measure)
-    error = reference.sampling_error(measure, rows)
+    error = reference.drop_error(measure, rows)
     if expected is None or error is None:
         return None
     drop = expected - value if higher_is_better(measure) else value - expected
