@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 
 from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
-from mm_dagster.core.windows import Window
 from mm_dagster.events.label_validation import validate_labels
 from mm_dagster.events.validation import EventRules
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -88,8 +87,11 @@ class LabelIngestor:
                 len(request_ids),
                 unmatched[:5],
             )
-        slots = sorted({Window.containing(ts, self.events.base_period).start for ts in times.values()})
-        return LabelReceipt(ep.id, len(batch), len(times), len(unmatched), unmatched[:20], slots)
+        slots = pd.Series(pd.to_datetime(list(times.values()), utc=True)).dt.floor(
+            f"{self.events.base_period}min"
+        )
+        windows = [ts.to_pydatetime() for ts in sorted(set(slots))]
+        return LabelReceipt(ep.id, len(batch), len(times), len(unmatched), unmatched[:20], windows)
 
     def match_events(self, endpoint_id: str, table: pa.Table) -> int:
         """Match the endpoint's unmatched labels to a batch of events just stored."""
@@ -123,17 +125,20 @@ def target_column(endpoint: ModelEndpoint, labels: pd.DataFrame | None, request_
     null where not labelled."""
     assert endpoint.task is not None
     kind = endpoint.column_types.get(endpoint.task.prediction, FLOAT)
-    if labels is None or labels.empty:
-        values = pd.Series(np.nan, index=request_ids.index, dtype="float64")
-    else:
-        column = "value_text" if kind == STRING else "value_number"
-        lookup = pd.Series(labels[column].to_numpy(), index=labels["request_id"].astype(str).to_numpy())
-        values = pd.Series(request_ids.astype(str).map(lookup).to_numpy(), index=request_ids.index)
+    column = "value_text" if kind == STRING else "value_number"
+    values = np.full(
+        len(request_ids), None if kind == STRING else np.nan, dtype=object if kind == STRING else float
+    )
+    if labels is not None and not labels.empty:
+        # Request ids are unique among an endpoint's labels (the table's key).
+        position = pd.Index(labels["request_id"].astype(str)).get_indexer(request_ids.astype(str))
+        found = position >= 0
+        values[found] = labels[column].to_numpy()[position[found]]
     if kind == FLOAT:
-        return values.astype("float64")
+        return pd.Series(values, index=request_ids.index, dtype="float64")
     if kind == BOOL:
-        return values.astype("float64").astype("boolean")
-    return values.astype(pd.StringDtype("pyarrow"))
+        return pd.Series(values, index=request_ids.index, dtype="float64").astype("boolean")
+    return pd.Series(values, index=request_ids.index, dtype=pd.StringDtype("pyarrow"))
 
 
 def join_labels(
@@ -142,12 +147,15 @@ def join_labels(
     labels: Mapping[str, pd.DataFrame],
 ) -> dict[str, pd.DataFrame]:
     """`events` with, for every endpoint that declares a task, its target column added (from
-    `labels`, per endpoint; null where not labelled). Other frames are passed through."""
+    `labels`, per endpoint; null where not labelled). Other frames are passed through; the
+    event columns are not copied."""
     joined = dict(events)
     for endpoint_id, frame in events.items():
         endpoint = endpoints.get(endpoint_id)
         if endpoint is None or endpoint.task is None or endpoint.task.target in frame.columns:
             continue
         target = target_column(endpoint, labels.get(endpoint_id), frame["request_id"])
-        joined[endpoint_id] = frame.assign(**{endpoint.task.target: target})
+        with_target = frame.copy(deep=False)  # a new column, the event columns shared
+        with_target[endpoint.task.target] = target
+        joined[endpoint_id] = with_target
     return joined

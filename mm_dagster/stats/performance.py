@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.metrics import (
     accuracy_score,
     log_loss,
@@ -43,7 +44,7 @@ JUDGED: Mapping[TaskKind, tuple[str, ...]] = MappingProxyType(
         TaskKind.regression: ("mae", "rmse"),
     }
 )
-DEFAULT_RESAMPLES = 100
+DEFAULT_RESAMPLES = 50  # the spread's relative precision ~ 1/sqrt(2 (resamples - 1)), ~10%
 DEFAULT_BOOTSTRAP_SIZE = 1000
 
 
@@ -143,9 +144,14 @@ def _binary(task: ModelTask, rows: LabelledRows) -> dict[str, float]:
 
 def _multiclass(task: ModelTask, rows: LabelledRows) -> dict[str, float]:
     classes = task.classes
-    out = {"accuracy": float(accuracy_score(rows.truth, rows.predicted))}
+    # Integer codes for the class keys (the task's classes first, then any other label seen):
+    # the same measures as on the strings, without scikit-learn sorting Python objects.
+    k, n = len(classes), len(rows)
+    codes, _ = pd.factorize(np.concatenate([np.array(classes, dtype=object), rows.truth, rows.predicted]))
+    truth, predicted, labels = codes[k : k + n], codes[k + n :], list(range(k))
+    out = {"accuracy": float(accuracy_score(truth, predicted))}
     precision, recall, f1, _ = precision_recall_fscore_support(
-        rows.truth, rows.predicted, labels=classes, zero_division=0
+        truth, predicted, labels=labels, zero_division=0
     )
     out |= {
         "precision_macro": float(np.mean(precision)),
@@ -157,19 +163,18 @@ def _multiclass(task: ModelTask, rows: LabelledRows) -> dict[str, float]:
         out[measure_name("recall", name)] = float(recall[i])
         out[measure_name("f1", name)] = float(f1[i])
     if rows.scores is not None:
-        known = np.isin(rows.truth, classes) & np.isfinite(rows.scores).all(axis=1)
-        totals = rows.scores[known].clip(0.0, None).sum(axis=1, keepdims=True)
-        known[known] &= totals[:, 0] > 0
+        known = (truth < k) & np.isfinite(rows.scores).all(axis=1)
+        known[known] &= rows.scores[known].clip(0.0, None).sum(axis=1) > 0
         # Scores as probabilities: rows normalised to sum to 1 (scikit-learn requires it).
         probabilities = rows.scores[known].clip(0.0, None)
         probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-        truth = rows.truth[known]
-        if len(truth) and set(truth) == set(classes):
+        scored = truth[known]
+        if len(np.unique(scored)) == k:
             out["roc_auc"] = float(
-                roc_auc_score(truth, probabilities, multi_class="ovr", labels=classes, average="macro")
+                roc_auc_score(scored, probabilities, multi_class="ovr", labels=labels, average="macro")
             )
-        if len(truth):
-            out["log_loss"] = float(log_loss(truth, probabilities, labels=classes))
+        if len(scored):
+            out["log_loss"] = float(log_loss(scored, probabilities, labels=labels))
     return out
 
 
@@ -189,12 +194,14 @@ def measures(task: ModelTask, rows: LabelledRows) -> dict[str, float]:
     """Every measure defined on `rows` (none on no rows; ROC AUC only when every class occurs)."""
     if not len(rows):
         return {}
-    if task.kind is TaskKind.binary:
-        out = _binary(task, rows)
-    elif task.kind is TaskKind.multiclass:
-        out = _multiclass(task, rows)
-    else:
-        out = _regression(rows)
+    # The rows are validated here: scikit-learn need not check its parameters again.
+    with sklearn.config_context(skip_parameter_validation=True):
+        if task.kind is TaskKind.binary:
+            out = _binary(task, rows)
+        elif task.kind is TaskKind.multiclass:
+            out = _multiclass(task, rows)
+        else:
+            out = _regression(rows)
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
 

@@ -131,7 +131,8 @@ labels = sa.Table(
     sa.Column("label_time", sa.DateTime),
     sa.Column("event_time", sa.DateTime),  # the prediction's timestamp; null until it is found
     sa.Column("received_at", sa.DateTime, nullable=False),
-    sa.Index("ix_mm_labels_event_time", "event_time", "endpoint_id"),
+    # Covering a window's label query: read from the index alone.
+    sa.Index("ix_mm_labels_window", "event_time", "endpoint_id", "request_id", "value_number", "value_text"),
     sa.Index("ix_mm_labels_pending", "endpoint_id", "event_time"),
 )
 
