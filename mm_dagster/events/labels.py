@@ -95,11 +95,11 @@ class LabelIngestor:
 
     def match_events(self, endpoint_id: str, table: pa.Table) -> int:
         """Match the endpoint's unmatched labels to a batch of events just stored."""
-        pending = self.store.pending(endpoint_id)
+        ids = table["request_id"].to_numpy(zero_copy_only=False).astype(str)
+        pending = self.store.pending_among(endpoint_id, sorted(set(ids)))
         if not pending:
             return 0
-        ids = table["request_id"].to_numpy(zero_copy_only=False).astype(str)
-        hits = np.isin(ids, pending)
+        hits = np.isin(ids, sorted(pending))
         if not hits.any():
             return 0
         times = pd.Series(table["timestamp"].to_pandas()[hits].to_numpy(), index=ids[hits])

@@ -62,6 +62,20 @@ class LabelStore:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
+    def pending_among(self, endpoint_id: str, request_ids: Sequence[str]) -> set[str]:
+        """Which of `request_ids` have a label waiting for its prediction (one indexed probe when
+        the endpoint has none, the usual case)."""
+        t = db.labels
+        waiting = (t.c.endpoint_id == endpoint_id, t.c.event_time.is_(None))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(t.c.request_id).where(*waiting).limit(1)).first() is None:
+                return found
+            for chunk in db.in_chunks(list(request_ids)):
+                query = sa.select(t.c.request_id).where(*waiting, t.c.request_id.in_(chunk))
+                found.update(conn.execute(query).scalars())
+        return found
+
     def _arrival_rows(
         self, endpoint_id: str, event_times: Mapping[str, datetime], now: datetime
     ) -> list[dict[str, object]]:
