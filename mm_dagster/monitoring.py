@@ -272,10 +272,10 @@ class Monitoring:
         """The window's events per endpoint; endpoints with a task get their target column
         (labels joined by request id, null where not labelled), one label query for all."""
         events = self.events.read_window(window)
-        endpoints = {e.id: e for e in self.endpoints.list(ids=list(events)) if e.task is not None}
-        if not endpoints:
+        targets = self.endpoints.targets(list(events))
+        if not targets:
             return events
-        return join_labels(events, endpoints, self.labels.for_window(window, list(endpoints)))
+        return join_labels(events, targets, self.labels.for_window(window, list(targets)))
 
     def run_window(
         self,

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
+from mm_dagster.core.model_task import ModelTask
 from mm_dagster.events.label_validation import validate_labels
 from mm_dagster.events.validation import EventRules
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -120,18 +121,18 @@ class LabelIngestor:
         return self.store.resolve(ep.id, found, reopen=True)
 
 
-def target_column(endpoint: ModelEndpoint, labels: pd.DataFrame | None, request_ids: pd.Series) -> pd.Series:
-    """The endpoint's target for each event (by request id), typed like its prediction column,
-    null where not labelled."""
-    assert endpoint.task is not None
-    kind = endpoint.column_types.get(endpoint.task.prediction, FLOAT)
+def target_column(kind: str, labels: pd.DataFrame | None, request_ids: pd.Series) -> pd.Series:
+    """The target for each event (by request id) as column type `kind` (the prediction's), null
+    where not labelled."""
     column = "value_text" if kind == STRING else "value_number"
     values = np.full(
         len(request_ids), None if kind == STRING else np.nan, dtype=object if kind == STRING else float
     )
     if labels is not None and not labels.empty:
         # Request ids are unique among an endpoint's labels (the table's key).
-        position = pd.Index(labels["request_id"].astype(str)).get_indexer(request_ids.astype(str))
+        position = pd.Index(labels["request_id"].to_numpy(dtype=object)).get_indexer(
+            request_ids.to_numpy(dtype=object)
+        )
         found = position >= 0
         values[found] = labels[column].to_numpy()[position[found]]
     if kind == FLOAT:
@@ -143,19 +144,20 @@ def target_column(endpoint: ModelEndpoint, labels: pd.DataFrame | None, request_
 
 def join_labels(
     events: Mapping[str, pd.DataFrame],
-    endpoints: Mapping[str, ModelEndpoint],
+    targets: Mapping[str, tuple[ModelTask, str]],
     labels: Mapping[str, pd.DataFrame],
 ) -> dict[str, pd.DataFrame]:
-    """`events` with, for every endpoint that declares a task, its target column added (from
-    `labels`, per endpoint; null where not labelled). Other frames are passed through; the
-    event columns are not copied."""
+    """`events` with, for every endpoint in `targets` (its task and prediction column type), its
+    target column added from `labels` (per endpoint; null where not labelled). Other frames are
+    passed through; the event columns are not copied."""
     joined = dict(events)
     for endpoint_id, frame in events.items():
-        endpoint = endpoints.get(endpoint_id)
-        if endpoint is None or endpoint.task is None or endpoint.task.target in frame.columns:
+        if endpoint_id not in targets:
             continue
-        target = target_column(endpoint, labels.get(endpoint_id), frame["request_id"])
+        task, kind = targets[endpoint_id]
+        if task.target in frame.columns:
+            continue
         with_target = frame.copy(deep=False)  # a new column, the event columns shared
-        with_target[endpoint.task.target] = target
+        with_target[task.target] = target_column(kind, labels.get(endpoint_id), frame["request_id"])
         joined[endpoint_id] = with_target
     return joined

@@ -380,6 +380,22 @@ class EndpointRegistry:
         with self.engine.connect() as conn:
             return [_row_to_endpoint(r) for r in conn.execute(query)]
 
+    def targets(self, ids: Sequence[str]) -> dict[str, tuple[ModelTask, str]]:
+        """For the endpoints among `ids` that declare a task: the task and the type of its
+        prediction column (what the labels are stored as), without loading reference statistics."""
+        t = db.endpoints
+        found: dict[str, tuple[ModelTask, str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in db.in_chunks(list(ids)):
+                query = sa.select(t.c.id, t.c.task, t.c.column_types).where(
+                    t.c.id.in_(chunk), t.c.task.is_not(None)
+                )
+                for endpoint_id, task_json, types in conn.execute(query):
+                    if task_json:
+                        task = ModelTask.from_json(task_json)
+                        found[endpoint_id] = (task, types.get(task.prediction, FLOAT))
+        return found
+
     def names(self) -> dict[str, str]:
         """Endpoint names by id, without loading reference statistics."""
         t = db.endpoints
