@@ -21,6 +21,7 @@ from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonit
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.deadline import AppTimeoutError, call_with_deadline
 from mm_dagster.applications.endpoint_view import monitored_endpoint
+from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
@@ -140,6 +141,9 @@ def run_apps_on_window(
                 continue
             report.outputs[endpoint_id] = outputs
             report.artifacts.update(uris)
+        persistence = getattr(app, "persistence", None)
+        if persistence is not None:
+            report.outputs = apply_persistence(persistence, app.name, window, report.outputs, results)
         results.replace_window(app.name, window, report.outputs, report.failures, versions)
         reports.append(report)
     return reports

@@ -63,3 +63,65 @@ def traffic_frame(
     if with_label:
         df.loc[errors, "prediction"] = np.nan
     return df
+
+
+FEATURE_SHAPES = (
+    "normal",
+    "lognormal",
+    "uniform",
+    "discrete",
+    "zero_inflated",
+    "categorical",
+    "high_cardinality",
+)
+ZIPF_CATEGORIES = 200
+HIGH_CARDINALITY = 3000
+
+
+def draw_feature(shape: str, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """`rows` values of a feature of the given shape (see FEATURE_SHAPES)."""
+    if shape == "normal":
+        return rng.normal(size=rows)
+    if shape == "lognormal":
+        return rng.lognormal(0.0, 1.5, size=rows)
+    if shape == "uniform":
+        return rng.uniform(size=rows)
+    if shape == "discrete":
+        return rng.poisson(2.0, size=rows).astype(np.float64)
+    if shape == "zero_inflated":
+        return np.where(rng.random(rows) < 0.7, 0.0, rng.exponential(100.0, size=rows))
+    if shape == "categorical":  # Zipf-like shares over 200 values: a long tail of rare ones
+        shares = 1.0 / np.arange(1, ZIPF_CATEGORIES + 1)
+        return rng.choice(ZIPF_CATEGORIES, size=rows, p=shares / shares.sum()).astype(str).astype(object)
+    if shape == "high_cardinality":
+        return rng.integers(0, HIGH_CARDINALITY, size=rows).astype(str).astype(object)
+    raise ValueError(f"unknown feature shape {shape!r}; known: {FEATURE_SHAPES}")
+
+
+def move_mass(shape: str, values: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """The same draw with `share` of its probability mass moved elsewhere (true TVD = share):
+    the lowest `share` of the values are redrawn from the top quartile's range (numeric, so a
+    skewed feature's bottom moves onto its top), or from values the reference never had
+    (categorical)."""
+    if shape in ("categorical", "high_cardinality"):
+        moved = rng.random(values.size) < share
+        out = values.copy()
+        out[moved] = np.char.add("new-", rng.integers(0, 50, size=int(moved.sum())).astype(str))
+        return out
+    if shape == "normal":
+        # A location shift by 2 * Phi^-1((1 + share) / 2) SDs has TVD exactly `share`.
+        from scipy.stats import norm
+
+        shifted: np.ndarray = values + 2 * norm.ppf((1 + share) / 2)
+        return shifted
+    if shape == "uniform":
+        return values + share
+    order = np.argsort(values, kind="stable")
+    low = order[: round(share * values.size)]
+    top = np.sort(values)[int(0.75 * values.size) :]
+    out = values.astype(np.float64).copy()
+    if shape == "discrete":  # onto counts above the largest seen
+        out[low] = values.max() + 1 + rng.poisson(1.0, size=low.size)
+    else:
+        out[low] = rng.choice(top, size=low.size)
+    return out

@@ -93,5 +93,6 @@ def test_unseen_categories_fall_in_one_extra_bucket() -> None:
     ref = compute_feature_stats(pd.DataFrame({"c": ["a", "b", "b"]}))["c"]
     assert list(ref["freqs"]) == ["b", "a"]
     counts = category_counts(ref, pd.Series(["a", "z", "y", "b", "b", None]))
-    assert counts.tolist() == [2.0, 1.0, 2.0]
-    assert reference_category_counts(ref).tolist() == [2.0, 1.0, 0.0]
+    assert counts.tolist() == [2.0, 1.0, 0.0, 2.0]  # b, a, other (none beyond the top), unseen
+    # "a" was seen once: Good-Turing expects 1/3 of new values, the seen buckets keep 2/3.
+    assert reference_category_counts(ref) == pytest.approx([4 / 3, 2 / 3, 0.0, 1.0])

@@ -54,7 +54,7 @@ def test_rerunning_a_window_replaces_its_rows(mm: Monitoring, window: Window, tw
     first = mm.results.results(app=app.name)
     mm.run_window([app], window)
     again = mm.results.results(app=app.name)
-    assert len(first) == len(again) == 4
+    assert len(first) == len(again) == 6  # general, feature and prediction drift per endpoint
     assert [(r.endpoint_id, r.name, r.value) for r in first] == [
         (r.endpoint_id, r.name, r.value) for r in again
     ]

@@ -4,6 +4,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
+from mm_dagster.core.persistence import Persistence
 
 DEFAULT_APP_TIMEOUT_SECONDS = 600.0
 
@@ -22,6 +23,9 @@ class ModelMonitoringApplicationBase(ABC):
     # Time budget per window (all endpoints together), in seconds; None: no limit. When it runs
     # out, the remaining endpoints are recorded as failed ("timed out") and the run goes on.
     app_timeout_seconds: float | None = DEFAULT_APP_TIMEOUT_SECONDS
+    # Report a result's status only when it held in k of the last n windows (None: every window
+    # stands alone); the window's own verdict stays in extra_data["raw_status"].
+    persistence: Persistence | None = None
 
     @property
     def name(self) -> str:

@@ -1,5 +1,6 @@
-"""The default app: histogram data drift, MLRun-compatible outputs plus per-feature drift."""
+"""The default app: histogram data drift, MLRun-compatible outputs plus per-feature verdicts."""
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,23 +12,37 @@ from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
 )
+from mm_dagster.core.persistence import Persistence
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.thresholds import Thresholds
 from mm_dagster.stats.drift import (
     FeatureDrift,
     FeatureVerdict,
+    drift_score,
+    family_verdicts,
     feature_drifts,
-    feature_verdict,
 )
-from mm_dagster.stats.null_thresholds import NullThresholdCache
+from mm_dagster.stats.drift_methods import (
+    DEFAULT_METHOD,
+    DriftMethod,
+    FeaturePolicy,
+    method_registry,
+    resolve_policies,
+)
 
 
 class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
     """TVD, Hellinger and KLD between each feature's window and reference histograms.
 
-    Outputs metrics `hellinger_mean`, `kld_mean`, `tvd_mean`; result `general_drift`
-    (mean of hellinger_mean and tvd_mean against `potential`/`detected`); result `feature_drift`
-    (worst per-feature status from each feature's TVD null distribution at the window's size).
+    MLRun-compatible: metrics `hellinger_mean`, `kld_mean`, `tvd_mean` and result `general_drift`
+    (mean of hellinger_mean and tvd_mean against `potential`/`detected`) over every column.
+    Beyond MLRun: result `feature_drift` over the model's inputs and `prediction_drift` over its
+    outputs, each the worst per-feature verdict within the window's false-alarm budget
+    (`window_alpha_potential`, `window_alpha_detected`; see stats.drift) and valued by the
+    importance-weighted drift score. `features` sets per-feature policies (exclude, method,
+    threshold, weight), `default_method` the method of the others, `effect_size_floor` their
+    threshold (None: the method's default), `extra_methods` adds user methods. `persistence=(k, n)`
+    reports a status only when it held in k of the last n windows (core.persistence).
     """
 
     NAME = "histogram-data-drift"
@@ -39,23 +54,67 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         *,
         mlrun_compatible_binning: bool = False,
         min_window_rows: int = 30,
-        effect_size_floor: float = 0.1,
-        feature_alpha_potential: float = 0.008,
-        feature_alpha_detected: float = 0.001,
+        window_alpha_potential: float = 0.005,
+        window_alpha_detected: float = 0.0005,
+        features: Mapping[str, FeaturePolicy] | None = None,
+        default_method: str = DEFAULT_METHOD,
+        effect_size_floor: float | None = None,
+        extra_methods: Iterable[DriftMethod] = (),
         drift_report: str = "on_detection",
+        persistence: Persistence | tuple[int, int] | None = None,
     ) -> None:
         self.thresholds = Thresholds(potential, detected, what="general_drift", below_one=True)
         if min_window_rows < 1:
             raise MonitoringError(f"min_window_rows must be >= 1, got {min_window_rows}")
-        if not 0 <= effect_size_floor < 1:
-            raise MonitoringError(f"effect_size_floor must be in [0, 1), got {effect_size_floor}")
+        if not 0 < window_alpha_detected < window_alpha_potential < 1:
+            raise MonitoringError(
+                f"need 0 < window_alpha_detected ({window_alpha_detected}) < "
+                f"window_alpha_potential ({window_alpha_potential}) < 1"
+            )
+        if effect_size_floor is not None and not effect_size_floor >= 0:
+            raise MonitoringError(f"effect_size_floor must be >= 0, got {effect_size_floor}")
         if drift_report not in ("on_detection", "always", "never"):
             raise MonitoringError(f"drift_report must be on_detection, always or never, got {drift_report!r}")
+        self.methods = method_registry(extra_methods)
+        self.policies = dict(features or {})
+        resolve_policies(self.policies, self.methods, default_method)
+        self.default_method = default_method
+        self.effect_size_floor = effect_size_floor
         self.drift_report = drift_report
         self.mlrun_compatible_binning = mlrun_compatible_binning
         self.min_window_rows = min_window_rows
-        self.effect_size_floor = effect_size_floor
-        self.null_cache = NullThresholdCache(feature_alpha_potential, feature_alpha_detected)
+        self.window_alpha_potential = window_alpha_potential
+        self.window_alpha_detected = window_alpha_detected
+        if persistence is not None:
+            self.persistence = (
+                persistence if isinstance(persistence, Persistence) else Persistence(*persistence)
+            )
+
+    def _policy(self, feature: str) -> FeaturePolicy:
+        policy = self.policies.get(feature, FeaturePolicy())
+        if policy.threshold is None and self.effect_size_floor is not None:
+            return FeaturePolicy(policy.exclude, policy.method, self.effect_size_floor, policy.weight)
+        return policy
+
+    def _quantile_features(self, columns: Iterable[str]) -> set[str]:
+        return {
+            c
+            for c in columns
+            if getattr(self.methods[self._policy(c).method or self.default_method], "needs_quantiles", False)
+        }
+
+    def _verdicts(
+        self, ctx: MonitoringApplicationContext, drifts: Sequence[FeatureDrift]
+    ) -> list[FeatureVerdict]:
+        return family_verdicts(
+            drifts,
+            ctx.feature_stats,
+            methods=self.methods,
+            policies={d.feature: self._policy(d.feature) for d in drifts},
+            default_method=self.default_method,
+            alpha_potential=self.window_alpha_potential,
+            alpha_detected=self.window_alpha_detected,
+        )
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
         ctx = monitoring_context
@@ -63,7 +122,10 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
             return None
         drifts = feature_drifts(
-            ctx.feature_stats, ctx.sample_df, mlrun_compatible_binning=self.mlrun_compatible_binning
+            ctx.feature_stats,
+            ctx.sample_df,
+            mlrun_compatible_binning=self.mlrun_compatible_binning,
+            quantile_features=self._quantile_features(ctx.feature_stats),
         )
         if not drifts:
             ctx.logger.warning("no feature of the window has a reference histogram")
@@ -74,19 +136,12 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         general = (hellinger_mean + tvd_mean) / 2
         too_small = len(ctx.sample_df) < self.min_window_rows
         general_status = ResultStatusApp.irrelevant if too_small else self.thresholds.status(general)
-        per_feature = {d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts}
-        verdicts = [feature_verdict(d, self.null_cache, self.effect_size_floor) for d in drifts]
-        worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
-        drifting = sorted(
-            (v for v in verdicts if v.status >= ResultStatusApp.potential_detection),
-            key=lambda v: -v.tvd,
-        )
-        feature_status = ResultStatusApp.irrelevant if too_small else worst
-        report_uri = None
-        flagged = max(general_status, feature_status) >= ResultStatusApp.potential_detection
-        if self.drift_report == "always" or (self.drift_report == "on_detection" and flagged):
-            report_uri = self._log_report(ctx, drifts, verdicts, (general, general_status))
-        return [
+        outputs_set = set(ctx.label_names)
+        inputs = [d for d in drifts if d.feature not in outputs_set]
+        outputs = [d for d in drifts if d.feature in outputs_set]
+        input_verdicts = self._verdicts(ctx, inputs)
+        output_verdicts = self._verdicts(ctx, outputs)
+        results = [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),
             ModelMonitoringApplicationMetric("tvd_mean", tvd_mean),
@@ -95,28 +150,68 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 value=general,
                 kind=ResultKindApp.data_drift,
                 status=general_status,
-                extra_data={"features": per_feature, "rows": len(ctx.sample_df)},
-            ),
-            ModelMonitoringApplicationResult(
-                name="feature_drift",
-                value=max(v.tvd for v in verdicts),
-                kind=ResultKindApp.data_drift,
-                status=feature_status,
                 extra_data={
-                    "report": report_uri,
-                    "drifting_features": [v.feature for v in drifting],
                     "features": {
-                        v.feature: {
-                            "tvd": v.tvd,
-                            "threshold_potential": v.threshold_potential,
-                            "threshold_detected": v.threshold_detected,
-                            "status": int(v.status),
-                        }
-                        for v in verdicts
+                        d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts
                     },
+                    "rows": len(ctx.sample_df),
                 },
             ),
         ]
+        family_results = [
+            self._family_result("feature_drift", drifts, input_verdicts, too_small),
+            self._family_result("prediction_drift", drifts, output_verdicts, too_small) if outputs else None,
+        ]
+        flagged = (
+            any(r is not None and r.status >= ResultStatusApp.potential_detection for r in family_results)
+            or general_status >= ResultStatusApp.potential_detection
+        )
+        if self.drift_report == "always" or (self.drift_report == "on_detection" and flagged):
+            report_uri = self._log_report(
+                ctx, drifts, [*input_verdicts, *output_verdicts], (general, general_status)
+            )
+            for r in family_results:
+                if r is not None:
+                    r.extra_data["report"] = report_uri
+        results.extend(r for r in family_results if r is not None)
+        return results
+
+    def _family_result(
+        self, name: str, drifts: Sequence[FeatureDrift], verdicts: Sequence[FeatureVerdict], too_small: bool
+    ) -> ModelMonitoringApplicationResult:
+        tvd = {d.feature: d.tvd for d in drifts}
+        worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
+        drifting = sorted(
+            (v for v in verdicts if v.status >= ResultStatusApp.potential_detection),
+            key=lambda v: (-v.status, v.p_value, -v.relative_distance),
+        )
+        return ModelMonitoringApplicationResult(
+            name=name,
+            value=drift_score(verdicts),
+            kind=ResultKindApp.data_drift,
+            status=ResultStatusApp.irrelevant if too_small else worst,
+            extra_data={
+                "report": None,
+                "drifting_features": [v.feature for v in drifting],
+                "tested_features": len(verdicts),
+                "window_alpha": {
+                    "potential": self.window_alpha_potential,
+                    "detected": self.window_alpha_detected,
+                },
+                "features": {
+                    v.feature: {
+                        "method": v.method,
+                        "distance": v.distance,
+                        "threshold": v.threshold,
+                        "p_value": v.p_value,
+                        "weight": v.weight,
+                        "tvd": tvd[v.feature],
+                        "status": int(v.status),
+                    }
+                    for v in verdicts
+                },
+            },
+        )
 
     def _log_report(
         self,

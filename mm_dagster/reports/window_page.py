@@ -17,7 +17,7 @@ def _bin_labels(reference: Mapping[str, Any], bins: int) -> list[str]:
         inner = reference["hist"][1][1:-1]
         return ["< min", *[f"{(inner[i] + inner[i + 1]) / 2:.3g}" for i in range(len(inner) - 1)], "> max"]
 
-    return [*reference.get("freqs", {}), "(unseen)"][:bins]
+    return [*reference.get("freqs", {}), "(other)", "(unseen)"][:bins]
 
 
 def _summary(stats: Mapping[str, Any] | None) -> str:
@@ -46,15 +46,22 @@ def render_window_page(
     order = sorted(drifts, key=lambda d: -d.tvd)
     table = [
         "<table id='features'><tr><th>feature</th><th>kind</th><th>reference</th><th>window</th>"
-        "<th>rows</th><th>TVD</th><th>Hellinger</th><th>KLD</th><th>threshold</th><th>status</th></tr>"
+        "<th>rows</th><th>TVD</th><th>Hellinger</th><th>KLD</th><th>method</th><th>distance</th>"
+        "<th>threshold</th><th>p-value</th><th>status</th></tr>"
     ]
     for d in order:
-        v = by_feature[d.feature]
+        v = by_feature.get(d.feature)
+        verdict = (
+            f"<td>{v.method}</td><td>{v.distance:.4f}</td><td>{v.threshold:.4g}</td>"
+            f"<td>{v.p_value:.2e}</td>{status_cell(v.status)}"
+            if v
+            else "<td colspan='5'>excluded</td>"
+        )
         table.append(
             f"<tr><td class='name'>{escape(d.feature)}</td><td>{d.kind}</td>"
             f"<td>{_summary(reference_stats.get(d.feature))}</td><td>{_summary(window_stats.get(d.feature))}</td>"
             f"<td>{d.window_rows}</td><td>{d.tvd:.4f}</td><td>{d.hellinger:.4f}</td><td>{d.kld:.4f}</td>"
-            f"<td>{v.threshold_potential:.4f}</td>{status_cell(v.status)}</tr>"
+            f"{verdict}</tr>"
         )
     table.append("</table>")
     plots = []

@@ -1,7 +1,25 @@
-"""Per-feature drift between a window and its reference (pure logic behind the default app)."""
+"""Per-feature drift between a window and its reference (pure logic behind the default app).
+
+Two views of each feature, from one pass over its column:
+- MLRun's: TVD, Hellinger and KLD between the window's and the reference's equal-width histograms
+  (spec §3; `general_drift` and the `*_mean` metrics come from these, unchanged);
+- the verdict's: counts on bins that follow the reference's mass, tested for a significant change
+  within the window's false-alarm budget and measured by the feature's drift method
+  (stats.drift_test, stats.drift_methods).
+
+The window-level budget: the features of one family (inputs for `feature_drift`, outputs for
+`prediction_drift`) share the window's error rates by Bonferroni's rule — a feature is
+`potential_detection` when its p-value is <= alpha_potential / F and `detected` when <=
+alpha_detected / F (F tested features), and only when its distance exceeds its threshold. The
+chance that a window drawn from the reference raises anything is then at most alpha_potential
+and alpha_detected, whatever F and whatever the dependence between features. The budget is 1% of
+windows potential and 0.1% detected; the default levels are half of that (0.005, 0.0005), the
+margin absorbing the test's approximation error at small windows (bench/detection.py measures
+the rates).
+"""
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -11,17 +29,27 @@ import pandas as pd
 
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.stats.distances import hellinger, normalise, symmetric_kl, total_variation
+from mm_dagster.stats.drift_methods import (
+    CATEGORICAL,
+    DEFAULT_METHOD,
+    DriftInput,
+    DriftMethod,
+    FeaturePolicy,
+)
+from mm_dagster.stats.drift_test import merge_groups, merged, power_divergence_p_value
 from mm_dagster.stats.feature_stats import (
     NUMERIC,
+    QUANTILE_LEVELS,
     bin_counts,
     category_counts,
+    histogram_and_drift_counts,
     histogram_of,
     reference_category_counts,
 )
-from mm_dagster.stats.null_thresholds import NullThresholdCache, upper_bound_quantile
 
 PARALLEL_MIN_ROWS = 100_000
 MAX_THREADS = 4
+DEFAULT_POLICY = FeaturePolicy()
 
 
 @dataclass(frozen=True)
@@ -30,31 +58,77 @@ class FeatureDrift:
     kind: str
     window_rows: int
     reference_rows: int
-    window_counts: np.ndarray
+    window_counts: np.ndarray  # MLRun's histogram (categorical: the category buckets)
     reference_counts: np.ndarray
     tvd: float
     hellinger: float
     kld: float
+    test_window: np.ndarray  # counts on the reference's mass-following bins
+    test_reference: np.ndarray
+    window_quantiles: np.ndarray | None = None
 
 
-def window_counts_for(
-    reference: Mapping[str, Any], values: pd.Series, *, mlrun_compatible: bool
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(window counts, reference counts) on the reference's bins, or None without a histogram."""
-    if reference.get("type", NUMERIC) == NUMERIC:
+def _numbers(values: pd.Series) -> np.ndarray:
+    if isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        converted: np.ndarray = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return converted
+    numbers: np.ndarray = np.asarray(values, dtype=np.float64)  # no copy for float64
+    return numbers
+
+
+def _one_feature(
+    feature: str,
+    reference: Mapping[str, Any],
+    values: pd.Series,
+    *,
+    mlrun_compatible: bool,
+    with_quantiles: bool,
+) -> FeatureDrift | None:
+    kind = reference.get("type", NUMERIC)
+    quantiles = None
+    if kind == NUMERIC:
         ref_counts = histogram_of(reference)
         if ref_counts is None:
             return None
+        numbers = _numbers(values)
         edges = np.asarray(reference["hist"][1], dtype=np.float64)
-        if isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
-            numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            numbers = np.asarray(values, dtype=np.float64)  # no copy for float64
-
-        return bin_counts(numbers, edges, mlrun_compatible=mlrun_compatible), ref_counts
-    if not reference.get("freqs"):
+        if "drift_edges" in reference:
+            w_counts, test_window = histogram_and_drift_counts(
+                numbers,
+                edges,
+                np.asarray(reference["drift_edges"], dtype=np.float64),
+                mlrun_compatible=mlrun_compatible,
+            )
+            test_reference = np.asarray(reference["drift_counts"], dtype=np.float64)
+        else:  # a reference stored before mass-following bins: test on its histogram
+            w_counts = bin_counts(numbers, edges, mlrun_compatible=mlrun_compatible)
+            test_window, test_reference = w_counts, ref_counts
+        if with_quantiles:
+            finite = numbers[np.isfinite(numbers)]
+            if finite.size:
+                quantiles = np.quantile(finite, QUANTILE_LEVELS, method="inverted_cdf")
+    else:
+        if not reference.get("freqs"):
+            return None
+        w_counts, ref_counts = category_counts(reference, values), reference_category_counts(reference)
+        test_window, test_reference = w_counts, ref_counts
+    if w_counts.sum() == 0 or ref_counts.sum() == 0:
         return None
-    return category_counts(reference, values), reference_category_counts(reference)
+    t, u = normalise(w_counts), normalise(ref_counts)
+    return FeatureDrift(
+        feature=feature,
+        kind=kind,
+        window_rows=int(w_counts.sum()),
+        reference_rows=int(ref_counts.sum()),
+        window_counts=w_counts,
+        reference_counts=ref_counts,
+        tvd=float(total_variation(t, u)),
+        hellinger=float(hellinger(t, u)),
+        kld=float(symmetric_kl(t, u)),
+        test_window=np.asarray(test_window, dtype=np.float64),
+        test_reference=test_reference,
+        window_quantiles=quantiles,
+    )
 
 
 def feature_drifts(
@@ -62,31 +136,21 @@ def feature_drifts(
     window: pd.DataFrame,
     *,
     mlrun_compatible_binning: bool = False,
+    quantile_features: Collection[str] = (),
 ) -> list[FeatureDrift]:
-    """Distances for every reference column present in `window` that has a histogram.
+    """Both views for every reference column present in `window` that has a histogram
+    (`quantile_features` also get the window's quantiles, for methods that need them).
 
     Columns are binned in parallel threads for large windows (numpy and Arrow release the GIL).
     """
 
     def one(feature: str) -> FeatureDrift | None:
-        ref = reference_stats[feature]
-        counts = window_counts_for(ref, window[feature], mlrun_compatible=mlrun_compatible_binning)
-        if counts is None:
-            return None
-        w_counts, r_counts = counts
-        if w_counts.sum() == 0 or r_counts.sum() == 0:
-            return None
-        t, u = normalise(w_counts), normalise(r_counts)
-        return FeatureDrift(
-            feature=feature,
-            kind=ref.get("type", NUMERIC),
-            window_rows=int(w_counts.sum()),
-            reference_rows=int(r_counts.sum()),
-            window_counts=w_counts,
-            reference_counts=r_counts,
-            tvd=float(total_variation(t, u)),
-            hellinger=float(hellinger(t, u)),
-            kld=float(symmetric_kl(t, u)),
+        return _one_feature(
+            feature,
+            reference_stats[feature],
+            window[feature],
+            mlrun_compatible=mlrun_compatible_binning,
+            with_quantiles=feature in quantile_features,
         )
 
     features = [f for f in reference_stats if f in window.columns]
@@ -102,28 +166,70 @@ def feature_drifts(
 @dataclass(frozen=True)
 class FeatureVerdict:
     feature: str
-    tvd: float
-    threshold_potential: float
-    threshold_detected: float
+    method: str
+    distance: float
+    threshold: float
+    p_value: float
+    weight: float
     status: ResultStatusApp
 
+    @property
+    def relative_distance(self) -> float:
+        """The distance in units of the feature's threshold (1.0 = at the threshold)."""
+        return self.distance / self.threshold if self.threshold > 0 else self.distance
 
-def feature_verdict(
-    drift: FeatureDrift, cache: NullThresholdCache, effect_size_floor: float
-) -> FeatureVerdict:
-    """Flag a feature when its TVD exceeds the null quantile at its window size and the floor."""
-    p = normalise(drift.reference_counts)
-    bound = upper_bound_quantile(p, drift.window_rows, drift.reference_rows, cache.alpha_detected)
-    if bound <= effect_size_floor:
-        pot = det = effect_size_floor  # large window: the floor decides, no simulation needed
-    else:
-        q = cache.quantiles(p, drift.window_rows, drift.reference_rows)
-        pot = max(q.potential, effect_size_floor)
-        det = max(q.detected, effect_size_floor)
-    if drift.tvd > det:
-        status = ResultStatusApp.detected
-    elif drift.tvd > pot:
-        status = ResultStatusApp.potential_detection
-    else:
+
+def family_verdicts(
+    drifts: Sequence[FeatureDrift],
+    reference_stats: Mapping[str, Mapping[str, Any]],
+    *,
+    methods: Mapping[str, DriftMethod],
+    policies: Mapping[str, FeaturePolicy] | None = None,
+    default_method: str = DEFAULT_METHOD,
+    alpha_potential: float = 0.005,
+    alpha_detected: float = 0.0005,
+) -> list[FeatureVerdict]:
+    """One verdict per feature of the family that is not excluded (see the module docstring).
+    A method that does not apply to a feature's kind falls back to `tvd`."""
+    policies = policies or {}
+    tested = [d for d in drifts if not policies.get(d.feature, DEFAULT_POLICY).exclude]
+    family = max(len(tested), 1)
+    verdicts = []
+    for drift in tested:
+        policy = policies.get(drift.feature, DEFAULT_POLICY)
+        method = methods[policy.method or default_method]
+        if drift.kind not in method.kinds:
+            method = methods[DEFAULT_METHOD]
+        groups = merge_groups(drift.test_window, drift.test_reference, categorical=drift.kind == CATEGORICAL)
+        window, reference = merged(drift.test_window, groups), merged(drift.test_reference, groups)
+        p_value = power_divergence_p_value(window, reference)
+        stats = reference_stats.get(drift.feature, {})
+        quantiles = stats.get("quantiles")
+        distance = method.distance(
+            DriftInput(
+                kind=drift.kind,
+                window=window,
+                reference=reference,
+                window_quantiles=drift.window_quantiles,
+                reference_quantiles=None if quantiles is None else np.asarray(quantiles, dtype=np.float64),
+                reference_std=stats.get("std"),
+            )
+        )
+        threshold = method.default_threshold if policy.threshold is None else policy.threshold
         status = ResultStatusApp.no_detection
-    return FeatureVerdict(drift.feature, drift.tvd, pot, det, status)
+        if distance > threshold and p_value <= alpha_detected / family:
+            status = ResultStatusApp.detected
+        elif distance > threshold and p_value <= alpha_potential / family:
+            status = ResultStatusApp.potential_detection
+        verdicts.append(
+            FeatureVerdict(drift.feature, method.name, distance, threshold, p_value, policy.weight, status)
+        )
+    return verdicts
+
+
+def drift_score(verdicts: Sequence[FeatureVerdict]) -> float:
+    """Importance-weighted mean of the features' relative distances (0 when nothing is weighted)."""
+    weights = np.asarray([v.weight for v in verdicts], dtype=np.float64)
+    if weights.sum() <= 0:
+        return 0.0
+    return float(np.average([v.relative_distance for v in verdicts], weights=weights))
