@@ -182,10 +182,13 @@ class Monitoring:
             model_uri=model_uri,
             task=task,
         )
-        if reference is not None and not self.references.path(endpoint.id).exists():
-            self.references.save(
-                endpoint.id, reference[_kept_columns(endpoint, reference)], reference_sample_rows
-            )
+        if reference is not None:
+            kept = _kept_columns(endpoint, reference)
+            stored = self.references.columns(endpoint.id)
+            # Saved once; again only when a task declared later labels a sample stored without it.
+            target = endpoint.task.target if endpoint.task is not None else None
+            if not stored or (target in kept and target not in stored):
+                self.references.save(endpoint.id, reference[kept], reference_sample_rows)
         return endpoint
 
     def update_reference(

@@ -89,6 +89,11 @@ def test_a_task_is_declared_on_an_existing_endpoint_once(mm: Monitoring) -> None
         "scorer", feature_names=plain.feature_names, label_names=plain.label_names, task=BINARY
     )
     assert declared.task == BINARY and declared.id == plain.id
+    assert declared.reference_performance is None and "label" not in mm.references.columns(plain.id)
+    labelled = mm.create_endpoint("scorer", reference=reference, label_names=plain.label_names, task=BINARY)
+    assert labelled.reference_performance is not None  # the same reference, now with its labels
+    assert mm.endpoints.reference_history("scorer")[0]["performance"] == labelled.reference_performance
+    assert "label" in mm.references.columns(plain.id)  # and the sample keeps the target
     other = ModelTask(TaskKind.binary, "prediction", "label", {"0": "score"})
     with pytest.raises(MonitoringError, match=r"exists with task .* a model that predicts something else"):
         mm.create_endpoint(

@@ -209,16 +209,21 @@ class EndpointRegistry:
     def _with_task(
         self, existing: ModelEndpoint, task: ModelTask | None, reference: pd.DataFrame | None
     ) -> ModelEndpoint:
-        """An existing endpoint, its task declared now if it had none; a different task fails."""
-        if task is None or existing.task == task:
+        """An existing endpoint, with its task (and a labelled reference's performance) stored
+        if it had none; a different task fails."""
+        if task is None:
             return existing
-        if existing.task is not None:
+        if existing.task is not None and existing.task != task:
             raise MonitoringError(
                 f"endpoint {existing.name!r} exists with task {existing.task.to_json()}, got "
                 f"{task.to_json()}: a model that predicts something else is a new endpoint"
             )
+        performance = existing.reference_performance
+        if performance is None:
+            performance = _reference_performance(existing.name, task, reference)
+        if existing.task == task and performance == existing.reference_performance:
+            return existing
         _check_task_types(existing.name, task, existing.column_types)
-        performance = _reference_performance(existing.name, task, reference)
         t, r = db.endpoints, db.endpoint_references
         with self.engine.begin() as conn:
             conn.execute(
