@@ -319,3 +319,40 @@ def test_labels_a_day_later_re_run_the_window_and_its_performance_appears(isolat
             fraction = now.results.metrics(endpoint.id, "model-performance", "labelled_fraction")
             assert [m.value for m in fraction] == [1.0]
             assert tick(NOW, later.cursor)[1].run_requests == []
+
+
+# -- measures on awkward windows -----------------------------------------------------------------
+
+
+def test_roc_auc_is_left_out_when_a_class_is_absent_and_the_rest_is_computed() -> None:
+    frame = binary_frame(300, seed=41)
+    one_class = frame[frame["label"] == 1.0]
+    values = measures(BINARY, labelled_rows(BINARY, one_class).rows)
+    assert "roc_auc" not in values
+    assert values["recall"] == pytest.approx(skm.recall_score(one_class["label"], one_class["prediction"]))
+    assert values["log_loss"] == pytest.approx(
+        skm.log_loss(one_class["label"], one_class["score"], labels=[0, 1])
+    )
+
+    multi = multiclass_frame(300, seed=42)
+    two_classes = multi[multi["label"] != "c"]
+    values = measures(MULTICLASS, labelled_rows(MULTICLASS, two_classes).rows)
+    assert "roc_auc" not in values and values["recall_c"] == 0.0
+    assert values["f1_macro"] == pytest.approx(
+        skm.f1_score(two_classes["label"], two_classes["prediction"], labels=["a", "b", "c"], average="macro")
+    )
+
+
+def test_rows_with_missing_scores_count_for_class_measures_only() -> None:
+    frame = binary_frame(300, seed=43)
+    frame.loc[:49, "score"] = np.nan
+    values = measures(BINARY, labelled_rows(BINARY, frame).rows)
+    assert values["accuracy"] == pytest.approx(skm.accuracy_score(frame["label"], frame["prediction"]))
+    scored = frame.iloc[50:]
+    assert values["roc_auc"] == pytest.approx(skm.roc_auc_score(scored["label"], scored["score"]))
+
+
+def test_a_reference_without_labelled_rows_has_no_performance() -> None:
+    frame = binary_frame(100, seed=44).assign(label=np.nan)
+    assert reference_performance(BINARY, frame) is None
+    assert reference_performance(BINARY, frame.drop(columns="label")) is None
