@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/window.py
 	$(PY) bench/evidently_app.py
 	$(PY) bench/ingest.py
+	$(PY) bench/operational.py
 
 dev: install
 	DAGSTER_HOME=$${MM_HOME:-$(CURDIR)/.mm_home}/dagster $(BIN)/dagster dev -w workspace.yaml -p $(PORT)

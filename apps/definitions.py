@@ -1,13 +1,16 @@
 """The code location `workspace.yaml` loads: the built-in drift app plus the example apps.
 
 Adding an app is one line in `apps`; alerts and check notifications go to the log by default
-(add a WebhookChannel, SlackChannel or EmailChannel to deliver elsewhere).
+(add a WebhookChannel, SlackChannel or EmailChannel to deliver elsewhere). `apps/gating.py` shows
+monitoring results gating a promotion asset and requesting a retraining job.
 """
 
+from dagster import Definitions
+
+from apps import gating
 from apps.dummy_app import ServingMonitoring
-from apps.serving_health import ServingHealthApplication
 from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
-from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 
 config = MonitoringConfig(
@@ -16,14 +19,14 @@ config = MonitoringConfig(
     partitions_start="2026-11-01",
     apps=[
         HistogramDataDriftApplication(),
-        ServingHealthApplication(potential_error_rate=0.02, detected_error_rate=0.1),
+        OperationalApplication(potential_error_rate=0.02, detected_error_rate=0.1),
         ServingMonitoring(),
     ],
     alerts=[
         data_drift_detected([LogChannel()]),
         AlertConfig(
             name="serving-errors",
-            summary="{{project}}: error rate high on {{entity}}",
+            summary="{{project}}: serving incident (errors, latency or no traffic) on {{entity}}",
             severity="high",
             trigger=["system-performance-detected"],
             notifications=[LogChannel()],
@@ -33,4 +36,4 @@ config = MonitoringConfig(
     check_notifications=[LogChannel(level="INFO")],
 )
 
-defs = build_definitions(config)
+defs = Definitions.merge(build_definitions(config), gating.gating_defs)

@@ -74,9 +74,12 @@ def main() -> None:
     span = f"{windows[0].start:%H:%M} to {windows[-1].end:%H:%M} UTC"
     print(f"simulating traffic for {len(windows)} windows, {span}:")
     print("  fraud-detector drifts (f0, f1 shift by 1.5 SD) from the 2nd hour on;")
-    print("  churn-model has an error burst (25% errors) in three windows; pricing-model stays healthy.")
+    print("  churn-model has an error burst (25% errors) in three windows;")
+    print("  pricing-model stays healthy, then gets no traffic in the last two windows.")
     for i, w in enumerate(windows):
         for name in endpoints:
+            if name == "pricing-model" and i >= WINDOWS - 2:
+                continue
             shape = TrafficShape()
             if name == "fraud-detector" and i >= 6:
                 shape = TrafficShape(mean_shift=1.5, drifted_features=2)
@@ -131,6 +134,20 @@ def main() -> None:
         cells = [", ".join(sorted(by_key.get((w.start, endpoints[n].id), []))) or "ok" for n in names]
         print(f"{w.start:%Y-%m-%d %H:%M}  " + "".join(f"{c:<34}" for c in cells))
     print("  (! detected, ? potential; the docs' dummy app always reports potential and is left out)")
+
+    print("\ngating (apps/gating.py):")
+    retrain = defs.resolve_sensor_def("fraud_retrain_on_drift")
+    with build_sensor_context(instance=instance, definitions=defs, resources={"mm": resource}) as context:
+        retrain_tick = retrain.evaluate_tick(context)
+    for request in retrain_tick.run_requests:
+        print(f"  fraud_retrain_on_drift requests fraud_retrain_job: run key {request.run_key}")
+    promotion = defs.resolve_job_def("fraud_promotion_job").execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    blocked = not promotion.asset_materializations_for_node("fraud_promotion")
+    print(f"  fraud_promotion_job: promotion {'blocked by the drift gate' if blocked else 'ran'}")
 
     from mm_dagster.dagster_defs.alert_sensors import alert_service_for
 

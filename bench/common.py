@@ -41,3 +41,19 @@ def peak_extra_bytes(fn: Callable[[], Any]) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def populate_window(mm: Any, window: Any, endpoints: int, events: int, features: int) -> None:
+    """`endpoints` endpoints with a 2,000-row reference and `events` events each in `window`
+    (every tenth endpoint drifted), as the window benchmarks use them."""
+    reference = wide_frame(2000, numeric=features, categorical=0, seed=1)
+    reference["prediction"] = (reference["n0"] > 0).astype(float)
+    rng = np.random.default_rng(0)
+    offsets = pd.to_timedelta(np.sort(rng.integers(0, 600_000_000, events)), unit="us")
+    for e in range(endpoints):
+        mm.create_endpoint(f"model-{e:04d}", reference=reference, label_names=["prediction"])
+        frame = wide_frame(events, numeric=features, categorical=0, seed=e, shift=0.2 * (e % 10 == 0))
+        frame["prediction"] = (frame["n0"] > 0).astype(float)
+        frame["timestamp"] = pd.Timestamp(window.start) + offsets
+        frame["latency_us"] = 1000
+        mm.record_events(f"model-{e:04d}", frame)

@@ -25,7 +25,7 @@ METHODS = method_registry()
 
 
 def window_status(reference_stats: dict, window: pd.DataFrame) -> ResultStatusApp:
-    verdicts = family_verdicts(feature_drifts(reference_stats, window), reference_stats, methods=METHODS)
+    verdicts = family_verdicts(feature_drifts(reference_stats, window), methods=METHODS)
     return max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
 
 

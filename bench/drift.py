@@ -46,7 +46,7 @@ def ours(reference_stats: dict, window: pd.DataFrame, policies: dict | None = No
     policies = policies or {}
     quantiles = {f for f, p in policies.items() if p.method == "wasserstein"}
     drifts = feature_drifts(reference_stats, window, quantile_features=quantiles)
-    verdicts = family_verdicts(drifts, reference_stats, methods=METHODS, policies=policies)
+    verdicts = family_verdicts(drifts, methods=METHODS, policies=policies)
     return sum(v.status >= ResultStatusApp.potential_detection for v in verdicts)
 
 

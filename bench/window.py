@@ -12,13 +12,10 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from common import wide_frame  # noqa: E402
+from common import populate_window  # noqa: E402
 
 ENDPOINTS = 1000
 EVENTS = 1000
@@ -40,17 +37,7 @@ def main() -> None:
         now = datetime.now(UTC)
         window = Window.containing(now - timedelta(hours=1), 10)
         setup = time.perf_counter()
-        reference = wide_frame(2000, numeric=FEATURES, categorical=0, seed=1)
-        reference["prediction"] = (reference["n0"] > 0).astype(float)
-        rng = np.random.default_rng(0)
-        offsets = pd.to_timedelta(np.sort(rng.integers(0, 600_000_000, EVENTS)), unit="us")
-        for e in range(ENDPOINTS):
-            mm.create_endpoint(f"model-{e:04d}", reference=reference, label_names=["prediction"])
-            events = wide_frame(EVENTS, numeric=FEATURES, categorical=0, seed=e, shift=0.2 * (e % 10 == 0))
-            events["prediction"] = (events["n0"] > 0).astype(float)
-            events["timestamp"] = pd.Timestamp(window.start) + offsets
-            events["latency_us"] = 1000
-            mm.record_events(f"model-{e:04d}", events)
+        populate_window(mm, window, ENDPOINTS, EVENTS, FEATURES)
         print(
             f"setup: {ENDPOINTS} endpoints x {EVENTS} events x {FEATURES} features "
             f"in {time.perf_counter() - setup:.0f} s"

@@ -9,12 +9,13 @@ from typing import Any
 
 import pandas as pd
 
-from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.applications.base import ModelMonitoringApplicationBase, silence_lookback
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.model_task import ModelTask
 from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.labels import DEFAULT_LABEL_HORIZON, LabelIngestor, LabelReceipt, join_labels
@@ -292,6 +293,8 @@ class Monitoring:
         `monitoring_context.project_name` says (the `MonitoringConfig.project` under Dagster)."""
         if events is None:
             events = self.read_window(window)
+        lookback = silence_lookback(apps)
+        traffic = self.recent_traffic(window, lookback) if lookback else {}
         return run_apps_on_window(
             apps,
             window,
@@ -300,10 +303,24 @@ class Monitoring:
             self.results,
             self.artifacts,
             self.references,
-            self.invalid_events.counts(window.start, window.end, list(events)),
+            self.invalid_events.counts(window.start, window.end, sorted(set(events) | set(traffic))),
             project_name=project_name,
-            unmatched_labels=self.labels.unmatched_counts(list(events)),
+            recent_traffic=traffic,
+            unmatched_labels=self.labels.unmatched_counts(sorted(set(events) | set(traffic))),
         )
+
+    def recent_traffic(self, window: Window, lookback: int) -> dict[str, set[Window]]:
+        """Per endpoint, which of the `lookback` windows before `window` have its stored events
+        (from the arrival log, one query; exact when the event store's slot is the window)."""
+        length = window.end - window.start
+        spans = self.arrivals.endpoint_spans(
+            window.start - length * lookback, window.start, self.events.base_period
+        )
+        minutes = int(length.total_seconds() // 60)
+        return {
+            endpoint_id: {w for w in windows_touched(s, minutes) if w.end <= window.start}
+            for endpoint_id, s in spans.items()
+        }
 
     def window_coverage(self, start: datetime, end: datetime, base_period: int) -> list[WindowCoverage]:
         """Every window in [start, end) with stored events, and which apps analysed it."""

@@ -12,7 +12,7 @@ endpoints left are recorded as timed out.
 import logging
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 
 import pandas as pd
@@ -21,10 +21,13 @@ from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonit
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.deadline import AppTimeoutError, call_with_deadline
 from mm_dagster.applications.endpoint_view import monitored_endpoint
+from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
+from mm_dagster.applications.silence import empty_sample
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
+from mm_dagster.core.traffic import silent_endpoints
 from mm_dagster.core.windows import Window
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -45,6 +48,7 @@ def run_app_on_endpoint(
     *,
     logger: logging.Logger | None = None,
     project_name: str = "default",
+    metric_history: MetricHistory | None = None,
     unmatched_labels: int = 0,
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
@@ -58,6 +62,7 @@ def run_app_on_endpoint(
         invalid_events=invalid_events,
         logger=logger,
         project_name=project_name,
+        metric_history=metric_history,
         unmatched_labels=unmatched_labels,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
@@ -80,14 +85,20 @@ def run_apps_on_window(
     *,
     logger: logging.Logger | None = None,
     project_name: str = "default",
+    recent_traffic: Mapping[str, Collection[Window]] | None = None,
     unmatched_labels: Mapping[str, int] | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app.
 
     `logger` (default: `mm_dagster.apps.<app>`) receives the apps' `monitoring_context.logger`
-    lines. `events` is never modified: each app gets its own view of each frame.
+    lines. `events` is never modified: each app gets its own view of each frame. An app with
+    `silent_endpoint_windows` also runs, on an empty frame, on the endpoints that `recent_traffic`
+    (endpoint id -> windows with its events before this one) shows steady and `events` silent.
     """
-    endpoints = {e.id: monitored_endpoint(e, project_name) for e in registry.list(ids=list(events))}
+    lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
+    silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
+    ids = sorted(set(events).union(*silent.values()))
+    endpoints = {e.id: monitored_endpoint(e, project_name) for e in registry.list(ids=ids)}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:
         log.warning(
@@ -99,12 +110,18 @@ def run_apps_on_window(
     versions = {e.id: (e.model_version, e.reference_version) for e in endpoints.values()}
     reports = []
     for app in apps:
+        samples = {e: events[e] for e in endpoints if e in events}
+        if app.silent_endpoint_windows:
+            quiet = silent[app.silent_endpoint_windows]
+            samples.update({e: empty_sample(endpoints[e]) for e in quiet if e in endpoints})
+        analysed = {e: endpoints[e] for e in sorted(samples)}
         report = AppWindowReport(
-            app=app.name, window=window, endpoint_names={e.id: e.name for e in endpoints.values()}
+            app=app.name, window=window, endpoint_names={e.id: e.name for e in analysed.values()}
         )
+        history = MetricHistory(results, app.name, window)
         budget = _budget(app)
         deadline = None if budget is None else time.monotonic() + budget
-        for endpoint_id, endpoint in endpoints.items():
+        for endpoint_id, endpoint in analysed.items():
             where = f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}"
             try:
                 outputs, uris = call_with_deadline(
@@ -113,12 +130,13 @@ def run_apps_on_window(
                         app,
                         endpoint,
                         window,
-                        events[endpoint_id],
+                        samples[endpoint_id],
                         artifacts,
                         references,
                         (invalid_events or {}).get(endpoint_id),
                         logger=logger,
                         project_name=project_name,
+                        metric_history=history,
                         unmatched_labels=(unmatched_labels or {}).get(endpoint_id, 0),
                     ),
                     None if deadline is None else deadline - time.monotonic(),

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from apps.dummy_app import ServingMonitoring
-from apps.serving_health import ServingHealthApplication
 from mm_dagster.applications import (
     HistogramDataDriftApplication,
     ModelMonitoringApplicationBase,
@@ -67,17 +66,19 @@ def test_the_docs_dummy_app_runs_unchanged(mm: Monitoring, endpoint: ModelEndpoi
     ]
 
 
-def test_serving_health_computes_from_sample_df(
+def test_operational_health_computes_from_sample_df(
     mm: Monitoring, endpoint: ModelEndpoint, traffic: Window
 ) -> None:
-    run_one(mm, traffic, ServingHealthApplication())
-    metrics = {m.name: m.value for m in mm.results.metrics(endpoint.id, "serving-health")}
+    from mm_dagster.applications import OperationalApplication
+
+    run_one(mm, traffic, OperationalApplication())
+    metrics = {m.name: m.value for m in mm.results.metrics(endpoint.id, "operational-health")}
     events = mm.read_window(traffic)[endpoint.id]
     assert metrics["requests"] == 200
     assert metrics["error_rate"] == pytest.approx(events["error"].notna().mean())
-    assert metrics["prediction_mean"] == pytest.approx(events["prediction"].mean())
-    (result,) = mm.results.results(endpoint.id, "serving-health")
-    assert result.status == ResultStatusApp.detected and result.kind == ResultKindApp.system_performance
+    results = {r.name: r for r in mm.results.results(endpoint.id, "operational-health")}
+    assert results["error_rate"].status == ResultStatusApp.detected
+    assert results["error_rate"].kind == ResultKindApp.system_performance
 
 
 @pytest.mark.parametrize(

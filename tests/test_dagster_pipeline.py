@@ -93,15 +93,16 @@ def test_definitions_load_with_every_key() -> None:
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"mm/window_events"} | {
+    gating = {"fraud_candidate_model", "fraud_promotion", "fraud_retrained_model"}  # apps/gating.py
+    assert keys == {"mm/window_events"} | gating | {
         f"mm/{app}/{kind}"
-        for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+        for app in ("histogram-data-drift", "operational-health", "serving-monitoring")
         for kind in ("results", "metrics")
     }
     checks = {k.to_user_string() for k in graph.asset_check_keys}
-    assert checks == {
+    assert checks == {"fraud_candidate_model:fraud_detector_not_drifting"} | {
         f"mm/{app}/results:{CHECK_NAME}"
-        for app in ("histogram-data-drift", "serving-health", "serving-monitoring")
+        for app in ("histogram-data-drift", "operational-health", "serving-monitoring")
     }
     assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
     assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
@@ -143,7 +144,7 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         dummy = evaluations[results_key("serving-monitoring")]
         assert not dummy.passed and dummy.severity == AssetCheckSeverity.WARN
     stored = seeded.results.results(app="histogram-data-drift", start=window.start, end=window.end)
-    assert len(stored) == 4
+    assert len(stored) == 6
 
 
 def test_check_results_are_recorded_per_partition(seeded: Monitoring, home: str) -> None:
@@ -190,7 +191,7 @@ def test_an_app_failing_everywhere_fails_its_step_only(seeded: Monitoring, home:
         assert not result.success
         failed = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
         assert failed == ["mm_app_always_fails"]
-    assert len(seeded.results.results(app="histogram-data-drift")) == 4
+    assert len(seeded.results.results(app="histogram-data-drift")) == 6
     assert len(seeded.results.failures("always-fails")) == 2
 
 
@@ -218,7 +219,7 @@ def test_range_backfill_runs_once_and_records_each_window(seeded: Monitoring, ho
         }
         mats = instance.get_materialized_partitions(results_key("histogram-data-drift"))
         assert {w.key for w in windows} <= set(mats)
-    assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 2
+    assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 3
 
 
 def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
@@ -228,7 +229,7 @@ def test_backfill_rerun_replaces_results(seeded: Monitoring, home: str) -> None:
     with instance_for_test() as instance:
         for _ in range(2):
             materialize_window(defs, window.key, instance, home)
-    assert len(seeded.results.results(app="histogram-data-drift")) == 4
+    assert len(seeded.results.results(app="histogram-data-drift")) == 6
     assert len(seeded.results.metrics(app="histogram-data-drift")) == 6
 
 

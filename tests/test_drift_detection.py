@@ -29,6 +29,7 @@ from mm_dagster.stats.drift_methods import (
 )
 from mm_dagster.stats.drift_test import MIN_EXPECTED, merge_groups, merged, power_divergence_p_value
 from mm_dagster.stats.feature_stats import (
+    NumericBins,
     bin_counts,
     compute_feature_stats,
     drift_bin_counts,
@@ -56,7 +57,7 @@ def window_statuses(
         window = pd.DataFrame({c: draw_feature(shape, rows, rng) for c in columns})
         if moved:
             window["x0"] = move_mass(shape, window["x0"].to_numpy(), moved, rng)
-        verdicts = family_verdicts(feature_drifts(reference, window), reference, methods=METHODS)
+        verdicts = family_verdicts(feature_drifts(reference, window), methods=METHODS)
         statuses.append(max(v.status for v in verdicts))
     return statuses
 
@@ -163,9 +164,7 @@ def test_skewed_feature_quartile_swap_is_detected() -> None:
     flagged = 0
     for _ in range(27):
         values = move_mass("lognormal", rng.lognormal(0, 1.5, 400), 0.25, rng)
-        verdicts = family_verdicts(
-            feature_drifts(reference, pd.DataFrame({"x": values})), reference, methods=METHODS
-        )
+        verdicts = family_verdicts(feature_drifts(reference, pd.DataFrame({"x": values})), methods=METHODS)
         flagged += verdicts[0].status == DETECTED
     assert flagged >= 26
 
@@ -186,7 +185,7 @@ def test_high_cardinality_categorical_on_a_stable_distribution_does_not_alarm() 
         # Was 0.671 when every value beyond the top 1,000 was "unseen"; what is left is the noise
         # of 1,002 sparse buckets (0.67 rows each), which the verdict's merged bins do not have.
         assert drifts[0].tvd < 0.25
-        verdict = family_verdicts(drifts, reference, methods=METHODS)[0]
+        verdict = family_verdicts(drifts, methods=METHODS)[0]
         assert verdict.distance < 0.1
         statuses.append(verdict.status)
     assert set(statuses) == {ResultStatusApp.no_detection}
@@ -194,7 +193,7 @@ def test_high_cardinality_categorical_on_a_stable_distribution_does_not_alarm() 
     window[:400] = "99999"  # 20% of the window is a value the reference never had
     drifts = feature_drifts(reference, pd.DataFrame({"zip": window}))
     assert drifts[0].window_counts[-1] == 400  # the unseen bucket
-    assert family_verdicts(drifts, reference, methods=METHODS)[0].status == DETECTED
+    assert family_verdicts(drifts, methods=METHODS)[0].status == DETECTED
 
 
 def test_infinite_reference_values_are_counted_and_never_bin_edges() -> None:
@@ -208,7 +207,7 @@ def test_infinite_reference_values_are_counted_and_never_bin_edges() -> None:
     json.dumps(reference, allow_nan=False)  # valid JSON on every backend
     drifts = feature_drifts(reference, pd.DataFrame({"x": rng.normal(5, 1, 500)}))
     assert drifts[0].tvd > 0.9  # was 0.001 when one inf made the edges NaN
-    assert family_verdicts(drifts, reference, methods=METHODS)[0].status == DETECTED
+    assert family_verdicts(drifts, methods=METHODS)[0].status == DETECTED
     window = compute_feature_stats(pd.DataFrame({"x": [1.0, np.inf, np.nan]}), reference=reference)
     assert (window["x"]["missing"], window["x"]["non_finite"]) == (1, 1)
     json.dumps(window, allow_nan=False)
@@ -436,7 +435,7 @@ def test_one_pass_counts_equal_the_two_binnings(mlrun_compatible: bool) -> None:
         )
         values = np.concatenate([values, drift_edges])  # every edge value itself
         histogram, drift = histogram_and_drift_counts(
-            values, edges, drift_edges, mlrun_compatible=mlrun_compatible
+            values, NumericBins.of(edges, drift_edges), mlrun_compatible=mlrun_compatible
         )
         assert histogram.tolist() == bin_counts(values, edges, mlrun_compatible=mlrun_compatible).tolist()
         assert drift.tolist() == drift_bin_counts(values, drift_edges).tolist()

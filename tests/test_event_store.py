@@ -133,7 +133,7 @@ def test_retention_deletes_old_events_and_keeps_results(store_mm: Monitoring) ->
     report = store_mm.maintain(MaintenancePolicy(retention=timedelta(days=30)))
     assert report.expired_files == 1 and report.expired_arrivals == 1
     assert read(store_mm, old).empty and len(read(store_mm)) == 200
-    assert len(store_mm.results.results(start=old.start, end=old.end)) == 2
+    assert len(store_mm.results.results(start=old.start, end=old.end)) == 3
 
 
 def test_an_unreadable_file_is_quarantined_and_the_rest_is_read(

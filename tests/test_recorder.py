@@ -211,7 +211,7 @@ def test_sigterm_flushes_a_serving_process(isolated_home: Path) -> None:
 def test_invalid_events_reach_apps_and_the_window_asset(mm: Monitoring, endpoint: ModelEndpoint) -> None:
     from dagster import instance_for_test
 
-    from apps.serving_health import ServingHealthApplication
+    from mm_dagster.applications import OperationalApplication
     from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
     from mm_dagster.dagster_defs.resources import MonitoringResource
 
@@ -222,7 +222,7 @@ def test_invalid_events_reach_apps_and_the_window_asset(mm: Monitoring, endpoint
         recorder.record("fraud-model", FEATURES, {"prediction": 1.0}, timestamp=at)
     recorder.record("fraud-model", {**FEATURES, "f1": "n/a"}, {"prediction": 1.0}, timestamp=at)
     recorder.close()
-    app = ServingHealthApplication()
+    app = OperationalApplication()
     mm.run_window([app], window)
     (metric,) = mm.results.metrics(endpoint.id, app.name, "invalid_events")
     assert metric.value == 1.0

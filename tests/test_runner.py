@@ -87,14 +87,14 @@ def test_time_range_and_latest_queries(mm: Monitoring, endpoint: ModelEndpoint, 
     between = mm.results.results(endpoint.id, app.name, "general_drift", oldest.start, newest.start)
     assert [r.window_start for r in between] == [windows[2].start, windows[1].start]
     latest = mm.results.latest_results(endpoint.id)
-    assert {r.name for r in latest} == {"general_drift", "feature_drift"}
+    assert {r.name for r in latest} == {"general_drift", "feature_drift", "prediction_drift"}
     assert all(r.window_start == newest.start for r in latest)
     assert {m.window_start for m in mm.results.latest_metrics(endpoint.id)} == {newest.start}
     with mm.engine.connect() as conn:
         from sqlalchemy import text
 
         rows = conn.execute(text("SELECT count(*) FROM mm_latest_results")).scalar_one()
-    assert rows == 2
+    assert rows == 3
 
 
 def test_deleted_endpoint_events_are_skipped(mm: Monitoring, window: Window, two_endpoints) -> None:  # type: ignore[no-untyped-def]

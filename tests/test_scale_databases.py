@@ -76,13 +76,13 @@ def test_results_store_replaces_and_serves_latest(scaled: Monitoring) -> None:
         mm.record_events("m", traffic_frame(300, w.start, w.end, shape, seed=i))
         mm.run_window([app], w)
     mm.run_window([app], windows[2])  # a re-run replaces
-    assert len(mm.results.results(ep.id, app.name)) == 6
+    assert len(mm.results.results(ep.id, app.name)) == 9
     latest = {r.name: r for r in mm.results.latest_results(ep.id)}
     assert latest["feature_drift"].window_start == windows[2].start
     assert latest["feature_drift"].status == ResultStatusApp.detected
     assert latest["general_drift"].extra_data["features"]["f0"]["tvd"] > 0.3
     with mm.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM mm_latest_results")).scalar_one() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM mm_latest_results")).scalar_one() == 3
     got = mm.get_endpoint("m")
     assert got.event_count == 900 and got.feature_stats == ep.feature_stats
 

@@ -167,7 +167,7 @@ def test_resource_reads_the_environment_when_a_run_starts(
     with instance_for_test() as instance:
         assert job.execute_in_process(instance=instance, partition_key=window.key).success
     with Monitoring(home=str(run_home)) as mm:
-        assert len(mm.results.results(app="histogram-data-drift")) == 2
+        assert len(mm.results.results(app="histogram-data-drift")) == 3
 
 
 def test_resource_fields_take_dagster_env_vars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,7 +236,8 @@ def test_two_configs_compose_in_one_code_location(tmp_path: Path) -> None:
     with instance_for_test() as instance:
         assert job.execute_in_process(instance=instance, partition_key=window.key).success
     with Monitoring(home=str(tmp_path / "fraud")) as fraud, Monitoring(home=str(tmp_path / "churn")) as churn:
-        assert {r.name for r in fraud.results.results()} == {"general_drift", "feature_drift"}
+        names = {r.name for r in fraud.results.results()}
+        assert names == {"general_drift", "feature_drift", "prediction_drift"}
         assert churn.results.results() == []
 
 

@@ -2,7 +2,10 @@
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.data_quality import DataQualityApplication
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
+from mm_dagster.applications.multivariate_drift import MultivariateDriftApplication
+from mm_dagster.applications.operational import OperationalApplication
 from mm_dagster.applications.performance import PerformanceApplication
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
@@ -20,11 +23,14 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "DataQualityApplication",
     "EvidentlyModelMonitoringApplicationBase",
     "HistogramDataDriftApplication",
     "ModelMonitoringApplicationBase",
     "ModelMonitoringApplicationMetric",
     "ModelMonitoringApplicationResult",
     "MonitoringApplicationContext",
+    "MultivariateDriftApplication",
+    "OperationalApplication",
     "PerformanceApplication",
 ]

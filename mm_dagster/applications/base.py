@@ -1,10 +1,12 @@
 """The monitoring-app base class (MLRun-compatible)."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
 from mm_dagster.core.persistence import Persistence
+from mm_dagster.core.traffic import check_lookback
 
 DEFAULT_APP_TIMEOUT_SECONDS = 600.0
 
@@ -26,6 +28,10 @@ class ModelMonitoringApplicationBase(ABC):
     # Report a result's status only when it held in k of the last n windows (None: every window
     # stands alone); the window's own verdict stays in extra_data["raw_status"].
     persistence: Persistence | None = None
+    # Silent endpoints: with N, the app also runs (with an empty `sample_df`) on every endpoint
+    # that had events in each of the N windows before this one and has none in it; the
+    # controller requests such windows even when no endpoint has events. None: never.
+    silent_endpoint_windows: int | None = None
 
     @property
     def name(self) -> str:
@@ -35,3 +41,13 @@ class ModelMonitoringApplicationBase(ABC):
     @abstractmethod
     def do_tracking(self, monitoring_context: "MonitoringApplicationContext") -> Any:
         """Return a result, a list of results and metrics, a dict[str, float], or None."""
+
+
+def silence_lookback(apps: Iterable[ModelMonitoringApplicationBase]) -> int | None:
+    """The longest `silent_endpoint_windows` of `apps` (None when no app wants silent endpoints)."""
+    lookbacks = [
+        check_lookback(app.silent_endpoint_windows, f"silent_endpoint_windows of app {app.name!r}")
+        for app in apps
+        if app.silent_endpoint_windows is not None
+    ]
+    return max(lookbacks) if lookbacks else None

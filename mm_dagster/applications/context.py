@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping, MutableMapping
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
+from mm_dagster.applications.metric_history import EMPTY, MetricHistory
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import Window
@@ -78,9 +80,11 @@ class MonitoringApplicationContext:
         references: ReferenceStore | None = None,
         invalid_events: Mapping[str, int] | None = None,
         project_name: str = "default",
+        metric_history: MetricHistory | None = None,
         unmatched_labels: int = 0,
     ) -> None:
         self._references = references
+        self._metric_history = metric_history
         # Labels of this endpoint still waiting for their prediction (all windows).
         self.unmatched_labels = unmatched_labels
         self.project_name = project_name
@@ -111,6 +115,13 @@ class MonitoringApplicationContext:
     def sample_df(self) -> pd.DataFrame:
         """The window's events of this endpoint: this app's own view (see `own_view`)."""
         return own_view(self._sample_df)
+
+    def metric_history(self, ago: timedelta) -> Mapping[str, float]:
+        """This app's stored metrics of this endpoint for the window that started `ago` before
+        this one, e.g. `timedelta(weeks=1)` (read-only; empty when none are stored)."""
+        if self._metric_history is None:
+            return EMPTY
+        return self._metric_history.metrics(self.endpoint_id, ago)
 
     @cached_property
     def labelled_fraction(self) -> float:

@@ -7,6 +7,7 @@ import numpy as np
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.model_cache import FittedModelCache
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
@@ -29,6 +30,9 @@ from mm_dagster.stats.drift_methods import (
     method_registry,
     resolve_policies,
 )
+from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
+
+REFERENCE_CACHE_SIZE = 10_000
 
 
 class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
@@ -85,6 +89,10 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         self.min_window_rows = min_window_rows
         self.window_alpha_potential = window_alpha_potential
         self.window_alpha_detected = window_alpha_detected
+        # The reference's bins as arrays, per (endpoint id, reference version).
+        self._references: FittedModelCache[tuple[str, int], dict[str, PreparedFeature]] = FittedModelCache(
+            REFERENCE_CACHE_SIZE
+        )
         if persistence is not None:
             self.persistence = (
                 persistence if isinstance(persistence, Persistence) else Persistence(*persistence)
@@ -103,12 +111,9 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             if getattr(self.methods[self._policy(c).method or self.default_method], "needs_quantiles", False)
         }
 
-    def _verdicts(
-        self, ctx: MonitoringApplicationContext, drifts: Sequence[FeatureDrift]
-    ) -> list[FeatureVerdict]:
+    def _verdicts(self, drifts: Sequence[FeatureDrift]) -> list[FeatureVerdict]:
         return family_verdicts(
             drifts,
-            ctx.feature_stats,
             methods=self.methods,
             policies={d.feature: self._policy(d.feature) for d in drifts},
             default_method=self.default_method,
@@ -121,11 +126,15 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         if not ctx.feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
             return None
+        endpoint = ctx.model_endpoint
         drifts = feature_drifts(
             ctx.feature_stats,
             ctx.sample_df,
             mlrun_compatible_binning=self.mlrun_compatible_binning,
             quantile_features=self._quantile_features(ctx.feature_stats),
+            prepared=self._references.get_or_fit(
+                (endpoint.id, endpoint.reference_version), lambda: prepare_reference(ctx.feature_stats)
+            ),
         )
         if not drifts:
             ctx.logger.warning("no feature of the window has a reference histogram")
@@ -139,8 +148,8 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         outputs_set = set(ctx.label_names)
         inputs = [d for d in drifts if d.feature not in outputs_set]
         outputs = [d for d in drifts if d.feature in outputs_set]
-        input_verdicts = self._verdicts(ctx, inputs)
-        output_verdicts = self._verdicts(ctx, outputs)
+        input_verdicts = self._verdicts(inputs)
+        output_verdicts = self._verdicts(outputs)
         results = [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),

@@ -10,6 +10,8 @@ requested. So:
   analysed, whatever order the writers' transactions commit in.
 - At most `max_requests` windows per tick, newest first; the rest stay due and are requested by
   the next ticks, never dropped.
+- With `silence_windows=N`, a closed window without stored events that follows N windows with
+  events is requested too (once, like any window), so apps see endpoints that went silent.
 - After a base_period change every window in the look-back is analysed again under the new
   length (spread over ticks by the cap); a window whose key was requested under the old length
   gets the next revision, so run keys stay unique. A cursor written by an earlier version (arrival
@@ -23,7 +25,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from mm_dagster.core.arrivals import ArrivalSpan
-from mm_dagster.core.windows import Window, closed_before, to_utc
+from mm_dagster.core.traffic import went_silent
+from mm_dagster.core.windows import Window, closed_before, to_utc, windows_between
 
 
 @dataclass(frozen=True)
@@ -123,21 +126,31 @@ def plan_requests(
     horizon: timedelta,
     max_requests: int,
     counts: Mapping[Window, int],
+    silence_windows: int | None = None,
 ) -> ControllerPlan:
     """Requests for this tick. `counts` are the stored-event counts of the windows in
-    `look_back(now, ...)` (others are ignored)."""
+    `look_back(now, ...)` (others are ignored, except as the `silence_windows` windows before a
+    silent one: give their counts too)."""
     span = look_back(now, base_period, allowed_lateness, horizon)
     considered = {w: n for w, n in counts.items() if span.start <= w.start and w.end <= span.end}
     seen = _adopted(cursor, considered, base_period)
-    due = sorted(
-        (w for w, n in considered.items() if n > (seen[w.key].events if w.key in seen else 0)),
-        reverse=True,
-    )
+    due_windows = {w for w, n in considered.items() if n > (seen[w.key].events if w.key in seen else 0)}
+    if silence_windows:
+        # An earlier version's cursor did not record silent windows: only newer ones are new.
+        known_until = cursor.closed_end if cursor.base_period is None else None
+        due_windows |= {
+            w
+            for w in windows_between(span.start, span.end, base_period)
+            if w.key not in seen
+            and (known_until is None or w.end > known_until)
+            and went_silent(counts, w, silence_windows)
+        }
+    due = sorted(due_windows, reverse=True)
     requests = []
     for window in due[:max_requests]:
         earlier = seen.get(window.key)
         revision = 0 if earlier is None else earlier.revision + 1
-        seen[window.key] = Seen(considered[window], revision)
+        seen[window.key] = Seen(considered.get(window, 0), revision)
         requests.append(WindowRequest(window, revision))
     kept = {key: s for key, s in seen.items() if _key_start(key) >= span.start}
     return ControllerPlan(

@@ -42,3 +42,27 @@ class Thresholds:
         if value >= self.potential:
             return ResultStatusApp.potential_detection
         return ResultStatusApp.no_detection
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Like `Thresholds`, for values with no upper limit (latencies, counts): `detected` at or
+    above `detected`, `potential_detection` at or above `potential`, 0 < potential < detected."""
+
+    potential: float
+    detected: float
+    what: str = "value"
+
+    def __post_init__(self) -> None:
+        if not (_finite(self.potential) and _finite(self.detected) and 0 < self.potential < self.detected):
+            raise MonitoringError(
+                f"{self.what} bounds must satisfy 0 < potential ({self.potential!r}) "
+                f"< detected ({self.detected!r}), both finite"
+            )
+
+    def status(self, value: float) -> ResultStatusApp:
+        if value >= self.detected:
+            return ResultStatusApp.detected
+        if value >= self.potential:
+            return ResultStatusApp.potential_detection
+        return ResultStatusApp.no_detection

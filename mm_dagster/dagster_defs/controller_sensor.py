@@ -1,6 +1,8 @@
 """The controller: a sensor that requests one run per closed window (spec §5). The decisions are
 `core.controller.plan_requests`; this module only reads the arrival log and talks to Dagster."""
 
+from datetime import timedelta
+
 from dagster import (
     AssetObservation,
     DefaultSensorStatus,
@@ -11,6 +13,7 @@ from dagster import (
     sensor,
 )
 
+from mm_dagster.applications.base import silence_lookback
 from mm_dagster.core.clock import Clock
 from mm_dagster.core.controller import ControllerCursor, look_back, plan_requests, window_counts
 from mm_dagster.core.windows import Window
@@ -21,6 +24,9 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 
 def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDefinition:
     names = config.names
+    silence = silence_lookback(config.apps)
+    # Counts of the windows before the look-back too, to tell whether its first windows are silent.
+    before_look_back = timedelta(minutes=config.base_period * (silence or 0))
 
     @sensor(
         name=names.controller_sensor,
@@ -41,7 +47,9 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
         now = clock()
         span = look_back(now, config.base_period, config.allowed_lateness, config.late_data_horizon)
         slot = monitoring.events.base_period
-        stored = arrivals.spans(events_from=span.start, events_before=span.end, store_base_period=slot)
+        stored = arrivals.spans(
+            events_from=span.start - before_look_back, events_before=span.end, store_base_period=slot
+        )
         plan = plan_requests(
             cursor,
             now=now,
@@ -50,6 +58,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             horizon=config.late_data_horizon,
             max_requests=config.max_catchup_windows,
             counts=window_counts(stored, config.base_period),
+            silence_windows=silence,
         )
         backfill = f"backfill them from the UI (Jobs → {names.job} → partitions → Launch backfill)"
         if plan.due:

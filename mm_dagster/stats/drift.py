@@ -41,11 +41,10 @@ from mm_dagster.stats.feature_stats import (
     NUMERIC,
     QUANTILE_LEVELS,
     bin_counts,
-    category_counts,
+    bucket_counts,
     histogram_and_drift_counts,
-    histogram_of,
-    reference_category_counts,
 )
+from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
 
 PARALLEL_MIN_ROWS = 100_000
 MAX_THREADS = 4
@@ -66,6 +65,8 @@ class FeatureDrift:
     test_window: np.ndarray  # counts on the reference's mass-following bins
     test_reference: np.ndarray
     window_quantiles: np.ndarray | None = None
+    reference_quantiles: np.ndarray | None = None
+    reference_std: float | None = None
 
 
 def _numbers(values: pd.Series) -> np.ndarray:
@@ -78,56 +79,46 @@ def _numbers(values: pd.Series) -> np.ndarray:
 
 def _one_feature(
     feature: str,
-    reference: Mapping[str, Any],
-    values: pd.Series,
+    reference: PreparedFeature,
+    values: pd.Series | np.ndarray,
     *,
     mlrun_compatible: bool,
     with_quantiles: bool,
 ) -> FeatureDrift | None:
-    kind = reference.get("type", NUMERIC)
     quantiles = None
-    if kind == NUMERIC:
-        ref_counts = histogram_of(reference)
-        if ref_counts is None:
-            return None
-        numbers = _numbers(values)
-        edges = np.asarray(reference["hist"][1], dtype=np.float64)
-        if "drift_edges" in reference:
+    if reference.kind == NUMERIC:
+        numbers = values if isinstance(values, np.ndarray) else _numbers(values)
+        if reference.bins is not None:
             w_counts, test_window = histogram_and_drift_counts(
-                numbers,
-                edges,
-                np.asarray(reference["drift_edges"], dtype=np.float64),
-                mlrun_compatible=mlrun_compatible,
+                numbers, reference.bins, mlrun_compatible=mlrun_compatible
             )
-            test_reference = np.asarray(reference["drift_counts"], dtype=np.float64)
-        else:  # a reference stored before mass-following bins: test on its histogram
-            w_counts = bin_counts(numbers, edges, mlrun_compatible=mlrun_compatible)
-            test_window, test_reference = w_counts, ref_counts
+        else:
+            w_counts = test_window = bin_counts(numbers, reference.edges, mlrun_compatible=mlrun_compatible)  # type: ignore[arg-type]
         if with_quantiles:
             finite = numbers[np.isfinite(numbers)]
             if finite.size:
                 quantiles = np.quantile(finite, QUANTILE_LEVELS, method="inverted_cdf")
     else:
-        if not reference.get("freqs"):
-            return None
-        w_counts, ref_counts = category_counts(reference, values), reference_category_counts(reference)
-        test_window, test_reference = w_counts, ref_counts
-    if w_counts.sum() == 0 or ref_counts.sum() == 0:
+        w_counts = test_window = bucket_counts(reference.positions or {}, reference.sketch, pd.Series(values))
+    window_rows = int(w_counts.sum())
+    if window_rows == 0 or reference.reference_counts.sum() == 0:
         return None
-    t, u = normalise(w_counts), normalise(ref_counts)
+    t, u = normalise(w_counts), normalise(reference.reference_counts)
     return FeatureDrift(
         feature=feature,
-        kind=kind,
-        window_rows=int(w_counts.sum()),
-        reference_rows=int(ref_counts.sum()),
+        kind=reference.kind,
+        window_rows=window_rows,
+        reference_rows=int(reference.reference_counts.sum()),
         window_counts=w_counts,
-        reference_counts=ref_counts,
+        reference_counts=reference.reference_counts,
         tvd=float(total_variation(t, u)),
         hellinger=float(hellinger(t, u)),
         kld=float(symmetric_kl(t, u)),
         test_window=np.asarray(test_window, dtype=np.float64),
-        test_reference=test_reference,
+        test_reference=reference.test_reference,
         window_quantiles=quantiles,
+        reference_quantiles=reference.quantiles,
+        reference_std=reference.std,
     )
 
 
@@ -137,23 +128,33 @@ def feature_drifts(
     *,
     mlrun_compatible_binning: bool = False,
     quantile_features: Collection[str] = (),
+    prepared: Mapping[str, PreparedFeature] | None = None,
 ) -> list[FeatureDrift]:
     """Both views for every reference column present in `window` that has a histogram
     (`quantile_features` also get the window's quantiles, for methods that need them).
+    `prepared`: `prepare_reference(reference_stats)`, when the caller keeps it across windows.
 
     Columns are binned in parallel threads for large windows (numpy and Arrow release the GIL).
     """
+    references = prepare_reference(reference_stats) if prepared is None else prepared
+    features = [f for f in references if f in window.columns]
+    columns: dict[str, pd.Series | np.ndarray] = {}
+    numeric = [f for f in features if references[f].kind == NUMERIC]
+    if len(window) < PARALLEL_MIN_ROWS and numeric:
+        # Small windows: one conversion of every numeric column (pandas' per-column access
+        # costs more than binning a thousand values); columns contiguous for the binary search.
+        block = np.asfortranarray(window[numeric].to_numpy(dtype=np.float64, na_value=np.nan))
+        columns.update({f: block[:, i] for i, f in enumerate(numeric)})
 
     def one(feature: str) -> FeatureDrift | None:
         return _one_feature(
             feature,
-            reference_stats[feature],
-            window[feature],
+            references[feature],
+            columns[feature] if feature in columns else window[feature],
             mlrun_compatible=mlrun_compatible_binning,
             with_quantiles=feature in quantile_features,
         )
 
-    features = [f for f in reference_stats if f in window.columns]
     if len(window) >= PARALLEL_MIN_ROWS and len(features) > 1:
         workers = min(MAX_THREADS, os.cpu_count() or 1, len(features))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mm-drift") as pool:
@@ -181,7 +182,6 @@ class FeatureVerdict:
 
 def family_verdicts(
     drifts: Sequence[FeatureDrift],
-    reference_stats: Mapping[str, Mapping[str, Any]],
     *,
     methods: Mapping[str, DriftMethod],
     policies: Mapping[str, FeaturePolicy] | None = None,
@@ -203,16 +203,14 @@ def family_verdicts(
         groups = merge_groups(drift.test_window, drift.test_reference, categorical=drift.kind == CATEGORICAL)
         window, reference = merged(drift.test_window, groups), merged(drift.test_reference, groups)
         p_value = power_divergence_p_value(window, reference)
-        stats = reference_stats.get(drift.feature, {})
-        quantiles = stats.get("quantiles")
         distance = method.distance(
             DriftInput(
                 kind=drift.kind,
                 window=window,
                 reference=reference,
                 window_quantiles=drift.window_quantiles,
-                reference_quantiles=None if quantiles is None else np.asarray(quantiles, dtype=np.float64),
-                reference_std=stats.get("std"),
+                reference_quantiles=drift.reference_quantiles,
+                reference_std=drift.reference_std,
             )
         )
         threshold = method.default_threshold if policy.threshold is None else policy.threshold

@@ -22,6 +22,7 @@ Reference stats also carry what the per-feature drift test needs (stats.drift_te
 
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,28 +96,50 @@ def drift_bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
 
 
+@dataclass(frozen=True)
+class NumericBins:
+    """A numeric feature's two sets of reference bins, prepared once per reference for
+    `histogram_and_drift_counts`: the union of both edge sets (no union edge lies inside a bin of
+    either set, so each union bin falls in one bin of each), where each union bin goes in each
+    set, and the union bin holding exactly the reference max (for `bin_counts`' rule)."""
+
+    edges: np.ndarray
+    drift_edges: np.ndarray
+    union: np.ndarray
+    histogram_of_union: np.ndarray
+    drift_of_union: np.ndarray
+    at_max: int
+
+    @classmethod
+    def of(cls, edges: np.ndarray, drift_edges: np.ndarray) -> "NumericBins":
+        inner = edges[1:-1]
+        maximum = inner[-1]
+        union = np.union1d(np.union1d(inner, drift_edges), [np.nextafter(maximum, np.inf)])
+        starts = np.concatenate(([-np.inf], union))
+        return cls(
+            edges=edges,
+            drift_edges=drift_edges,
+            union=union,
+            histogram_of_union=np.searchsorted(inner, starts, side="right"),
+            drift_of_union=np.searchsorted(drift_edges, starts, side="right"),
+            at_max=int(np.searchsorted(union, maximum, side="right")),
+        )
+
+
 def histogram_and_drift_counts(
-    values: np.ndarray, edges: np.ndarray, drift_edges: np.ndarray, *, mlrun_compatible: bool = False
+    values: np.ndarray, bins: NumericBins, *, mlrun_compatible: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """`bin_counts(values, edges)` and `drift_bin_counts(values, drift_edges)` from one
-    binary-search pass over the union of both edge sets: no union edge lies inside a bin of
-    either set, so each union bin falls in one bin of each and its count goes there. The union
-    also holds the value just above the reference max, so the values equal to the max have a
-    bin of their own (for `bin_counts`' rule) and need no second pass."""
-    inner = edges[1:-1]
-    maximum = inner[-1]
-    union = np.union1d(np.union1d(inner, drift_edges), [np.nextafter(maximum, np.inf)])
-    combined = np.bincount(np.searchsorted(union, values, side="right"), minlength=union.size + 1)
-    combined = combined.astype(np.int64)
+    binary-search pass over the union of both edge sets (see `NumericBins`)."""
+    combined = np.bincount(np.searchsorted(bins.union, values, side="right"), minlength=bins.union.size + 1)
     combined[-1] -= np.count_nonzero(np.isnan(values))
-    starts = np.concatenate(([-np.inf], union))
-    histogram = np.bincount(np.searchsorted(inner, starts, side="right"), combined, inner.size + 1)
-    drift = np.bincount(np.searchsorted(drift_edges, starts, side="right"), combined, drift_edges.size + 1)
+    histogram = np.bincount(bins.histogram_of_union, combined, bins.edges.size - 1).astype(np.int64)
+    drift = np.bincount(bins.drift_of_union, combined, bins.drift_edges.size + 1).astype(np.int64)
     if not mlrun_compatible:
-        at_max = combined[np.searchsorted(union, maximum, side="right")]
+        at_max = combined[bins.at_max]
         histogram[-2] += at_max
         histogram[-1] -= at_max
-    return histogram.astype(np.int64), drift.astype(np.int64)
+    return histogram, drift
 
 
 def _numeric_stats(values: np.ndarray, edges: np.ndarray | None) -> dict[str, Any]:
@@ -228,13 +251,20 @@ def histogram_of(stats: Mapping[str, Any]) -> np.ndarray | None:
 def category_counts(reference: Mapping[str, Any], values: pd.Series) -> np.ndarray:
     """Counts of `values` over the reference's top categories, then its other (rarer) values,
     then values never seen in the reference."""
-    freqs = reference.get("freqs", {})
-    position = {key: i for i, key in enumerate(freqs)}
+    positions = {key: i for i, key in enumerate(reference.get("freqs", {}))}
+    sketch = CategorySketch.from_json(reference["sketch"]) if "sketch" in reference else None
+    return bucket_counts(positions, sketch, values)
+
+
+def bucket_counts(
+    positions: Mapping[str, int], sketch: CategorySketch | None, values: pd.Series
+) -> np.ndarray:
+    """`category_counts` with the reference's buckets already looked up."""
     observed = values.value_counts(dropna=True)
-    counts = np.zeros(len(freqs) + 2, dtype=np.float64)
+    counts = np.zeros(len(positions) + 2, dtype=np.float64)
     rest_values, rest_counts = [], []
     for value, count in zip(observed.index, observed.to_numpy(), strict=True):
-        i = position.get(value if isinstance(value, str) else str(value))
+        i = positions.get(value if isinstance(value, str) else str(value))
         if i is None:
             rest_values.append(str(value))
             rest_counts.append(count)
@@ -242,11 +272,8 @@ def category_counts(reference: Mapping[str, Any], values: pd.Series) -> np.ndarr
             counts[i] += count
     if rest_values:
         rest = np.asarray(rest_counts, dtype=np.float64)
-        if "sketch" in reference:
-            seen = CategorySketch.from_json(reference["sketch"]).contains(
-                np.asarray(rest_values, dtype=object)
-            )
-            counts[-2] = rest[seen].sum()
+        if sketch is not None:
+            counts[-2] = rest[sketch.contains(np.asarray(rest_values, dtype=object))].sum()
         counts[-1] = rest.sum() - counts[-2]
     return counts
 

@@ -131,6 +131,36 @@ class ArrivalLog:
                 for first, last, events in conn.execute(query)
             ]
 
+    def endpoint_spans(
+        self, events_from: datetime, events_before: datetime, store_base_period: int
+    ) -> dict[str, list[ArrivalSpan]]:
+        """Stored events per endpoint and slot overlapping [events_from, events_before), in one
+        query grouped in the database (as `spans`, per endpoint)."""
+        a = db.arrivals
+        query = (
+            sa.select(
+                a.c.endpoint_id,
+                sa.func.min(a.c.first_event),
+                sa.func.max(a.c.last_event),
+                sa.func.sum(a.c.events),
+            )
+            .where(
+                a.c.slot_start > db.to_db_time(events_from - timedelta(minutes=store_base_period)),
+                a.c.slot_start < db.to_db_time(events_before),
+                a.c.last_event >= db.to_db_time(events_from),
+                a.c.first_event < db.to_db_time(events_before),
+                a.c.events > 0,  # not the rows of labels that arrived for the slot
+            )
+            .group_by(a.c.endpoint_id, a.c.slot_start)
+        )
+        spans: dict[str, list[ArrivalSpan]] = {}
+        with self.engine.connect() as conn:
+            for endpoint_id, first, last, events in conn.execute(query):
+                spans.setdefault(endpoint_id, []).append(
+                    ArrivalSpan(db.from_db_time(first), db.from_db_time(last), int(events))
+                )
+        return spans
+
     def late_events(self, window: Window, closes_at: datetime) -> int:
         """Events of `window` that were written after it closed (upper bound, from file spans)."""
         a = db.arrivals

@@ -1,0 +1,60 @@
+"""A reference's stats turned once into the arrays a window's drift needs (per feature), so a
+window pays only for binning its own values; apps cache it per (endpoint, reference version)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mm_dagster.stats.category_sketch import CategorySketch
+from mm_dagster.stats.feature_stats import NUMERIC, NumericBins, reference_category_counts
+
+
+@dataclass(frozen=True)
+class PreparedFeature:
+    kind: str
+    reference_counts: np.ndarray  # MLRun's view: the histogram or the category buckets
+    test_reference: np.ndarray  # the verdict's: counts on the mass-following bins
+    edges: np.ndarray | None = None  # numeric: MLRun's 23 edges
+    bins: NumericBins | None = None  # numeric with mass-following bins
+    quantiles: np.ndarray | None = None
+    std: float | None = None
+    positions: Mapping[str, int] | None = None  # categorical: bucket of each top value
+    sketch: CategorySketch | None = None
+
+
+def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
+    """None when the feature has nothing to compare against (no histogram, no categories)."""
+    if stats.get("type", NUMERIC) == NUMERIC:
+        if "hist" not in stats:
+            return None
+        counts = np.asarray(stats["hist"][0], dtype=np.float64)
+        edges = np.asarray(stats["hist"][1], dtype=np.float64)
+        if "drift_edges" not in stats:  # stored before mass-following bins: test on the histogram
+            return PreparedFeature(NUMERIC, counts, counts, edges=edges, std=stats.get("std"))
+        return PreparedFeature(
+            NUMERIC,
+            counts,
+            np.asarray(stats["drift_counts"], dtype=np.float64),
+            edges=edges,
+            bins=NumericBins.of(edges, np.asarray(stats["drift_edges"], dtype=np.float64)),
+            quantiles=np.asarray(stats["quantiles"], dtype=np.float64),
+            std=stats.get("std"),
+        )
+    freqs = stats.get("freqs")
+    if not freqs:
+        return None
+    counts = reference_category_counts(stats)
+    return PreparedFeature(
+        stats["type"],
+        counts,
+        counts,
+        positions={key: i for i, key in enumerate(freqs)},
+        sketch=CategorySketch.from_json(stats["sketch"]) if "sketch" in stats else None,
+    )
+
+
+def prepare_reference(reference_stats: Mapping[str, Mapping[str, Any]]) -> dict[str, PreparedFeature]:
+    prepared = {name: prepare_feature(stats) for name, stats in reference_stats.items()}
+    return {name: feature for name, feature in prepared.items() if feature is not None}
