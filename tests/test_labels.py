@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import EventValidationError, MonitoringError, UnknownEndpointError
@@ -159,11 +160,8 @@ def test_labels_are_joined_to_their_events_in_the_window(mm: Monitoring) -> None
     assert report.outputs[endpoint.id][1][0].value == pytest.approx(0.75)
 
 
-class _LabelledFraction:
-    name = "labelled-fraction"
-    app_timeout_seconds = None
-
-    def do_tracking(self, monitoring_context):  # type: ignore[no-untyped-def]
+class _LabelledFraction(ModelMonitoringApplicationBase):
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> dict[str, float]:
         return {"fraction": monitoring_context.labelled_fraction}
 
 
