@@ -166,21 +166,28 @@ class LabelStore:
         query = sa.select(t.c.endpoint_id, t.c.request_id, t.c.value_number, t.c.value_text).where(
             t.c.event_time >= db.to_db_time(window.start), t.c.event_time < db.to_db_time(window.end)
         )
-        names = ["endpoint_id", "request_id", "value_number", "value_text"]
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        # Column by column: much cheaper than a frame built row by row.
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        frame = pd.DataFrame(
-            {name: np.array(values, dtype=object) for name, values in zip(names, columns, strict=True)}
-        )
-        frame["value_number"] = frame["value_number"].astype("float64")
-        if endpoint_ids is not None:
-            frame = frame[frame["endpoint_id"].isin(list(endpoint_ids))]
-        return {
-            str(endpoint_id): group.drop(columns="endpoint_id").reset_index(drop=True)
-            for endpoint_id, group in frame.groupby("endpoint_id", sort=True)
-        }
+        if not rows:
+            return {}
+        # Column by column, split by endpoint with one sort: far cheaper than row-wise frames.
+        owners, request_ids, numbers, texts = (np.array(c, dtype=object) for c in zip(*rows, strict=True))
+        order = np.argsort(owners, kind="stable")
+        owner_ids, starts = np.unique(owners[order], return_index=True)
+        wanted = None if endpoint_ids is None else set(endpoint_ids)
+        frames: dict[str, pd.DataFrame] = {}
+        for k, endpoint_id in enumerate(owner_ids):
+            if wanted is not None and endpoint_id not in wanted:
+                continue
+            taken = order[starts[k] : starts[k + 1] if k + 1 < len(starts) else len(order)]
+            frames[str(endpoint_id)] = pd.DataFrame(
+                {
+                    "request_id": request_ids[taken],
+                    "value_number": numbers[taken].astype(np.float64),
+                    "value_text": texts[taken],
+                }
+            )
+        return frames
 
     def unmatched_counts(self, endpoint_ids: Sequence[str] | None = None) -> dict[str, int]:
         """Labels not matched to a prediction, per endpoint (those with any)."""
