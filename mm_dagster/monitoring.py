@@ -13,10 +13,12 @@ from mm_dagster.applications.base import ModelMonitoringApplicationBase, silence
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
+from mm_dagster.core.model_task import ModelTask
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
+from mm_dagster.events.labels import DEFAULT_LABEL_HORIZON, LabelIngestor, LabelReceipt, join_labels
 from mm_dagster.events.maintenance import MaintenancePolicy, MaintenanceReport, maintain
 from mm_dagster.events.recorder import (
     DEFAULT_MAX_BUFFERED,
@@ -35,6 +37,7 @@ from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_catalog import EventCatalog
 from mm_dagster.storage.event_store import EventStore
 from mm_dagster.storage.invalid_events import InvalidEventLog
+from mm_dagster.storage.label_store import LabelStore, LabelSummary
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
 from mm_dagster.storage.spool import Spool
@@ -114,6 +117,7 @@ class Monitoring:
         base_period: int = DEFAULT_BASE_PERIOD,
         clock: Clock = utcnow,
         event_rules: EventRules | None = None,
+        label_horizon: timedelta = DEFAULT_LABEL_HORIZON,
     ) -> None:
         self.settings = settings or StorageSettings.resolve(
             home, database_url, events_root, artifacts_root, base_period
@@ -124,7 +128,17 @@ class Monitoring:
         self.catalog = EventCatalog(self.engine, clock)
         self.events = EventStore(self.settings.events_root, self.settings.base_period, self.catalog)
         self.arrivals = ArrivalLog(self.engine, self.endpoints, self.catalog)
-        self.ingestor = EventIngestor(self.events, self.endpoints, self.arrivals, event_rules)
+        self.labels = LabelStore(self.engine, self.events.base_period, clock)
+        self.label_ingestor = LabelIngestor(
+            self.labels, self.events, self.endpoints, event_rules, horizon=label_horizon
+        )
+        self.ingestor = EventIngestor(
+            self.events,
+            self.endpoints,
+            self.arrivals,
+            event_rules,
+            after_store=[self.label_ingestor.match_events],
+        )
         self.invalid_events = InvalidEventLog(self.engine, clock)
         self.results = ResultsStore(self.engine, clock)
         self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine, clock)
@@ -153,11 +167,15 @@ class Monitoring:
         reference_sample_rows: int = DEFAULT_SAMPLE_ROWS,
         segment_columns: Sequence[str] | None = None,
         max_segments: int = DEFAULT_MAX_SEGMENTS,
+        task: ModelTask | None = None,
     ) -> ModelEndpoint:
         """Get-or-create an endpoint; a reference frame is summarised into `feature_stats` and a
         sample of it (`reference_sample_rows`, default 100k) is kept for apps like Evidently.
         `segment_columns` (e.g. `["country"]`) make every app also run per segment: the
-        reference's `max_segments` largest values, the rest pooled as `__other__`."""
+        reference's `max_segments` largest values, the rest pooled as `__other__`.
+        `task` declares what the model predicts (its outputs are `label_names`); a reference
+        holding the task's target column is labelled: the sample keeps it and the reference's
+        performance is computed now and stored with the reference version."""
         endpoint = self.endpoints.create(
             name,
             reference=reference,
@@ -169,10 +187,15 @@ class Monitoring:
             model_uri=model_uri,
             segment_columns=segment_columns,
             max_segments=max_segments,
+            task=task,
         )
-        if reference is not None and not self.references.path(endpoint.id).exists():
-            columns = [c for c in endpoint.columns if c in reference.columns]
-            self.references.save(endpoint.id, reference[columns], reference_sample_rows)
+        if reference is not None:
+            kept = _kept_columns(endpoint, reference)
+            stored = self.references.columns(endpoint.id)
+            # Saved once; again only when a task declared later labels a sample stored without it.
+            target = endpoint.task.target if endpoint.task is not None else None
+            if not stored or (target in kept and target not in stored):
+                self.references.save(endpoint.id, reference[kept], reference_sample_rows)
         return endpoint
 
     def update_reference(
@@ -197,8 +220,7 @@ class Monitoring:
             segment_columns=segment_columns,
             max_segments=max_segments,
         )
-        columns = [c for c in updated.columns if c in reference.columns]
-        self.references.save(updated.id, reference[columns], reference_sample_rows)
+        self.references.save(updated.id, reference[_kept_columns(updated, reference)], reference_sample_rows)
         return updated
 
     def get_endpoint(self, name_or_id: str) -> ModelEndpoint:
@@ -218,6 +240,24 @@ class Monitoring:
         return self.ingestor.record_events(endpoint, events, timestamp_unit=timestamp_unit)
 
     record_results = record_events
+
+    def record_labels(
+        self, endpoint: str | ModelEndpoint, labels: pd.DataFrame, *, timestamp_unit: str | None = None
+    ) -> LabelReceipt:
+        """Store ground truth: `request_id`, the task's target column and an optional label
+        `timestamp`; all or none, a later label for a request replaces the earlier. The windows of
+        the predictions labelled are re-run by the controller; labels whose prediction is not
+        stored yet are kept, counted (`label_summary`) and matched when it is."""
+        return self.label_ingestor.record_labels(endpoint, labels, timestamp_unit=timestamp_unit)
+
+    def label_summary(self, endpoint: str | ModelEndpoint) -> LabelSummary:
+        """How many labels the endpoint has, and how many wait for their prediction."""
+        ep = endpoint if isinstance(endpoint, ModelEndpoint) else self.get_endpoint(endpoint)
+        return self.labels.summary(ep.id)
+
+    def match_labels(self, endpoint: str | ModelEndpoint) -> int:
+        """Search the stored events again for the predictions of unmatched labels."""
+        return self.label_ingestor.match_stored(endpoint)
 
     def recorder(
         self,
@@ -247,7 +287,13 @@ class Monitoring:
         return monitored(predict, endpoint, recorder or self.recorder())
 
     def read_window(self, window: Window) -> dict[str, pd.DataFrame]:
-        return self.events.read_window(window)
+        """The window's events per endpoint; endpoints with a task get their target column
+        (labels joined by request id, null where not labelled), one label query for all."""
+        events = self.events.read_window(window)
+        targets = self.endpoints.targets(list(events))
+        if not targets:
+            return events
+        return join_labels(events, targets, self.labels.for_window(window, list(targets)))
 
     def run_window(
         self,
@@ -274,6 +320,7 @@ class Monitoring:
             self.invalid_events.counts(window.start, window.end, sorted(set(events) | set(traffic))),
             project_name=project_name,
             recent_traffic=traffic,
+            unmatched_labels=self.labels.unmatched_counts(sorted(set(events) | set(traffic))),
         )
 
     def recent_traffic(self, window: Window, lookback: int) -> dict[str, set[Window]]:
@@ -293,7 +340,10 @@ class Monitoring:
         """Every window in [start, end) with stored events, and which apps analysed it."""
         slot = self.events.base_period
         counts = window_counts(
-            self.arrivals.spans(events_from=start, events_before=end, store_base_period=slot), base_period
+            self.arrivals.spans(
+                events_from=start, events_before=end, store_base_period=slot, with_labels=False
+            ),
+            base_period,
         )
         analysed = self.results.analysed_apps(start, end)
         return [
@@ -336,3 +386,9 @@ class Monitoring:
         )
         ensure_plotly_js(self.artifacts.app_dir(app))
         return uri
+
+
+def _kept_columns(endpoint: ModelEndpoint, reference: pd.DataFrame) -> list[str]:
+    """The reference columns kept in its sample: features, outputs and the task's target."""
+    target = [endpoint.task.target] if endpoint.task is not None else []
+    return [c for c in [*endpoint.columns, *target] if c in reference.columns]

@@ -57,6 +57,7 @@ def run_app_on_endpoint(
     segment: Segment | None = None,
     segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     runs_of_endpoint: int = 1,
+    unmatched_labels: int = 0,
 ) -> tuple[Outputs, dict[str, str]]:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     context = MonitoringApplicationContext(
@@ -73,6 +74,7 @@ def run_app_on_endpoint(
         segment=segment,
         segment_rows=segment_rows,
         runs_of_endpoint=runs_of_endpoint,
+        unmatched_labels=unmatched_labels,
     )
     return normalise_outputs(app.do_tracking(context)), context.artifact_uris
 
@@ -141,6 +143,7 @@ def run_apps_on_window(
     logger: logging.Logger | None = None,
     project_name: str = "default",
     recent_traffic: Mapping[str, Collection[Window]] | None = None,
+    unmatched_labels: Mapping[str, int] | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app.
 
@@ -199,6 +202,7 @@ def run_apps_on_window(
                 project_name=project_name,
                 metric_history=history,
                 runs_of_endpoint=run_count,
+                unmatched_labels=(unmatched_labels or {}).get(endpoint_id, 0),
             )
             outcome = _call_app(app, call, deadline, budget, where)
             if isinstance(outcome, str):

@@ -225,3 +225,28 @@ def test_pre_segment_tables_are_migrated_on_scale_databases(database_url: str) -
     finally:
         migrated.dispose()
     db.create_engine(database_url).dispose()  # a second start finds nothing to migrate
+
+
+def test_labels_replace_match_and_reopen_their_window(scaled: Monitoring) -> None:
+    import pandas as pd
+
+    from .labelled_model import BINARY, as_events, as_labels, binary_frame
+
+    mm = scaled
+    ep = mm.create_endpoint(
+        "scorer", reference=binary_frame(500, seed=1), label_names=["prediction", "score"], task=BINARY
+    )
+    assert mm.get_endpoint("scorer").task == BINARY and ep.reference_performance is not None
+    window = past_window(60)
+    frame = binary_frame(40, seed=2)
+    assert mm.record_labels("scorer", as_labels(frame).iloc[30:]).unmatched == 10  # before their events
+    mm.record_events("scorer", as_events(frame, window.start))
+    assert mm.label_summary("scorer").unmatched == 0
+    before = sum(s.events for s in mm.arrivals.spans(events_from=window.start, events_before=window.end))
+    assert mm.record_labels("scorer", as_labels(frame).iloc[:30]).matched == 30
+    mm.record_labels("scorer", pd.DataFrame({"request_id": ["r0"], "label": [1 - frame["label"][0]]}))
+    after = sum(s.events for s in mm.arrivals.spans(events_from=window.start, events_before=window.end))
+    assert after == before + 31
+    labels = mm.read_window(window)[ep.id]["label"]
+    assert labels[0] == 1 - frame["label"][0]
+    assert list(labels[1:]) == list(frame["label"][1:])

@@ -7,6 +7,7 @@ from mm_dagster.applications.estimated_performance import EstimatedPerformanceAp
 from mm_dagster.applications.histogram_drift import HistogramDataDriftApplication
 from mm_dagster.applications.multivariate_drift import MultivariateDriftApplication
 from mm_dagster.applications.operational import OperationalApplication
+from mm_dagster.applications.performance import PerformanceApplication
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
@@ -33,4 +34,5 @@ __all__ = [
     "MonitoringApplicationContext",
     "MultivariateDriftApplication",
     "OperationalApplication",
+    "PerformanceApplication",
 ]

@@ -88,6 +88,7 @@ class MonitoringApplicationContext:
         segment: Segment | None = None,
         segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
         runs_of_endpoint: int = 1,
+        unmatched_labels: int = 0,
     ) -> None:
         self._references = references
         self._metric_history = metric_history
@@ -99,6 +100,8 @@ class MonitoringApplicationContext:
         # How many times the app runs on this endpoint in this window (1 + its segments): apps
         # that control false alarms per window share their budget among the runs.
         self.runs_of_endpoint = runs_of_endpoint
+        # Labels of this endpoint still waiting for their prediction (all windows).
+        self.unmatched_labels = unmatched_labels
         self.project_name = project_name
         endpoint = monitored_endpoint(endpoint, project_name)
         # Events of this endpoint and window the recorder could not store, by reason.
@@ -135,6 +138,14 @@ class MonitoringApplicationContext:
         if self._metric_history is None:
             return EMPTY
         return self._metric_history.metrics(self.endpoint_id, ago)
+
+    @cached_property
+    def labelled_fraction(self) -> float:
+        """The share of the window's events with a label (0 without a task or events)."""
+        task = self.model_endpoint.task
+        if task is None or task.target not in self._sample_df.columns or not len(self._sample_df):
+            return 0.0
+        return float(self._sample_df[task.target].notna().mean())
 
     @property
     def feature_stats(self) -> FeatureStats:

@@ -37,6 +37,8 @@ class ModelEndpoint:
     # Columns whose values split the traffic into segments (see core.segments); [] for none.
     segment_columns: list[str] = field(default_factory=list)
     max_segments: int = DEFAULT_MAX_SEGMENTS
+    # stats.performance.reference_performance(...).to_json() of a labelled reference, else None
+    reference_performance: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

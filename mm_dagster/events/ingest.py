@@ -7,6 +7,8 @@ files no reader sees; maintenance sweeps them. An event is acknowledged when `re
 returns.
 """
 
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -18,6 +20,11 @@ from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_store import EventStore
 
+log = logging.getLogger(__name__)
+
+# Called with (endpoint_id, table) after a batch is stored, e.g. to match waiting labels.
+AfterStore = Callable[[str, pa.Table], object]
+
 
 class EventIngestor:
     def __init__(
@@ -26,11 +33,13 @@ class EventIngestor:
         registry: EndpointRegistry,
         arrivals: ArrivalLog,
         rules: EventRules | None = None,
+        after_store: Sequence[AfterStore] = (),
     ) -> None:
         self.store = store
         self.registry = registry
         self.arrivals = arrivals
         self.rules = rules or EventRules()
+        self.after_store = list(after_store)
 
     def record_events(
         self,
@@ -62,4 +71,11 @@ class EventIngestor:
         if not stored:
             self.store.discard(files)
             return 0
+        for hook in self.after_store:  # the batch is acknowledged: a failing hook only logs
+            try:
+                hook(endpoint_id, table)
+            except Exception:
+                log.warning(
+                    "after storing events of endpoint %s: %r failed", endpoint_id, hook, exc_info=True
+                )
         return int(table.num_rows)

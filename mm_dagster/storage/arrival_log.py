@@ -95,10 +95,13 @@ class ArrivalLog:
         events_from: datetime | None = None,
         events_before: datetime | None = None,
         store_base_period: int = 1440,
+        with_labels: bool = True,
     ) -> list[ArrivalSpan]:
         """Stored events per slot whose events overlap [events_from, events_before), grouped in the
         database. Each filter is stated on the indexed `slot_start` too (a file's events lie in
-        [slot_start, slot_start + store_base_period)), so a tick reads only the recent rows."""
+        [slot_start, slot_start + store_base_period)), so a tick reads only the recent rows.
+        `with_labels` counts the labels stored for the slot's predictions as arrivals too (what
+        the controller needs: a window re-runs when its labels land)."""
         a = db.arrivals
         conditions = []
         if events_from is not None:
@@ -111,11 +114,13 @@ class ArrivalLog:
                 a.c.first_event < db.to_db_time(events_before),
                 a.c.slot_start < db.to_db_time(events_before),
             ]
+        if not with_labels:
+            conditions.append(a.c.events > 0)
         query = (
             sa.select(
                 sa.func.min(a.c.first_event),
                 sa.func.max(a.c.last_event),
-                sa.func.sum(a.c.events),
+                sa.func.sum(a.c.events + sa.func.coalesce(a.c.labels, 0) if with_labels else a.c.events),
             )
             .where(*conditions)
             .group_by(a.c.slot_start)
@@ -144,6 +149,7 @@ class ArrivalLog:
                 a.c.slot_start < db.to_db_time(events_before),
                 a.c.last_event >= db.to_db_time(events_from),
                 a.c.first_event < db.to_db_time(events_before),
+                a.c.events > 0,  # not the rows of labels that arrived for the slot
             )
             .group_by(a.c.endpoint_id, a.c.slot_start)
         )

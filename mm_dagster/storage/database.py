@@ -56,6 +56,8 @@ endpoints = sa.Table(
     sa.Column("reference_version", sa.Integer),
     sa.Column("segment_columns", sa.JSON),
     sa.Column("max_segments", sa.Integer),
+    sa.Column("task", sa.JSON),  # core.model_task.ModelTask.to_json(), or null
+    sa.Column("reference_performance", sa.JSON),  # stats.performance, from a labelled reference
 )
 
 endpoint_references = sa.Table(
@@ -68,6 +70,7 @@ endpoint_references = sa.Table(
     sa.Column("feature_stats", sa.JSON, nullable=False),
     sa.Column("reference_rows", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("performance", sa.JSON),
 )
 
 segment_references = sa.Table(
@@ -137,7 +140,23 @@ arrivals = sa.Table(
     sa.Column("first_event", sa.DateTime, nullable=False),
     sa.Column("last_event", sa.DateTime, nullable=False),
     sa.Column("written_at", sa.DateTime, nullable=False),
+    sa.Column("labels", sa.Integer),  # labels that arrived for predictions of the slot (events 0)
     sa.Index("ix_mm_event_arrivals_slot", "slot_start"),
+)
+
+labels = sa.Table(
+    "mm_labels",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("request_id", sa.String(256), primary_key=True),
+    sa.Column("value_number", sa.Float),
+    sa.Column("value_text", sa.String(256)),
+    sa.Column("label_time", sa.DateTime),
+    sa.Column("event_time", sa.DateTime),  # the prediction's timestamp; null until it is found
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    # Covering a window's label query: read from the index alone.
+    sa.Index("ix_mm_labels_window", "event_time", "endpoint_id", "request_id", "value_number", "value_text"),
+    sa.Index("ix_mm_labels_pending", "endpoint_id", "event_time"),
 )
 
 event_files = sa.Table(

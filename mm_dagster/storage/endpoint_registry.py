@@ -19,9 +19,11 @@ from mm_dagster.core.endpoint import (
     column_type_of,
 )
 from mm_dagster.core.errors import MonitoringError, UnknownEndpointError
+from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
 from mm_dagster.core.segments import SegmentReference, check_segment_columns
 from mm_dagster.stats.feature_stats import compute_feature_stats
+from mm_dagster.stats.performance import reference_performance
 from mm_dagster.stats.segment_stats import segment_references
 from mm_dagster.storage import database as db
 
@@ -47,6 +49,8 @@ def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
         reference_version=m["reference_version"] or 1,
         segment_columns=list(m["segment_columns"] or []),
         max_segments=m["max_segments"] or DEFAULT_MAX_SEGMENTS,
+        task=ModelTask.from_json(m["task"]) if m["task"] else None,
+        reference_performance=m["reference_performance"],
     )
 
 
@@ -98,6 +102,47 @@ def _same_segments(existing: ModelEndpoint, segment_columns: Sequence[str] | Non
             f"max_segments={max_segments}: to change them, call update_reference(endpoint, "
             "reference, segment_columns=..., max_segments=...)"
         )
+
+
+def _check_task(endpoint: str, task: ModelTask, features: list[str], labels: list[str]) -> None:
+    """The task names outputs of the endpoint (its label_names, as in MLRun) and a target column
+    that is neither a feature nor an output."""
+    task.check_outputs(endpoint, labels)
+    check_column_name(task.target, endpoint, "target")
+    if task.target in features or task.target in labels:
+        raise MonitoringError(
+            f"endpoint {endpoint!r}: target {task.target!r} is a feature or output; the target is the "
+            "ground-truth column of the labels, recorded apart (record_labels)"
+        )
+
+
+def _check_task_types(endpoint: str, task: ModelTask, types: Mapping[str, str]) -> None:
+    if task.kind is TaskKind.regression and types.get(task.prediction) != FLOAT:
+        raise MonitoringError(
+            f"endpoint {endpoint!r}: a regression task needs a numeric prediction column, "
+            f"{task.prediction!r} is {types.get(task.prediction)!r}"
+        )
+    bad_scores = [c for c in task.scores.values() if types.get(c) != FLOAT]
+    if bad_scores:
+        raise MonitoringError(f"endpoint {endpoint!r}: score columns {bad_scores} are not numeric")
+
+
+def _reference_performance(
+    endpoint: str, task: ModelTask | None, reference: pd.DataFrame | None
+) -> dict[str, Any] | None:
+    """The labelled reference's performance (None without a task or a target column)."""
+    if task is None or reference is None or task.target not in reference.columns:
+        return None
+    target = reference[task.target]
+    if task.kind is TaskKind.regression and (
+        pd.api.types.is_bool_dtype(target.dtype) or not pd.api.types.is_numeric_dtype(target.dtype)
+    ):
+        raise MonitoringError(
+            f"endpoint {endpoint!r}: reference target {task.target!r} of a regression task must be "
+            f"numeric, got dtype {target.dtype}"
+        )
+    performance = reference_performance(task, reference)
+    return None if performance is None else performance.to_json()
 
 
 def _reference_stats(
@@ -166,18 +211,22 @@ class EndpointRegistry:
         model_uri: str = "",
         segment_columns: Sequence[str] | None = None,
         max_segments: int = DEFAULT_MAX_SEGMENTS,
+        task: ModelTask | None = None,
     ) -> ModelEndpoint:
         """Get-or-create by name. Conflicting feature or label names for an existing name fail.
 
         `segment_columns` (features or labels) split the traffic into segments: the reference's
         `max_segments` largest value combinations, the rest pooled as `__other__`; each gets
-        its own reference stats, and apps also run per segment (see `core.segments`)."""
+        its own reference stats, and apps also run per segment (see `core.segments`).
+        `task` declares what the model predicts; a reference with its target column is labelled
+        and its performance is stored with the reference."""
         check_endpoint_name(name)
         labels = _check_column_names(label_names, "label_names", name)
         if feature_names is None:
             if reference is None:
                 raise MonitoringError(f"endpoint {name!r}: give feature_names or a reference frame")
-            feature_names = [c for c in reference.columns if c not in labels]
+            target = task.target if task is not None else None
+            feature_names = [c for c in reference.columns if c not in labels and c != target]
         features = _check_column_names(feature_names, "feature_names", name)
         if set(features) & set(labels):
             raise MonitoringError(
@@ -185,13 +234,18 @@ class EndpointRegistry:
             )
         model = {"model_name": model_name, "model_version": model_version, "model_uri": model_uri}
         stats = None if reference is None else _reference_stats(name, reference, features, labels)
+        if task is not None:
+            _check_task(name, task, features, labels)
         existing = self.find(name)
         if existing is not None:
             _same_segments(existing, segment_columns, max_segments)
-            return _same_endpoint(existing, features, labels, model, stats)
+            return self._with_task(_same_endpoint(existing, features, labels, model, stats), task, reference)
         segmented = check_segment_columns(name, segment_columns or [], features + labels, max_segments)
         segments = _segments_of(name, reference, features + labels, segmented, max_segments)
         types = self._column_types(name, features + labels, reference, column_types)
+        if task is not None:
+            _check_task_types(name, task, types)
+        performance = _reference_performance(name, task, reference)
         rows = 0 if reference is None else len(reference)
         row = {
             "id": uuid.uuid4().hex,
@@ -210,19 +264,57 @@ class EndpointRegistry:
             "reference_version": 1,
             "segment_columns": segmented,
             "max_segments": max_segments,
+            "task": None if task is None else task.to_json(),
+            "reference_performance": performance,
         }
         try:
             with self.engine.begin() as conn:
                 conn.execute(db.endpoints.insert().values(**row))
-                self._keep_reference(conn, str(row["id"]), 1, model_version, model_uri, stats or {}, rows)
+                self._keep_reference(
+                    conn, str(row["id"]), 1, model_version, model_uri, stats or {}, rows, performance
+                )
                 _keep_segments(conn, str(row["id"]), 1, segments)
         except sa.exc.IntegrityError:
             concurrent = self.find(name)  # another process created it between lookup and insert
             if concurrent is None:
                 raise
             _same_segments(concurrent, segment_columns, max_segments)
-            return _same_endpoint(concurrent, features, labels, model, stats)
+            return self._with_task(
+                _same_endpoint(concurrent, features, labels, model, stats), task, reference
+            )
         return self.get(str(row["id"]))
+
+    def _with_task(
+        self, existing: ModelEndpoint, task: ModelTask | None, reference: pd.DataFrame | None
+    ) -> ModelEndpoint:
+        """An existing endpoint, with its task (and a labelled reference's performance) stored
+        if it had none; a different task fails."""
+        if task is None:
+            return existing
+        if existing.task is not None and existing.task != task:
+            raise MonitoringError(
+                f"endpoint {existing.name!r} exists with task {existing.task.to_json()}, got "
+                f"{task.to_json()}: a model that predicts something else is a new endpoint"
+            )
+        performance = existing.reference_performance
+        if performance is None:
+            performance = _reference_performance(existing.name, task, reference)
+        if existing.task == task and performance == existing.reference_performance:
+            return existing
+        _check_task_types(existing.name, task, existing.column_types)
+        t, r = db.endpoints, db.endpoint_references
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.id == existing.id)
+                .values(task=task.to_json(), reference_performance=performance)
+            )
+            conn.execute(
+                r.update()
+                .where(r.c.endpoint_id == existing.id, r.c.version == existing.reference_version)
+                .values(performance=performance)
+            )
+        return self.get(existing.id)
 
     def _keep_reference(
         self,
@@ -233,6 +325,7 @@ class EndpointRegistry:
         model_uri: str,
         stats: FeatureStats,
         rows: int,
+        performance: dict[str, Any] | None = None,
     ) -> None:
         conn.execute(
             db.endpoint_references.insert().values(
@@ -243,6 +336,7 @@ class EndpointRegistry:
                 feature_stats=stats,
                 reference_rows=rows,
                 created_at=db.to_db_time(self.clock()),
+                performance=performance,
             )
         )
 
@@ -269,6 +363,7 @@ class EndpointRegistry:
             cap,
         )
         segments = _segments_of(endpoint.name, reference, endpoint.columns, segmented, cap)
+        performance = _reference_performance(endpoint.name, endpoint.task, reference)
         t = db.endpoints
         new_model_version = endpoint.model_version if model_version is None else model_version
         new_model_uri = endpoint.model_uri if model_uri is None else model_uri
@@ -286,6 +381,7 @@ class EndpointRegistry:
                     endpoint.model_uri,
                     endpoint.feature_stats,
                     endpoint.reference_rows,
+                    endpoint.reference_performance,
                 )
             conn.execute(
                 t.update()
@@ -298,10 +394,18 @@ class EndpointRegistry:
                     reference_version=version,
                     segment_columns=segmented,
                     max_segments=cap,
+                    reference_performance=performance,
                 )
             )
             self._keep_reference(
-                conn, endpoint.id, version, new_model_version, new_model_uri, stats, len(reference)
+                conn,
+                endpoint.id,
+                version,
+                new_model_version,
+                new_model_uri,
+                stats,
+                len(reference),
+                performance,
             )
             _keep_segments(conn, endpoint.id, version, segments)
         return self.get(endpoint.id)
@@ -321,11 +425,19 @@ class EndpointRegistry:
             ]
 
     def reference_history(self, name_or_id: str) -> list[dict[str, Any]]:
-        """Every reference the endpoint had: version, model_version, model_uri, rows, created_at."""
+        """Every reference the endpoint had: version, model_version, model_uri, rows, created_at
+        and performance (of a labelled reference, else None)."""
         endpoint = self.get(name_or_id)
         r = db.endpoint_references
         query = (
-            sa.select(r.c.version, r.c.model_version, r.c.model_uri, r.c.reference_rows, r.c.created_at)
+            sa.select(
+                r.c.version,
+                r.c.model_version,
+                r.c.model_uri,
+                r.c.reference_rows,
+                r.c.created_at,
+                r.c.performance,
+            )
             .where(r.c.endpoint_id == endpoint.id)
             .order_by(r.c.version)
         )
@@ -379,6 +491,22 @@ class EndpointRegistry:
         with self.engine.connect() as conn:
             return [_row_to_endpoint(r) for r in conn.execute(query)]
 
+    def targets(self, ids: Sequence[str]) -> dict[str, tuple[ModelTask, str]]:
+        """For the endpoints among `ids` that declare a task: the task and the type of its
+        prediction column (what the labels are stored as), without loading reference statistics."""
+        t = db.endpoints
+        found: dict[str, tuple[ModelTask, str]] = {}
+        with self.engine.connect() as conn:
+            for chunk in db.in_chunks(list(ids)):
+                query = sa.select(t.c.id, t.c.task, t.c.column_types).where(
+                    t.c.id.in_(chunk), t.c.task.is_not(None)
+                )
+                for endpoint_id, task_json, types in conn.execute(query):
+                    if task_json:
+                        task = ModelTask.from_json(task_json)
+                        found[endpoint_id] = (task, types.get(task.prediction, FLOAT))
+        return found
+
     def names(self) -> dict[str, str]:
         """Endpoint names by id, without loading reference statistics."""
         t = db.endpoints
@@ -386,7 +514,8 @@ class EndpointRegistry:
             return {endpoint_id: name for endpoint_id, name in conn.execute(sa.select(t.c.id, t.c.name))}
 
     def delete(self, name_or_id: str) -> None:
-        """Remove the endpoint and its results, metrics and failures (its events stay on disk)."""
+        """Remove the endpoint and its results, metrics, failures and labels (its events stay on
+        disk)."""
         endpoint = self.get(name_or_id)
         with self.engine.begin() as conn:
             for table in (
@@ -395,6 +524,7 @@ class EndpointRegistry:
                 db.app_failures,
                 db.endpoint_references,
                 db.segment_references,
+                db.labels,
             ):
                 conn.execute(table.delete().where(table.c.endpoint_id == endpoint.id))
             conn.execute(db.endpoints.delete().where(db.endpoints.c.id == endpoint.id))

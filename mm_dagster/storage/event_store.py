@@ -190,6 +190,50 @@ class EventStore:
                     frames[endpoint_id] = _to_pandas(table)
         return {endpoint_id: frames[endpoint_id] for endpoint_id in sorted(frames)}
 
+    def request_times(
+        self, endpoint_id: str, request_ids: Sequence[str], since: datetime, until: datetime
+    ) -> dict[str, datetime]:
+        """When each of `request_ids` was served by `endpoint_id` (the earliest of its events on
+        the newest day that has one), looking at
+        the endpoint's readable files of slots in [since, until), newest day first, reading only
+        the `request_id` and `timestamp` columns and stopping once every id is found. Ids not
+        found are absent. A file that cannot be read is skipped (a window read quarantines it)."""
+        wanted = set(request_ids)
+        files = self.catalog.live_files(self.slot_of(since), until, [endpoint_id]).get(endpoint_id, [])
+        by_day: dict[str, list[CatalogFile]] = defaultdict(list)
+        for f in files:
+            by_day[f"{f.slot_start:%Y-%m-%d}"].append(f)
+        found: dict[str, datetime] = {}
+        for day in sorted(by_day, reverse=True):
+            if not wanted:
+                break
+            try:
+                dataset = ds.dataset(
+                    [self._absolute(f.path) for f in by_day[day]], format="parquet", filesystem=self.fs
+                )
+                table = dataset.to_table(
+                    columns=["request_id", "timestamp"],
+                    filter=ds.field("request_id").isin(pa.array(sorted(wanted), type=pa.string())),
+                )
+            except (pa.ArrowInvalid, OSError) as exc:
+                log.warning(
+                    "endpoint %s: event files of %s not searched for requests: %s", endpoint_id, day, exc
+                )
+                continue
+            if not table.num_rows:
+                continue
+            frame = table.to_pandas().sort_values("timestamp").drop_duplicates("request_id")
+            day_found = dict(
+                zip(
+                    frame["request_id"].astype(str),
+                    (ts.to_pydatetime() for ts in frame["timestamp"]),
+                    strict=True,
+                )
+            )
+            found.update(day_found)
+            wanted -= set(day_found)
+        return found
+
     def _scan_together(
         self, members: Sequence[tuple[str, list[CatalogFile]]], window: Window
     ) -> dict[str, pd.DataFrame]:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.storage.files import write_atomically
@@ -32,3 +33,8 @@ class ReferenceStore:
     def load(self, endpoint_id: str) -> pd.DataFrame | None:
         path = self.path(endpoint_id)
         return pd.read_parquet(path) if path.exists() else None
+
+    def columns(self, endpoint_id: str) -> list[str]:
+        """The columns of the stored sample (none stored: empty), read from its schema alone."""
+        path = self.path(endpoint_id)
+        return list(pq.read_schema(path).names) if path.exists() else []
