@@ -12,9 +12,11 @@ from apps.dummy_app import ServingMonitoring
 from mm_dagster.alerts import AlertConfig, LogChannel, app_failed, data_drift_detected
 from mm_dagster.applications import (
     DataQualityApplication,
+    EstimatedPerformanceApplication,
     HistogramDataDriftApplication,
     MultivariateDriftApplication,
     OperationalApplication,
+    PerformanceApplication,
 )
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 
@@ -26,6 +28,8 @@ config = MonitoringConfig(
         HistogramDataDriftApplication(),
         DataQualityApplication(),
         MultivariateDriftApplication(),
+        PerformanceApplication(),
+        EstimatedPerformanceApplication(),
         OperationalApplication(potential_error_rate=0.02, detected_error_rate=0.1),
         ServingMonitoring(),
     ],

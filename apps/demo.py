@@ -45,6 +45,7 @@ def main() -> None:
 
     from apps.definitions import config, defs
     from mm_dagster.alerts import CHECKS_ALERT
+    from mm_dagster.core.model_task import ModelTask, TaskKind
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.schemas import ResultStatusApp
     from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
@@ -60,8 +61,9 @@ def main() -> None:
     endpoints = {
         name: mm.create_endpoint(
             name,
-            reference=reference_frame(20_000, seed=seed),
-            label_names=["prediction"],
+            reference=reference_frame(20_000, seed=seed, with_truth=True).drop(columns="request_id"),
+            label_names=["prediction", "score"],
+            task=ModelTask(TaskKind.binary, prediction="prediction", target="label", scores={"1": "score"}),
             model_name=model,
             model_version=version,
         )
@@ -74,8 +76,10 @@ def main() -> None:
     span = f"{windows[0].start:%H:%M} to {windows[-1].end:%H:%M} UTC"
     print(f"simulating traffic for {len(windows)} windows, {span}:")
     print("  fraud-detector drifts (f0, f1 shift by 1.5 SD) from the 2nd hour on;")
-    print("  churn-model has an error burst (25% errors) in three windows;")
+    print("  churn-model has an error burst (25% errors) in three windows, and from the 3rd hour")
+    print("    its world changes: 40% of outcomes turn against the model (labels show it, inputs don't);")
     print("  pricing-model stays healthy, then gets no traffic in the last two windows.")
+    labels: dict[int, list[tuple[str, object]]] = {}
     for i, w in enumerate(windows):
         for name in endpoints:
             if name == "pricing-model" and i >= WINDOWS - 2:
@@ -85,7 +89,17 @@ def main() -> None:
                 shape = TrafficShape(mean_shift=1.5, drifted_features=2)
             if name == "churn-model" and i in (9, 10, 11):
                 shape = TrafficShape(error_rate=0.25)
-            mm.record_events(name, traffic_frame(400, w.start, w.end, shape, seed=i * 10 + len(name)))
+            if name == "churn-model" and i >= 12:
+                shape = TrafficShape(concept_drift=0.4)
+            served = traffic_frame(400, w.start, w.end, shape, seed=i * 10 + len(name), with_truth=True)
+            mm.record_events(name, served.drop(columns="label"))
+            answered = served[served["error"].isna()]
+            labels.setdefault(i, []).append((name, answered[["request_id", "label"]]))
+    # Ground truth comes later than predictions: the last four windows have none yet.
+    print(f"labels (the true outcomes) arrive for the first {WINDOWS - 4} windows")
+    for i in range(WINDOWS - 4):
+        for name, frame in labels[i]:
+            mm.record_labels(name, frame)
 
     instance = DagsterInstance.get()
     resource = defs.resources["mm"]
@@ -120,7 +134,12 @@ def main() -> None:
     cursor, runs = run_requested(None)
     late_window = windows[-3]
     print(f"\nlate events arrive for window {late_window.key}; the next tick re-requests it:")
-    mm.record_events("pricing-model", traffic_frame(50, late_window.start, late_window.end, seed=999))
+    late = traffic_frame(50, late_window.start, late_window.end, seed=999, with_truth=True)
+    mm.record_events("pricing-model", late.drop(columns="label"))
+    print(f"labels arrive for windows {windows[-4].key} and {windows[-3].key}: they are re-analysed too")
+    for i in (WINDOWS - 4, WINDOWS - 3):
+        for name, frame in labels[i]:
+            mm.record_labels(name, frame)
     cursor, late_runs = run_requested(cursor)
 
     marks = {ResultStatusApp.detected: "!", ResultStatusApp.potential_detection: "?"}

@@ -17,6 +17,7 @@ class TrafficShape:
     mean_shift: float = 0.0  # added to the first `drifted_features` numeric features, in SDs
     drifted_features: int = 0
     error_rate: float = 0.0
+    concept_drift: float = 0.0  # share of rows whose true label turns against the model
 
 
 def reference_frame(
@@ -25,7 +26,12 @@ def reference_frame(
     categorical_features: int = 1,
     seed: int = 0,
     with_label: bool = True,
+    with_truth: bool = False,
 ) -> pd.DataFrame:
+    """Numeric features `f<i>` and categorical `c<j>`; `with_label`: the model's output
+    `prediction` (1 when the features' sum is above its median); `with_truth`: a fixed model's
+    `score` (a calibrated probability) and `prediction`, the true `label` drawn from the score
+    and a `request_id`."""
     rng = np.random.default_rng(seed)
     data: dict[str, object] = {}
     for i in range(numeric_features):
@@ -36,7 +42,22 @@ def reference_frame(
     if with_label:
         score = df[[c for c in df.columns if c.startswith("f")]].sum(axis=1)
         df["prediction"] = (score > score.median()).astype(float)
+        if with_truth:
+            _score_with_fixed_model(df, numeric_features, seed)
+            df["request_id"] = [f"{seed}-{i}" for i in range(rows)]
     return df
+
+
+def _score_with_fixed_model(df: pd.DataFrame, numeric_features: int, seed: int) -> None:
+    """`score`, `prediction` and the true `label` of a fixed model: a logistic function of the
+    features' sum standardised by its reference mean and SD (so shifted features shift the
+    scores), with labels drawn from the score (the model is calibrated on the reference)."""
+    total = df[[f"f{i}" for i in range(numeric_features)]].sum(axis=1)
+    center = sum(range(numeric_features))
+    scale = np.sqrt(sum((1 + i % 3) ** 2 for i in range(numeric_features)))
+    df["score"] = 1 / (1 + np.exp(-2.5 * (total - center) / scale))
+    df["prediction"] = (df["score"] > 0.5).astype(float)
+    df["label"] = (np.random.default_rng([seed, 1]).random(len(df)) < df["score"]).astype(float)
 
 
 def traffic_frame(
@@ -48,11 +69,15 @@ def traffic_frame(
     categorical_features: int = 1,
     seed: int = 0,
     with_label: bool = True,
+    with_truth: bool = False,
 ) -> pd.DataFrame:
-    """`rows` events spread uniformly over [start, end) with the given drift and error rate."""
-    df = reference_frame(rows, numeric_features, categorical_features, seed, with_label)
+    """`rows` events spread uniformly over [start, end) with the given drift and error rate
+    (`with_truth`: the true `label` too, for `record_labels`; see `reference_frame`)."""
+    df = reference_frame(rows, numeric_features, categorical_features, seed, with_label, with_truth)
     for i in range(min(shape.drifted_features, numeric_features)):
         df[f"f{i}"] += shape.mean_shift * (1 + i % 3)
+    if with_truth and shape.drifted_features:  # the fixed model scores the shifted features
+        _score_with_fixed_model(df, numeric_features, seed)
     rng = np.random.default_rng(seed + 7919)
     span_us = int((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() * 1e6)
     offsets = np.sort(rng.integers(0, span_us, size=rows))
@@ -62,6 +87,10 @@ def traffic_frame(
     df["error"] = pd.Series(errors).map({True: "TimeoutError: model backend timed out", False: None})
     if with_label:
         df.loc[errors, "prediction"] = np.nan
+    if with_truth:
+        df.loc[errors, "score"] = np.nan
+        turned = np.random.default_rng([seed, 2]).random(rows) < shape.concept_drift
+        df.loc[turned, "label"] = 1.0 - df.loc[turned, "label"]
     return df
 
 

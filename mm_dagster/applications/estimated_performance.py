@@ -169,6 +169,8 @@ class EstimatedPerformanceApplication(ModelMonitoringApplicationBase):
         self, ctx: MonitoringApplicationContext, task: ModelTask, fitted: Estimator
     ) -> WindowEstimate | None:
         df = ctx.sample_df
+        if "error" in df.columns:  # a failed request has no outputs to judge (operational-health counts it)
+            df = df[df["error"].isna()]
         outputs = [task.prediction, *task.scores.values()]
         missing = [c for c in outputs if c not in df.columns]
         if missing:
