@@ -43,17 +43,40 @@ def peak_extra_bytes(fn: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
-def populate_window(mm: Any, window: Any, endpoints: int, events: int, features: int) -> None:
+def scored(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The frame with a fixed model's `score` and `prediction` and a true `label` drawn from it."""
+    frame["score"] = 1 / (1 + np.exp(-(frame["n0"] + 0.5 * frame["n1"])))
+    frame["prediction"] = (frame["score"] > 0.5).astype(float)
+    frame["label"] = (np.random.default_rng(seed).random(len(frame)) < frame["score"]).astype(float)
+    return frame
+
+
+def populate_window(
+    mm: Any, window: Any, endpoints: int, events: int, features: int, *, labelled: bool = False
+) -> None:
     """`endpoints` endpoints with a 2,000-row reference and `events` events each in `window`
-    (every tenth endpoint drifted), as the window benchmarks use them."""
+    (every tenth endpoint drifted), as the window benchmarks use them. `labelled`: the model is
+    a binary classifier (`ModelTask`) with a labelled reference, and half the events get labels."""
+    from mm_dagster.core.model_task import ModelTask, TaskKind
+
+    task = ModelTask(TaskKind.binary, "prediction", "label", {"1": "score"}) if labelled else None
+    outputs = ["prediction", "score"] if labelled else ["prediction"]
     reference = wide_frame(2000, numeric=features, categorical=0, seed=1)
-    reference["prediction"] = (reference["n0"] > 0).astype(float)
+    reference = scored(reference, seed=1) if labelled else reference.assign(prediction=reference["n0"] > 0)
     rng = np.random.default_rng(0)
     offsets = pd.to_timedelta(np.sort(rng.integers(0, 600_000_000, events)), unit="us")
     for e in range(endpoints):
-        mm.create_endpoint(f"model-{e:04d}", reference=reference, label_names=["prediction"])
+        name = f"model-{e:04d}"
+        mm.create_endpoint(
+            name, reference=reference.astype({"prediction": float}), label_names=outputs, task=task
+        )
         frame = wide_frame(events, numeric=features, categorical=0, seed=e, shift=0.2 * (e % 10 == 0))
-        frame["prediction"] = (frame["n0"] > 0).astype(float)
+        frame = (
+            scored(frame, seed=e) if labelled else frame.assign(prediction=(frame["n0"] > 0).astype(float))
+        )
         frame["timestamp"] = pd.Timestamp(window.start) + offsets
         frame["latency_us"] = 1000
-        mm.record_events(f"model-{e:04d}", frame)
+        frame["request_id"] = [f"{e}-{i}" for i in range(events)]
+        mm.record_events(name, frame.drop(columns=["label"], errors="ignore"))
+        if labelled:
+            mm.record_labels(name, frame[["request_id", "label"]].iloc[: events // 2])

@@ -245,7 +245,11 @@ def test_correlation_flip_is_caught_by_the_multivariate_app_and_by_no_per_featur
     endpoint = mm.create_endpoint("flip", reference=reference)
     mm.record_events("flip", with_timestamps(flipped, window))
     histogram, multivariate = mm.run_window(
-        [HistogramDataDriftApplication(), MultivariateDriftApplication()], window
+        [
+            HistogramDataDriftApplication(),
+            MultivariateDriftApplication(domain_classifier="always"),
+        ],
+        window,
     )
     assert not histogram.failures and not multivariate.failures
 
@@ -277,7 +281,7 @@ def test_correlation_flip_is_caught_by_the_multivariate_app_and_by_no_per_featur
 
 
 def test_windows_from_the_reference_distribution_stay_quiet() -> None:
-    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER)
+    app = MultivariateDriftApplication(domain_classifier="always", classifier=FAST_CLASSIFIER)
     stored = StoredReference(correlated(20_000, 0.8, seed=1))
     for seed in range(10, 16):
         results, metrics = run_direct(app, stored, correlated(500, 0.8, seed=seed))
@@ -292,7 +296,9 @@ def test_windows_from_the_reference_distribution_stay_quiet() -> None:
 
 
 def test_small_windows_are_irrelevant_and_tiny_ones_skip_the_classifier() -> None:
-    app = MultivariateDriftApplication(min_window_rows=100, classifier=FAST_CLASSIFIER)
+    app = MultivariateDriftApplication(
+        domain_classifier="always", min_window_rows=100, classifier=FAST_CLASSIFIER
+    )
     stored = StoredReference(correlated(3000, 0.8, seed=1))
     results, _ = run_direct(app, stored, correlated(60, -0.9, seed=3))
     assert {r.status for r in results.values()} == {ResultStatusApp.irrelevant}
@@ -302,7 +308,7 @@ def test_small_windows_are_irrelevant_and_tiny_ones_skip_the_classifier() -> Non
 
 
 def test_no_stored_reference_warns_and_outputs_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    app = MultivariateDriftApplication()
+    app = MultivariateDriftApplication(domain_classifier="always")
     with caplog.at_level("WARNING"):
         results, metrics = run_direct(app, StoredReference(None), correlated(300, 0.8, seed=3))
     assert results == {} and metrics == {}
@@ -315,12 +321,12 @@ def test_an_endpoint_without_reference_gets_nothing_through_the_runner(
 ) -> None:
     endpoint = mm.create_endpoint("bare", feature_names=["x0", "x1"])
     mm.record_events("bare", with_timestamps(correlated(200, 0.8, seed=3)[["x0", "x1"]], window))
-    (report,) = mm.run_window([MultivariateDriftApplication()], window)
+    (report,) = mm.run_window([MultivariateDriftApplication(domain_classifier="always")], window)
     assert report.outputs[endpoint.id] == ([], []) and not report.failures
 
 
 def test_fitted_once_per_reference_version_and_the_cache_is_bounded() -> None:
-    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER, cache_size=2)
+    app = MultivariateDriftApplication(domain_classifier="always", classifier=FAST_CLASSIFIER, cache_size=2)
     stored = StoredReference(correlated(2000, 0.8, seed=1))
     window = correlated(200, 0.8, seed=5)
     for _ in range(3):
@@ -334,7 +340,7 @@ def test_fitted_once_per_reference_version_and_the_cache_is_bounded() -> None:
 
 
 def test_updating_the_reference_refits_through_the_runner(mm: Monitoring, window: Window) -> None:
-    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER)
+    app = MultivariateDriftApplication(domain_classifier="always", classifier=FAST_CLASSIFIER)
     endpoint = mm.create_endpoint("refit", reference=correlated(3000, 0.8, seed=1))
     mm.record_events("refit", with_timestamps(correlated(300, -0.8, seed=2), window))
     (report,) = mm.run_window([app], window)
@@ -346,7 +352,9 @@ def test_updating_the_reference_refits_through_the_runner(mm: Monitoring, window
 
 
 def test_missing_non_finite_and_unseen_values_are_scored() -> None:
-    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER, min_window_rows=10)
+    app = MultivariateDriftApplication(
+        domain_classifier="always", classifier=FAST_CLASSIFIER, min_window_rows=10
+    )
     reference = correlated(3000, 0.8, seed=1)
     reference.loc[::50, "x2"] = np.nan
     window = correlated(200, 0.8, seed=6)
@@ -360,7 +368,7 @@ def test_missing_non_finite_and_unseen_values_are_scored() -> None:
 
 
 def test_features_without_a_reference_value_are_skipped() -> None:
-    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER)
+    app = MultivariateDriftApplication(domain_classifier="always", classifier=FAST_CLASSIFIER)
     reference = correlated(2000, 0.8, seed=1).assign(empty=np.nan)
     results, _ = run_direct(app, StoredReference(reference), correlated(200, 0.8, seed=2).assign(empty=1.0))
     extra = results["reconstruction_drift"].extra_data
@@ -368,7 +376,7 @@ def test_features_without_a_reference_value_are_skipped() -> None:
 
 
 def test_a_single_feature_gets_the_classifier_only(caplog: pytest.LogCaptureFixture) -> None:
-    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER)
+    app = MultivariateDriftApplication(domain_classifier="always", classifier=FAST_CLASSIFIER)
     reference = correlated(2000, 0.8, seed=1)[["x0"]]
     with caplog.at_level("WARNING"):
         results, _ = run_direct(
@@ -500,7 +508,8 @@ def test_materialize_a_window_with_the_multivariate_app(isolated_home: Path) -> 
         mm.record_events("calm", with_timestamps(correlated(400, 0.8, seed=3), window))
         mm.record_events("flip", with_timestamps(correlated(400, -0.8, seed=4), window, seed=1))
     config = MonitoringConfig(
-        apps=[MultivariateDriftApplication(classifier=FAST_CLASSIFIER)], partitions_start="2026-11-01"
+        apps=[MultivariateDriftApplication(domain_classifier="always", classifier=FAST_CLASSIFIER)],
+        partitions_start="2026-11-01",
     )
     defs = build_definitions(config, resource=MonitoringResource(home=home))
     with instance_for_test() as instance:
@@ -514,3 +523,16 @@ def test_materialize_a_window_with_the_multivariate_app(isolated_home: Path) -> 
         (flip.id, "reconstruction_drift"): ResultStatusApp.detected,
         (flip.id, "domain_classifier_drift"): ResultStatusApp.detected,
     }
+
+
+def test_by_default_the_classifier_confirms_reconstruction_drift_only() -> None:
+    app = MultivariateDriftApplication(classifier=FAST_CLASSIFIER)
+    stored = StoredReference(correlated(20_000, 0.8, seed=1))
+    calm, _ = run_direct(app, stored, correlated(500, 0.8, seed=30))
+    assert calm["reconstruction_drift"].status == ResultStatusApp.no_detection
+    assert "domain_classifier_drift" not in calm  # not run: ~0.5 s a window saved
+    flipped, _ = run_direct(app, stored, correlated(500, -0.8, seed=31))
+    assert flipped["reconstruction_drift"].status == ResultStatusApp.detected
+    assert flipped["domain_classifier_drift"].status == ResultStatusApp.detected
+    with pytest.raises(MonitoringError, match="domain_classifier must be"):
+        MultivariateDriftApplication(domain_classifier="sometimes")
