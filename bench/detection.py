@@ -62,7 +62,7 @@ def main() -> None:
             n = windows if features < 200 else windows // 5
             pot, det = rates(shape, features, rows, n, moved=0.0, seed=features * 7 + rows)
             worst = [max(worst[0], pot), max(worst[1], det)]
-            print(f"{shape:<17}{features:>9}{rows:>7}{pot:>12.2%}{det:>10.2%}")
+            print(f"{shape:<17}{features:>9}{rows:>7}{pot:>12.2%}{det:>10.2%}", flush=True)
     print(f"worst: potential+ {worst[0]:.2%} (budget 1%), detected {worst[1]:.2%} (budget 0.1%)")
     print("\npower: 20% of one feature's mass moved")
     print(f"{'shape':<17}{'features':>9}{'rows':>7}{'flagged':>10}")
@@ -75,7 +75,7 @@ def main() -> None:
                 shape, features, rows, 100 if features < 200 else 40, moved=0.2, seed=rows + features
             )
             weakest = min(weakest, pot)
-            print(f"{shape:<17}{features:>9}{rows:>7}{pot:>10.0%}")
+            print(f"{shape:<17}{features:>9}{rows:>7}{pot:>10.0%}", flush=True)
     print(f"weakest power: {weakest:.0%} (wanted >= 95%)   [{time.perf_counter() - started:.0f} s]")
 
 

@@ -40,7 +40,14 @@ def merge_groups(window_counts: np.ndarray, reference_counts: np.ndarray, *, cat
     # the test's approximation; a stray one or two join the rarest values.
     apart = categorical and expected[-1] >= MIN_EXPECTED
     pooled = expected[:-1] if apart else expected
-    order = np.argsort(-pooled, kind="stable") if categorical else np.arange(pooled.size)
+    if categorical:
+        # Ties in the pooled share (common among rare values) are broken at random, not by bucket
+        # position: the buckets come in the order of the reference's counts, and breaking ties by
+        # it would group by the reference alone again.
+        tie_breaker = np.random.default_rng(pooled.size).permutation(pooled.size)
+        order = np.lexsort((tie_breaker, -pooled))
+    else:
+        order = np.arange(pooled.size)
     assigned = [0] * pooled.size
     group, filled = 0, 0.0
     shares = pooled.tolist()

@@ -282,8 +282,9 @@ def reference_category_counts(reference: Mapping[str, Any]) -> np.ndarray:
     """The reference's counts on the same buckets as `category_counts`. The never-seen bucket
     gets the Good-Turing estimate of the mass of values the reference sample missed, the share
     of its rows holding a value seen exactly once (a 5,000-row sample of 3,000 zip codes expects
-    ~19% of a window to be values it never saw). That mass comes out of the other values (when
-    the top ones were counted on held-out rows, `other` holds it) or else out of every bucket."""
+    ~19% of a window to be values it never saw). When the top values were counted on held-out
+    rows, that mass comes out of `other` (which holds it); otherwise it is added (the seen buckets
+    keep their whole counts: scaling them would order equal counts by the reference's own)."""
     known = np.asarray(list(reference.get("freqs", {}).values()), dtype=np.float64)
     other = float(reference.get("other", 0))
     rows = reference.get("count", 0)
@@ -293,4 +294,4 @@ def reference_category_counts(reference: Mapping[str, Any]) -> np.ndarray:
     if "sketch" in reference:
         taken = min(missed, other)
         return np.append(known, [other - taken, taken])
-    return np.append(np.append(known, other) * (1 - missed_share), missed)
+    return np.append(known, [other, missed])
