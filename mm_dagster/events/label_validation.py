@@ -8,8 +8,6 @@ missing: a NaN label is refused (leave the request out until its label is known)
 endpoint, the field and the row, as for events (`events.validation`).
 """
 
-from collections import Counter
-
 import numpy as np
 import pandas as pd
 
@@ -25,6 +23,7 @@ from mm_dagster.events.validation import (
     _row,
     _timestamps,
     _typed_objects,
+    reject_repeated_columns,
 )
 from mm_dagster.stats.performance import class_keys
 
@@ -55,10 +54,7 @@ def _check_columns(endpoint: ModelEndpoint, task: ModelTask, columns: list[str])
             f"is not a label column (extra: {extra}; labels have request_id, {task.target!r} and an "
             f"optional {LABEL_TIME!r})",
         )
-    counts = Counter(columns)
-    repeated = [c for c in columns if counts[c] > 1]
-    if repeated:
-        raise _fail(endpoint, repeated[0], None, f"appears {counts[repeated[0]]} times in the labels")
+    reject_repeated_columns(endpoint, columns, "labels")
 
 
 def _request_ids(endpoint: ModelEndpoint, s: pd.Series, labels: pd.Index, rules: EventRules) -> np.ndarray:

@@ -12,7 +12,7 @@ empty or oversized request id.
 import os
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -267,6 +267,19 @@ def _random_request_ids(n: int) -> pa.Array:
     return pa.concat_arrays(chunks)
 
 
+def reject_repeated_columns(endpoint: ModelEndpoint, columns: Sequence[str], what: str) -> None:
+    """A column name given twice is an error naming it (events and labels alike)."""
+    counts = Counter(columns)
+    repeated = [c for c in columns if counts[c] > 1]
+    if repeated:
+        raise _fail(
+            endpoint,
+            repeated[0],
+            None,
+            f"appears {counts[repeated[0]]} times in the {what} (one column each)",
+        )
+
+
 def validate_events(
     endpoint: ModelEndpoint,
     df: pd.DataFrame,
@@ -298,15 +311,7 @@ def validate_events(
             f"is not a feature or label of this endpoint (extra: {extra}; "
             f"features {endpoint.feature_names}, labels {endpoint.label_names})",
         )
-    counts = Counter(columns)
-    repeated = [c for c in columns if counts[c] > 1]
-    if repeated:
-        raise _fail(
-            endpoint,
-            repeated[0],
-            None,
-            f"appears {counts[repeated[0]]} times in the events (one column each)",
-        )
+    reject_repeated_columns(endpoint, columns, "events")
     # Work by position on string column names; name rows by the caller's index labels.
     labels = df.index
     df = df.copy(deep=False)
