@@ -105,14 +105,18 @@ def test_bins_are_merged_to_the_minimum_expected_count() -> None:
 SHAPES = ("normal", "lognormal", "discrete", "zero_inflated", "categorical", "high_cardinality")
 
 
-def assert_within_budget(statuses: list[ResultStatusApp]) -> None:
-    """<= 1% of calm windows potential_detection or worse. For `detected` (budget 0.1%) a few
-    thousand windows cannot tell 0.1% from 0.2%, so the count must be consistent with the budget
-    (one-sided binomial test at the 1% level); bench/detection.py measures the rate itself."""
+def assert_within_budget(statuses: list[ResultStatusApp], *, rate_itself: bool = False) -> None:
+    """The counts of calm windows flagged (potential_detection or worse; detected) must be
+    consistent with the budget (1%; 0.1%): a one-sided binomial test at the 1% level, as a few
+    hundred windows cannot tell 1% from 1.5%. `rate_itself`: the potential rate must also be
+    <= 1% as measured (for samples large enough). bench/detection.py measures the rates."""
     potential, detected = rates(statuses)
-    assert potential <= 0.01, f"{potential:.2%} of {len(statuses)} calm windows flagged"
-    count = round(detected * len(statuses))
-    assert scipy_stats.binom.sf(count - 1, len(statuses), 0.001) >= 0.01, f"{count} detected"
+    n = len(statuses)
+    for rate, budget, what in ((potential, 0.01, "flagged"), (detected, 0.001, "detected")):
+        count = round(rate * n)
+        assert scipy_stats.binom.sf(count - 1, n, budget) >= 0.01, f"{count} of {n} calm windows {what}"
+    if rate_itself:
+        assert potential <= 0.01, f"{potential:.2%} of {n} calm windows flagged"
 
 
 def test_calm_windows_stay_within_the_budget_at_twenty_features() -> None:
@@ -126,7 +130,7 @@ def test_calm_windows_stay_within_the_budget_at_twenty_features() -> None:
     statuses = [
         s for i, (shape, n) in enumerate(windows.items()) for s in window_statuses(shape, 20, 100, n, seed=i)
     ]
-    assert_within_budget(statuses)
+    assert_within_budget(statuses, rate_itself=True)
 
 
 def test_calm_categorical_windows_as_large_as_a_fifth_of_the_reference_stay_quiet() -> None:
