@@ -7,6 +7,7 @@ import logging
 import pkgutil
 import re
 import subprocess
+import sys
 import types
 from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
@@ -244,3 +245,14 @@ def test_two_configs_compose_in_one_code_location(tmp_path: Path) -> None:
 def test_prefix_is_validated() -> None:
     with pytest.raises(MonitoringError, match="prefix"):
         MonitoringConfig(apps=[HistogramDataDriftApplication()], prefix="Bad Prefix")
+
+
+def test_recording_events_does_not_import_the_heavy_libraries() -> None:
+    """A serving process imports `mm_dagster.monitoring` to record events: it must not pay for
+    scikit-learn, SciPy's statistics or Evidently (seconds of import, hundreds of MB)."""
+    code = (
+        "import sys, mm_dagster.monitoring, mm_dagster.applications; "
+        "print(sorted(m for m in ('sklearn', 'scipy.stats', 'evidently') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -25,7 +25,7 @@ from mm_dagster.events.validation import (
     _typed_objects,
     reject_repeated_columns,
 )
-from mm_dagster.stats.performance import class_keys
+from mm_dagster.stats.class_keys import class_keys
 
 LABEL_TIME = "timestamp"
 # What `validate_labels` returns: one row per label, ready for the label store.

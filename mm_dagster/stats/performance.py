@@ -34,6 +34,7 @@ from sklearn.metrics import (
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.stats.class_keys import class_keys
 
 LOWER_IS_BETTER = ("log_loss", "mae", "rmse", "mape")
 # The measures a window is judged on by default (each also needs a reference value).
@@ -46,22 +47,6 @@ JUDGED: Mapping[TaskKind, tuple[str, ...]] = MappingProxyType(
 )
 DEFAULT_RESAMPLES = 50  # the spread's relative precision ~ 1/sqrt(2 (resamples - 1)), ~10%
 DEFAULT_BOOTSTRAP_SIZE = 1000
-
-
-def class_keys(values: pd.Series) -> np.ndarray:
-    """Class labels as the strings `ModelTask.scores` is keyed by: integral numbers without a
-    decimal part (1.0 -> "1"), booleans as "True"/"False", text as is. `values` has no nulls."""
-    if pd.api.types.is_bool_dtype(values.dtype):
-        flags: np.ndarray = np.where(values.to_numpy(dtype=bool), "True", "False").astype(object)
-        return flags
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = values.to_numpy(dtype=np.float64)
-        keys: np.ndarray = numbers.astype(str).astype(object)
-        integral = np.isfinite(numbers) & (numbers == np.round(numbers))
-        keys[integral] = numbers[integral].astype(np.int64).astype(str)
-        return keys
-    texts: np.ndarray = values.astype(str).to_numpy(dtype=object)
-    return texts
 
 
 def measure_name(prefix: str, class_name: str) -> str:

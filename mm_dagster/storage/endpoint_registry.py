@@ -23,7 +23,6 @@ from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
 from mm_dagster.core.segments import SegmentReference, check_segment_columns
 from mm_dagster.stats.feature_stats import compute_feature_stats
-from mm_dagster.stats.performance import reference_performance
 from mm_dagster.stats.segment_stats import segment_references
 from mm_dagster.storage import database as db
 
@@ -141,6 +140,8 @@ def _reference_performance(
             f"endpoint {endpoint!r}: reference target {task.target!r} of a regression task must be "
             f"numeric, got dtype {target.dtype}"
         )
+    from mm_dagster.stats.performance import reference_performance  # scikit-learn: on first use
+
     performance = reference_performance(task, reference)
     return None if performance is None else performance.to_json()
 
