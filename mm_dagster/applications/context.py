@@ -148,6 +148,12 @@ class MonitoringApplicationContext:
         return float(self._sample_df[task.target].notna().mean())
 
     @property
+    def reference_key(self) -> tuple[str, int, str]:
+        """What identifies the reference this run compares against: (endpoint id, reference
+        version, segment key). Apps key what they fit or prepare once per reference by it."""
+        return (self.endpoint_id, self.model_endpoint.reference_version, self.segment_key)
+
+    @property
     def feature_stats(self) -> FeatureStats:
         """The reference stats (read-only; `copy.deepcopy` gives a mutable copy)."""
         return self.model_endpoint.feature_stats

@@ -5,6 +5,7 @@ from typing import Any
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.model_cache import PreparedReferences
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
@@ -44,13 +45,15 @@ class DataQualityApplication(ModelMonitoringApplicationBase):
         self.window_alpha_detected = window_alpha_detected
         self.min_window_rows = min_window_rows
         self.feature_metrics = feature_metrics
+        self._references = PreparedReferences()
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
         ctx = monitoring_context
         if not ctx.feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no data quality computed")
             return None
-        checks = rate_checks(ctx.feature_stats, ctx.sample_df, ctx.invalid_events)
+        prepared = self._references.of(ctx)
+        checks = rate_checks(ctx.feature_stats, ctx.sample_df, ctx.invalid_events, prepared)
         statuses = [
             check_status(
                 c,

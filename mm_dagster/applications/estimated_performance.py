@@ -109,12 +109,7 @@ class EstimatedPerformanceApplication(ModelMonitoringApplicationBase):
         if task is None:
             ctx.logger.info("endpoint declares no model task (ModelTask); no performance estimated")
             return None
-        key = (
-            ctx.endpoint_id,
-            ctx.model_endpoint.reference_version,
-            ctx.segment_key,
-            json.dumps(task.to_json(), sort_keys=True),
-        )
+        key = (*ctx.reference_key, json.dumps(task.to_json(), sort_keys=True))
         fitted = self.fits.get_or_fit(key, lambda: self._fit(ctx, task))
         if isinstance(fitted, str):
             ctx.logger.warning(f"no estimated performance: {fitted}")

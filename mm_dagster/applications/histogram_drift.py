@@ -7,7 +7,7 @@ import numpy as np
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.model_cache import FittedModelCache
+from mm_dagster.applications.model_cache import PreparedReferences
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
@@ -30,9 +30,6 @@ from mm_dagster.stats.drift_methods import (
     method_registry,
     resolve_policies,
 )
-from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
-
-REFERENCE_CACHE_SIZE = 10_000
 
 
 class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
@@ -85,10 +82,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         self.min_window_rows = min_window_rows
         self.window_alpha_potential = window_alpha_potential
         self.window_alpha_detected = window_alpha_detected
-        # The reference's bins as arrays, per (endpoint id, reference version).
-        self._references: FittedModelCache[tuple[str, int, str], dict[str, PreparedFeature]] = (
-            FittedModelCache(REFERENCE_CACHE_SIZE)
-        )
+        self._references = PreparedReferences()
         if persistence is not None:
             self.persistence = (
                 persistence if isinstance(persistence, Persistence) else Persistence(*persistence)
@@ -123,16 +117,12 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         if not ctx.feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
             return None
-        endpoint = ctx.model_endpoint
         drifts = feature_drifts(
             ctx.feature_stats,
             ctx.sample_df,
             mlrun_compatible_binning=self.mlrun_compatible_binning,
             quantile_features=self._quantile_features(ctx.feature_stats),
-            prepared=self._references.get_or_fit(
-                (endpoint.id, endpoint.reference_version, ctx.segment_key),
-                lambda: prepare_reference(ctx.feature_stats),
-            ),
+            prepared=self._references.of(ctx),
         )
         if not drifts:
             ctx.logger.warning("no feature of the window has a reference histogram")

@@ -3,9 +3,13 @@
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
+
+if TYPE_CHECKING:
+    from mm_dagster.applications.context import MonitoringApplicationContext
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -52,3 +56,16 @@ class FittedModelCache(Generic[K, V]):
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
             return stored
+
+
+class PreparedReferences:
+    """Each reference's stats turned once into arrays (`stats.reference_plan`), per reference
+    (`MonitoringApplicationContext.reference_key`), for the apps that compare windows with them."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._cache: FittedModelCache[tuple[str, int, str], dict[str, PreparedFeature]] = FittedModelCache(
+            max_entries
+        )
+
+    def of(self, ctx: "MonitoringApplicationContext") -> dict[str, PreparedFeature]:
+        return self._cache.get_or_fit(ctx.reference_key, lambda: prepare_reference(ctx.feature_stats))

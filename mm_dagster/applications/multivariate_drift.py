@@ -131,7 +131,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
         return FittedReference(tuple(usable), tuple(skipped), reconstruction, classifier)
 
     def fitted_reference(self, ctx: MonitoringApplicationContext) -> FittedReference | None:
-        key = (ctx.endpoint_id, ctx.model_endpoint.reference_version, ctx.segment_key)
+        key = ctx.reference_key
         cached = self.fitted.get(key)
         if cached is not None:
             return cached

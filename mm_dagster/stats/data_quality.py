@@ -24,7 +24,8 @@ import pandas as pd
 from scipy import stats
 
 from mm_dagster.core.schemas import ResultStatusApp
-from mm_dagster.stats.feature_stats import NUMERIC, category_counts
+from mm_dagster.stats.feature_stats import NUMERIC, bucket_counts, unseen_share
+from mm_dagster.stats.reference_plan import PreparedFeature, prepare_feature
 
 MISSING, NON_FINITE, OUT_OF_RANGE, UNSEEN, INVALID = (
     "missing",
@@ -89,7 +90,9 @@ def _numeric_checks(feature: str, reference: Mapping[str, Any], values: np.ndarr
     return checks
 
 
-def _categorical_checks(feature: str, reference: Mapping[str, Any], values: pd.Series) -> list[RateCheck]:
+def _categorical_checks(
+    feature: str, reference: Mapping[str, Any], prepared: PreparedFeature | None, values: pd.Series
+) -> list[RateCheck]:
     missing = int(values.isna().sum())
     ref_rows = reference.get("count", 0) + reference.get("missing", 0)
     checks = [
@@ -102,17 +105,13 @@ def _categorical_checks(feature: str, reference: Mapping[str, Any], values: pd.S
         )
     ]
     if reference.get("freqs"):
-        unseen = int(category_counts(reference, values)[-1])
-        rows = reference.get("count", 0)
-        checks.append(
-            RateCheck(
-                feature,
-                UNSEEN,
-                unseen,
-                len(values) - missing,
-                min(reference.get("singletons", 0) / rows, 1.0) if rows else 0.0,
-            )
+        prepared = prepared or prepare_feature(reference)
+        unseen = (
+            0
+            if prepared is None
+            else int(bucket_counts(prepared.positions or {}, prepared.sketch, values)[-1])
         )
+        checks.append(RateCheck(feature, UNSEEN, unseen, len(values) - missing, unseen_share(reference)))
     return checks
 
 
@@ -120,9 +119,12 @@ def rate_checks(
     reference_stats: Mapping[str, Mapping[str, Any]],
     window: pd.DataFrame,
     invalid_events: Mapping[str, int] | None = None,
+    prepared: Mapping[str, PreparedFeature] | None = None,
 ) -> list[RateCheck]:
     """Every check of every reference column present in the window, then the endpoint's
-    invalid events (against the window's stored plus rejected events)."""
+    invalid events (against the window's stored plus rejected events). `prepared`:
+    `prepare_reference(reference_stats)` when the caller keeps it across windows (the
+    categorical buckets and the Bloom filter of rare values are then not rebuilt per window)."""
     checks: list[RateCheck] = []
     for feature, reference in reference_stats.items():
         if feature not in window.columns:
@@ -132,7 +134,7 @@ def rate_checks(
             values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             checks.extend(_numeric_checks(feature, reference, values))
         else:
-            checks.extend(_categorical_checks(feature, reference, column))
+            checks.extend(_categorical_checks(feature, reference, (prepared or {}).get(feature), column))
     rejected = sum((invalid_events or {}).values())
     checks.append(RateCheck(None, INVALID, rejected, len(window) + rejected, 0.0))
     return checks

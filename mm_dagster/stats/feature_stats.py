@@ -278,6 +278,13 @@ def bucket_counts(
     return counts
 
 
+def unseen_share(reference: Mapping[str, Any]) -> float:
+    """The Good-Turing estimate of the share of values a categorical reference never saw: the
+    share of its rows holding a value seen exactly once."""
+    rows = reference.get("count", 0)
+    return min(reference.get("singletons", 0) / rows, 1.0) if rows else 0.0
+
+
 def reference_category_counts(reference: Mapping[str, Any]) -> np.ndarray:
     """The reference's counts on the same buckets as `category_counts`. The never-seen bucket
     gets the Good-Turing estimate of the mass of values the reference sample missed, the share
@@ -287,8 +294,7 @@ def reference_category_counts(reference: Mapping[str, Any]) -> np.ndarray:
     keep their whole counts: scaling them would order equal counts by the reference's own)."""
     known = np.asarray(list(reference.get("freqs", {}).values()), dtype=np.float64)
     other = float(reference.get("other", 0))
-    rows = reference.get("count", 0)
-    missed_share = min(reference.get("singletons", 0) / rows, 1.0) if rows else 0.0
+    missed_share = unseen_share(reference)
     total = known.sum() + other
     missed = total * missed_share
     if "sketch" in reference:
