@@ -87,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "windows", help="recent windows with stored events, and whether each was analysed"
     )
     windows.add_argument("--hours", type=float, default=24.0)
+    serve = sub.add_parser(
+        "serve", help="run the monitoring service: dashboard, ingestion, results API, /metrics"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
     maintain = sub.add_parser(
         "maintain", help="compact closed windows, delete events past retention, sweep leftovers"
     )
@@ -158,6 +163,17 @@ def _run(args: argparse.Namespace) -> int:
             missing = sorted(expected - set(entry.apps))
             state = "analysed" if not missing else f"NOT ANALYSED by {', '.join(missing)}"
             print(f"{entry.window.key}  {entry.events:>9} events  {state}")
+        return 0
+    if args.command == "serve":
+        import uvicorn
+
+        from mm_dagster.service import ServiceSettings, create_app
+
+        config = _load_config(args.config)
+        settings = ServiceSettings.resolve(
+            base_period=config.base_period, apps=[app.name for app in config.apps]
+        )
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
         return 0
     if args.command == "maintain":
         from mm_dagster.events.maintenance import MaintenancePolicy

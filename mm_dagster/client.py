@@ -1,0 +1,1 @@
+"""A client for a remote monitoring service (`mm serve`): see `MonitoringClient`."""

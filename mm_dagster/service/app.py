@@ -1,0 +1,38 @@
+"""The monitoring service (`mm serve`): dashboard pages, HTTP ingestion, results API and
+Prometheus metrics over one deployment's stores, beside the Dagster webserver."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mm_dagster.service import static
+from mm_dagster.service.settings import ServiceSettings
+from mm_dagster.service.state import ServiceState
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """The ASGI app; its stores open at startup and close at shutdown."""
+    resolved = settings or ServiceSettings.resolve()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.mm = ServiceState.open(resolved)
+        try:
+            yield
+        finally:
+            app.state.mm.close()
+
+    app = FastAPI(
+        title="mm_dagster monitoring service",
+        summary="Model monitoring: endpoints, results, metrics and ingestion",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.include_router(static.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,72 @@
+"""What `mm serve` runs with, resolved once from explicit values, then the environment.
+
+| setting | environment | default |
+| --- | --- | --- |
+| storage (home, database, events, artifacts) | `MM_HOME`, `MM_DATABASE_URL`, ... | `StorageSettings` |
+| base_period | (the `MonitoringConfig`'s) | 10 minutes |
+| apps | (the `MonitoringConfig`'s app names) | the apps with stored results |
+| ui_url | `MM_UI_URL` | `http://127.0.0.1:8080` |
+| dagster_url | `MM_DAGSTER_URL` | none (no run links) |
+| max_body_bytes | `MM_MAX_BODY_BYTES` | 32 MiB |
+| max_concurrent_writes | `MM_MAX_CONCURRENT_WRITES` | 8 |
+"""
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.links import UiLinks, check_base_url
+from mm_dagster.monitoring import DEFAULT_BASE_PERIOD, StorageSettings
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT_WRITES = 8
+
+
+def _positive_int(value: str | int, what: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise MonitoringError(f"{what} must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise MonitoringError(f"{what} must be a positive integer, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    storage: StorageSettings
+    links: UiLinks = field(default_factory=UiLinks)
+    apps: tuple[str, ...] = ()
+    dagster_url: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_concurrent_writes: int = DEFAULT_MAX_CONCURRENT_WRITES
+
+    @property
+    def base_period(self) -> int:
+        return self.storage.base_period
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        base_period: int = DEFAULT_BASE_PERIOD,
+        apps: Sequence[str] = (),
+        storage: StorageSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> "ServiceSettings":
+        env = os.environ if environ is None else environ
+        dagster_url = env.get("MM_DAGSTER_URL") or None
+        return cls(
+            storage=storage or StorageSettings.resolve(base_period=base_period, environ=env),
+            links=UiLinks.from_env(env),
+            apps=tuple(apps),
+            dagster_url=check_base_url(dagster_url) if dagster_url else None,
+            max_body_bytes=_positive_int(
+                env.get("MM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES), "MM_MAX_BODY_BYTES"
+            ),
+            max_concurrent_writes=_positive_int(
+                env.get("MM_MAX_CONCURRENT_WRITES", DEFAULT_MAX_CONCURRENT_WRITES),
+                "MM_MAX_CONCURRENT_WRITES",
+            ),
+        )

@@ -1,0 +1,27 @@
+"""The service's runtime state: one `Monitoring` (its stores and engine) per running app."""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.service.settings import ServiceSettings
+
+
+@dataclass
+class ServiceState:
+    settings: ServiceSettings
+    monitoring: Monitoring
+
+    @classmethod
+    def open(cls, settings: ServiceSettings) -> "ServiceState":
+        return cls(settings, Monitoring(settings.storage))
+
+    def close(self) -> None:
+        self.monitoring.close()
+
+
+def service_state(request: Request) -> ServiceState:
+    """The running app's state (a FastAPI dependency)."""
+    state: ServiceState = request.app.state.mm
+    return state
