@@ -171,7 +171,14 @@ def _run(args: argparse.Namespace) -> int:
 
         config = _load_config(args.config)
         settings = ServiceSettings.resolve(
-            base_period=config.base_period, apps=[app.name for app in config.apps]
+            base_period=config.base_period,
+            apps=[app.name for app in config.apps],
+            project=config.project,
+            thresholds={
+                (app.name, name): bounds
+                for app in config.apps
+                for name, bounds in app.result_thresholds().items()
+            },
         )
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
         return 0

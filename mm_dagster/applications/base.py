@@ -41,6 +41,11 @@ class ModelMonitoringApplicationBase(ABC):
         name = type(self).NAME or kebab_case(type(self).__name__)
         return check_name(APP_NAME, name, f"app name of {type(self).__name__}")
 
+    def result_thresholds(self) -> dict[str, tuple[float, float]]:
+        """(potential, detected) per result name whose status is its value against two fixed
+        bounds, drawn on the service's timelines; {} (the default) draws none."""
+        return {}
+
     @abstractmethod
     def do_tracking(self, monitoring_context: "MonitoringApplicationContext") -> Any:
         """Return a result, a list of results and metrics, a dict[str, float], or None."""

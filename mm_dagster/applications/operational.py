@@ -59,6 +59,12 @@ class OperationalApplication(ModelMonitoringApplicationBase):
         self.seasonality = seasonality
         self.silent_endpoint_windows = check_lookback(no_traffic_after, "no_traffic_after")
 
+    def result_thresholds(self) -> dict[str, tuple[float, float]]:
+        return {
+            "error_rate": (self.error_rate_bounds.potential, self.error_rate_bounds.detected),
+            "latency_p99": (self.latency_bounds.potential, self.latency_bounds.detected),
+        }
+
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> list[Output]:
         ctx = monitoring_context
         df = ctx.sample_df

@@ -6,18 +6,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from mm_dagster.service import static
+from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.service import pages, results_api, static
 from mm_dagster.service.settings import ServiceSettings
 from mm_dagster.service.state import ServiceState
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """The ASGI app; its stores open at startup and close at shutdown."""
+def create_app(settings: ServiceSettings | None = None, clock: Clock = utcnow) -> FastAPI:
+    """The ASGI app; its stores open at startup and close at shutdown. `clock` is "now" for
+    the pages' default ranges (tests fix it)."""
     resolved = settings or ServiceSettings.resolve()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.mm = ServiceState.open(resolved)
+        app.state.mm = ServiceState.open(resolved, clock)
         try:
             yield
         finally:
@@ -30,6 +32,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(static.router)
+    app.include_router(pages.router)
+    app.include_router(results_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | storage (home, database, events, artifacts) | `MM_HOME`, `MM_DATABASE_URL`, ... | `StorageSettings` |
 | base_period | (the `MonitoringConfig`'s) | 10 minutes |
-| apps | (the `MonitoringConfig`'s app names) | the apps with stored results |
+| apps, project, thresholds | (the `MonitoringConfig`'s apps and project) | apps with results |
 | ui_url | `MM_UI_URL` | `http://127.0.0.1:8080` |
 | dagster_url | `MM_DAGSTER_URL` | none (no run links) |
 | max_body_bytes | `MM_MAX_BODY_BYTES` | 32 MiB |
@@ -38,6 +38,9 @@ class ServiceSettings:
     storage: StorageSettings
     links: UiLinks = field(default_factory=UiLinks)
     apps: tuple[str, ...] = ()
+    project: str = "default"
+    # (app, result name) -> (potential, detected), drawn on the endpoint page's timelines.
+    thresholds: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     dagster_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_concurrent_writes: int = DEFAULT_MAX_CONCURRENT_WRITES
@@ -52,6 +55,8 @@ class ServiceSettings:
         *,
         base_period: int = DEFAULT_BASE_PERIOD,
         apps: Sequence[str] = (),
+        project: str = "default",
+        thresholds: Mapping[tuple[str, str], tuple[float, float]] | None = None,
         storage: StorageSettings | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> "ServiceSettings":
@@ -61,6 +66,8 @@ class ServiceSettings:
             storage=storage or StorageSettings.resolve(base_period=base_period, environ=env),
             links=UiLinks.from_env(env),
             apps=tuple(apps),
+            project=project,
+            thresholds=dict(thresholds or {}),
             dagster_url=check_base_url(dagster_url) if dagster_url else None,
             max_body_bytes=_positive_int(
                 env.get("MM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES), "MM_MAX_BODY_BYTES"

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.service.settings import ServiceSettings
 
@@ -14,8 +15,8 @@ class ServiceState:
     monitoring: Monitoring
 
     @classmethod
-    def open(cls, settings: ServiceSettings) -> "ServiceState":
-        return cls(settings, Monitoring(settings.storage))
+    def open(cls, settings: ServiceSettings, clock: Clock = utcnow) -> "ServiceState":
+        return cls(settings, Monitoring(settings.storage, clock=clock))
 
     def close(self) -> None:
         self.monitoring.close()

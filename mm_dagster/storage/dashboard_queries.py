@@ -1,0 +1,162 @@
+"""Aggregate reads behind the service's overview and endpoint pages: a few queries whatever the
+number of endpoints (no query per endpoint)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.core.segments import ENDPOINT_WIDE
+from mm_dagster.storage import database as db
+
+
+@dataclass(frozen=True)
+class EndpointHeadline:
+    """An endpoint as the overview lists it (no reference statistics loaded)."""
+
+    id: str
+    name: str
+    model_name: str
+    model_version: str
+    last_request: datetime | None
+    event_count: int
+    error_count: int
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Events and errors of one endpoint in a period and in the period before it."""
+
+    events: int = 0
+    errors: int = 0
+    previous_events: int = 0
+    previous_errors: int = 0
+
+
+def endpoint_headlines(engine: Engine) -> list[EndpointHeadline]:
+    t = db.endpoints
+    query = sa.select(
+        t.c.id,
+        t.c.name,
+        t.c.model_name,
+        t.c.model_version,
+        t.c.last_request,
+        t.c.event_count,
+        t.c.error_count,
+    ).order_by(t.c.name)
+    with engine.connect() as conn:
+        return [
+            EndpointHeadline(i, n, m, v, db.from_db_time(last), int(events), int(errors))
+            for i, n, m, v, last, events, errors in conn.execute(query)
+        ]
+
+
+def latest_app_statuses(engine: Engine, since: datetime) -> dict[str, dict[str, ResultStatusApp]]:
+    """Per endpoint and app, the worst status among the results of the app's newest window
+    (endpoint-wide) that started at or after `since`."""
+    r = db.results
+    recent = r.c.window_start >= db.to_db_time(since)
+    newest = (
+        sa.select(r.c.endpoint_id, r.c.app, sa.func.max(r.c.window_start).label("newest"))
+        .where(recent, r.c.segment == ENDPOINT_WIDE)
+        .group_by(r.c.endpoint_id, r.c.app)
+        .subquery()
+    )
+    query = (
+        sa.select(r.c.endpoint_id, r.c.app, sa.func.max(r.c.status))
+        .join(
+            newest,
+            sa.and_(
+                r.c.endpoint_id == newest.c.endpoint_id,
+                r.c.app == newest.c.app,
+                r.c.window_start == newest.c.newest,
+            ),
+        )
+        .where(r.c.segment == ENDPOINT_WIDE)
+        .group_by(r.c.endpoint_id, r.c.app)
+    )
+    statuses: dict[str, dict[str, ResultStatusApp]] = {}
+    with engine.connect() as conn:
+        for endpoint_id, app, status in conn.execute(query):
+            statuses.setdefault(endpoint_id, {})[app] = ResultStatusApp(int(status))
+    return statuses
+
+
+def traffic(
+    engine: Engine, endpoint_ids: Sequence[str], end: datetime, period: timedelta
+) -> dict[str, Traffic]:
+    """Events and errors per endpoint in [end - period, end) and in the period before, from the
+    arrival log (by arrival slot)."""
+    a = db.arrivals
+    start, before = end - period, end - 2 * period
+    current = a.c.slot_start >= db.to_db_time(start)
+    out: dict[str, Traffic] = {}
+    with engine.connect() as conn:
+        for chunk in db.in_chunks(list(endpoint_ids)):
+            query = (
+                sa.select(
+                    a.c.endpoint_id,
+                    sa.func.sum(sa.case((current, a.c.events), else_=0)),
+                    sa.func.sum(sa.case((current, a.c.errors), else_=0)),
+                    sa.func.sum(sa.case((current, 0), else_=a.c.events)),
+                    sa.func.sum(sa.case((current, 0), else_=a.c.errors)),
+                )
+                .where(
+                    a.c.endpoint_id.in_(chunk),
+                    a.c.slot_start >= db.to_db_time(before),
+                    a.c.slot_start < db.to_db_time(end),
+                )
+                .group_by(a.c.endpoint_id)
+            )
+            for endpoint_id, *sums in conn.execute(query):
+                out[endpoint_id] = Traffic(*(int(s or 0) for s in sums))
+    return out
+
+
+def known_apps(engine: Engine, since: datetime) -> list[str]:
+    """Apps with results from windows that started at or after `since`."""
+    r = db.results
+    query = sa.select(r.c.app).where(r.c.window_start >= db.to_db_time(since)).distinct().order_by(r.c.app)
+    with engine.connect() as conn:
+        return [app for (app,) in conn.execute(query)]
+
+
+SeriesKind = Literal["result", "metric"]
+
+
+def series_names(engine: Engine, endpoint_id: str) -> list[tuple[SeriesKind, str, str]]:
+    """(type "result" or "metric", app, name) of every series stored for an endpoint
+    (endpoint-wide), sorted."""
+    out: list[tuple[SeriesKind, str, str]] = []
+    tables: tuple[tuple[SeriesKind, sa.Table], ...] = (("result", db.results), ("metric", db.metrics))
+    with engine.connect() as conn:
+        for kind, table in tables:
+            query = (
+                sa.select(table.c.app, table.c.name)
+                .where(table.c.endpoint_id == endpoint_id, table.c.segment == ENDPOINT_WIDE)
+                .distinct()
+            )
+            out += [(kind, app, name) for app, name in conn.execute(query)]
+    return sorted(out)
+
+
+def windows_per_slot(
+    engine: Engine, endpoint_id: str, start: datetime, end: datetime
+) -> dict[datetime, tuple[int, int]]:
+    """(events, errors) per arrival slot of one endpoint with slot start in [start, end)."""
+    a = db.arrivals
+    query = (
+        sa.select(a.c.slot_start, sa.func.sum(a.c.events), sa.func.sum(a.c.errors))
+        .where(
+            a.c.endpoint_id == endpoint_id,
+            a.c.slot_start >= db.to_db_time(start),
+            a.c.slot_start < db.to_db_time(end),
+        )
+        .group_by(a.c.slot_start)
+    )
+    with engine.connect() as conn:
+        return {db.from_db_time(slot): (int(n), int(e)) for slot, n, e in conn.execute(query)}

@@ -1,0 +1,41 @@
+"""A small deployment for the service's tests: endpoints with events and results over a few
+closed windows, one of them drifting from the third window on."""
+
+from datetime import timedelta
+
+from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
+from mm_dagster.core.windows import Window
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+from tests.conftest import NOW
+
+WINDOWS = 6
+DRIFT_FROM = 3
+
+
+def populate(mm: Monitoring, endpoints: int = 2) -> list[Window]:
+    """`endpoints` endpoints (`model-0` drifts from window DRIFT_FROM on, the others stay calm),
+    300 events per window, the drift and operational apps run on every window."""
+    windows = [Window.containing(NOW - timedelta(minutes=10 * (WINDOWS - i)), 10) for i in range(WINDOWS)]
+    for e in range(endpoints):
+        mm.create_endpoint(
+            f"model-{e}",
+            reference=reference_frame(3000, seed=e),
+            label_names=["prediction"],
+            model_name=f"model-{e}",
+            model_version="1",
+        )
+    apps = [HistogramDataDriftApplication(), OperationalApplication()]
+    for i, window in enumerate(windows):
+        for e in range(endpoints):
+            drifted = e == 0 and i >= DRIFT_FROM
+            shape = (
+                TrafficShape(mean_shift=2.0, drifted_features=2, error_rate=0.05)
+                if drifted
+                else TrafficShape()
+            )
+            mm.record_events(
+                f"model-{e}", traffic_frame(300, window.start, window.end, shape, seed=100 * e + i)
+            )
+        mm.run_window(apps, window)
+    return windows
