@@ -1,0 +1,46 @@
+"""schemathesis against the running service's /openapi.json: no generated request gets a
+server error, and every answer matches the documented status codes and response schemas."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+from mm_dagster.core.clock import fixed_clock
+from mm_dagster.monitoring import Monitoring
+from tests.conftest import NOW
+from tests.service_data import populate
+from tests.service_server import running_service
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+    home: Path = tmp_path_factory.mktemp("openapi") / "mm_home"
+    with Monitoring(home=str(home), clock=fixed_clock(NOW)) as mm:
+        populate(mm)
+    with running_service(home) as base:
+        yield schemathesis.openapi.from_url(f"{base}/openapi.json")
+
+
+def test_no_generated_request_gets_a_server_error(service_schema: schemathesis.BaseSchema) -> None:
+    operations = [result.ok() for result in service_schema.get_all_operations()]
+    assert len(operations) >= 5
+    answered: dict[str, set[int]] = {}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def call(case: schemathesis.Case) -> None:
+            checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
+            response = case.call_and_validate(checks=checks)
+            answered.setdefault(case.operation.label, set()).add(response.status_code)
+
+        call()
+    assert set(answered) == {operation.label for operation in operations}
+    assert all(codes for codes in answered.values())
