@@ -3,7 +3,10 @@
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +66,17 @@ def screenshot(page: Path, png: Path, size: str = "1400,1800") -> None:
             timeout=120,
             check=True,
         )
+
+
+@contextmanager
+def playwright_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A page of Debian's headless Chromium driven by Playwright (its own browsers are never
+    downloaded: `executable_path` points at the system's)."""
+    executable = chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=FLAGS[1:])
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()

@@ -1,7 +1,7 @@
 """A small deployment for the service's tests: endpoints with events and results over a few
 closed windows, one of them drifting from the third window on."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
 from mm_dagster.core.windows import Window
@@ -13,10 +13,16 @@ WINDOWS = 6
 DRIFT_FROM = 3
 
 
-def populate(mm: Monitoring, endpoints: int = 2) -> list[Window]:
+def recent_boundary() -> datetime:
+    """The last 10-minute boundary of the wall clock (for a service that runs on the real now)."""
+    return Window.containing(datetime.now(UTC), 10).start
+
+
+def populate(mm: Monitoring, endpoints: int = 2, now: datetime = NOW) -> list[Window]:
     """`endpoints` endpoints (`model-0` drifts from window DRIFT_FROM on, the others stay calm),
-    300 events per window, the drift and operational apps run on every window."""
-    windows = [Window.containing(NOW - timedelta(minutes=10 * (WINDOWS - i)), 10) for i in range(WINDOWS)]
+    300 events per window in the WINDOWS windows before `now` (the clock of `mm`), the drift and
+    operational apps run on every window."""
+    windows = [Window.containing(now - timedelta(minutes=10 * (WINDOWS - i)), 10) for i in range(WINDOWS)]
     for e in range(endpoints):
         mm.create_endpoint(
             f"model-{e}",

@@ -12,8 +12,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.monitoring import Monitoring
-from tests.conftest import NOW
-from tests.service_data import populate
+from tests.service_data import populate, recent_boundary
 from tests.service_server import running_service
 
 pytestmark = pytest.mark.slow
@@ -22,8 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def service_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
     home: Path = tmp_path_factory.mktemp("openapi") / "mm_home"
-    with Monitoring(home=str(home), clock=fixed_clock(NOW)) as mm:
-        populate(mm)
+    now = recent_boundary()
+    with Monitoring(home=str(home), clock=fixed_clock(now)) as mm:
+        populate(mm, now=now)
     with running_service(home) as base:
         yield schemathesis.openapi.from_url(f"{base}/openapi.json")
 
