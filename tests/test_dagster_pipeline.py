@@ -1,6 +1,6 @@
 """The Dagster wiring, exercised through Dagster: materialize(), sensors, checks."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -411,7 +411,8 @@ def test_mm_windows_lists_windows_that_were_not_analysed(
     monkeypatch.setenv("MM_HOME", home)
     config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start="2026-11-01")
     monkeypatch.setattr("apps.definitions.config", config)
-    assert main(["windows", "--hours", "200"]) == 0
+    hours_back = (datetime.now(UTC) - NOW).total_seconds() / 3600 + 24  # the test's NOW is in the past
+    assert main(["windows", "--hours", str(hours_back)]) == 0
     out = capsys.readouterr().out
     assert f"{analysed.key}        600 events  analysed" in out
     assert f"{forgotten.key}        600 events  NOT ANALYSED by histogram-data-drift" in out

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+from types import MappingProxyType
 from typing import Any
 
 from mm_dagster.core.links import window_path
@@ -17,18 +18,13 @@ from mm_dagster.reports.html import STATUS_COLOURS, figure_div, page
 from mm_dagster.reports.overview_page import DASHBOARD_STYLE, chip
 
 LATENCY_METRICS = ("latency_p50_us", "latency_p95_us", "latency_p99_us")
-MARGIN = {"l": 70, "r": 20, "t": 50, "b": 60}
+MARGIN = MappingProxyType({"l": 70, "r": 20, "t": 50, "b": 60})
 # Heatmap cells coloured by status: -1 irrelevant .. 2 detected, discrete bands.
-STATUS_SCALE = [
-    [0.0, STATUS_COLOURS[ResultStatusApp.irrelevant]],
-    [0.25, STATUS_COLOURS[ResultStatusApp.irrelevant]],
-    [0.25, STATUS_COLOURS[ResultStatusApp.no_detection]],
-    [0.5, STATUS_COLOURS[ResultStatusApp.no_detection]],
-    [0.5, STATUS_COLOURS[ResultStatusApp.potential_detection]],
-    [0.75, STATUS_COLOURS[ResultStatusApp.potential_detection]],
-    [0.75, STATUS_COLOURS[ResultStatusApp.detected]],
-    [1.0, STATUS_COLOURS[ResultStatusApp.detected]],
-]
+STATUS_SCALE = tuple(
+    (edge, STATUS_COLOURS[status])
+    for i, status in enumerate(sorted(ResultStatusApp))
+    for edge in (i / 4, (i + 1) / 4)
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def _layout(fig: Any, title: str, y_title: str, data: EndpointPageData, height: 
     fig.update_layout(
         title=title,
         height=height,
-        margin=MARGIN,
+        margin=dict(MARGIN),
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
         xaxis={"range": [data.start, data.end], "title": "window start (UTC)"},
         yaxis={"title": y_title, "automargin": True},
@@ -206,7 +202,7 @@ def _heatmap(results: Sequence[StoredResult], features: Sequence[str], data: End
             z=status,
             zmin=-1.5,
             zmax=2.5,
-            colorscale=STATUS_SCALE,
+            colorscale=[list(band) for band in STATUS_SCALE],
             text=text,
             hovertemplate="%{y}<br>%{x}<br>%{text}<extra>click: window page</extra>",
             xgap=1,

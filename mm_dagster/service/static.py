@@ -1,26 +1,20 @@
 """Static files of the pages: plotly's bundled JS, served by the service (no CDN)."""
 
-from functools import cache
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
+
+from mm_dagster.service.state import ServiceState, service_state
 
 PLOTLY_PATH = "/static/plotly.min.js"
 router = APIRouter(include_in_schema=False)
 
 
-@cache
-def _plotly_js() -> bytes:
-    import plotly.offline
-
-    script: str = plotly.offline.get_plotlyjs()
-    return script.encode()
-
-
 @router.get(PLOTLY_PATH)
-def plotly_js() -> Response:
+def plotly_js(state: Annotated[ServiceState, Depends(service_state)]) -> Response:
     return Response(
-        _plotly_js(),
+        state.plotly_js(),
         media_type="application/javascript",
         headers={"Cache-Control": "public, max-age=86400"},
     )

@@ -56,28 +56,13 @@ def endpoint_headlines(engine: Engine) -> list[EndpointHeadline]:
 
 
 def latest_app_statuses(engine: Engine, since: datetime) -> dict[str, dict[str, ResultStatusApp]]:
-    """Per endpoint and app, the worst status among the results of the app's newest window
-    (endpoint-wide) that started at or after `since`."""
-    r = db.results
-    recent = r.c.window_start >= db.to_db_time(since)
-    newest = (
-        sa.select(r.c.endpoint_id, r.c.app, sa.func.max(r.c.window_start).label("newest"))
-        .where(recent, r.c.segment == ENDPOINT_WIDE)
-        .group_by(r.c.endpoint_id, r.c.app)
-        .subquery()
-    )
+    """Per endpoint and app, the worst status among the newest values of the app's results
+    (endpoint-wide) from windows that started at or after `since` (one read of the heads)."""
+    h = db.result_heads
     query = (
-        sa.select(r.c.endpoint_id, r.c.app, sa.func.max(r.c.status))
-        .join(
-            newest,
-            sa.and_(
-                r.c.endpoint_id == newest.c.endpoint_id,
-                r.c.app == newest.c.app,
-                r.c.window_start == newest.c.newest,
-            ),
-        )
-        .where(r.c.segment == ENDPOINT_WIDE)
-        .group_by(r.c.endpoint_id, r.c.app)
+        sa.select(h.c.endpoint_id, h.c.app, sa.func.max(h.c.status))
+        .where(h.c.segment == ENDPOINT_WIDE, h.c.window_start >= db.to_db_time(since))
+        .group_by(h.c.endpoint_id, h.c.app)
     )
     statuses: dict[str, dict[str, ResultStatusApp]] = {}
     with engine.connect() as conn:
@@ -119,8 +104,8 @@ def traffic(
 
 def known_apps(engine: Engine, since: datetime) -> list[str]:
     """Apps with results from windows that started at or after `since`."""
-    r = db.results
-    query = sa.select(r.c.app).where(r.c.window_start >= db.to_db_time(since)).distinct().order_by(r.c.app)
+    h = db.result_heads
+    query = sa.select(h.c.app).where(h.c.window_start >= db.to_db_time(since)).distinct().order_by(h.c.app)
     with engine.connect() as conn:
         return [app for (app,) in conn.execute(query)]
 
@@ -132,13 +117,14 @@ def series_names(engine: Engine, endpoint_id: str) -> list[tuple[SeriesKind, str
     """(type "result" or "metric", app, name) of every series stored for an endpoint
     (endpoint-wide), sorted."""
     out: list[tuple[SeriesKind, str, str]] = []
-    tables: tuple[tuple[SeriesKind, sa.Table], ...] = (("result", db.results), ("metric", db.metrics))
+    tables: tuple[tuple[SeriesKind, sa.Table], ...] = (
+        ("result", db.result_heads),
+        ("metric", db.metric_heads),
+    )
     with engine.connect() as conn:
         for kind, table in tables:
-            query = (
-                sa.select(table.c.app, table.c.name)
-                .where(table.c.endpoint_id == endpoint_id, table.c.segment == ENDPOINT_WIDE)
-                .distinct()
+            query = sa.select(table.c.app, table.c.name).where(
+                table.c.endpoint_id == endpoint_id, table.c.segment == ENDPOINT_WIDE
             )
             out += [(kind, app, name) for app, name in conn.execute(query)]
     return sorted(out)

@@ -118,6 +118,40 @@ metrics = sa.Table(
     sa.Index("ix_mm_metrics_window", "window_start", "app"),
 )
 
+# The newest row of each result and metric series (endpoint, app, name, segment), kept by the
+# results store as it writes (storage.result_heads): the overview and /metrics read "latest"
+# without scanning history. Rows stored before the heads existed are copied in once.
+result_heads = sa.Table(
+    "mm_result_heads",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("app", _NAME, primary_key=True),
+    sa.Column("name", _NAME, primary_key=True),
+    _segment_column(),
+    sa.Column("window_start", sa.DateTime, nullable=False),
+    sa.Column("window_end", sa.DateTime, nullable=False),
+    sa.Column("kind", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+metric_heads = sa.Table(
+    "mm_metric_heads",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("app", _NAME, primary_key=True),
+    sa.Column("name", _NAME, primary_key=True),
+    _segment_column(),
+    sa.Column("window_start", sa.DateTime, nullable=False),
+    sa.Column("window_end", sa.DateTime, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# (heads table, series table) pairs.
+HEADS = ((result_heads, results), (metric_heads, metrics))
+
 app_failures = sa.Table(
     "mm_app_failures",
     metadata,
@@ -263,9 +297,11 @@ def create_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     _key_results_by_segment(engine)
+    missing_heads = [h for h, _ in HEADS if not sa.inspect(engine).has_table(h.name)]
     metadata.create_all(engine)
     _add_missing_columns(engine)
     _create_latest_views(engine)
+    _fill_heads(engine, missing_heads)
     return engine
 
 
@@ -402,6 +438,22 @@ def latest_select(table: sa.Table) -> sa.Select[Any]:
             table.c.window_start == newest.c.newest,
         ),
     )
+
+
+def _fill_heads(engine: Engine, created: Sequence[sa.Table]) -> None:
+    """Copy the newest row of every series into heads tables made just now (a database written
+    before they existed). A concurrent process doing the same gets there first or fails alike."""
+    for heads, series in HEADS:
+        if heads not in created:
+            continue
+        newest = latest_select(series).subquery()
+        columns = [c.name for c in heads.columns]
+        statement = heads.insert().from_select(columns, sa.select(*(newest.c[c] for c in columns)))
+        try:
+            with engine.begin() as conn:
+                conn.execute(statement)
+        except sa.exc.IntegrityError:
+            pass
 
 
 def _create_latest_views(engine: Engine) -> None:

@@ -522,6 +522,8 @@ class EndpointRegistry:
             for table in (
                 db.results,
                 db.metrics,
+                db.result_heads,
+                db.metric_heads,
                 db.app_failures,
                 db.endpoint_references,
                 db.segment_references,

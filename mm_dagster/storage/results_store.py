@@ -24,6 +24,7 @@ from mm_dagster.core.segments import ENDPOINT_WIDE
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.dialect_sql import upsert
+from mm_dagster.storage.result_heads import advance_heads
 
 
 def _result(row: sa.Row[Any]) -> StoredResult:
@@ -122,6 +123,7 @@ def _write_window(
     ):
         if rows:
             upsert(conn, table, rows)
+    advance_heads(conn, app, start, replaced, (result_rows, metric_rows))
 
 
 def _output_rows(
