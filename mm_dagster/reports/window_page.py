@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 
 from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, Summary
-from mm_dagster.core.results import StoredResult
+from mm_dagster.core.results import StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.reports.html import STATUS_COLOURS, figure_div, page, status_cell
 
@@ -110,6 +110,14 @@ def _results_table(results: Sequence[StoredResult]) -> str:
     )
 
 
+def _metrics_table(metrics: Sequence[StoredMetric]) -> str:
+    rows = "".join(
+        f"<tr><td class='name'>{escape(m.name)}</td><td>{m.value:.6g}</td></tr>"
+        for m in sorted(metrics, key=lambda m: m.name)
+    )
+    return f"<table id='metrics'><tr><th>metric</th><th>value</th></tr>{rows}</table>"
+
+
 def _headline(window_key: str, rows: int | None, results: Sequence[StoredResult]) -> str:
     """One line per result status, each naming its result, so a feature flagged by feature_drift
     beside a general_drift of no_detection reads as two tests, not a contradiction."""
@@ -203,6 +211,7 @@ def render_window_page(
     results: Sequence[StoredResult],
     histograms: Sequence[FeatureHistogram],
     links: WindowLinks,
+    metrics: Sequence[StoredMetric] = (),
     *,
     plotly_src: str,
 ) -> str:
@@ -214,6 +223,8 @@ def render_window_page(
         f"<p>app <b>{escape(app)}</b>" + (f" · segment <b>{escape(segment)}</b>" if segment else "") + "</p>",
         _results_table(results) if results else "<p>No results stored for this window.</p>",
     ]
+    if metrics:
+        body.append(_metrics_table(metrics))
     if rows:
         body.append("<h2>Features, worst first</h2>" + _features_table(rows))
     plots = [_histogram(row, i) for i, row in enumerate(r for r in rows if r.histogram is not None)]

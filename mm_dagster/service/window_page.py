@@ -43,9 +43,10 @@ def window_page(
     if endpoint is None:
         raise HTTPException(404, f"unknown endpoint {name!r}")
     results = mm.results.results(endpoint.id, app, start=window.start, end=window.end, segment=segment)
+    metrics = mm.results.metrics(endpoint.id, app, start=window.start, end=window.end, segment=segment)
     store = WindowHistogramStore(mm.engine)
     stored = store.window(endpoint.id, app, window.start, segment)
-    if not results and stored is None:
+    if not results and not metrics and stored is None:
         where = f" segment {segment!r}," if segment else ""
         raise HTTPException(
             404, f"nothing stored for endpoint {name!r}, app {app!r},{where} window {window.key}"
@@ -67,6 +68,7 @@ def window_page(
         results,
         [] if stored is None else stored.features,
         links,
+        metrics,
         plotly_src=PLOTLY_PATH,
     )
     return HTMLResponse(html)
