@@ -16,22 +16,33 @@ from mm_dagster.applications.model_cache import FittedModelCache
 from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, bin_labels, reference_summary
 from mm_dagster.stats.drift import FeatureDrift
 
-Described = dict[str, tuple[list[str], dict[str, Any]]]  # feature -> (bin labels, reference summary)
+# feature -> (bin labels, reference summary); the reference counts are added on first use
+Described = dict[str, tuple[list[str], dict[str, Any]]]
 
 
 def _describe(reference_stats: Mapping[str, Mapping[str, Any]]) -> Described:
     return {f: (bin_labels(stats), reference_summary(stats)) for f, stats in reference_stats.items()}
 
 
+def counts_list(counts: np.ndarray) -> list[float]:
+    """Counts as a list, whole ones as ints (shorter stored)."""
+    if np.all(np.mod(counts, 1) == 0):
+        whole: list[float] = counts.astype(np.int64).tolist()
+        return whole
+    fractional: list[float] = counts.tolist()
+    return fractional
+
+
 def numeric_summaries(sample: pd.DataFrame, features: Sequence[str]) -> dict[str, dict[str, float]]:
     """mean/std/min/max of each column's finite values (columns without any left out)."""
-    if not features or not len(sample):
-        return {}
-    block = sample[list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
-    finite = np.isfinite(block)
     out: dict[str, dict[str, float]] = {}
-    for i, feature in enumerate(features):
-        values = block[finite[:, i], i]
+    for feature in features:
+        column = sample[feature]
+        if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = np.asarray(column, dtype=np.float64)
+        values = values[np.isfinite(values)]
         if values.size:
             out[feature] = {
                 "mean": float(values.mean()),
@@ -70,8 +81,8 @@ class DriftHistograms:
                     feature=d.feature,
                     kind=d.kind,
                     labels=labels,
-                    reference_counts=d.reference_counts.tolist(),
-                    window_counts=d.window_counts.tolist(),
+                    reference_counts=counts_list(d.reference_counts),
+                    window_counts=counts_list(d.window_counts),
                     window_rows=d.window_rows,
                     reference_summary=summary,
                     window_summary=numeric.get(d.feature, {})

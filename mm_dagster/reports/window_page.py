@@ -5,6 +5,7 @@ stored with them, see `core.histograms`)."""
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from types import MappingProxyType
 from typing import Any
 
 from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, Summary
@@ -15,11 +16,13 @@ from mm_dagster.reports.html import STATUS_COLOURS, figure_div, page, status_cel
 # Results whose extra_data carry per-feature verdicts ({"features": {name: {...}}}).
 FAMILY_RESULTS = ("feature_drift", "prediction_drift")
 GENERAL_DRIFT = "general_drift"
-DESCRIPTIONS = {
-    GENERAL_DRIFT: "mean of the Hellinger and TVD means over every column, against fixed thresholds",
-    "feature_drift": "worst per-feature verdict over the model's inputs (window false-alarm budget)",
-    "prediction_drift": "worst per-feature verdict over the model's outputs (window false-alarm budget)",
-}
+DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        GENERAL_DRIFT: "mean of the Hellinger and TVD means over every column, against fixed thresholds",
+        "feature_drift": "worst per-feature verdict over the model's inputs (window false-alarm budget)",
+        "prediction_drift": "worst per-feature verdict over the model's outputs (window false-alarm budget)",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,6 @@ from mm_dagster.storage import database as db
 FORMAT_VERSION = 1
 
 
-def _plain(counts: Sequence[float]) -> list[float]:
-    """Counts as JSON numbers: whole counts without a fraction (`3`, not `3.0`)."""
-    return [int(c) if float(c).is_integer() else float(c) for c in counts]
-
-
 def _summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     """A summary JSON can hold: non-finite numbers (a constant column's std, say) as null."""
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
@@ -43,8 +38,8 @@ def encode(histograms: Sequence[FeatureHistogram]) -> bytes:
                 "feature": h.feature,
                 "kind": h.kind,
                 "labels": list(h.labels),
-                "reference_counts": _plain(h.reference_counts),
-                "window_counts": _plain(h.window_counts),
+                "reference_counts": list(h.reference_counts),
+                "window_counts": list(h.window_counts),
                 "window_rows": int(h.window_rows),
                 "reference_summary": _summary(h.reference_summary),
                 "window_summary": _summary(h.window_summary),
