@@ -106,6 +106,9 @@ def test_counts_stored_for_every_analysed_window_and_replaced_on_rerun(mm: Monit
     assert store.window(ep.id, app.name, ws[1].start) is None
     assert store.neighbours(ep.id, app.name, ws[0].start) == (None, ws[2].start)
 
+    mm.delete_endpoint("fraud")
+    assert stored_rows(mm) == []
+
 
 def test_segment_histograms_are_kept_apart(mm: Monitoring) -> None:
     mm.create_endpoint("shop", reference=segment_frame(40_000, seed=1), segment_columns=["country"])
