@@ -26,6 +26,8 @@ from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
 from .conftest import NOW, materialize_window, past_window
 from .service_server import running_service
+from .test_segments import frame as segment_frame
+from .test_segments import traffic as segment_traffic
 
 APP = HistogramDataDriftApplication.NAME
 
@@ -176,3 +178,18 @@ def test_dagster_metadata_links_resolve_on_the_running_service(
         assert page.status_code == 200 and "drifty: window" in page.text
         assert "<td class='name'>f0</td>" in page.text
         assert httpx.get(urls["overview"], timeout=30).status_code in (200, 404)  # built elsewhere
+
+
+def test_a_segments_window_page(mm: Monitoring, client: TestClient) -> None:
+    mm.create_endpoint("shop", reference=segment_frame(40_000, seed=1), segment_columns=["country"])
+    (w,) = windows(1)
+    mm.record_events("shop", segment_traffic(w, 4000, seed=3, de_shift=3.0))
+    mm.run_window([HistogramDataDriftApplication()], w)
+    (result,) = mm.results.results(name="feature_drift", segment='{"country":"DE"}')
+    parts = urlsplit(result.extra_data["report"])
+    html = client.get(f"{parts.path}?{parts.query}").text
+    assert "segment <b>{&quot;country&quot;:&quot;DE&quot;}</b>" in html
+    rows = feature_rows(html)
+    assert {r[0] for r in rows[:2]} == {"f0", "f1"} and rows[0][2] == "detected"  # DE's shift
+    whole = client.get(page_path("shop", w)).text
+    assert re.search(r"<td class='name'>f0</td>.*?<td>4000</td>", whole)  # every row, not DE's

@@ -181,7 +181,7 @@ def _histogram(row: FeatureRow, index: int) -> str:
         barmode="overlay",
         title={"text": f"{h.feature}{status}" + ("" if tvd is None else f", TVD {tvd:.3f}")},
         height=340,
-        margin={"l": 60, "r": 10, "t": 50, "b": 10},
+        margin={"l": 60, "r": 40, "t": 50, "b": 10},  # the modebar sits in the right margin
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         modebar={"orientation": "v"},  # beside the plot, off the title
         xaxis={
