@@ -4,6 +4,7 @@ window, replaced on a re-run, kept apart per segment; apps store their own throu
 import math
 from datetime import timedelta
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -166,8 +167,26 @@ def test_user_apps_store_histograms_through_the_context(mm: Monitoring) -> None:
     assert WindowHistogramStore(mm.engine).window(ep.id, "stores-own", w.start) is not None  # kept
 
 
-def test_histogram_check_names_what_is_wrong() -> None:
-    with pytest.raises(MonitoringError, match="feature 'x': reference_counts must be finite and >= 0"):
-        FeatureHistogram("x", "numeric", ["a"], [-1], [1], 1).check("here")
-    with pytest.raises(MonitoringError, match="here: a histogram's feature name is empty"):
-        FeatureHistogram("", "numeric", ["a"], [1], [1], 1).check("here")
+def test_histograms_are_checked_and_made_plain() -> None:
+    given = FeatureHistogram(
+        "x",
+        "numeric",
+        [np.str_("a"), 2],
+        np.array([3, 4]),
+        [np.float64(0.5), 1],
+        np.int64(2),
+        {"mean": np.float32(1)},
+    )
+    plain = given.checked("here")
+    assert plain.labels == ["a", "2"] and plain.reference_counts == [3, 4] and plain.window_counts == [0.5, 1]
+    assert type(plain.reference_counts[0]) is int and type(plain.window_rows) is int
+    assert plain.window_summary == {} and plain.reference_summary == {"mean": 1.0}
+    decode(encode([plain]))  # storable
+    with pytest.raises(MonitoringError, match="here, feature 'x': reference_counts must be finite and >= 0"):
+        FeatureHistogram("x", "numeric", ["a"], [-1], [1], 1).checked("here")
+    with pytest.raises(MonitoringError, match="feature 'x': window_counts must hold numbers, got 'many'"):
+        FeatureHistogram("x", "numeric", ["a"], [1], ["many"], 1).checked("here")
+    with pytest.raises(MonitoringError, match="feature 'x': window_summary: 'top' must be a str, number"):
+        FeatureHistogram("x", "numeric", ["a"], [1], [1], 1, {}, {"top": object()}).checked("here")
+    with pytest.raises(MonitoringError, match="here: a histogram's feature name must be a non-empty str"):
+        FeatureHistogram("", "numeric", ["a"], [1], [1], 1).checked("here")

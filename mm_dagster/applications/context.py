@@ -240,12 +240,11 @@ class MonitoringApplicationContext:
         the service's window page (`/endpoints/{name}/windows/{window key}?app=...`), which is
         rendered from them on request. They are stored compactly with this app's results of the
         window, in the same transaction, and replaced with them on a re-run; a later call for the
-        same feature replaces its earlier histogram. Raises on histograms that do not fit
-        together (bins of the labels, reference and window counts)."""
+        same feature replaces its earlier histogram. Counts and summaries may be numpy values;
+        raises on histograms that do not fit together (bins of the labels, reference and window
+        counts) or hold what cannot be stored."""
         where = f"app {self.application_name!r}, endpoint {self.endpoint_name!r}, window {self.window.key}"
-        given = list(histograms)
-        for histogram in given:
-            histogram.check(where)
+        given = [histogram.checked(where) for histogram in histograms]
         replaced = {h.feature for h in given}
         self.histograms = [h for h in self.histograms if h.feature not in replaced] + given
 

@@ -8,6 +8,7 @@ request (nothing is rendered at run time).
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 from mm_dagster.core.errors import MonitoringError
@@ -22,7 +23,7 @@ Summary = Mapping[str, Any]  # {"mean", "std", "min", "max"} or {"top", "freq", 
 @dataclass(frozen=True)
 class FeatureHistogram:
     """`labels[i]` names bin i of both histograms; `window_rows` counts the window's values
-    binned; summaries as `numeric_summary` / `top_summary` make them (empty when unknown)."""
+    binned; a summary is {"mean", "std", "min", "max"} or {"top", "freq", "count"} ({} unknown)."""
 
     feature: str
     kind: str
@@ -33,23 +34,65 @@ class FeatureHistogram:
     reference_summary: Summary = field(default_factory=dict)
     window_summary: Summary = field(default_factory=dict)
 
-    def check(self, where: str) -> None:
-        """Raise naming `where` and the feature when the histograms do not fit together."""
-        if not self.feature:
-            raise MonitoringError(f"{where}: a histogram's feature name is empty")
+    def checked(self, where: str) -> "FeatureHistogram":
+        """This histogram in plain Python values (str labels, int/float counts, JSON-able
+        summaries), ready to store; raises naming `where` and the feature when the histograms do
+        not fit together or hold what cannot be stored."""
+        feature: object = self.feature  # typed str, but apps may pass anything
+        if not isinstance(feature, str) or not feature:
+            raise MonitoringError(f"{where}: a histogram's feature name must be a non-empty str")
+        at = f"{where}, feature {self.feature!r}"
         bins = len(self.labels)
-        for what, counts in (
+        counts = {}
+        for what, given in (
             ("reference_counts", self.reference_counts),
             ("window_counts", self.window_counts),
         ):
-            if len(counts) != bins:
-                raise MonitoringError(
-                    f"{where}, feature {self.feature!r}: {what} has {len(counts)} bins, labels {bins}"
-                )
-            if any(not math.isfinite(c) or c < 0 for c in counts):
-                raise MonitoringError(f"{where}, feature {self.feature!r}: {what} must be finite and >= 0")
-        if self.window_rows < 0:
-            raise MonitoringError(f"{where}, feature {self.feature!r}: window_rows must be >= 0")
+            if len(given) != bins:
+                raise MonitoringError(f"{at}: {what} has {len(given)} bins, labels {bins}")
+            counts[what] = _plain_counts(given, f"{at}: {what}")
+        rows = _number(self.window_rows, f"{at}: window_rows")
+        if not float(rows).is_integer():
+            raise MonitoringError(f"{at}: window_rows must be a whole number, got {self.window_rows!r}")
+        return FeatureHistogram(
+            self.feature,
+            str(self.kind),
+            [str(label) for label in self.labels],
+            counts["reference_counts"],
+            counts["window_counts"],
+            int(rows),
+            _plain_summary(self.reference_summary, f"{at}: reference_summary"),
+            _plain_summary(self.window_summary, f"{at}: window_summary"),
+        )
+
+
+def _number(value: Any, where: str) -> float:
+    """A finite number >= 0 (numpy scalars included) as a float, else an error naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise MonitoringError(f"{where} must hold numbers, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise MonitoringError(f"{where} must be finite and >= 0, got {value!r}")
+    return number
+
+
+def _plain_counts(counts: Sequence[float], where: str) -> list[float]:
+    plain: list[float] = []
+    for count in counts:
+        number = _number(count, where)
+        plain.append(int(number) if number.is_integer() else number)
+    return plain
+
+
+def _plain_summary(summary: Summary, where: str) -> dict[str, Any]:
+    """Summary values as JSON holds them: numpy scalars unwrapped; only str, bool, numbers, None."""
+    plain: dict[str, Any] = {}
+    for key, value in summary.items():
+        item = value.item() if hasattr(value, "item") and not isinstance(value, str | bytes) else value
+        if item is not None and not isinstance(item, str | bool | int | float):
+            raise MonitoringError(f"{where}: {key!r} must be a str, number or None, got {value!r}")
+        plain[str(key)] = item
+    return plain
 
 
 def bin_labels(reference: Mapping[str, Any]) -> list[str]:
