@@ -79,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     resend = alerts_sub.add_parser("resend", help="re-queue failed notifications (attempts stay stored)")
     resend.add_argument("name", nargs="?", help="only this alert's")
     resend.add_argument("--id", type=int, help="only this notification")
-    report = sub.add_parser("report", help="write an endpoint's drift timeline page (HTML)")
+    report = sub.add_parser(
+        "report",
+        help="write an endpoint's drift timeline page (HTML) of the last --hours to a file named "
+        "after the endpoint and range; prints its path",
+    )
     report.add_argument("endpoint")
     report.add_argument("--hours", type=float, default=24.0)
     report.add_argument("--app", default="histogram-data-drift")

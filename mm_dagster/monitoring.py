@@ -13,6 +13,7 @@ from mm_dagster.applications.base import ModelMonitoringApplicationBase, silence
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.model_task import ModelTask
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.traffic import windows_touched
@@ -367,7 +368,11 @@ class Monitoring:
         thresholds: tuple[float, float] = (0.5, 0.7),
         now: datetime | None = None,
     ) -> str:
-        """Render the endpoint page for the last `hours` into the artifacts; returns its URI."""
+        """Render the endpoint page for the `hours` before `now` into the artifacts; returns its
+        URI. The file is named after the endpoint and the range (`endpoint-report-<endpoint>-
+        <hours>h-to-<end>.html`), so reports of other ranges or times are kept, not overwritten."""
+        if not hours > 0:
+            raise MonitoringError(f"report hours must be > 0, got {hours}")
         ep = self.get_endpoint(endpoint)
         end = now or self.clock()
         period = timedelta(hours=hours)
@@ -382,7 +387,11 @@ class Monitoring:
             period,
         )
         uri = self.artifacts.log(
-            app, f"endpoint-report-{ep.id}", body=html, suffix=".html", endpoint_id=ep.id
+            app,
+            f"endpoint-report-{ep.name}-{hours:.10g}h-to-{end:%Y%m%dT%H%M}",
+            body=html,
+            suffix=".html",
+            endpoint_id=ep.id,
         )
         ensure_plotly_js(self.artifacts.app_dir(app))
         return uri

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import pandas as pd
 
@@ -29,9 +30,10 @@ from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.readonly import freeze
 from mm_dagster.applications.silence import empty_sample
 from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
-from mm_dagster.core.segments import EndpointSegments, Segment, segment_label
+from mm_dagster.core.segments import ENDPOINT_WIDE, EndpointSegments, Segment, segment_label
 from mm_dagster.core.traffic import silent_endpoints
 from mm_dagster.core.windows import Window
 from mm_dagster.storage.artifact_store import ArtifactStore
@@ -42,7 +44,7 @@ from mm_dagster.storage.results_store import ResultsStore
 log = logging.getLogger(__name__)
 
 
-def run_app_on_endpoint(
+def app_context(
     app: ModelMonitoringApplicationBase,
     endpoint: ModelEndpoint,
     window: Window,
@@ -58,9 +60,9 @@ def run_app_on_endpoint(
     segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     runs_of_endpoint: int = 1,
     unmatched_labels: int = 0,
-) -> tuple[Outputs, dict[str, str]]:
-    """Call `do_tracking` once and validate what it returned (raises on any problem)."""
-    context = MonitoringApplicationContext(
+) -> MonitoringApplicationContext:
+    """The context of one call of `app` (see `MonitoringApplicationContext`)."""
+    return MonitoringApplicationContext(
         application_name=app.name,
         endpoint=endpoint,
         window=window,
@@ -76,7 +78,44 @@ def run_app_on_endpoint(
         runs_of_endpoint=runs_of_endpoint,
         unmatched_labels=unmatched_labels,
     )
-    return normalise_outputs(app.do_tracking(context)), context.artifact_uris
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one `do_tracking` call gave: validated outputs, artifact URIs, stored histograms."""
+
+    outputs: Outputs
+    artifacts: dict[str, str]
+    histograms: list[FeatureHistogram]
+
+
+def track(app: ModelMonitoringApplicationBase, context: MonitoringApplicationContext) -> CallOutcome:
+    """Call `do_tracking` once and validate what it returned (raises on any problem)."""
+    outputs = normalise_outputs(app.do_tracking(context))
+    return CallOutcome(outputs, context.artifact_uris, context.histograms)
+
+
+def _tracked(app: ModelMonitoringApplicationBase, *args: Any, **options: Any) -> CallOutcome:
+    """`track` with the context made in the calling (worker) thread, so a failure making it is
+    the call's failure."""
+    return track(app, app_context(app, *args, **options))
+
+
+def run_app_on_endpoint(
+    app: ModelMonitoringApplicationBase,
+    endpoint: ModelEndpoint,
+    window: Window,
+    sample_df: pd.DataFrame,
+    artifacts: ArtifactStore,
+    references: ReferenceStore | None = None,
+    invalid_events: Mapping[str, int] | None = None,
+    **options: Any,
+) -> tuple[Outputs, dict[str, str]]:
+    """Call `do_tracking` once on one endpoint (`options`: `app_context`'s keywords); its
+    validated outputs and artifact URIs (raises on any problem)."""
+    context = app_context(app, endpoint, window, sample_df, artifacts, references, invalid_events, **options)
+    outcome = track(app, context)
+    return outcome.outputs, outcome.artifacts
 
 
 def _budget(app: ModelMonitoringApplicationBase) -> float | None:
@@ -190,7 +229,7 @@ def run_apps_on_window(
             where = f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}"
             run_count = 1 + (len(segments.get(endpoint_id, [])) if per_segment else 0)
             call = partial(
-                run_app_on_endpoint,
+                _tracked,
                 app,
                 endpoint,
                 window,
@@ -208,11 +247,11 @@ def run_apps_on_window(
             if isinstance(outcome, str):
                 report.failures[endpoint_id] = outcome
             else:
-                report.outputs[endpoint_id], uris = outcome
-                report.artifacts.update(uris)
+                report.outputs[endpoint_id] = outcome.outputs
+                _keep(report, endpoint_id, ENDPOINT_WIDE, outcome)
             for run in segments.get(endpoint_id, []) if per_segment else []:
                 call = partial(
-                    run_app_on_endpoint,
+                    _tracked,
                     app,
                     run.endpoint,
                     window,
@@ -227,13 +266,17 @@ def run_apps_on_window(
                     runs_of_endpoint=run_count,
                 )
                 outcome = _call_app(
-                    app, call, deadline, budget, f"{where}, segment {segment_label(run.segment)}"
+                    app,
+                    call,
+                    deadline,
+                    budget,
+                    f"{where}, segment {segment_label(run.segment)}",
                 )
                 if isinstance(outcome, str):
                     report.segment_failures.setdefault(endpoint_id, {})[run.key] = outcome
                 else:
-                    report.segment_outputs.setdefault(endpoint_id, {})[run.key], uris = outcome
-                    report.artifacts.update(uris)
+                    report.segment_outputs.setdefault(endpoint_id, {})[run.key] = outcome.outputs
+                    _keep(report, endpoint_id, run.key, outcome)
         persistence = getattr(app, "persistence", None)
         if persistence is not None:  # endpoint-wide results (segments' stand alone)
             report.outputs = apply_persistence(persistence, app.name, window, report.outputs, results)
@@ -245,19 +288,26 @@ def run_apps_on_window(
             versions,
             report.segment_outputs,
             report.segment_failures,
+            report.histograms,
         )
         reports.append(report)
     return reports
 
 
+def _keep(report: AppWindowReport, endpoint_id: str, segment: str, outcome: CallOutcome) -> None:
+    report.artifacts.update(outcome.artifacts)
+    if outcome.histograms:
+        report.histograms.setdefault(endpoint_id, {})[segment] = outcome.histograms
+
+
 def _call_app(
     app: ModelMonitoringApplicationBase,
-    call: Callable[[], tuple[Outputs, dict[str, str]]],
+    call: Callable[[], CallOutcome],
     deadline: float | None,
     budget: float | None,
     where: str,
-) -> tuple[Outputs, dict[str, str]] | str:
-    """The outputs and artifact URIs of one app call, or the failure to record (any exception,
+) -> CallOutcome | str:
+    """What one app call gave, or the failure to record (any exception,
     `SystemExit` too: an app must not end the run; only `KeyboardInterrupt` propagates)."""
     try:
         return call_with_deadline(

@@ -29,7 +29,12 @@ def chromium() -> str:
     return path
 
 
-def rendered_dom(page: Path) -> str:
+def _address(page: Path | str) -> str:
+    """A file's URI, or an http(s) URL as given."""
+    return page if isinstance(page, str) else page.resolve().as_uri()
+
+
+def rendered_dom(page: Path | str) -> str:
     """The DOM after the page's scripts ran (plotly draws its SVG charts then)."""
     with tempfile.TemporaryDirectory() as profile:
         out = subprocess.run(
@@ -39,7 +44,7 @@ def rendered_dom(page: Path) -> str:
                 f"--user-data-dir={profile}",
                 "--virtual-time-budget=10000",
                 "--dump-dom",
-                page.resolve().as_uri(),
+                _address(page),
             ],
             capture_output=True,
             text=True,
@@ -49,7 +54,7 @@ def rendered_dom(page: Path) -> str:
     return out.stdout
 
 
-def screenshot(page: Path, png: Path, size: str = "1400,1800") -> None:
+def screenshot(page: Path | str, png: Path, size: str = "1400,1800") -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
@@ -59,7 +64,7 @@ def screenshot(page: Path, png: Path, size: str = "1400,1800") -> None:
                 "--virtual-time-budget=10000",
                 f"--window-size={size}",
                 f"--screenshot={png}",
-                page.resolve().as_uri(),
+                _address(page),
             ],
             capture_output=True,
             text=True,

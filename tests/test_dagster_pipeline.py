@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote
 
 import pytest
 from dagster import (
@@ -129,11 +130,14 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         links = {
             k: v.value
             for k, v in drift_meta[results_key("histogram-data-drift")].items()
-            if k.startswith("artifact_drift-report-")
+            if "://" in str(v.value)
         }
-        (link,) = links.values()  # the detected endpoint's drift page, one click from the UI
-        assert link.startswith("file://") and link.endswith(".html")
-        assert Path(link.removeprefix("file://")).exists()
+        # the detected endpoint's window page on the service, one click from the UI
+        assert links == {
+            "page_drifty": f"http://127.0.0.1:8080/endpoints/drifty/windows/{quote(window.key, safe='')}"
+            "?app=histogram-data-drift"
+        }
+        assert meta["overview"].value == "http://127.0.0.1:8080/"
 
         evaluations = {e.asset_key: e for e in check_evaluations(instance, result.run_id)}
         drift_check = evaluations[results_key("histogram-data-drift")]

@@ -57,3 +57,8 @@ def test_heatmap_click_opens_the_window_page(service: str) -> None:
         with page.expect_navigation():
             page.mouse.click(box["x"] + box["width"] * (WINDOWS - 0.5) / WINDOWS, box["y"] + 8)
         assert "/endpoints/model-0/windows/" in page.url and "app=histogram-data-drift" in page.url
+        heading = page.locator("h1").inner_text()
+        assert "model-0" in heading
+        first_feature = page.locator("#features tr").nth(1)
+        assert first_feature.locator("td.name").inner_text() in ("f0", "f1")
+        assert "detected" in first_feature.inner_text()

@@ -2,7 +2,7 @@
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +15,7 @@ from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_e
 from mm_dagster.applications.metric_history import EMPTY, MetricHistory
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.segments import Segment, segment_key, segment_label
 from mm_dagster.core.windows import Window
 from mm_dagster.stats.feature_stats import compute_feature_stats
@@ -126,6 +127,7 @@ class MonitoringApplicationContext:
             fields["segment"] = segment_label(segment)
         self.logger = KeywordLogger(base, fields)
         self.artifact_uris: dict[str, str] = {}
+        self.histograms: list[FeatureHistogram] = []
 
     @cached_property
     def sample_df(self) -> pd.DataFrame:
@@ -232,6 +234,19 @@ class MonitoringApplicationContext:
         )
         self.artifact_uris[key] = uri
         return uri
+
+    def store_histograms(self, histograms: Iterable[FeatureHistogram]) -> None:
+        """Keep per-feature reference and window histograms of this window (and segment) for
+        the service's window page (`/endpoints/{name}/windows/{window key}?app=...`), which is
+        rendered from them on request. They are stored compactly with this app's results of the
+        window, in the same transaction, and replaced with them on a re-run; a later call for the
+        same feature replaces its earlier histogram. Counts and summaries may be numpy values;
+        raises on histograms that do not fit together (bins of the labels, reference and window
+        counts) or hold what cannot be stored."""
+        where = f"app {self.application_name!r}, endpoint {self.endpoint_name!r}, window {self.window.key}"
+        given = [histogram.checked(where) for histogram in histograms]
+        replaced = {h.feature for h in given}
+        self.histograms = [h for h in self.histograms if h.feature not in replaced] + given
 
     @property
     def _owner(self) -> str:

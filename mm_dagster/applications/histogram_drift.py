@@ -7,8 +7,10 @@ import numpy as np
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.drift_histograms import DriftHistograms
 from mm_dagster.applications.model_cache import PreparedReferences
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.links import UiLinks
 from mm_dagster.core.outputs import (
     ModelMonitoringApplicationMetric,
     ModelMonitoringApplicationResult,
@@ -44,6 +46,12 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
     threshold, weight), `default_method` the method of the others, `effect_size_floor` their
     threshold (None: the method's default), `extra_methods` adds user methods. `persistence=(k, n)`
     reports a status only when it held in k of the last n windows (core.persistence).
+
+    Every analysed window's per-feature histograms are stored with its results (cheap: counts
+    only) and `extra_data["report"]` of feature_drift / prediction_drift is the address of the
+    window page the service renders from them (`MM_UI_URL`); `drift_report="never"` stores none
+    (and leaves `report` None). "on_detection" and "always", from when pages were rendered at
+    run time, now both store every window's counts.
     """
 
     NAME = "histogram-data-drift"
@@ -83,6 +91,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         self.window_alpha_potential = window_alpha_potential
         self.window_alpha_detected = window_alpha_detected
         self._references = PreparedReferences()
+        self._histograms = DriftHistograms()
         if persistence is not None:
             self.persistence = (
                 persistence if isinstance(persistence, Persistence) else Persistence(*persistence)
@@ -159,17 +168,12 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             self._family_result("feature_drift", drifts, input_verdicts, too_small),
             self._family_result("prediction_drift", drifts, output_verdicts, too_small) if outputs else None,
         ]
-        flagged = (
-            any(r is not None and r.status >= ResultStatusApp.potential_detection for r in family_results)
-            or general_status >= ResultStatusApp.potential_detection
-        )
-        if self.drift_report == "always" or (self.drift_report == "on_detection" and flagged):
-            report_uri = self._log_report(
-                ctx, drifts, [*input_verdicts, *output_verdicts], (general, general_status)
-            )
+        if self.drift_report != "never":
+            ctx.store_histograms(self._histograms.of(ctx, drifts))
+            page = UiLinks.from_env().window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
             for r in family_results:
                 if r is not None:
-                    r.extra_data["report"] = report_uri
+                    r.extra_data["report"] = page
         results.extend(r for r in family_results if r is not None)
         return results
 
@@ -209,28 +213,3 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 },
             },
         )
-
-    def _log_report(
-        self,
-        ctx: MonitoringApplicationContext,
-        drifts: list[FeatureDrift],
-        verdicts: list[FeatureVerdict],
-        general: tuple[float, ResultStatusApp],
-    ) -> str:
-        """The (endpoint, window) drift page, stored as an artifact next to plotly's JS."""
-        from mm_dagster.reports.html import ensure_plotly_js
-        from mm_dagster.reports.window_page import render_window_page, window_stats_of
-
-        html = render_window_page(
-            ctx.endpoint_name,
-            ctx.window.key,
-            len(ctx.sample_df),
-            general,
-            drifts,
-            verdicts,
-            ctx.feature_stats,
-            window_stats_of(ctx.feature_stats, drifts, ctx.sample_df),
-        )
-        ensure_plotly_js(ctx.artifact_directory)
-        key = f"drift-report-{ctx.window.start:%Y%m%dT%H%M}"
-        return ctx.log_artifact(key, body=html, suffix=".html", unique_per_endpoint=True)

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.segments import ENDPOINT_WIDE, segment_label
@@ -24,6 +25,8 @@ class AppWindowReport:
     artifacts: dict[str, str] = field(default_factory=dict)
     segment_outputs: dict[str, dict[str, Outputs]] = field(default_factory=dict)
     segment_failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    # endpoint id -> segment key ("" endpoint-wide) -> what the app stored for the window page
+    histograms: dict[str, dict[str, list[FeatureHistogram]]] = field(default_factory=dict)
 
     @property
     def endpoints_analysed(self) -> int:

@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.core.links import UiLinks
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.windows import Window, split_range
@@ -38,6 +39,7 @@ from mm_dagster.dagster_defs.checks import (
     markdown_table,
 )
 from mm_dagster.dagster_defs.config import DefinitionNames
+from mm_dagster.dagster_defs.page_links import flagged_window_pages
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 
@@ -160,12 +162,16 @@ def build_window_asset(
                 **{f"total_{k}": v for k, v in totals.items()},
             }
         metadata["events_root"] = monitoring.settings.events_root
+        metadata["overview"] = MetadataValue.url(UiLinks.from_env().overview())
         return MaterializeResult(metadata=metadata)
 
     return window_events_asset
 
 
-def report_metadata(report: AppWindowReport) -> dict[str, Any]:
+def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> dict[str, Any]:
+    """The results asset's metadata: counts, failures, and for flagged endpoints a link to their
+    window page on the monitoring service (`links`, default `UiLinks.from_env()`: `MM_UI_URL`).
+    Artifacts apps logged are named by path (files on the run's host, not links)."""
     metadata: dict[str, Any] = {
         "endpoints_analysed": report.endpoints_analysed,
         "endpoints_failed": len(report.failures),
@@ -183,8 +189,9 @@ def report_metadata(report: AppWindowReport) -> dict[str, Any]:
         metadata["failures"] = MetadataValue.md(
             "\n".join(f"- {err}" for err in list(report.failures.values())[:20])
         )
+    metadata.update(flagged_window_pages(report, links or UiLinks.from_env()))
     for key, uri in list(report.artifacts.items())[:20]:
-        metadata[f"artifact_{key}"] = MetadataValue.url(uri)
+        metadata[f"artifact_{key}"] = MetadataValue.path(uri.removeprefix("file://"))
     return metadata
 
 

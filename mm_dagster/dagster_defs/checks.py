@@ -6,8 +6,10 @@ from typing import Any
 
 from dagster import AssetCheckSeverity, MetadataValue
 
+from mm_dagster.core.links import UiLinks
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.dagster_defs.page_links import flagged_window_pages
 
 CHECK_NAME = "no_detections"
 # An endpoint's segments count as the endpoint: a detection in one segment fails the check.
@@ -37,9 +39,10 @@ class CheckVerdict:
         return {k: getattr(v, "value", v) for k, v in self.metadata.items()}
 
 
-def check_verdict(check: str, report: AppWindowReport) -> CheckVerdict:
+def check_verdict(check: str, report: AppWindowReport, links: UiLinks | None = None) -> CheckVerdict:
     """ERROR when any endpoint's result (or any of its segments') is detected, WARN when any is
-    potential, else pass; segments are counted and named in the metadata when there are any."""
+    potential, else pass; segments are counted and named in the metadata when there are any, and
+    each flagged endpoint's window page is linked (`links`, default `UiLinks.from_env()`)."""
     detected = report.count(ResultStatusApp.detected)
     potential = report.count(ResultStatusApp.potential_detection)
     worst = report.worst_endpoints()
@@ -66,6 +69,7 @@ def check_verdict(check: str, report: AppWindowReport) -> CheckVerdict:
                 [(e, n, ResultStatusApp(s).name, f"{v:.4f}") for e, n, s, v in worst],
             )
         )
+    metadata.update(flagged_window_pages(report, links or UiLinks.from_env()))
     if detected:
         return CheckVerdict(check, report.window.key, False, AssetCheckSeverity.ERROR, metadata)
     if potential:

@@ -1,118 +1,238 @@
-"""The drift page of one (endpoint, window): a row per feature and overlaid histograms."""
+"""The page of one (endpoint, app, window): the app's results, a row per feature worst first, and
+overlaid reference/window histograms, rendered from stored data (results and the histograms apps
+stored with them, see `core.histograms`)."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
+from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
+from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, Summary
+from mm_dagster.core.results import StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultStatusApp
-from mm_dagster.reports.html import figure_div, page, status_cell
-from mm_dagster.stats.distances import normalise
-from mm_dagster.stats.drift import FeatureDrift, FeatureVerdict
+from mm_dagster.reports.html import STATUS_COLOURS, figure_div, page, status_cell
+
+# Results whose extra_data carry per-feature verdicts ({"features": {name: {...}}}).
+FAMILY_RESULTS = ("feature_drift", "prediction_drift")
+GENERAL_DRIFT = "general_drift"
+DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        GENERAL_DRIFT: "mean of the Hellinger and TVD means over every column, against fixed thresholds",
+        "feature_drift": "worst per-feature verdict over the model's inputs (window false-alarm budget)",
+        "prediction_drift": "worst per-feature verdict over the model's outputs (window false-alarm budget)",
+    }
+)
 
 
-def _bin_labels(reference: Mapping[str, Any], bins: int) -> list[str]:
-    if "hist" in reference:
-        inner = reference["hist"][1][1:-1]
-        return ["< min", *[f"{(inner[i] + inner[i + 1]) / 2:.3g}" for i in range(len(inner) - 1)], "> max"]
+@dataclass(frozen=True)
+class WindowLinks:
+    """Where the page's navigation goes (None: no such page)."""
 
-    return [*reference.get("freqs", {}), "(other)", "(unseen)"][:bins]
+    endpoint: str
+    previous: str | None = None
+    next: str | None = None
+    dagster_runs: str | None = None
 
 
-def _summary(stats: Mapping[str, Any] | None) -> str:
-    if not stats:
-        return ""
-    if "mean" in stats:
-        return f"{stats['mean']:.4g} ± {stats['std']:.3g} [{stats['min']:.3g}, {stats['max']:.3g}]"
+@dataclass(frozen=True)
+class FeatureRow:
+    feature: str
+    result: str | None  # the family result that tested it
+    verdict: Mapping[str, Any] | None
+    distances: Mapping[str, Any]
+    histogram: FeatureHistogram | None
+
+    @property
+    def status(self) -> ResultStatusApp | None:
+        return None if self.verdict is None else ResultStatusApp(int(self.verdict["status"]))
+
+    def sort_key(self) -> tuple[int, float, float]:
+        """Worst first: status, then the smaller p-value, then the larger TVD."""
+        status = -1 if self.status is None else int(self.status)
+        p_value = float(self.verdict["p_value"]) if self.verdict is not None else 1.0
+        return (-status, p_value, -float(self.distances.get("tvd", 0.0)))
+
+
+def feature_rows(results: Sequence[StoredResult], histograms: Sequence[FeatureHistogram]) -> list[FeatureRow]:
+    """One row per feature with a verdict, distances or a histogram, worst first."""
+    by_name = {r.name: r for r in results}
+    general = by_name.get(GENERAL_DRIFT)
+    distances: Mapping[str, Mapping[str, Any]] = general.extra_data.get("features", {}) if general else {}
+    verdicts: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for name in FAMILY_RESULTS:
+        if name in by_name:
+            for feature, verdict in by_name[name].extra_data.get("features", {}).items():
+                verdicts[feature] = (name, verdict)
+    histogram_of = {h.feature: h for h in histograms}
+    features = list(dict.fromkeys([*histogram_of, *verdicts, *distances]))
+    rows = [
+        FeatureRow(
+            f,
+            verdicts[f][0] if f in verdicts else None,
+            verdicts[f][1] if f in verdicts else None,
+            distances.get(f, {}),
+            histogram_of.get(f),
+        )
+        for f in features
+    ]
+    return sorted(rows, key=FeatureRow.sort_key)
+
+
+def _summary(stats: Summary) -> str:
+    if stats.get("mean") is not None:
+        std = stats.get("std")
+        spread = "" if std is None else f" ± {std:.3g}"
+        return f"{stats['mean']:.4g}{spread} [{stats['min']:.3g}, {stats['max']:.3g}]"
     if "top" in stats:
         return f"top {escape(str(stats['top']))} ({stats['freq']}/{stats['count']})"
     return ""
 
 
+def _number(value: Any, spec: str) -> str:
+    return "" if value is None else format(float(value), spec)
+
+
+def _chip(status: ResultStatusApp) -> str:
+    return f"<span class='chip' style='background:{STATUS_COLOURS[status]}'>{escape(status.name)}</span>"
+
+
+def _results_table(results: Sequence[StoredResult]) -> str:
+    rows = []
+    for r in sorted(results, key=lambda r: (-int(r.status), r.name)):
+        drifting = r.extra_data.get("drifting_features")
+        flagged = "" if drifting is None else escape(", ".join(drifting) or "none")
+        rows.append(
+            f"<tr><td class='name'>{escape(r.name)}</td>{status_cell(r.status)}"
+            f"<td>{r.value:.4f}</td><td style='text-align:left'>{flagged}</td>"
+            f"<td style='text-align:left'>{escape(DESCRIPTIONS.get(r.name, ''))}</td></tr>"
+        )
+    return (
+        "<table id='results'><tr><th>result</th><th>status</th><th>value</th>"
+        "<th>drifting features it flags</th><th>what it measures</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _metrics_table(metrics: Sequence[StoredMetric]) -> str:
+    rows = "".join(
+        f"<tr><td class='name'>{escape(m.name)}</td><td>{m.value:.6g}</td></tr>"
+        for m in sorted(metrics, key=lambda m: m.name)
+    )
+    return f"<table id='metrics'><tr><th>metric</th><th>value</th></tr>{rows}</table>"
+
+
+def _headline(window_key: str, rows: int | None, results: Sequence[StoredResult]) -> str:
+    """One line per result status, each naming its result, so a feature flagged by feature_drift
+    beside a general_drift of no_detection reads as two tests, not a contradiction."""
+    parts = [f"window <b>{escape(window_key)}</b> (UTC start)"]
+    if rows is not None:
+        parts.append(f"{rows} events")
+    for r in sorted(results, key=lambda r: r.name):
+        if r.name == GENERAL_DRIFT or r.name in FAMILY_RESULTS:
+            drifting = r.extra_data.get("drifting_features")
+            flags = "" if drifting is None else f": drifting {escape(', '.join(drifting) or 'none')}"
+            parts.append(f"{escape(r.name)} {_chip(r.status)}{flags}")
+    return "<p id='headline'>" + " · ".join(parts) + "</p>"
+
+
+def _features_table(rows: Sequence[FeatureRow]) -> str:
+    lines = [
+        "<table id='features'><tr><th>feature</th><th>kind</th><th>tested by</th><th>reference</th>"
+        "<th>window</th><th>rows</th><th>TVD</th><th>Hellinger</th><th>KLD</th><th>method</th>"
+        "<th>distance</th><th>threshold</th><th>p-value</th><th>status</th></tr>"
+    ]
+    for row in rows:
+        h, v, d = row.histogram, row.verdict, row.distances
+        verdict = (
+            f"<td>{escape(str(v['method']))}</td><td>{_number(v['distance'], '.4f')}</td>"
+            f"<td>{_number(v['threshold'], '.4g')}</td><td>{_number(v['p_value'], '.2e')}</td>"
+            f"{status_cell(ResultStatusApp(int(v['status'])))}"
+            if v is not None
+            else "<td colspan='5'>not tested (excluded)</td>"
+        )
+        lines.append(
+            f"<tr><td class='name'>{escape(row.feature)}</td><td>{escape(h.kind) if h else ''}</td>"
+            f"<td>{escape(row.result or '')}</td>"
+            f"<td>{_summary(h.reference_summary) if h else ''}</td>"
+            f"<td>{_summary(h.window_summary) if h else ''}</td><td>{h.window_rows if h else ''}</td>"
+            f"<td>{_number(d.get('tvd'), '.4f')}</td><td>{_number(d.get('hellinger'), '.4f')}</td>"
+            f"<td>{_number(d.get('kld'), '.4f')}</td>{verdict}</tr>"
+        )
+    lines.append("</table>")
+    return "".join(lines)
+
+
+def _shares(counts: Sequence[float]) -> list[float]:
+    total = float(sum(counts))
+    return [c / total if total else 0.0 for c in counts]
+
+
+def _histogram(row: FeatureRow, index: int) -> str:
+    import plotly.graph_objects as go
+
+    h = row.histogram
+    assert h is not None
+    fig = go.Figure()
+    fig.add_bar(x=list(h.labels), y=_shares(h.reference_counts), name="reference", opacity=0.6)
+    fig.add_bar(x=list(h.labels), y=_shares(h.window_counts), name="window", opacity=0.6)
+    status = "" if row.status is None else f" ({row.status.name})"
+    tvd = row.distances.get("tvd")
+    fig.update_layout(
+        barmode="overlay",
+        title={"text": f"{h.feature}{status}" + ("" if tvd is None else f", TVD {tvd:.3f}")},
+        height=340,
+        margin={"l": 60, "r": 40, "t": 50, "b": 10},  # the modebar sits in the right margin
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        modebar={"orientation": "v"},  # beside the plot, off the title
+        xaxis={
+            "title": {"text": "bin midpoint" if h.kind == NUMERIC else "category"},
+            "type": "category",
+            "tickangle": -45,
+            "automargin": True,
+        },
+        yaxis={"title": {"text": "share of rows"}, "tickformat": ".0%", "automargin": True},
+    )
+    return figure_div(fig, f"hist-{index}")
+
+
+def _nav(links: WindowLinks) -> str:
+    items = [f"<a id='endpoint-link' href='{escape(links.endpoint)}'>endpoint</a>"]
+    if links.previous:
+        items.append(f"<a id='previous-window' href='{escape(links.previous)}'>&larr; previous window</a>")
+    if links.next:
+        items.append(f"<a id='next-window' href='{escape(links.next)}'>next window &rarr;</a>")
+    if links.dagster_runs:
+        items.append(f"<a id='dagster-runs' href='{escape(links.dagster_runs)}'>Dagster runs</a>")
+    return "<nav>" + "".join(items) + "</nav>"
+
+
 def render_window_page(
     endpoint_name: str,
     window_key: str,
-    rows: int,
-    general: tuple[float, ResultStatusApp],
-    drifts: Sequence[FeatureDrift],
-    verdicts: Sequence[FeatureVerdict],
-    reference_stats: Mapping[str, Mapping[str, Any]],
-    window_stats: Mapping[str, Mapping[str, Any]],
+    app: str,
+    segment: str,
+    results: Sequence[StoredResult],
+    histograms: Sequence[FeatureHistogram],
+    links: WindowLinks,
+    metrics: Sequence[StoredMetric] = (),
+    *,
+    plotly_src: str,
 ) -> str:
-    import plotly.graph_objects as go
-
-    by_feature = {v.feature: v for v in verdicts}
-    order = sorted(drifts, key=lambda d: -d.tvd)
-    table = [
-        "<table id='features'><tr><th>feature</th><th>kind</th><th>reference</th><th>window</th>"
-        "<th>rows</th><th>TVD</th><th>Hellinger</th><th>KLD</th><th>method</th><th>distance</th>"
-        "<th>threshold</th><th>p-value</th><th>status</th></tr>"
+    rows = feature_rows(results, histograms)
+    general = next((r for r in results if r.name == GENERAL_DRIFT), None)
+    events = general.extra_data.get("rows") if general else None
+    body = [
+        _headline(window_key, events, results),
+        f"<p>app <b>{escape(app)}</b>" + (f" · segment <b>{escape(segment)}</b>" if segment else "") + "</p>",
+        _results_table(results) if results else "<p>No results stored for this window.</p>",
     ]
-    for d in order:
-        v = by_feature.get(d.feature)
-        verdict = (
-            f"<td>{v.method}</td><td>{v.distance:.4f}</td><td>{v.threshold:.4g}</td>"
-            f"<td>{v.p_value:.2e}</td>{status_cell(v.status)}"
-            if v
-            else "<td colspan='5'>excluded</td>"
-        )
-        table.append(
-            f"<tr><td class='name'>{escape(d.feature)}</td><td>{d.kind}</td>"
-            f"<td>{_summary(reference_stats.get(d.feature))}</td><td>{_summary(window_stats.get(d.feature))}</td>"
-            f"<td>{d.window_rows}</td><td>{d.tvd:.4f}</td><td>{d.hellinger:.4f}</td><td>{d.kld:.4f}</td>"
-            f"{verdict}</tr>"
-        )
-    table.append("</table>")
-    plots = []
-    for i, d in enumerate(order):
-        labels = _bin_labels(reference_stats[d.feature], len(d.reference_counts))
-        fig = go.Figure()
-        fig.add_bar(x=labels, y=normalise(d.reference_counts), name="reference", opacity=0.6)
-        fig.add_bar(x=labels, y=normalise(d.window_counts), name="window", opacity=0.6)
-        fig.update_layout(
-            barmode="overlay",
-            title=f"{d.feature}: TVD {d.tvd:.3f}",
-            height=300,
-            margin={"l": 40, "r": 10, "t": 40, "b": 60},
-            legend={"orientation": "h"},
-        )
-        plots.append(figure_div(fig, f"hist-{i}"))
-    value, status = general
-    flagged = [v.feature for v in verdicts if v.status >= ResultStatusApp.potential_detection]
-    head = (
-        f"<p>window <b>{escape(window_key)}</b> · {rows} events · general_drift "
-        f"<b>{value:.4f}</b> ({status.name}) · drifting features: "
-        f"<b>{escape(', '.join(flagged) or 'none')}</b></p>"
-    )
+    if metrics:
+        body.append(_metrics_table(metrics))
+    if rows:
+        body.append("<h2>Features, worst first</h2>" + _features_table(rows))
+    plots = [_histogram(row, i) for i, row in enumerate(r for r in rows if r.histogram is not None)]
+    if plots:
+        body.append("<h2>Reference and window histograms</h2><div class='grid'>" + "".join(plots) + "</div>")
     return page(
-        f"Drift of {endpoint_name}", head + "".join(table) + f"<div class='grid'>{''.join(plots)}</div>"
+        f"{endpoint_name}: window {window_key}", "".join(body), plotly_src=plotly_src, nav=_nav(links)
     )
-
-
-def window_stats_of(
-    reference_stats: Mapping[str, Mapping[str, Any]], drifts: Sequence[FeatureDrift], sample: Any
-) -> dict[str, dict[str, Any]]:
-    """Summary stats of the window's columns, for the table (mean/std/min/max or top)."""
-    out: dict[str, dict[str, Any]] = {}
-    for d in drifts:
-        col = sample[d.feature]
-        if d.kind == "numeric":
-            values = np.asarray(col, dtype=np.float64)
-            values = values[~np.isnan(values)]
-            if values.size:
-                out[d.feature] = {
-                    "mean": float(values.mean()),
-                    "std": float(values.std()),
-                    "min": float(values.min()),
-                    "max": float(values.max()),
-                }
-        else:
-            counts = col.value_counts()
-            if len(counts):
-                out[d.feature] = {
-                    "top": str(counts.index[0]),
-                    "freq": int(counts.iloc[0]),
-                    "count": int(counts.sum()),
-                }
-    return out

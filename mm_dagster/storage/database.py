@@ -163,6 +163,17 @@ app_failures = sa.Table(
     sa.Column("failed_at", sa.DateTime, nullable=False),
 )
 
+window_histograms = sa.Table(
+    "mm_window_histograms",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("app", _NAME, primary_key=True),
+    _segment_column(),
+    *_window_columns(),
+    sa.Column("data", sa.LargeBinary(length=2**24), nullable=False),  # window_histograms.encode
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
 arrivals = sa.Table(
     "mm_event_arrivals",
     metadata,

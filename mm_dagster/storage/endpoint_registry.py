@@ -515,8 +515,8 @@ class EndpointRegistry:
             return {endpoint_id: name for endpoint_id, name in conn.execute(sa.select(t.c.id, t.c.name))}
 
     def delete(self, name_or_id: str) -> None:
-        """Remove the endpoint and its results, metrics, failures and labels (its events stay on
-        disk)."""
+        """Remove the endpoint and its results, metrics, failures, window histograms and labels
+        (its events stay on disk)."""
         endpoint = self.get(name_or_id)
         with self.engine.begin() as conn:
             for table in (
@@ -525,6 +525,7 @@ class EndpointRegistry:
                 db.result_heads,
                 db.metric_heads,
                 db.app_failures,
+                db.window_histograms,
                 db.endpoint_references,
                 db.segment_references,
                 db.labels,

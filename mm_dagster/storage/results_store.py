@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.clock import Clock, utcnow
+from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.report import Outputs
 from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
@@ -25,6 +26,7 @@ from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.dialect_sql import upsert
 from mm_dagster.storage.result_heads import advance_heads
+from mm_dagster.storage.window_histograms import histogram_rows
 
 
 def _result(row: sa.Row[Any]) -> StoredResult:
@@ -80,12 +82,13 @@ def _write_window(
     result_rows: list[dict[str, Any]],
     metric_rows: list[dict[str, Any]],
     failure_rows: list[dict[str, Any]],
+    histogram_rows: list[dict[str, Any]],
 ) -> None:
     """Delete the window's rows of the `replaced` endpoints (all segments but the failed ones
     it maps each to) and the failures being replaced, then upsert (two runs of one window at
     once can deadlock on PostgreSQL: `replace_window` retries)."""
     whole = [e for e, kept in replaced.items() if not kept]
-    for table in (db.results, db.metrics, db.app_failures):
+    for table in (db.results, db.metrics, db.app_failures, db.window_histograms):
         for chunk in db.in_chunks(whole):
             conn.execute(
                 table.delete().where(
@@ -120,6 +123,7 @@ def _write_window(
         (db.results, result_rows),
         (db.metrics, metric_rows),
         (db.app_failures, failure_rows),
+        (db.window_histograms, histogram_rows),
     ):
         if rows:
             upsert(conn, table, rows)
@@ -160,9 +164,14 @@ class ResultsStore:
         versions: Mapping[str, tuple[str, int]] | None = None,
         segment_outputs: Mapping[str, Mapping[str, Outputs]] | None = None,
         segment_failures: Mapping[str, Mapping[str, str]] | None = None,
+        histograms: Mapping[str, Mapping[str, Sequence[FeatureHistogram]]] | None = None,
     ) -> None:
         """Store `outputs` per endpoint (and `segment_outputs` per endpoint and segment key),
         replacing that endpoint's rows for (app, window), every segment's.
+
+        `histograms` (endpoint id -> segment key -> the app's histograms) are stored with the
+        outputs of that endpoint and segment (see `storage.window_histograms`) and replaced as
+        they are: a re-run without histograms for an endpoint leaves it none.
 
         An endpoint or segment that failed keeps its earlier rows and gets a failure row instead.
         `versions` gives each endpoint's (model_version, reference_version) the outputs were
@@ -176,7 +185,7 @@ class ResultsStore:
         failed: dict[str, dict[str, str]] = {e: {ENDPOINT_WIDE: err} for e, err in (failures or {}).items()}
         for endpoint_id, errors in (segment_failures or {}).items():
             failed.setdefault(endpoint_id, {}).update(errors)
-        result_rows, metric_rows = [], []
+        result_rows, metric_rows, stored_histograms = [], [], []
         for endpoint_id, parts in by_segment.items():
             model_version, reference_version = (versions or {}).get(endpoint_id, (None, None))
             for segment, out in parts.items():
@@ -192,6 +201,9 @@ class ResultsStore:
                 results, metrics = _output_rows(key, out, now)
                 result_rows += results
                 metric_rows += metrics
+                stored_histograms += histogram_rows(
+                    key, (histograms or {}).get(endpoint_id, {}).get(segment, ()), now
+                )
         failure_rows = [
             {
                 "endpoint_id": e,
@@ -209,7 +221,9 @@ class ResultsStore:
         for attempt in range(1, DEADLOCK_RETRIES + 1):
             try:
                 with self.engine.begin() as conn:
-                    _write_window(conn, app, start, replaced, result_rows, metric_rows, failure_rows)
+                    _write_window(
+                        conn, app, start, replaced, result_rows, metric_rows, failure_rows, stored_histograms
+                    )
                 return
             except sa.exc.DBAPIError as exc:
                 if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):

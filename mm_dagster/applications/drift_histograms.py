@@ -1,0 +1,93 @@
+"""The drift app's per-feature histograms of a window, as the window page needs them.
+
+Cheap by design (it runs on every analysed window): bin labels and reference summaries are made
+once per reference; the window's summaries come from one numpy conversion of its numeric columns
+(mean/std/min/max) and from the category buckets already counted (the top bucket).
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_dagster.applications.context import MonitoringApplicationContext
+from mm_dagster.applications.model_cache import FittedModelCache
+from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, bin_labels, reference_summary
+from mm_dagster.stats.drift import FeatureDrift
+
+# feature -> (bin labels, reference summary); the reference counts are added on first use
+Described = dict[str, tuple[list[str], dict[str, Any]]]
+
+
+def _describe(reference_stats: Mapping[str, Mapping[str, Any]]) -> Described:
+    return {f: (bin_labels(stats), reference_summary(stats)) for f, stats in reference_stats.items()}
+
+
+def counts_list(counts: np.ndarray) -> list[float]:
+    """Counts as a list, whole ones as ints (shorter stored)."""
+    if np.all(np.mod(counts, 1) == 0):
+        whole: list[float] = counts.astype(np.int64).tolist()
+        return whole
+    fractional: list[float] = counts.tolist()
+    return fractional
+
+
+def numeric_summaries(sample: pd.DataFrame, features: Sequence[str]) -> dict[str, dict[str, float]]:
+    """mean/std/min/max of each column's finite values (columns without any left out)."""
+    out: dict[str, dict[str, float]] = {}
+    for feature in features:
+        column = sample[feature]
+        if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = np.asarray(column, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            out[feature] = {
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+    return out
+
+
+def top_bucket(labels: Sequence[str], counts: np.ndarray) -> dict[str, Any]:
+    """The fullest category bucket (`(unseen)` when the window's values are mostly new)."""
+    total = int(counts.sum())
+    if not total:
+        return {}
+    top = int(np.argmax(counts))
+    return {"top": labels[top], "freq": int(counts[top]), "count": total}
+
+
+class DriftHistograms:
+    """Turns an app's `FeatureDrift`s into `FeatureHistogram`s, labels cached per reference."""
+
+    def __init__(self, max_references: int = 10_000) -> None:
+        self._described: FittedModelCache[tuple[str, int, str], Described] = FittedModelCache(max_references)
+
+    def of(self, ctx: MonitoringApplicationContext, drifts: Sequence[FeatureDrift]) -> list[FeatureHistogram]:
+        described = self._described.get_or_fit(ctx.reference_key, lambda: _describe(ctx.feature_stats))
+        numeric = numeric_summaries(ctx.sample_df, [d.feature for d in drifts if d.kind == NUMERIC])
+        histograms = []
+        for d in drifts:
+            labels, summary = described.get(d.feature, ([], {}))
+            if len(labels) != len(d.window_counts):  # a binning the labels do not describe
+                labels = [f"bin {i}" for i in range(len(d.window_counts))]
+            histograms.append(
+                FeatureHistogram(
+                    feature=d.feature,
+                    kind=d.kind,
+                    labels=labels,
+                    reference_counts=counts_list(d.reference_counts),
+                    window_counts=counts_list(d.window_counts),
+                    window_rows=d.window_rows,
+                    reference_summary=summary,
+                    window_summary=numeric.get(d.feature, {})
+                    if d.kind == NUMERIC
+                    else top_bucket(labels, d.window_counts),
+                )
+            )
+        return histograms

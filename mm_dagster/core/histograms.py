@@ -1,0 +1,118 @@
+"""One feature's reference and window histograms of one window: what the window page draws.
+
+Apps hand these to the framework (`MonitoringApplicationContext.store_histograms`); they are
+stored compactly beside the window's results, and the window page is rendered from them on
+request (nothing is rendered at run time).
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+from mm_dagster.core.errors import MonitoringError
+
+NUMERIC = "numeric"
+OTHER_BUCKET = "(other)"
+UNSEEN_BUCKET = "(unseen)"
+
+Summary = Mapping[str, Any]  # {"mean", "std", "min", "max"} or {"top", "freq", "count"} or {}
+
+
+@dataclass(frozen=True)
+class FeatureHistogram:
+    """`labels[i]` names bin i of both histograms; `window_rows` counts the window's values
+    binned; a summary is {"mean", "std", "min", "max"} or {"top", "freq", "count"} ({} unknown)."""
+
+    feature: str
+    kind: str
+    labels: Sequence[str]
+    reference_counts: Sequence[float]
+    window_counts: Sequence[float]
+    window_rows: int
+    reference_summary: Summary = field(default_factory=dict)
+    window_summary: Summary = field(default_factory=dict)
+
+    def checked(self, where: str) -> "FeatureHistogram":
+        """This histogram in plain Python values (str labels, int/float counts, JSON-able
+        summaries), ready to store; raises naming `where` and the feature when the histograms do
+        not fit together or hold what cannot be stored."""
+        feature: object = self.feature  # typed str, but apps may pass anything
+        if not isinstance(feature, str) or not feature:
+            raise MonitoringError(f"{where}: a histogram's feature name must be a non-empty str")
+        at = f"{where}, feature {self.feature!r}"
+        bins = len(self.labels)
+        counts = {}
+        for what, given in (
+            ("reference_counts", self.reference_counts),
+            ("window_counts", self.window_counts),
+        ):
+            if len(given) != bins:
+                raise MonitoringError(f"{at}: {what} has {len(given)} bins, labels {bins}")
+            counts[what] = _plain_counts(given, f"{at}: {what}")
+        rows = _number(self.window_rows, f"{at}: window_rows")
+        if not float(rows).is_integer():
+            raise MonitoringError(f"{at}: window_rows must be a whole number, got {self.window_rows!r}")
+        return FeatureHistogram(
+            self.feature,
+            str(self.kind),
+            [str(label) for label in self.labels],
+            counts["reference_counts"],
+            counts["window_counts"],
+            int(rows),
+            _plain_summary(self.reference_summary, f"{at}: reference_summary"),
+            _plain_summary(self.window_summary, f"{at}: window_summary"),
+        )
+
+
+def _number(value: Any, where: str) -> float:
+    """A finite number >= 0 (numpy scalars included) as a float, else an error naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise MonitoringError(f"{where} must hold numbers, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise MonitoringError(f"{where} must be finite and >= 0, got {value!r}")
+    return number
+
+
+def _plain_counts(counts: Sequence[float], where: str) -> list[float]:
+    plain: list[float] = []
+    for count in counts:
+        number = _number(count, where)
+        plain.append(int(number) if number.is_integer() else number)
+    return plain
+
+
+def _plain_summary(summary: Summary, where: str) -> dict[str, Any]:
+    """Summary values as JSON holds them: numpy scalars unwrapped; only str, bool, numbers, None."""
+    plain: dict[str, Any] = {}
+    for key, value in summary.items():
+        item = value.item() if hasattr(value, "item") and not isinstance(value, str | bytes) else value
+        if item is not None and not isinstance(item, str | bool | int | float):
+            raise MonitoringError(f"{where}: {key!r} must be a str, number or None, got {value!r}")
+        plain[str(key)] = item
+    return plain
+
+
+def bin_labels(reference: Mapping[str, Any]) -> list[str]:
+    """Names of the bins of a feature's reference stats: numeric bins by their midpoints (with
+    the open-ended bins below the reference's minimum and above its maximum), categories by value
+    (then the reference's rare values and values it never saw)."""
+    if "hist" in reference:
+        inner = reference["hist"][1][1:-1]
+        return ["< min", *[f"{(inner[i] + inner[i + 1]) / 2:.3g}" for i in range(len(inner) - 1)], "> max"]
+    return [*map(str, reference.get("freqs", {})), OTHER_BUCKET, UNSEEN_BUCKET]
+
+
+def reference_summary(reference: Mapping[str, Any]) -> dict[str, Any]:
+    """The cheap summary of a feature's reference stats (mean/std/min/max, or its top value)."""
+    if all(k in reference for k in ("mean", "std", "min", "max")):
+        return {k: float(reference[k]) for k in ("mean", "std", "min", "max")}
+    if "top" in reference:
+        return {
+            "top": str(reference["top"]),
+            "freq": int(reference["freq"]),
+            "count": int(reference["count"]),
+        }
+    return {}

@@ -1,0 +1,34 @@
+"""Links from Dagster metadata to the monitoring service's pages (`core.links`, `MM_UI_URL`)."""
+
+from dagster import MetadataValue
+
+from mm_dagster.core.links import UiLinks
+from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.core.segments import ENDPOINT_WIDE, segment_label
+
+MAX_PAGE_LINKS = 20
+
+
+def flagged_window_pages(
+    report: AppWindowReport, links: UiLinks, limit: int = MAX_PAGE_LINKS
+) -> dict[str, MetadataValue]:
+    """`page_<endpoint>` (`page_<endpoint> [<segment>]`): the window page of each endpoint (and
+    segment) with a potential or detected result, worst first, at most `limit`."""
+    flagged = [
+        (status, endpoint_id, ENDPOINT_WIDE)
+        for endpoint_id, status in report.statuses().items()
+        if status >= ResultStatusApp.potential_detection
+    ]
+    flagged += [
+        (status, endpoint_id, key)
+        for (endpoint_id, key), status in report.segment_statuses().items()
+        if status >= ResultStatusApp.potential_detection
+    ]
+    flagged.sort(key=lambda f: (-int(f[0]), report.endpoint_names.get(f[1], f[1]), f[2]))
+    pages: dict[str, MetadataValue] = {}
+    for _, endpoint_id, segment in flagged[:limit]:
+        name = report.endpoint_names.get(endpoint_id, endpoint_id)
+        label = f"page_{name}" + (f" [{segment_label(segment)}]" if segment else "")
+        pages[label] = MetadataValue.url(links.window(name, report.window.start, report.app, segment))
+    return pages
