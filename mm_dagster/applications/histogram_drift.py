@@ -121,6 +121,9 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             alpha_detected=self.window_alpha_detected / runs,
         )
 
+    def result_thresholds(self) -> dict[str, tuple[float, float]]:
+        return {"general_drift": (self.thresholds.potential, self.thresholds.detected)}
+
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
         ctx = monitoring_context
         if not ctx.feature_stats:
