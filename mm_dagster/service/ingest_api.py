@@ -65,6 +65,16 @@ class LabelsReceipt(BaseModel):
     windows: list[str] = Field(description="keys of the windows re-opened for their performance")
 
 
+class EndpointSchema(BaseModel):
+    """What a remote recorder needs to turn `predict` calls into events."""
+
+    endpoint: str
+    endpoint_id: str
+    feature_names: list[str]
+    label_names: list[str]
+    column_types: dict[str, str] = Field(description="column -> float, bool or string")
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": what}
     for code, what in {
@@ -280,6 +290,23 @@ BODY_DOC: dict[str, Any] = {
         },
     }
 }
+
+
+@router.get(
+    "/endpoints/{name}/schema",
+    response_model=EndpointSchema,
+    responses={code: ERRORS[code] for code in (401, 403, 404)},
+    summary="The endpoint's features and outputs (for a token that may write to it)",
+)
+def get_schema(name: str, token: TokenDep, state: StateDep) -> EndpointSchema:
+    endpoint = _endpoint(state, name, token)
+    return EndpointSchema(
+        endpoint=endpoint.name,
+        endpoint_id=endpoint.id,
+        feature_names=list(endpoint.feature_names),
+        label_names=list(endpoint.label_names),
+        column_types=dict(endpoint.column_types),
+    )
 
 
 @router.post(
