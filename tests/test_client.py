@@ -1,5 +1,6 @@
 """`mm_dagster.client` against `mm serve` on loopback: batches, errors, retries, the recorder."""
 
+import signal
 import subprocess
 import sys
 import threading
@@ -201,3 +202,42 @@ def test_the_client_imports_no_dagster_sqlalchemy_sklearn_or_scipy() -> None:
         check=True,
     ).stdout
     assert out.strip() == "[]"
+
+
+def _default_signal_dispositions() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_a_remote_serving_process(service: Deployment) -> None:
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.remote_serving_process",
+            service.base,
+            service.secrets["fraud"],
+            "fraud",
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signal_dispositions,  # as in test_recorder: an orchestrator's defaults
+    )
+    assert server.stdout is not None
+    assert server.stdout.readline().strip() == "served 200"  # all buffered, none sent yet
+    before = stored(service.home, "fraud")
+    server.send_signal(signal.SIGTERM)
+    try:
+        returncode = server.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        pytest.fail(f"the server did not stop after SIGTERM; its stderr:\n{server.communicate()[1]}")
+    _, stderr = server.communicate()
+    assert returncode == -signal.SIGTERM, stderr
+    after = stored(service.home, "fraud")
+    assert len(after) - len(before) == 200
+    assert set(range(200)) <= set(after["f0"])

@@ -332,3 +332,51 @@ def test_writes_beyond_the_concurrency_limit_get_429_with_retry_after(tmp_path: 
         assert result[0].status_code == 202 and result[0].json()["stored"] == 5
         after = httpx.post(url, content=json_body(events(2, prefix="after")), headers=headers)
         assert after.status_code == 202
+
+
+@pytest.mark.slow
+def test_mm_serve_with_two_workers_stores_every_batch(tmp_path: Path) -> None:
+    """`mm serve --workers 2`: each worker process makes its app from the environment."""
+    import os
+    import subprocess
+    import sys
+
+    from .servers import free_port
+
+    home = tmp_path / "mm_home"
+    home.mkdir()
+    secrets = deploy(home)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    root = Path(__file__).resolve().parent.parent
+    with (home / "service.log").open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mm_dagster.cli", "serve", "--port", str(port), "--workers", "2"],
+            cwd=root,
+            env={**os.environ, "MM_HOME": str(home), "PYTHONPATH": str(root)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert server.poll() is None, (home / "service.log").read_text()
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "mm serve --workers 2 did not answer"
+                time.sleep(0.2)
+            headers = {"Authorization": f"Bearer {secrets['project']}", "Content-Type": ARROW}
+            for i in range(6):
+                body = arrow_body(events(10, prefix=f"w{i}"))
+                assert (
+                    httpx.post(f"{base}/v1/endpoints/fraud/events", content=body, headers=headers).status_code
+                    == 202
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert len(stored(home, "fraud")) == 60
+    assert (home / "service.log").read_text().count("Started server process") == 2
