@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers",
         type=int,
         default=1,
-        help="uvicorn worker processes (each opens its own stores; default %(default)s)",
+        help="uvicorn worker processes sharing the port; each opens its own stores and allows "
+        "MM_MAX_CONCURRENT_WRITES writes of its own (default %(default)s)",
     )
     tokens = sub.add_parser("tokens", help="bearer tokens of the ingestion API: create, list, revoke")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)

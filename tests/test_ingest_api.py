@@ -134,6 +134,15 @@ def test_every_body_format_is_stored_and_readable(service: Deployment, kind: str
     assert sorted(mine["f0"]) == pytest.approx(sorted(frame["f0"]))
 
 
+@pytest.mark.parametrize("encode", [arrow_body, parquet_body])
+def test_categorical_columns_arrive_as_their_values(service: Deployment, encode: object) -> None:
+    frame = events(8, prefix=f"cat{encode.__name__}").astype({"c0": "category"})  # type: ignore[attr-defined]
+    response = service.post("fraud", ARROW if encode is arrow_body else PARQUET, encode(frame))  # type: ignore[operator]
+    assert response.status_code == 202, response.text
+    back = stored(service.home, "fraud").set_index("request_id")
+    assert back.loc[frame["request_id"], "c0"].tolist() == frame["c0"].astype(str).tolist()
+
+
 def test_json_object_body_with_numeric_timestamps_and_their_unit(service: Deployment) -> None:
     frame = events(5, prefix="unit").drop(columns="timestamp")
     seconds = time.time() - 10

@@ -189,7 +189,12 @@ def _frame_from_json(body: bytes) -> tuple[pd.DataFrame, str | None]:
 
 
 def _frame_from_table(table: pa.Table) -> pd.DataFrame:
-    frame: pd.DataFrame = table.to_pandas()
+    """Dictionary-encoded columns (e.g. a pandas categorical) are decoded to their values."""
+    columns = [
+        column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in table.columns
+    ]
+    frame: pd.DataFrame = pa.Table.from_arrays(columns, names=table.column_names).to_pandas()
     return frame
 
 
