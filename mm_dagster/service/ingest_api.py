@@ -124,7 +124,7 @@ def _content_type(request: Request) -> str:
 
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"the body is larger than the limit of {limit} bytes"
+        status.HTTP_413_CONTENT_TOO_LARGE, f"the body is larger than the limit of {limit} bytes"
     )
 
 
@@ -260,7 +260,7 @@ async def _write(
             except UnknownEndpointError as exc:  # deleted while the batch was on its way
                 raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
             except MonitoringError as exc:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
         return await run_in_threadpool(parse_and_store)
     finally:
