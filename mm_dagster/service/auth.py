@@ -13,11 +13,11 @@ from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.service.state import ServiceState, service_state
 from mm_dagster.storage.api_tokens import ApiToken, ApiTokenStore
 
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mm_dagster"'}
+CHALLENGE = 'Bearer realm="mm_dagster"'
 
 
 def _unauthorized(why: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, why, headers=CHALLENGE)
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, why, headers={"WWW-Authenticate": CHALLENGE})
 
 
 def bearer_token(request: Request, state: Annotated[ServiceState, Depends(service_state)]) -> ApiToken:

@@ -75,19 +75,25 @@ class EndpointSchema(BaseModel):
     column_types: dict[str, str] = Field(description="column -> float, bool or string")
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": what}
-    for code, what in {
-        400: "the body cannot be read (not JSON, Arrow IPC or Parquet as declared)",
-        401: "missing, malformed, unknown or revoked bearer token",
-        403: "the token is scoped to another endpoint",
-        404: "unknown endpoint",
-        413: "the body is larger than the service's limit",
-        415: "unsupported Content-Type",
-        422: "the batch does not match the endpoint's schema (nothing was stored)",
-        429: "too many writes in flight; retry after Retry-After seconds",
-    }.items()
-}
+ERROR_MEANINGS = (
+    (400, "the body cannot be read (not JSON, Arrow IPC or Parquet as declared)"),
+    (401, "missing, malformed, unknown or revoked bearer token"),
+    (403, "the token is scoped to another endpoint"),
+    (404, "unknown endpoint"),
+    (413, "the body is larger than the service's limit"),
+    (415, "unsupported Content-Type"),
+    (422, "the batch does not match the endpoint's schema (nothing was stored)"),
+    (429, "too many writes in flight; retry after Retry-After seconds"),
+)
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error codes (all of them when none are given)."""
+    return {
+        code: {"model": ErrorBody, "description": meaning}
+        for code, meaning in ERROR_MEANINGS
+        if not codes or code in codes
+    }
 
 
 class WriteSlots:
@@ -285,22 +291,27 @@ UnitQuery = Annotated[
     str | None,
     Query(description="unit of numeric timestamps: s, ms, us or ns (or 'timestamp_unit' in a JSON body)"),
 ]
-BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {"schema": {"type": "array", "items": {"type": "object"}}},
-            ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}},
-            **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in PARQUET_TYPES},
-        },
+
+
+def _body_doc() -> dict[str, Any]:
+    """The request body of the write routes in the OpenAPI document (read from the stream)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": {"type": "array", "items": {"type": "object"}}},
+                ARROW_STREAM: binary,
+                **{kind: binary for kind in PARQUET_TYPES},
+            },
+        }
     }
-}
 
 
 @router.get(
     "/endpoints/{name}/schema",
     response_model=EndpointSchema,
-    responses={code: ERRORS[code] for code in (401, 403, 404)},
+    responses=_errors(401, 403, 404),
     summary="The endpoint's features and outputs (for a token that may write to it)",
 )
 def get_schema(name: str, token: TokenDep, state: StateDep) -> EndpointSchema:
@@ -318,8 +329,8 @@ def get_schema(name: str, token: TokenDep, state: StateDep) -> EndpointSchema:
     "/endpoints/{name}/events",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventsReceipt,
-    responses=ERRORS,
-    openapi_extra=BODY_DOC,
+    responses=_errors(),
+    openapi_extra=_body_doc(),
     summary="Record a batch of events (all or none)",
 )
 async def post_events(
@@ -354,8 +365,8 @@ async def post_events(
     "/endpoints/{name}/labels",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=LabelsReceipt,
-    responses=ERRORS,
-    openapi_extra=BODY_DOC,
+    responses=_errors(),
+    openapi_extra=_body_doc(),
     summary="Record ground truth for stored or future predictions (all or none)",
 )
 async def post_labels(
