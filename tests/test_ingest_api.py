@@ -281,16 +281,31 @@ def test_openapi_documents_the_ingestion_routes(service: Deployment) -> None:
 # -- limits: a service of their own -------------------------------------------------------------
 
 
+def compressed_bombs() -> dict[str, bytes]:
+    """A Parquet file and an Arrow stream, zstd-compressed, of 20,000 and 1,000 equal rows."""
+    row = events(1, prefix="same")
+    parquet = io.BytesIO()
+    pq.write_table(
+        pa.Table.from_pandas(pd.concat([row] * 20_000), preserve_index=False), parquet, compression="zstd"
+    )
+    table = pa.Table.from_pandas(pd.concat([row] * 1000), preserve_index=False)
+    stream = io.BytesIO()
+    options = pyarrow.ipc.IpcWriteOptions(compression="zstd")
+    with pyarrow.ipc.new_stream(stream, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return {PARQUET: parquet.getvalue(), ARROW: stream.getvalue()}
+
+
 def test_bodies_over_the_limit_are_refused_by_length_and_while_streaming(tmp_path: Path) -> None:
     home = tmp_path / "mm_home"
     home.mkdir()
     secrets = deploy(home)
     headers = {"Authorization": f"Bearer {secrets['project']}", "Content-Type": "application/json"}
     frame = events(200, prefix="big")
-    with running_service(home, {"MM_MAX_BODY_BYTES": "4000"}) as base:
+    with running_service(home, {"MM_MAX_BODY_BYTES": "8000"}) as base:
         url = f"{base}/v1/endpoints/fraud/events"
         declared = httpx.post(url, content=json_body(frame), headers=headers)
-        assert declared.status_code == 413 and "4000 bytes" in declared.json()["detail"]
+        assert declared.status_code == 413 and "8000 bytes" in declared.json()["detail"]
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
             body = json_body(frame)
@@ -301,6 +316,10 @@ def test_bodies_over_the_limit_are_refused_by_length_and_while_streaming(tmp_pat
         assert streamed.status_code == 413
         small = httpx.post(url, content=json_body(frame.head(3)), headers=headers)
         assert small.status_code == 202
+        for kind, body in compressed_bombs().items():  # small bodies that decode to > 8 x 8000 bytes
+            assert len(body) < 8000
+            bomb = httpx.post(url, content=body, headers={**headers, "Content-Type": kind})
+            assert bomb.status_code == 413 and "decompresses to more than 64000" in bomb.json()["detail"]
     assert len(stored(home, "fraud")) == 3
 
 

@@ -4,16 +4,17 @@ A batch goes through the Python API's own path (`EventIngestor.record_batch`,
 `LabelIngestor.record_labels`): all or none, and 202 only once the durable write has returned.
 Bodies are JSON (a list of records, or `{"records": [...], "timestamp_unit": "s"}`), an Arrow IPC
 stream or Parquet. Limits: 413 over `max_body_bytes` (from Content-Length, and counted while the
-body streams in), 429 with Retry-After when `max_concurrent_writes` writes are in flight. An
-`Idempotency-Key` makes a client's retry of an events batch store it once; labels are
-idempotent already (a later label for a request replaces the earlier).
+body streams in) or when a compressed body holds more than `DECODED_FACTOR` times that; 429 with
+Retry-After when `max_concurrent_writes` writes are in flight. An `Idempotency-Key` makes a
+client's retry of an events batch store it once; labels are idempotent already (a later label
+for a request replaces the earlier).
 """
 
 import hashlib
 import io
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 import pandas as pd
@@ -36,6 +37,8 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
 BODY_TYPES = (JSON, ARROW_STREAM, *PARQUET_TYPES)
 RETRY_AFTER_SECONDS = 1
+DECODED_FACTOR = 8  # a compressed Arrow or Parquet body may hold this many times the body limit
+PARQUET_BATCH_ROWS = 16_384  # Parquet is decoded (and its size counted) this many rows at a time
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 T = TypeVar("T")
 
@@ -204,17 +207,48 @@ def _frame_from_table(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def read_frame(kind: str, body: bytes) -> tuple[pd.DataFrame, str | None]:
-    """The body as a frame, and the timestamp unit a JSON body states."""
+def _decoded_too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"the body decompresses to more than {limit} bytes (the limit is {DECODED_FACTOR}x the body limit)",
+    )
+
+
+def _bounded_table(batches: Iterable[pa.RecordBatch], schema: pa.Schema, limit: int) -> pa.Table:
+    """The batches as one table, refused as soon as they hold more than `limit` bytes."""
+    kept: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        size += batch.nbytes
+        if size > limit:
+            raise _decoded_too_large(limit)
+        kept.append(batch)
+    return pa.Table.from_batches(kept, schema=schema)
+
+
+def _arrow_table(body: bytes, limit: int) -> pa.Table:
+    reader = pyarrow.ipc.open_stream(body)
+    return _bounded_table(reader, reader.schema, limit)
+
+
+def _parquet_table(body: bytes, limit: int) -> pa.Table:
+    file = pq.ParquetFile(io.BytesIO(body))
+    return _bounded_table(file.iter_batches(batch_size=PARQUET_BATCH_ROWS), file.schema_arrow, limit)
+
+
+def read_frame(kind: str, body: bytes, max_body_bytes: int) -> tuple[pd.DataFrame, str | None]:
+    """The body as a frame, and the timestamp unit a JSON body states. Compressed Arrow and
+    Parquet bodies may hold at most `DECODED_FACTOR` times `max_body_bytes` of data."""
     if kind == JSON:
         return _frame_from_json(body)
+    limit = DECODED_FACTOR * max_body_bytes
     if kind == ARROW_STREAM:
         try:
-            return _frame_from_table(pyarrow.ipc.open_stream(body).read_all()), None
+            return _frame_from_table(_arrow_table(body, limit)), None
         except (pa.ArrowException, OSError) as exc:
             raise _bad_body("Arrow IPC stream", exc) from None
     try:
-        return _frame_from_table(pq.read_table(io.BytesIO(body))), None
+        return _frame_from_table(_parquet_table(body, limit)), None
     except (pa.ArrowException, OSError) as exc:
         raise _bad_body("Parquet file", exc) from None
 
@@ -260,7 +294,7 @@ async def _write(
         body = await _read_body(request, limit)
 
         def parse_and_store() -> T:
-            frame, body_unit = read_frame(kind, body)
+            frame, body_unit = read_frame(kind, body, limit)
             try:
                 return store(frame, _unit(body_unit, unit))
             except UnknownEndpointError as exc:  # deleted while the batch was on its way
