@@ -96,6 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes sharing the port; each opens its own stores and allows "
+        "MM_MAX_CONCURRENT_WRITES writes of its own (default %(default)s)",
+    )
+    tokens = sub.add_parser("tokens", help="bearer tokens of the ingestion API: create, list, revoke")
+    tokens_sub = tokens.add_subparsers(dest="action", required=True)
+    create = tokens_sub.add_parser("create", help="create a token; its secret is printed once")
+    create.add_argument("name")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--endpoint", help="the token may write to this endpoint only")
+    scope.add_argument("--project", action="store_true", help="the token may write to every endpoint")
+    tokens_sub.add_parser("list", help="id, name, scope, created, last used, revoked (no secrets)")
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token by id or name")
+    revoke.add_argument("token", metavar="ID_OR_NAME")
     maintain = sub.add_parser(
         "maintain", help="compact closed windows, delete events past retention, sweep leftovers"
     )
@@ -169,23 +186,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{entry.window.key}  {entry.events:>9} events  {state}")
         return 0
     if args.command == "serve":
-        import uvicorn
-
-        from mm_dagster.service import ServiceSettings, create_app
-
-        config = _load_config(args.config)
-        settings = ServiceSettings.resolve(
-            base_period=config.base_period,
-            apps=[app.name for app in config.apps],
-            project=config.project,
-            thresholds={
-                (app.name, name): bounds
-                for app in config.apps
-                for name, bounds in app.result_thresholds().items()
-            },
-        )
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
-        return 0
+        return _serve(args)
+    if args.command == "tokens":
+        return _tokens(args)
     if args.command == "maintain":
         from mm_dagster.events.maintenance import MaintenancePolicy
         from mm_dagster.monitoring import Monitoring
@@ -222,6 +225,52 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
     elif args.action == "resend":
         print(f"re-queued {alerts.resend(args.name, args.id)} failed notification(s)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mm_dagster.service import ServiceSettings, create_app
+    from mm_dagster.service.factory import worker_environment
+
+    if args.workers < 1:
+        raise MonitoringError(f"--workers must be at least 1, got {args.workers}")
+    config = _load_config(args.config)
+    if args.workers == 1:
+        app = create_app(ServiceSettings.from_config(config))
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    # Worker processes make the app themselves, from the environment (`service.factory`).
+    os.environ.update(worker_environment(args.config))
+    uvicorn.run(
+        "mm_dagster.service.factory:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from mm_dagster.monitoring import Monitoring
+    from mm_dagster.storage.api_tokens import PROJECT_SCOPE, ApiTokenStore, endpoint_scope
+
+    with Monitoring() as mm:
+        store = ApiTokenStore(mm.engine)
+        if args.action == "create":
+            scope = PROJECT_SCOPE if args.project else endpoint_scope(mm.get_endpoint(args.endpoint).name)
+            created = store.create(args.name, scope)
+            print(f"created token {created.token.id} {created.token.name!r} ({created.token.scope})")
+            print("secret (shown once, store it now):")
+            print(created.secret)
+        elif args.action == "list":
+            _print([asdict(token) for token in store.list()])
+        elif args.action == "revoke":
+            token = store.revoke(args.token)
+            print(f"revoked token {token.id} {token.name!r} ({token.scope}) at {token.revoked_at}")
     return 0
 
 

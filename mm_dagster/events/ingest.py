@@ -9,6 +9,7 @@ returns.
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -24,6 +25,24 @@ log = logging.getLogger(__name__)
 
 # Called with (endpoint_id, table) after a batch is stored, e.g. to match waiting labels.
 AfterStore = Callable[[str, pa.Table], object]
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    """What one batch of events did: `received` rows validated, `stored` rows written (0 for a
+    batch stored before under the same batch id), the starts of the store slots it touched."""
+
+    endpoint_id: str
+    received: int
+    stored: int
+    slots: list[datetime]
+
+
+def _slots(table: pa.Table, base_period: int) -> list[datetime]:
+    if table.num_rows == 0:
+        return []
+    starts = pd.DatetimeIndex(table["timestamp"].to_pandas()).floor(f"{base_period}min").unique()
+    return [ts.to_pydatetime() for ts in starts.sort_values()]
 
 
 class EventIngestor:
@@ -47,13 +66,27 @@ class EventIngestor:
         events: pd.DataFrame,
         now: datetime | None = None,
         timestamp_unit: str | None = None,
+        batch_id: str | None = None,
     ) -> int:
         """Validate and store a batch of events (all or none). Returns how many were stored.
         Numeric timestamps need their `timestamp_unit` ('s', 'ms', 'us' or 'ns')."""
+        return self.record_batch(endpoint, events, now, timestamp_unit, batch_id).stored
+
+    def record_batch(
+        self,
+        endpoint: str | ModelEndpoint,
+        events: pd.DataFrame,
+        now: datetime | None = None,
+        timestamp_unit: str | None = None,
+        batch_id: str | None = None,
+    ) -> EventReceipt:
+        """`record_events`, saying also which store slots the batch touched. With a `batch_id`,
+        a batch stored before under that id is not stored again (`stored` is 0)."""
         ep = endpoint if isinstance(endpoint, ModelEndpoint) else self.registry.get(endpoint)
         now_ts = pd.Timestamp(now or self.registry.clock())
         table = validate_events(ep, events, now_ts, self.rules, timestamp_unit)
-        return self.record_table(ep.id, table, now_ts.to_pydatetime())
+        stored = self.record_table(ep.id, table, now_ts.to_pydatetime(), batch_id)
+        return EventReceipt(ep.id, int(table.num_rows), stored, _slots(table, self.store.base_period))
 
     def record_table(
         self, endpoint_id: str, table: pa.Table, now: datetime | None = None, batch_id: str | None = None

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mm_dagster.core.clock import Clock, utcnow
-from mm_dagster.service import pages, results_api, static, window_page
+from mm_dagster.service import ingest_api, pages, results_api, static, window_page
 from mm_dagster.service.settings import ServiceSettings
 from mm_dagster.service.state import ServiceState
 
@@ -35,6 +35,7 @@ def create_app(settings: ServiceSettings | None = None, clock: Clock = utcnow) -
     app.include_router(pages.router)
     app.include_router(results_api.router)
     app.include_router(window_page.router)
+    app.include_router(ingest_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

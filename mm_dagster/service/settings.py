@@ -14,6 +14,7 @@
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.links import UiLinks, check_base_url
@@ -48,6 +49,22 @@ class ServiceSettings:
     @property
     def base_period(self) -> int:
         return self.storage.base_period
+
+    @classmethod
+    def from_config(cls, config: Any, environ: Mapping[str, str] | None = None) -> "ServiceSettings":
+        """Settings for a deployment's `MonitoringConfig` (its base period, apps, project and the
+        apps' result thresholds), the rest from the environment."""
+        return cls.resolve(
+            base_period=config.base_period,
+            apps=[app.name for app in config.apps],
+            project=config.project,
+            thresholds={
+                (app.name, name): bounds
+                for app in config.apps
+                for name, bounds in app.result_thresholds().items()
+            },
+            environ=environ,
+        )
 
     @classmethod
     def resolve(

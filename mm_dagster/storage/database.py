@@ -244,6 +244,18 @@ invalid_events = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
+api_tokens = sa.Table(
+    "mm_api_tokens",
+    metadata,
+    _serial_id(),
+    sa.Column("name", _NAME, nullable=False, unique=True),
+    sa.Column("scope", sa.String(160), nullable=False),  # "project" or "endpoint:<name>"
+    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),  # never the secret
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_used_at", sa.DateTime),
+    sa.Column("revoked_at", sa.DateTime),
+)
+
 artifacts = sa.Table(
     "mm_artifacts",
     metadata,
