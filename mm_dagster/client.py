@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.recording import (
+from mm_dagster.recording import (
     DEFAULT_MAX_BUFFERED,
     BackgroundRecorder,
     Recorded,

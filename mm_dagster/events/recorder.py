@@ -2,7 +2,7 @@
 
 Monitoring must never hurt the model it watches: `EventRecorder.record` and `monitored(predict)`
 only append to a bounded in-memory queue, never raise into the caller and never wait on I/O (the
-queue and its thread are `core.recording.BackgroundRecorder`'s). The background thread validates
+queue and its thread are `recording.BackgroundRecorder`'s). The background thread validates
 the events, stores them per endpoint as one batch, counts the events it had to reject (per
 endpoint, window and reason: `invalid_events`), and, when the store is unreachable, keeps
 validated batches in a local durable spool that it replays once the store is back. What cannot be
@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import EventValidationError, UnknownEndpointError
-from mm_dagster.core.recording import (
+from mm_dagster.recording import (
     CLOSE_TIMEOUT_SECONDS,
     DEFAULT_MAX_BUFFERED,
     BackgroundRecorder,
