@@ -17,7 +17,7 @@ from mm_dagster.service.static import PLOTLY_PATH
 from mm_dagster.storage.window_histograms import WindowHistogramStore
 
 DEFAULT_APP = "histogram-data-drift"
-router = APIRouter(tags=["pages"])
+router = APIRouter(include_in_schema=False)
 
 
 def dagster_runs_url(dagster_url: str, window_key: str) -> str:
