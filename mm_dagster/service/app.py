@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from mm_dagster.service import static
+from mm_dagster.service import prometheus, static
 from mm_dagster.service.settings import ServiceSettings
 from mm_dagster.service.state import ServiceState
 
@@ -30,6 +30,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(static.router)
+    app.include_router(prometheus.metrics_router(app))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
