@@ -13,16 +13,18 @@ from prometheus_client.samples import Sample
 
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.latency import BUCKET_LABELS, LATENCY_BUCKETS_SECONDS, LatencyCounts
+from mm_dagster.core.links import UiLinks
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.service.prometheus import StoreCollector
 from tests.prometheus_home import BASE_PERIOD, KnownHome, fill_home
 
+UI_URL = "https://mm.example.com"
 NOW = datetime(2026, 11, 20, 12, 3, 30, tzinfo=UTC)
 
 
 def _scrape(mm: Monitoring) -> dict[str, list[Sample]]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(lambda: mm))
+    registry.register(StoreCollector(lambda: mm, UiLinks(UI_URL)))
     text = generate_latest(registry).decode()
     samples: dict[str, list[Sample]] = {}
     for family in text_string_to_metric_families(text):
@@ -79,6 +81,8 @@ def test_exposition_matches_the_stores(tmp_path: Path, known: KnownHome) -> None
     assert len(samples["mm_result_status"]) == 2
     assert all(set(s.labels) == {"endpoint", "app", "result"} for s in samples["mm_result_status"])
     assert samples["mm_scrape_duration_seconds"][0].value > 0
+    assert _one(samples, "mm_base_period_seconds") == BASE_PERIOD * 60
+    assert _one(samples, "mm_service_info", ui_url=UI_URL) == 1
 
 
 def test_latency_buckets_count_the_bound_in_and_skip_missing_latencies() -> None:

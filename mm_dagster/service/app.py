@@ -30,7 +30,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(static.router)
-    app.include_router(prometheus.metrics_router(app))
+    app.include_router(prometheus.metrics_router(app, resolved.links))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

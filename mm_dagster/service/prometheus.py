@@ -11,6 +11,8 @@ Families (labels bounded: endpoint, model, app, result or metric name; no per-fe
 | `mm_endpoint_events_total`, `mm_endpoint_errors_total` | endpoint, model | events, errors recorded |
 | `mm_endpoint_last_request_timestamp_seconds` | endpoint, model | newest event's timestamp |
 | `mm_endpoint_latency_seconds` | endpoint, model | histogram of every event's latency |
+| `mm_base_period_seconds` | | the deployment's base period (window length) |
+| `mm_service_info` | ui_url | 1; the pages' base URL, for links in alert annotations |
 | `mm_scrape_duration_seconds` | | time the scrape's queries took |
 """
 
@@ -29,6 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from mm_dagster.core.links import UiLinks
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.storage.metrics_queries import ScrapeSnapshot, scrape_snapshot
 
@@ -40,8 +43,9 @@ class StoreCollector(Collector):
     """Reads the stores at each scrape through `monitoring` (called then: the service's stores
     open at startup, after the collector is registered)."""
 
-    def __init__(self, monitoring: Callable[[], Monitoring]) -> None:
+    def __init__(self, monitoring: Callable[[], Monitoring], links: UiLinks) -> None:
         self.monitoring = monitoring
+        self.links = links
 
     def describe(self) -> list[Metric]:
         return []  # families are known only at scrape time; registering must not query
@@ -52,6 +56,15 @@ class StoreCollector(Collector):
         snapshot = scrape_snapshot(mm.engine)
         now = mm.clock()
         yield from _families(snapshot, now)
+        base_period = GaugeMetricFamily(
+            "mm_base_period_seconds", "The deployment's base period: the length of a window"
+        )
+        base_period.add_metric([], mm.settings.base_period * 60.0)
+        info = GaugeMetricFamily(
+            "mm_service_info", "Always 1; ui_url is the base URL of the service's pages", labels=["ui_url"]
+        )
+        info.add_metric([self.links.base_url], 1.0)
+        yield from (base_period, info)
         duration = GaugeMetricFamily(
             "mm_scrape_duration_seconds", "Seconds the scrape's store queries and encoding took"
         )
@@ -136,10 +149,11 @@ def _endpoint_families(snapshot: ScrapeSnapshot) -> Iterator[Metric]:
     yield from (events, errors, last_request, latency)
 
 
-def metrics_router(app: FastAPI) -> APIRouter:
-    """The `/metrics` route over `app`'s stores, with a registry of its own (`app.state.prometheus`)."""
+def metrics_router(app: FastAPI, links: UiLinks) -> APIRouter:
+    """The `/metrics` route over `app`'s stores (opened at startup, after this runs), with a
+    registry of its own (`app.state.prometheus`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(lambda: app.state.mm.monitoring))
+    registry.register(StoreCollector(lambda: app.state.mm.monitoring, links))
     app.state.prometheus = registry
     router = APIRouter()
 
