@@ -38,7 +38,7 @@ def main() -> None:
     from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.service.prometheus import StoreCollector
-    from mm_dagster.storage.latency_buckets import add_latencies
+    from mm_dagster.storage.latency_buckets import LatencyBucketWriter
     from mm_dagster.storage.metrics_queries import scrape_snapshot
 
     endpoints = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
@@ -51,9 +51,10 @@ def main() -> None:
             mm.create_endpoint(f"ep{i:05d}", feature_names=["x0", "x1"], model_name=f"model{i % 50}").id
             for i in range(endpoints)
         ]
+        buckets = LatencyBucketWriter(mm.engine.dialect.name)
         with mm.engine.begin() as conn:
             for endpoint_id in ids:
-                add_latencies(conn, endpoint_id, LatencyCounts.of(rng.gamma(2.0, 20_000.0, size=200)))
+                buckets.add(conn, endpoint_id, LatencyCounts.of(rng.gamma(2.0, 20_000.0, size=200)))
                 mm.endpoints.note_requests(conn, endpoint_id, first=NOW, last=NOW, events=200, errors=3)
         newest = Window.containing(NOW - timedelta(minutes=10), 10)
         for w in range(windows):

@@ -33,7 +33,6 @@ def bound_label(bound: float) -> str:
 
 
 BUCKET_LABELS: tuple[str, ...] = (*(bound_label(b) for b in LATENCY_BUCKETS_SECONDS), INF_BOUND)
-_BOUNDS_US = np.asarray(LATENCY_BUCKETS_SECONDS) * 1e6
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,8 @@ class LatencyCounts:
         values = latency_us[np.isfinite(latency_us)]
         if values.size == 0:
             return cls(())
-        index = np.searchsorted(_BOUNDS_US, values, side="left")  # value <= bound goes in bound's bucket
+        bounds_us = np.asarray(LATENCY_BUCKETS_SECONDS) * 1e6
+        index = np.searchsorted(bounds_us, values, side="left")  # value <= bound goes in bound's bucket
         counts = np.bincount(index, minlength=len(BUCKET_LABELS))
         sums = np.bincount(index, weights=values, minlength=len(BUCKET_LABELS)) / 1e6
         return cls(

@@ -36,7 +36,7 @@ from mm_dagster.monitoring import Monitoring
 from mm_dagster.storage.metrics_queries import ScrapeSnapshot, scrape_snapshot
 
 METRICS_PATH = "/metrics"
-_ENDPOINT = ["endpoint", "model"]
+_ENDPOINT = ("endpoint", "model")
 
 
 class StoreCollector(Collector):

@@ -12,7 +12,7 @@ from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_catalog import EventCatalog, EventFile
-from mm_dagster.storage.latency_buckets import add_latencies
+from mm_dagster.storage.latency_buckets import LatencyBucketWriter
 
 
 class ArrivalLog:
@@ -22,6 +22,7 @@ class ArrivalLog:
         self.engine = engine
         self.registry = registry
         self.catalog = catalog
+        self.latency_buckets = LatencyBucketWriter(engine.dialect.name)
 
     def record(
         self,
@@ -94,7 +95,7 @@ class ArrivalLog:
                 errors=sum(f.errors for f in files),
             )
             if latencies:
-                add_latencies(conn, endpoint_id, latencies)
+                self.latency_buckets.add(conn, endpoint_id, latencies)
 
     def spans(
         self,

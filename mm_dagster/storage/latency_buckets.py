@@ -1,7 +1,6 @@
 """Per-endpoint latency buckets (`core.latency`), incremented in the transaction that acknowledges
 a batch, so a scrape reads each endpoint's histogram over every event without reading events."""
 
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,10 +10,8 @@ from mm_dagster.core.latency import LatencyCounts
 from mm_dagster.storage import database as db
 
 
-@cache
 def _incrementing_upsert(dialect: str) -> Any:
-    """INSERT of bucket rows that adds to a row stored already (also by a concurrent writer);
-    built once per dialect (the statement is the same for every batch)."""
+    """INSERT of bucket rows that adds to a row stored already (also by a concurrent writer)."""
     t = db.latency_buckets
     if dialect in ("sqlite", "postgresql"):
         insert = sqlite.insert(t) if dialect == "sqlite" else postgresql.insert(t)
@@ -34,14 +31,21 @@ def _incrementing_upsert(dialect: str) -> Any:
     raise NotImplementedError(f"no incrementing upsert for the {dialect} dialect")
 
 
-def add_latencies(conn: sa.Connection, endpoint_id: str, counts: LatencyCounts) -> None:
-    """Add one batch's bucket counts to the endpoint's stored ones (a bucket seen for the first
-    time is inserted). Rows go in bucket order, so concurrent writers of one endpoint lock them
-    in the same order."""
-    if not counts:
-        return
-    rows = [
-        {"endpoint_id": endpoint_id, "le": b.le, "count": b.count, "sum_seconds": b.sum_seconds}
-        for b in counts
-    ]
-    conn.execute(_incrementing_upsert(conn.dialect.name), rows)
+class LatencyBucketWriter:
+    """Adds batches' bucket counts for one database (its statement built once: building it per
+    batch costs more than running it)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.statement = _incrementing_upsert(dialect)
+
+    def add(self, conn: sa.Connection, endpoint_id: str, counts: LatencyCounts) -> None:
+        """Add one batch's counts to the endpoint's stored ones (a bucket seen for the first
+        time is inserted). Rows go in bucket order, so concurrent writers of one endpoint lock
+        them in the same order."""
+        if not counts:
+            return
+        rows = [
+            {"endpoint_id": endpoint_id, "le": b.le, "count": b.count, "sum_seconds": b.sum_seconds}
+            for b in counts
+        ]
+        conn.execute(self.statement, rows)
