@@ -2,9 +2,9 @@
 query per endpoint, so a scrape stays fast with thousands of endpoints). Segment rows are left
 out: the export is endpoint-wide, its label cardinality bounded."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -43,7 +43,7 @@ class ScrapeSnapshot:
     latencies: dict[str, LatencyHistogram]  # by endpoint id; endpoints with a latency recorded
 
 
-def _latest(table: sa.Table, with_status: bool) -> sa.Select[tuple[object, ...]]:
+def _latest(table: sa.Table, with_status: bool) -> sa.Select[Any]:
     """The endpoint-wide rows of `table` at the newest window of each (endpoint, app, name)."""
     newest = (
         sa.select(
@@ -71,16 +71,17 @@ def _latest(table: sa.Table, with_status: bool) -> sa.Select[tuple[object, ...]]
     )
 
 
-def _latest_values(conn: sa.Connection, table: sa.Table, with_status: bool) -> Iterator[LatestValue]:
-    for row in conn.execute(_latest(table, with_status)):
-        yield LatestValue(
-            endpoint_id=row.endpoint_id,
-            app=row.app,
-            name=row.name,
-            value=float(row.value),
-            status=int(row.status) if with_status else None,
-            window_end=db.from_db_time(row.window_end),
-        )
+def _latest_values(conn: sa.Connection, table: sa.Table, with_status: bool) -> list[LatestValue]:
+    to_time = db.from_db_time
+    if with_status:
+        return [
+            LatestValue(endpoint_id, app, name, float(value), int(status), to_time(end))
+            for endpoint_id, app, name, value, end, status in conn.execute(_latest(table, True))
+        ]
+    return [
+        LatestValue(endpoint_id, app, name, float(value), None, to_time(end))
+        for endpoint_id, app, name, value, end in conn.execute(_latest(table, False))
+    ]
 
 
 def _endpoints(conn: sa.Connection) -> list[EndpointCounters]:
@@ -114,7 +115,7 @@ def scrape_snapshot(engine: Engine) -> ScrapeSnapshot:
     with engine.connect() as conn, conn.begin():
         return ScrapeSnapshot(
             endpoints=_endpoints(conn),
-            results=list(_latest_values(conn, db.results, with_status=True)),
-            metrics=list(_latest_values(conn, db.metrics, with_status=False)),
+            results=_latest_values(conn, db.results, with_status=True),
+            metrics=_latest_values(conn, db.metrics, with_status=False),
             latencies=_latencies(conn),
         )
