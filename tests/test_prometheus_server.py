@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tests.prometheus_home import fill_home
 from tests.servers import free_port
@@ -108,6 +109,10 @@ def test_prometheus_scrapes_the_stores_and_fires_the_drift_alert(tmp_path: Path)
         running_service(home) as service,
         running_prometheus(tmp_path, service.removeprefix("http://")) as prom,
     ):
+        page = httpx.get(f"{service}/metrics", timeout=30)
+        assert page.status_code == 200
+        assert page.headers["content-type"] == CONTENT_TYPE_LATEST
+        assert "# TYPE mm_endpoint_latency_seconds histogram" in page.text
         scraped = _poll(lambda: _query(prom, 'mm_endpoint_events_total{endpoint="churn"}'))
         assert scraped, f"no scrape of {service}/metrics: see {tmp_path / 'prometheus.log'}"
         assert _value(prom, 'up{job="mm"}') == 1
