@@ -41,7 +41,7 @@ def _events(
     return df
 
 
-def fill_home(home: Path, clock: Clock = utcnow) -> KnownHome:
+def fill_home(home: Path, clock: Clock = utcnow, database_url: str | None = None) -> KnownHome:
     """Two endpoints ("fraud" drifting, "churn" calm), events in the last window, and results of
     the apps `drift` and `ops` for the two newest windows (the newest ones are exported)."""
     now = clock()
@@ -49,7 +49,7 @@ def fill_home(home: Path, clock: Clock = utcnow) -> KnownHome:
     older = Window.containing(newest.start - timedelta(minutes=1), BASE_PERIOD)
     rng = np.random.default_rng(7)
     known = KnownHome(now, newest, {}, {}, {}, {}, {}, {})
-    with Monitoring(home=str(home), base_period=BASE_PERIOD, clock=clock) as mm:
+    with Monitoring(home=str(home), database_url=database_url, base_period=BASE_PERIOD, clock=clock) as mm:
         for name, model, rows, errors in (("fraud", "xgb-fraud", 120, 12), ("churn", "lr-churn", 40, 0)):
             mm.create_endpoint(name, feature_names=FEATURES, model_name=model)
             latency_us = rng.gamma(2.0, 20_000.0, size=rows).round()

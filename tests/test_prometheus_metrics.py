@@ -1,6 +1,7 @@
 """`/metrics`: the collector's exposition parsed back with prometheus_client's parser, against
 the values stored; latency buckets counted at ingest; the route on a real service."""
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,3 +108,33 @@ def test_events_without_latency_leave_the_histogram_out(tmp_path: Path) -> None:
         assert "mm_endpoint_latency_seconds_bucket" not in samples
         mm.delete_endpoint("quiet")
         assert "mm_endpoint_events_total" not in _scrape(mm)
+
+
+def test_concurrent_batches_of_one_endpoint_add_up(tmp_path: Path) -> None:
+    """Writers acknowledging batches of one endpoint at once lose no bucket increment."""
+    import pandas as pd
+
+    rows, batches, writers = 50, 5, 4
+    latency_us = np.linspace(100.0, 3e6, rows).round()
+    with Monitoring(home=str(tmp_path), base_period=BASE_PERIOD, clock=fixed_clock(NOW)) as mm:
+        mm.create_endpoint("busy", feature_names=["x0"])
+        frame = pd.DataFrame({"x0": np.arange(rows, dtype=float), "timestamp": NOW, "latency_us": latency_us})
+
+        def write() -> None:
+            for _ in range(batches):
+                mm.record_events("busy", frame)
+
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        samples = _scrape(mm)
+    total = rows * batches * writers
+    assert _one(samples, "mm_endpoint_events_total", endpoint="busy") == total
+    assert _one(samples, "mm_endpoint_latency_seconds_count", endpoint="busy") == total
+    expected = int((latency_us <= 0.1e6).sum()) * batches * writers
+    assert _one(samples, "mm_endpoint_latency_seconds_bucket", endpoint="busy", le="0.1") == expected
+    assert _one(samples, "mm_endpoint_latency_seconds_sum", endpoint="busy") == pytest.approx(
+        latency_us.sum() / 1e6 * batches * writers
+    )

@@ -140,3 +140,26 @@ def test_dashboard_and_rules_read_only_exposed_metrics(tmp_path: Path) -> None:
     assert used, "no mm_ metric found in the queries"
     assert used <= exposed, f"not exposed by /metrics: {sorted(used - exposed)}"
     assert {"mm_result_status", "mm_endpoint_latency_seconds_bucket", "mm_monitoring_lag_seconds"} <= used
+
+
+def test_dashboard_has_the_panels_a_user_needs() -> None:
+    queries = " ".join(_dashboard_queries())
+    for needed in (
+        "mm_result_status",
+        "mm_result_value",
+        "mm_metric_value",
+        "rate(mm_endpoint_events_total",
+        "rate(mm_endpoint_errors_total",
+        "histogram_quantile(0.5,",
+        "histogram_quantile(0.95,",
+        "histogram_quantile(0.99,",
+        "mm_monitoring_lag_seconds",
+    ):
+        assert needed in queries, f"no dashboard query uses {needed}"
+    dashboard = json.loads(DASHBOARD.read_text())
+    endpoint = next(v for v in dashboard["templating"]["list"] if v["name"] == "endpoint")
+    assert endpoint["multi"] and endpoint["includeAll"]
+    panel_queries = list(_panel_exprs(dashboard["panels"]))
+    per_endpoint = [q for q in panel_queries if "mm_endpoint_" in q and not q.startswith("count(")]
+    assert per_endpoint
+    assert all('endpoint=~"$endpoint"' in q for q in per_endpoint)  # the variable filters them
