@@ -13,7 +13,7 @@ Families (labels bounded: endpoint, model, app, result or metric name; no per-fe
 | `mm_endpoint_latency_seconds` | endpoint, model | histogram of every event's latency |
 | `mm_base_period_seconds` | | the deployment's base period (window length) |
 | `mm_service_info` | ui_url | 1; the pages' base URL, for links in alert annotations |
-| `mm_scrape_duration_seconds` | | time the scrape's queries took |
+| `mm_scrape_duration_seconds` | | time the scrape took to read the stores and encode the rest |
 """
 
 import time
@@ -66,7 +66,8 @@ class StoreCollector(Collector):
         info.add_metric([self.links.base_url], 1.0)
         yield from (base_period, info)
         duration = GaugeMetricFamily(
-            "mm_scrape_duration_seconds", "Seconds the scrape's store queries and encoding took"
+            "mm_scrape_duration_seconds",
+            "Seconds this scrape took to read the stores and encode the families before this one",
         )
         duration.add_metric([], time.perf_counter() - started)
         yield duration
