@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.latency import LatencyCounts
 from mm_dagster.events.validation import EventRules, validate_events
 from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -97,7 +98,9 @@ class EventIngestor:
         if not files:
             return 0
         try:
-            stored = self.arrivals.record(endpoint_id, files, now or self.registry.clock(), batch_id)
+            stored = self.arrivals.record(
+                endpoint_id, files, now or self.registry.clock(), batch_id, _latency_counts(table)
+            )
         except BaseException:
             self.store.discard(files)
             raise
@@ -112,3 +115,12 @@ class EventIngestor:
                     "after storing events of endpoint %s: %r failed", endpoint_id, hook, exc_info=True
                 )
         return int(table.num_rows)
+
+
+def _latency_counts(table: pa.Table) -> LatencyCounts | None:
+    if "latency_us" not in table.column_names:
+        return None
+    column = table["latency_us"]
+    if column.null_count == len(column):
+        return None
+    return LatencyCounts.of(column.to_numpy(zero_copy_only=False).astype("float64", copy=False))

@@ -21,6 +21,9 @@ import pyarrow as pa
 
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import EventValidationError, UnknownEndpointError
+from mm_dagster.core.windows import Window
+from mm_dagster.events.ingest import EventIngestor
+from mm_dagster.events.validation import EventRules, validate_events
 from mm_dagster.recording import (
     CLOSE_TIMEOUT_SECONDS,
     DEFAULT_MAX_BUFFERED,
@@ -30,9 +33,6 @@ from mm_dagster.recording import (
     monitored,
     rows_of_items,
 )
-from mm_dagster.core.windows import Window
-from mm_dagster.events.ingest import EventIngestor
-from mm_dagster.events.validation import EventRules, validate_events
 from mm_dagster.storage.invalid_events import InvalidEventKey, InvalidEventLog
 from mm_dagster.storage.spool import Spool
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from mm_dagster.core.clock import Clock, utcnow
-from mm_dagster.service import ingest_api, pages, results_api, static, window_page
+from mm_dagster.service import ingest_api, pages, prometheus, results_api, static, window_page
 from mm_dagster.service.settings import ServiceSettings
 from mm_dagster.service.state import ServiceState
 
@@ -36,6 +36,7 @@ def create_app(settings: ServiceSettings | None = None, clock: Clock = utcnow) -
     app.include_router(results_api.router)
     app.include_router(window_page.router)
     app.include_router(ingest_api.router)
+    app.include_router(prometheus.metrics_router(app, resolved.links))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -7,10 +7,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.arrivals import ArrivalSpan
+from mm_dagster.core.latency import LatencyCounts
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_catalog import EventCatalog, EventFile
+from mm_dagster.storage.latency_buckets import LatencyBucketWriter
 
 
 class ArrivalLog:
@@ -20,6 +22,7 @@ class ArrivalLog:
         self.engine = engine
         self.registry = registry
         self.catalog = catalog
+        self.latency_buckets = LatencyBucketWriter(engine.dialect.name)
 
     def record(
         self,
@@ -27,9 +30,11 @@ class ArrivalLog:
         files: Sequence[EventFile],
         written_at: datetime,
         batch_id: str | None = None,
+        latencies: LatencyCounts | None = None,
     ) -> bool:
         """Acknowledge one batch: in one transaction its files become readable (catalog), the
-        controller learns of them (arrival rows) and the endpoint's counters count them.
+        controller learns of them (arrival rows) and the endpoint's counters and latency buckets
+        count them.
 
         With a `batch_id`, a batch already acknowledged under that id is not stored again
         (replays of a spool are idempotent): returns False and changes nothing."""
@@ -48,7 +53,7 @@ class ArrivalLog:
             for f in files
         ]
         try:
-            self._commit(endpoint_id, files, rows, written_at, batch_id)
+            self._commit(endpoint_id, files, rows, written_at, batch_id, latencies)
         except sa.exc.IntegrityError:
             if batch_id is None or not self._batch_known(batch_id):
                 raise
@@ -67,6 +72,7 @@ class ArrivalLog:
         rows: list[dict[str, object]],
         written_at: datetime,
         batch_id: str | None,
+        latencies: LatencyCounts | None,
     ) -> None:
         with self.engine.begin() as conn:
             if batch_id is not None:
@@ -88,6 +94,8 @@ class ArrivalLog:
                 events=sum(f.events for f in files),
                 errors=sum(f.errors for f in files),
             )
+            if latencies:
+                self.latency_buckets.add(conn, endpoint_id, latencies)
 
     def spans(
         self,

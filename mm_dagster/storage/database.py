@@ -224,6 +224,15 @@ event_files = sa.Table(
     sa.Index("ix_mm_event_files_slot", "slot_start", "state"),
 )
 
+latency_buckets = sa.Table(
+    "mm_latency_buckets",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("le", sa.String(16), primary_key=True),  # core.latency.BUCKET_LABELS
+    sa.Column("count", sa.BigInteger, nullable=False),  # events in this bucket only
+    sa.Column("sum_seconds", sa.Float, nullable=False),
+)
+
 event_batches = sa.Table(
     "mm_event_batches",
     metadata,

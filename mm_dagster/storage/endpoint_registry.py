@@ -529,6 +529,7 @@ class EndpointRegistry:
                 db.endpoint_references,
                 db.segment_references,
                 db.labels,
+                db.latency_buckets,
             ):
                 conn.execute(table.delete().where(table.c.endpoint_id == endpoint.id))
             conn.execute(db.endpoints.delete().where(db.endpoints.c.id == endpoint.id))
