@@ -2,7 +2,7 @@
 the values stored; latency buckets counted at ingest; the route on a real service."""
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +15,22 @@ from prometheus_client.samples import Sample
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.latency import BUCKET_LABELS, LATENCY_BUCKETS_SECONDS, LatencyCounts
 from mm_dagster.core.links import UiLinks
+from mm_dagster.core.outputs import ModelMonitoringApplicationMetric
+from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.service.prometheus import StoreCollector
+from mm_dagster.service.settings import ServiceSettings
+from mm_dagster.simulation import reference_frame
 from tests.prometheus_home import BASE_PERIOD, KnownHome, fill_home
 
 UI_URL = "https://mm.example.com"
 NOW = datetime(2026, 11, 20, 12, 3, 30, tzinfo=UTC)
 
 
-def _scrape(mm: Monitoring) -> dict[str, list[Sample]]:
+def _scrape(mm: Monitoring, per_feature_metrics: bool = False) -> dict[str, list[Sample]]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(lambda: mm, UiLinks(UI_URL)))
+    settings = ServiceSettings(mm.settings, UiLinks(UI_URL), per_feature_metrics=per_feature_metrics)
+    registry.register(StoreCollector(lambda: mm, settings))
     text = generate_latest(registry).decode()
     samples: dict[str, list[Sample]] = {}
     for family in text_string_to_metric_families(text):
@@ -138,3 +143,15 @@ def test_concurrent_batches_of_one_endpoint_add_up(tmp_path: Path) -> None:
     assert _one(samples, "mm_endpoint_latency_seconds_sum", endpoint="busy") == pytest.approx(
         latency_us.sum() / 1e6 * batches * writers
     )
+
+
+def test_per_feature_metrics_only_when_asked(tmp_path: Path) -> None:
+    with Monitoring(home=str(tmp_path), base_period=BASE_PERIOD, clock=fixed_clock(NOW)) as mm:
+        endpoint = mm.create_endpoint("quality", reference=reference_frame(200))
+        window = Window.containing(NOW - timedelta(minutes=30), BASE_PERIOD)
+        metrics = [ModelMonitoringApplicationMetric(n, 0.25) for n in ("missing_rate__f0", "invalid_events")]
+        mm.results.replace_window("data-quality", window, {endpoint.id: ([], metrics)})
+        default = {s.labels["metric"] for s in _scrape(mm)["mm_metric_value"]}
+        assert default == {"invalid_events"}
+        every = {s.labels["metric"] for s in _scrape(mm, per_feature_metrics=True)["mm_metric_value"]}
+        assert every == {"invalid_events", "missing_rate__f0"}

@@ -21,6 +21,7 @@ from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.links import UiLinks
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.service.prometheus import StoreCollector
+from mm_dagster.service.settings import ServiceSettings
 from tests.prometheus_home import BASE_PERIOD, fill_home
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -126,7 +127,7 @@ def test_dashboard_and_rules_read_only_exposed_metrics(tmp_path: Path) -> None:
     fill_home(tmp_path, fixed_clock(now))
     with Monitoring(home=str(tmp_path), base_period=BASE_PERIOD, clock=fixed_clock(now)) as mm:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StoreCollector(lambda: mm, UiLinks()))
+        registry.register(StoreCollector(lambda: mm, ServiceSettings(mm.settings, UiLinks())))
         exposed = {
             sample.name
             for family in text_string_to_metric_families(generate_latest(registry).decode())

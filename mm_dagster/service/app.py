@@ -36,7 +36,7 @@ def create_app(settings: ServiceSettings | None = None, clock: Clock = utcnow) -
     app.include_router(results_api.router)
     app.include_router(window_page.router)
     app.include_router(ingest_api.router)
-    app.include_router(prometheus.metrics_router(app, resolved.links))
+    app.include_router(prometheus.metrics_router(app, resolved))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

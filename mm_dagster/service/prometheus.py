@@ -1,6 +1,8 @@
 """`GET /metrics`: the stores in Prometheus's exposition format, computed at scrape time.
 
-Families (labels bounded: endpoint, model, app, result or metric name; no per-feature labels):
+Families (labels bounded: endpoint, model, app, result or metric name; no per-feature labels, and
+per-feature metrics `<family>__<feature>` only with `MM_METRICS_PER_FEATURE=1`). Latest values are
+read from the heads tables (`storage.result_heads`), so a scrape does not grow with history:
 
 | family | labels | what |
 | --- | --- | --- |
@@ -31,8 +33,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from mm_dagster.core.links import UiLinks
 from mm_dagster.monitoring import Monitoring
+from mm_dagster.service.settings import ServiceSettings
 from mm_dagster.storage.metrics_queries import ScrapeSnapshot, scrape_snapshot
 
 METRICS_PATH = "/metrics"
@@ -43,9 +45,10 @@ class StoreCollector(Collector):
     """Reads the stores at each scrape through `monitoring` (called then: the service's stores
     open at startup, after the collector is registered)."""
 
-    def __init__(self, monitoring: Callable[[], Monitoring], links: UiLinks) -> None:
+    def __init__(self, monitoring: Callable[[], Monitoring], settings: ServiceSettings) -> None:
         self.monitoring = monitoring
-        self.links = links
+        self.links = settings.links
+        self.per_feature_metrics = settings.per_feature_metrics
 
     def describe(self) -> list[Metric]:
         return []  # families are known only at scrape time; registering must not query
@@ -53,7 +56,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         mm = self.monitoring()
         started = time.perf_counter()
-        snapshot = scrape_snapshot(mm.engine)
+        snapshot = scrape_snapshot(mm.engine, self.per_feature_metrics)
         now = mm.clock()
         yield from _families(snapshot, now)
         base_period = GaugeMetricFamily(
@@ -150,11 +153,11 @@ def _endpoint_families(snapshot: ScrapeSnapshot) -> Iterator[Metric]:
     yield from (events, errors, last_request, latency)
 
 
-def metrics_router(app: FastAPI, links: UiLinks) -> APIRouter:
+def metrics_router(app: FastAPI, settings: ServiceSettings) -> APIRouter:
     """The `/metrics` route over `app`'s stores (opened at startup, after this runs), with a
     registry of its own (`app.state.prometheus`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(lambda: app.state.mm.monitoring, links))
+    registry.register(StoreCollector(lambda: app.state.mm.monitoring, settings))
     app.state.prometheus = registry
     router = APIRouter()
 

@@ -9,6 +9,7 @@
 | dagster_url | `MM_DAGSTER_URL` | none (no run links) |
 | max_body_bytes | `MM_MAX_BODY_BYTES` | 32 MiB |
 | max_concurrent_writes | `MM_MAX_CONCURRENT_WRITES` | 8 |
+| per_feature_metrics | `MM_METRICS_PER_FEATURE` | off: /metrics leaves `<family>__<feature>` metrics out |
 """
 
 import os
@@ -34,6 +35,14 @@ def _positive_int(value: str | int, what: str) -> int:
     return number
 
 
+def _flag(value: str, what: str) -> bool:
+    if value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise MonitoringError(f"{what} must be 1/true/yes or 0/false/no, got {value!r}")
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     storage: StorageSettings
@@ -45,6 +54,8 @@ class ServiceSettings:
     dagster_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_concurrent_writes: int = DEFAULT_MAX_CONCURRENT_WRITES
+    # /metrics also exports metrics named `<family>__<feature>` (a series per feature).
+    per_feature_metrics: bool = False
 
     @property
     def base_period(self) -> int:
@@ -89,6 +100,7 @@ class ServiceSettings:
             max_body_bytes=_positive_int(
                 env.get("MM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES), "MM_MAX_BODY_BYTES"
             ),
+            per_feature_metrics=_flag(env.get("MM_METRICS_PER_FEATURE", ""), "MM_METRICS_PER_FEATURE"),
             max_concurrent_writes=_positive_int(
                 env.get("MM_MAX_CONCURRENT_WRITES", DEFAULT_MAX_CONCURRENT_WRITES),
                 "MM_MAX_CONCURRENT_WRITES",

@@ -43,44 +43,30 @@ class ScrapeSnapshot:
     latencies: dict[str, LatencyHistogram]  # by endpoint id; endpoints with a latency recorded
 
 
-def _latest(table: sa.Table, with_status: bool) -> sa.Select[Any]:
-    """The endpoint-wide rows of `table` at the newest window of each (endpoint, app, name)."""
-    newest = (
-        sa.select(
-            table.c.endpoint_id,
-            table.c.app,
-            table.c.name,
-            sa.func.max(table.c.window_start).label("newest"),
-        )
-        .where(table.c.segment == "")
-        .group_by(table.c.endpoint_id, table.c.app, table.c.name)
-        .subquery()
-    )
-    columns = [table.c.endpoint_id, table.c.app, table.c.name, table.c.value, table.c.window_end]
+def _latest(heads: sa.Table, with_status: bool, per_feature: bool) -> sa.Select[Any]:
+    """The endpoint-wide heads (newest row of each series, kept by the results store). Without
+    `per_feature`, metrics named `<family>__<feature>` are left out (one series per feature)."""
+    columns = [heads.c.endpoint_id, heads.c.app, heads.c.name, heads.c.value, heads.c.window_end]
     if with_status:
-        columns.append(table.c.status)
-    return sa.select(*columns).join(
-        newest,
-        sa.and_(
-            table.c.endpoint_id == newest.c.endpoint_id,
-            table.c.app == newest.c.app,
-            table.c.name == newest.c.name,
-            table.c.segment == "",
-            table.c.window_start == newest.c.newest,
-        ),
-    )
+        columns.append(heads.c.status)
+    query = sa.select(*columns).where(heads.c.segment == "")
+    if not per_feature:
+        query = query.where(heads.c.name.not_like("%\\_\\_%", escape="\\"))
+    return query
 
 
-def _latest_values(conn: sa.Connection, table: sa.Table, with_status: bool) -> list[LatestValue]:
+def _latest_values(
+    conn: sa.Connection, table: sa.Table, with_status: bool, per_feature: bool = False
+) -> list[LatestValue]:
     to_time = db.from_db_time
     if with_status:
         return [
             LatestValue(endpoint_id, app, name, float(value), int(status), to_time(end))
-            for endpoint_id, app, name, value, end, status in conn.execute(_latest(table, True))
+            for endpoint_id, app, name, value, end, status in conn.execute(_latest(table, True, per_feature))
         ]
     return [
         LatestValue(endpoint_id, app, name, float(value), None, to_time(end))
-        for endpoint_id, app, name, value, end in conn.execute(_latest(table, False))
+        for endpoint_id, app, name, value, end in conn.execute(_latest(table, False, per_feature))
     ]
 
 
@@ -110,12 +96,12 @@ def _latencies(conn: sa.Connection) -> dict[str, LatencyHistogram]:
     return {endpoint_id: LatencyHistogram.from_buckets(b) for endpoint_id, b in per_endpoint.items()}
 
 
-def scrape_snapshot(engine: Engine) -> ScrapeSnapshot:
+def scrape_snapshot(engine: Engine, per_feature_metrics: bool = False) -> ScrapeSnapshot:
     """Everything a scrape exports, read in one transaction (four queries)."""
     with engine.connect() as conn, conn.begin():
         return ScrapeSnapshot(
             endpoints=_endpoints(conn),
-            results=_latest_values(conn, db.results, with_status=True),
-            metrics=_latest_values(conn, db.metrics, with_status=False),
+            results=_latest_values(conn, db.result_heads, with_status=True),
+            metrics=_latest_values(conn, db.metric_heads, False, per_feature_metrics),
             latencies=_latencies(conn),
         )
