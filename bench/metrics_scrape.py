@@ -38,6 +38,7 @@ def main() -> None:
     from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
     from mm_dagster.service.prometheus import StoreCollector
+    from mm_dagster.service.settings import ServiceSettings
     from mm_dagster.storage.latency_buckets import LatencyBucketWriter
     from mm_dagster.storage.metrics_queries import scrape_snapshot
 
@@ -80,7 +81,7 @@ def main() -> None:
 
         queries, snapshot = timed(lambda: scrape_snapshot(mm.engine), repeat=3)
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StoreCollector(lambda: mm, UiLinks()))
+        registry.register(StoreCollector(lambda: mm, ServiceSettings(mm.settings, UiLinks())))
         scrape, text = timed(lambda: generate_latest(registry), repeat=3)
         series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
         print(

@@ -7,7 +7,11 @@ Every figure is printed next to a baseline measured in the same run, on the same
    `mm serve` running in a subprocess (`--workers` 1, then 2): rows/s, p99 latency of one
    1,000-row POST, and the ratio to the better baseline's rows/s (target >= 50%).
 
-`python bench/service.py [SECONDS]` (default 8 per phase; about 1.5 minutes in all).
+3. the endpoints overview with OVERVIEW_ENDPOINTS endpoints (3 windows of 4 apps each): time to
+   render `GET /` (first page, sorted by status; a later page by name; filtered by status), against
+   the floor of reading the endpoints' rows once in the same run (target: < 1 s).
+
+`python bench/service.py [SECONDS]` (default 8 per phase; about 2.5 minutes in all).
 """
 
 import multiprocessing
@@ -34,6 +38,7 @@ FEATURES = 20
 BATCH_ROWS = 1000
 CLIENTS = 4
 ENDPOINT = "bench"
+OVERVIEW_ENDPOINTS = 10_000
 
 
 def batch(seed: int) -> pd.DataFrame:
@@ -181,6 +186,36 @@ def main(seconds: float) -> None:
         with Monitoring(home=home) as mm:
             stored = mm.get_endpoint(ENDPOINT).event_count
         print(f"events stored in all: {stored:,} (on {os.cpu_count()} CPUs)")
+    overview(OVERVIEW_ENDPOINTS)
+
+
+def overview(endpoints: int) -> None:
+    from datetime import UTC, datetime
+
+    from common import timed
+    from fastapi.testclient import TestClient
+
+    from bench.overview_data import populate_overview
+    from mm_dagster.core.clock import fixed_clock
+    from mm_dagster.core.windows import Window
+    from mm_dagster.monitoring import Monitoring, StorageSettings
+    from mm_dagster.service import ServiceSettings, create_app
+    from mm_dagster.storage.dashboard_queries import endpoint_headlines
+
+    now = Window.containing(datetime.now(UTC), 10).start
+    with tempfile.TemporaryDirectory() as home:
+        with Monitoring(home=home, clock=fixed_clock(now)) as mm:
+            populate_overview(mm, endpoints, now)
+            floor, _ = timed(lambda: endpoint_headlines(mm.engine), repeat=3)
+        settings = ServiceSettings.resolve(storage=StorageSettings.resolve(home=home))
+        with TestClient(create_app(settings, clock=fixed_clock(now))) as client:
+            for query in ("/", "/?sort=name&page=100", "/?status=detected&sort=last_request"):
+                took, answer = timed(lambda q=query: client.get(q), repeat=3)
+                assert answer.status_code == 200, answer.text
+                print(
+                    f"overview {query} with {endpoints:,} endpoints: {took * 1000:.0f} ms "
+                    f"({took / floor:.1f}x reading the endpoints' rows, {floor * 1000:.0f} ms; target < 1 s)"
+                )
 
 
 if __name__ == "__main__":
