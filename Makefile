@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
 
-.PHONY: install demo test test-fast check lint typecheck contracts defs bench pictures dev clean
+.PHONY: install demo test test-fast check lint typecheck contracts defs bench pictures dev serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: install
 	$(PY) bench/apps.py
 	$(PY) bench/detection.py
 	$(PY) bench/multivariate.py
+	$(PY) bench/service.py
+
+# The monitoring service (dashboard, HTTP ingestion, results API, /metrics) on the demo's stores.
+SERVE_PORT ?= 8080
+serve: install
+	MM_UI_URL=$${MM_UI_URL:-http://127.0.0.1:$(SERVE_PORT)} $(BIN)/mm serve --port $(SERVE_PORT)
 
 # The README's pictures of each built-in app, from the demo's results (run `make demo` first).
 pictures: install

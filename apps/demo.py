@@ -182,6 +182,7 @@ def main() -> None:
     print(f"  Dagster instance:         {home / 'dagster'}")
     print("  inspect:                  .venv/bin/mm results | .venv/bin/mm alerts list")
     print("  open the UI:              make dev   (then http://127.0.0.1:3000, asset group model_monitoring)")
+    print("  the monitoring pages:     make serve (then http://127.0.0.1:8080: endpoints, drift, windows)")
 
 
 if __name__ == "__main__":

@@ -217,7 +217,9 @@ def render_window_page(
     metrics: Sequence[StoredMetric] = (),
     *,
     plotly_src: str,
+    site_nav: str = "",
 ) -> str:
+    """`site_nav`: the service's own navigation bar, above the window's links."""
     rows = feature_rows(results, histograms)
     general = next((r for r in results if r.name == GENERAL_DRIFT), None)
     events = general.extra_data.get("rows") if general else None
@@ -234,5 +236,8 @@ def render_window_page(
     if plots:
         body.append("<h2>Reference and window histograms</h2><div class='grid'>" + "".join(plots) + "</div>")
     return page(
-        f"{endpoint_name}: window {window_key}", "".join(body), plotly_src=plotly_src, nav=_nav(links)
+        f"{endpoint_name}: window {window_key}",
+        "".join(body),
+        plotly_src=plotly_src,
+        nav=site_nav + _nav(links),
     )

@@ -12,6 +12,7 @@ from mm_dagster.core.links import endpoint_path, window_path
 from mm_dagster.core.segments import ENDPOINT_WIDE
 from mm_dagster.core.windows import Window
 from mm_dagster.reports.window_page import WindowLinks, render_window_page
+from mm_dagster.service.pages import nav_bar
 from mm_dagster.service.state import ServiceState, service_state
 from mm_dagster.service.static import PLOTLY_PATH
 from mm_dagster.storage.window_histograms import WindowHistogramStore
@@ -70,5 +71,6 @@ def window_page(
         links,
         metrics,
         plotly_src=PLOTLY_PATH,
+        site_nav=nav_bar(state.settings),
     )
     return HTMLResponse(html)
