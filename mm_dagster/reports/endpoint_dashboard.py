@@ -54,6 +54,16 @@ class EndpointPageData:
     def period(self) -> timedelta:
         return self.end - self.start
 
+    @property
+    def axis_start(self) -> datetime:
+        """Where the time axes start: the range's start, or a little before the first window
+        with data when the range reaches further back (a 24 h range over 3 h of history)."""
+        times = [r.window_start for r in self.results] + [m.window_start for m in self.metrics]
+        times += list(self.traffic)
+        if not times:
+            return self.start
+        return max(self.start, min(times) - self.period / 50)
+
 
 def version_changes(
     results: Sequence[StoredResult], references: Sequence[Mapping[str, Any]], start: datetime, end: datetime
@@ -94,7 +104,7 @@ def _layout(fig: Any, title: str, y_title: str, data: EndpointPageData, height: 
         height=height,
         margin=dict(MARGIN),
         legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
-        xaxis={"range": [data.start, data.end], "title": "window start (UTC)"},
+        xaxis={"range": [data.axis_start, data.end], "title": "window start (UTC)"},
         yaxis={"title": y_title, "automargin": True},
     )
 

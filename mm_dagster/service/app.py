@@ -30,6 +30,8 @@ def create_app(settings: ServiceSettings | None = None, clock: Clock = utcnow) -
         summary="Model monitoring: endpoints, results, metrics and ingestion",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load their assets from a CDN; the service stays offline-safe
+        redoc_url=None,
     )
     app.include_router(static.router)
     app.include_router(pages.router)

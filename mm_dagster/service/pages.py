@@ -31,7 +31,7 @@ RANGES = (("6 h", 6), ("24 h", 24), ("3 days", 72), ("7 days", 168), ("30 days",
 
 
 def nav_bar(settings: ServiceSettings) -> str:
-    links = [("/", "Endpoints"), ("/docs", "API"), ("/metrics", "Prometheus metrics")]
+    links = [("/", "Endpoints"), ("/openapi.json", "API (OpenAPI)"), ("/metrics", "Prometheus metrics")]
     if settings.dagster_url:
         links.append((settings.dagster_url, "Dagster"))
     return (
