@@ -114,10 +114,12 @@ def _result_figure(key: tuple[str, str], results: Sequence[StoredResult], data: 
 
     app, name = key
     ordered = sorted(results, key=lambda r: r.window_start)
+    assessed = [r for r in ordered if r.status != ResultStatusApp.irrelevant]
     fig = go.Figure()
     fig.add_scatter(
         x=[r.window_start for r in ordered],
-        y=[r.value for r in ordered],
+        # an irrelevant window (too few rows, no labels yet) was not assessed: a gap, not a value
+        y=[None if r.status == ResultStatusApp.irrelevant else r.value for r in ordered],
         mode="lines+markers",
         name=name,
         marker={"color": [STATUS_COLOURS[r.status] for r in ordered], "size": 9},
@@ -140,8 +142,15 @@ def _result_figure(key: tuple[str, str], results: Sequence[StoredResult], data: 
                 line={"dash": "dash", "color": STATUS_COLOURS[status]},
                 hoverinfo="skip",
             )
-    latest = ordered[-1]
-    _layout(fig, f"{name} · {app} · latest {latest.value:.4g} ({latest.status.name})", "value", data)
+    if assessed:
+        latest = assessed[-1]
+        summary = f"latest assessed {latest.value:.4g} ({latest.status.name})"
+    else:
+        summary = "no window assessed"
+    unassessed = len(ordered) - len(assessed)
+    if unassessed:
+        summary += f" · {unassessed} window(s) not assessed (irrelevant)"
+    _layout(fig, f"{name} · {app} · {summary}", "value", data)
     return figure_div(fig, f"result-{app}-{name}")
 
 
