@@ -16,7 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tests.prometheus_home import fill_home
 from tests.servers import free_port
-from tests.service_server import running_service
+from tests.service_server import running_service, stop, wait_for_http
 
 PROMETHEUS = shutil.which("prometheus")
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml"
@@ -53,31 +53,11 @@ def running_prometheus(tmp_path: Path, target: str) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait(lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200, process, "ready")
+        wait_for_http(f"{base}/-/ready", process, "prometheus")
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
-
-
-def _wait(ready: Any, process: subprocess.Popen[bytes], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode} before {what}")
-        try:
-            if ready():
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"prometheus not {what} within {seconds} s")
-        time.sleep(0.3)
 
 
 def _query(base: str, expr: str) -> list[dict[str, Any]]:

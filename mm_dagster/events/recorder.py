@@ -110,16 +110,6 @@ class EventRecorder(BackgroundRecorder):
         self._endpoints[name] = self._endpoints[endpoint.id] = endpoint
         return endpoint
 
-    def _requeue(self, group: list[Recorded], why: str) -> None:
-        room = self.max_buffered - len(self._queue)
-        kept, lost = group[:room], group[room:]
-        self._queue.extendleft(reversed(kept))
-        if lost:
-            self.stats.dropped += len(lost)
-            log.error("mm_dagster recorder: %s; %d event(s) dropped, buffer full", why, len(lost))
-        else:
-            log.warning("mm_dagster recorder: %s; %d event(s) kept in memory", why, len(kept))
-
     def _store(self, endpoint: ModelEndpoint, group: list[Recorded]) -> None:
         rows, problems = rows_of_items(endpoint.feature_names, endpoint.label_names, group)
         for item, reason in problems:
