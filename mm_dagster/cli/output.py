@@ -52,8 +52,6 @@ def table_lines(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) ->
         and all(_is_number(r.get(c.key)) or r.get(c.key) is None for r in rows)
         for c in columns
     ]
-        bool(rows) and all(_is_number(r.get(c.key)) or r.get(c.key) is None for r in rows) for c in columns
-    ]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
