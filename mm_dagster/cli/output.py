@@ -16,6 +16,11 @@ class Column:
     header: str
 
 
+def enum_text(value: Enum) -> str:
+    """A string enum's value (`data-drift-detected`), another enum's name (`detected`)."""
+    return value.value if isinstance(value.value, str) else value.name
+
+
 def format_time(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
@@ -29,7 +34,7 @@ def cell(value: Any) -> str:
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, Enum):
-        return value.name
+        return enum_text(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -64,7 +69,7 @@ def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):
-        return value.name
+        return enum_text(value)
     if isinstance(value, set | tuple):
         return list(value)
     return str(value)
