@@ -89,9 +89,11 @@ def _known(alerts: "AlertService", name: str | None) -> None:
 def run_alerts(args: argparse.Namespace, home: str) -> int:
     from mm_dagster.monitoring import Monitoring
 
-    alerts = alert_service(args.config, args.alerts_yaml, home)
     with Monitoring(home=home) as mm:
-        names = mm.endpoints.names()
+        return _run(args, alert_service(args.config, args.alerts_yaml, mm), mm.endpoints.names())
+
+
+def _run(args: argparse.Namespace, alerts: "AlertService", names: Mapping[str, str]) -> int:
     if args.action == "list":
         rows = []
         for summary in alerts.inspection.list_alerts():

@@ -9,6 +9,7 @@ from mm_dagster.cli.errors import UsageError
 if TYPE_CHECKING:
     from mm_dagster.alerts.service import AlertService
     from mm_dagster.dagster_defs import MonitoringConfig
+    from mm_dagster.monitoring import Monitoring
 
 
 def load_config(spec: str) -> "MonitoringConfig":
@@ -33,14 +34,13 @@ def load_config(spec: str) -> "MonitoringConfig":
     return config
 
 
-def alert_service(config_spec: str, alerts_yaml: str | None, home: str) -> "AlertService":
-    """The alerts of `alerts_yaml` if given, else of the config, over the home's alert store."""
+def alert_service(config_spec: str, alerts_yaml: str | None, mm: "Monitoring") -> "AlertService":
+    """The alerts of `alerts_yaml` if given, else of the config, over the deployment's alert store."""
     from mm_dagster.alerts import load_alerts_yaml
     from mm_dagster.alerts.service import AlertService
-    from mm_dagster.monitoring import Monitoring
     from mm_dagster.storage.alert_store import AlertStore
 
-    store = AlertStore(Monitoring(home=home).engine)
+    store = AlertStore(mm.engine)
     if alerts_yaml:
         if not Path(alerts_yaml).is_file():
             raise UsageError(f"--alerts-yaml {alerts_yaml!r}: no such file")
