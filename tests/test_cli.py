@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from mm_dagster.alerts import load_alerts_yaml
+from mm_dagster.alerts.service import AlertService
 from mm_dagster.cli import main
 from mm_dagster.cli.times import parse_time
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
+from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
+from mm_dagster.storage.alert_store import AlertStore
 
 from .conftest import NOW, past_window
 
@@ -317,3 +321,46 @@ def test_a_closed_pipe_ends_quietly(mm: Monitoring, isolated_home: Path) -> None
         assert mm_cli.wait(timeout=60) == 141, err
         assert err == ""  # no BrokenPipeError traceback, no "Exception ignored"
         assert head.stdout.count("\n") == 1 and head.stdout.strip()
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+def test_alerts_show_endpoint_names_and_reset_takes_them(
+    endpoint: ModelEndpoint, mm: Monitoring, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    yaml_path = tmp_path / "alerts.yaml"
+    yaml_path.write_text(
+        "- {name: drift, trigger: data-drift-detected, reset_policy: manual, notifications: [{kind: log}]}\n"
+    )
+    window = WINDOWS[-1]
+    detected = ModelMonitoringApplicationResult(
+        "general_drift", 0.9, ResultKindApp.data_drift, ResultStatusApp.detected
+    )
+    report = AppWindowReport(app=APP, window=window, endpoint_names={endpoint.id: endpoint.name})
+    report.outputs[endpoint.id] = ([detected], [])
+    AlertService(AlertStore(mm.engine), load_alerts_yaml(yaml_path)).record_report(report)
+    args = ["--alerts-yaml", str(yaml_path), "alerts"]
+    code, out, _ = run([*args, "list"], capsys)
+    header, row = out.splitlines()
+    assert code == 0 and header.split()[:3] == ["alert", "state", "severity"]
+    assert row.split()[:2] == ["drift", "active"] and row.endswith(f"fraud-model.{APP}.result.general_drift")
+    assert endpoint.id not in out
+    (listed,) = [json.loads(line) for line in run([*args, "list", "--json"], capsys)[1].splitlines()]
+    assert listed["active_entities"] == [f"{endpoint.id}.{APP}.result.general_drift"]  # as stored
+    code, out, _ = run([*args, "events", "drift"], capsys)
+    assert code == 0 and out.splitlines()[1].split() == [
+        *f"{window.start:%Y-%m-%d %H:%M}".split(),
+        "data-drift-detected",
+        "fraud-model",
+        APP,
+        "general_drift",
+        "-",
+        "detected",
+        "0.9",
+    ]
+    entity = f"fraud-model.{APP}.result.general_drift"  # as the table shows it
+    assert (
+        run([*args, "reset", "drift", "--entity", entity], capsys)[1]
+        == "reset 1 active entity state(s) of drift\n"
+    )
