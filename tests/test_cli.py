@@ -248,6 +248,15 @@ def test_json_lines_are_parseable_with_names_and_iso_times(
     }
 
 
+def test_report_writes_the_page_for_the_default_or_a_named_app(
+    history: ModelEndpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["report", "fraud-model"], ["report", "fraud-model", "--app", APP, "--hours", "6"]):
+        code, out, err = run(argv, capsys)
+        assert code == 0 and err == ""
+        assert Path(out.strip().removeprefix("file://")).is_file()
+
+
 # --- history queries -----------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from mm_dagster.cli.errors import UsageError
 from mm_dagster.cli.output import Column, print_rows
 from mm_dagster.monitoring import Monitoring
 
+DEFAULT_REPORT_APP = "histogram-data-drift"
 ENDPOINT_COLUMNS = [
     Column("name", "endpoint"),
     Column("model", "model"),
@@ -94,17 +95,20 @@ def list_windows(args: argparse.Namespace, home: str) -> int:
 
 
 def write_report(args: argparse.Namespace, home: str) -> int:
+    """The default app is not checked: a report of an endpoint not analysed yet still shows its
+    traffic; an app given by name must have stored results (in any endpoint)."""
     from mm_dagster.storage.series_names import stored_series
 
     with Monitoring(home=home) as mm:
         endpoint = mm.get_endpoint(args.endpoint)
-        apps = sorted({app for app, _, _ in stored_series(mm.engine, "result", endpoint.id)})
-        if args.app not in apps:
-            raise UsageError(
-                f"--app {args.app!r}: no results stored for endpoint {endpoint.name!r} from that app "
-                f"(apps with results: {', '.join(apps) or 'none'})"
-            )
-        print(mm.write_endpoint_report(endpoint.name, hours=args.hours, app=args.app))
+        if args.app is not None:
+            apps = sorted({app for app, _, _ in stored_series(mm.engine, "result")})
+            if args.app not in apps:
+                known = ", ".join(apps) or "none"
+                raise UsageError(
+                    f"--app {args.app!r}: no results stored from that app (apps with results: {known})"
+                )
+        print(mm.write_endpoint_report(endpoint.name, hours=args.hours, app=args.app or DEFAULT_REPORT_APP))
     return 0
 
 

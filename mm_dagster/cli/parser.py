@@ -5,6 +5,7 @@ import os
 import sys
 from typing import NoReturn
 
+from mm_dagster.cli.admin import DEFAULT_REPORT_APP
 from mm_dagster.cli.series import add_filters
 from mm_dagster.cli.times import positive_hours
 
@@ -59,7 +60,10 @@ def build_parser() -> Parser:
     )
     report.add_argument("endpoint")
     report.add_argument("--hours", type=positive_hours, default=24.0)
-    report.add_argument("--app", default="histogram-data-drift")
+    report.add_argument(
+        "--app",
+        help=f"the app whose results to plot (default {DEFAULT_REPORT_APP}); it must have stored results",
+    )
     windows = sub.add_parser(
         "windows", help="recent windows with stored events, and whether each was analysed"
     )
