@@ -9,9 +9,9 @@ from pathlib import Path
 from mm_dagster.cli.config import load_config
 from mm_dagster.cli.errors import UsageError
 from mm_dagster.cli.output import Column, print_rows
+from mm_dagster.cli.parser import DEFAULT_REPORT_APP
 from mm_dagster.monitoring import Monitoring
 
-DEFAULT_REPORT_APP = "histogram-data-drift"
 ENDPOINT_COLUMNS = [
     Column("name", "endpoint"),
     Column("model", "model"),

@@ -5,11 +5,12 @@ import os
 from pathlib import Path
 
 from mm_dagster.cli.errors import UsageError
-from mm_dagster.monitoring import DEFAULT_HOME
 
 
 def resolve_home(option: str | None) -> tuple[Path, str]:
     """The home's absolute path and where it came from (for messages)."""
+    from mm_dagster.monitoring import DEFAULT_HOME  # imported when used: `mm --help` stays quick
+
     if option:
         return Path(option).absolute(), "--home"
     if os.environ.get("MM_HOME"):

@@ -5,13 +5,14 @@ import os
 import sys
 from typing import NoReturn
 
-from mm_dagster.cli.admin import DEFAULT_REPORT_APP
-from mm_dagster.cli.series import add_filters
 from mm_dagster.cli.times import positive_hours
 
 DESCRIPTION = """Inspect and operate a monitoring deployment. Listings print aligned tables with
 endpoint names and UTC times (YYYY-MM-DD HH:MM); add --json for one JSON object per line (ISO 8601
 times), for scripts. Mistakes print one line `mm: ...` and exit with 2."""
+
+
+DEFAULT_REPORT_APP = "histogram-data-drift"
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,7 +51,7 @@ def build_parser() -> Parser:
             kind,
             help=f"the latest {kind[:-1]} per endpoint, app, name and segment, or every window's in a range",
         )
-        add_filters(listing)
+        _filters(listing)
         _json_flag(listing)
     _alerts(sub.add_parser("alerts", help="alerts: list, events, notifications, reset, deliver, resend"))
     report = sub.add_parser(
@@ -89,6 +90,21 @@ def build_parser() -> Parser:
         "--retention-days", type=float, help="keep this many days of events (default: the config's)"
     )
     return parser
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="only this endpoint (name or id)")
+    parser.add_argument("--app", help="only this app")
+    parser.add_argument("--name", help="only this result or metric name")
+    parser.add_argument(
+        "--segment", help="only this segment, as shown (e.g. country=DE); '' for endpoint-wide only"
+    )
+    parser.add_argument(
+        "--since",
+        help="list every window starting at or after this time: ISO (UTC unless an offset is "
+        "given) or a span before now (30m, 6h, 2d, 1w); without --since/--until, the latest per series",
+    )
+    parser.add_argument("--until", help="... and before this time (default now); same forms as --since")
 
 
 def _alerts(alerts: argparse.ArgumentParser) -> None:

@@ -33,21 +33,6 @@ METRIC_COLUMNS = [
 ]
 
 
-def add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", help="only this endpoint (name or id)")
-    parser.add_argument("--app", help="only this app")
-    parser.add_argument("--name", help="only this result or metric name")
-    parser.add_argument(
-        "--segment", help="only this segment, as shown (e.g. country=DE); '' for endpoint-wide only"
-    )
-    parser.add_argument(
-        "--since",
-        help="list every window starting at or after this time: ISO (UTC unless an offset is "
-        "given) or a span before now (30m, 6h, 2d, 1w); without --since/--until, the latest per series",
-    )
-    parser.add_argument("--until", help="... and before this time (default now); same forms as --since")
-
-
 def _check_filters(
     series: set[tuple[str, str, str]], args: argparse.Namespace, kind: OutputKind, where: str
 ) -> None:
