@@ -373,3 +373,12 @@ def test_alerts_show_endpoint_names_and_reset_takes_them(
         run([*args, "reset", "drift", "--entity", entity], capsys)[1]
         == "reset 1 active entity state(s) of drift\n"
     )
+
+
+def test_a_home_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "home"
+    blocker.write_text("not a folder")
+    code, _, err = run(["--home", str(blocker), "endpoints"], capsys)
+    assert_one_line_error(code, err, str(blocker), "is not a directory")
+    code, _, err = run(["init", "--home", str(blocker)], capsys)
+    assert_one_line_error(code, err, str(blocker), "a file is in the way")
