@@ -346,14 +346,14 @@ def test_cli_lists_events_notifications_and_resets(
     m = AlertService(AlertStore(mm.engine), load_alerts_yaml(yaml_path), clock=clock)
     m.record_report(report(window(), {EP: DETECTED}))
     args = ["--alerts-yaml", str(yaml_path), "alerts"]
-    assert main([*args, "list"]) == 0
+    assert main([*args, "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out.splitlines()[0])
     assert listed["name"] == "drift" and listed["state"] == "active"
     assert main([*args, "events", "drift"]) == 0
     assert "data-drift-detected" in capsys.readouterr().out
     assert main([*args, "deliver"]) == 0
     assert "sent 1" in capsys.readouterr().out
-    assert main([*args, "notifications", "drift", "--attempts"]) == 0
+    assert main([*args, "notifications", "drift", "--attempts", "--json"]) == 0
     assert '"status": "sent"' in capsys.readouterr().out
     assert main([*args, "reset", "drift"]) == 0
     assert "reset 1" in capsys.readouterr().out

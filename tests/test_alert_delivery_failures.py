@@ -169,7 +169,7 @@ def test_cli_counts_failed_notifications_and_resends_them(
     m.record_report(report(window(), {EP: DETECTED}))
     assert m.deliver_due().failed == 1
     args = ["--alerts-yaml", str(yaml_path), "alerts"]
-    assert main([*args, "list"]) == 0
+    assert main([*args, "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["failed_notifications"] == 1
     assert main([*args, "resend", "drift"]) == 0
     assert "re-queued 1" in capsys.readouterr().out
@@ -255,9 +255,12 @@ def test_webhook_url_from_the_environment_and_redacted_urls(
         sink.status = 307
         clock.advance(minutes=5)
         assert m.deliver_due().retrying == 2
-    from mm_dagster.cli import _print_redacted
+    from mm_dagster.cli.alerts import NOTIFICATION_COLUMNS, print_redacted
 
-    _print_redacted([asdict(n) for n in m.store.notifications()])
+    for as_json in (True, False):
+        print_redacted(
+            [asdict(n) for n in m.store.notifications()], NOTIFICATION_COLUMNS, as_json, "notifications"
+        )
     shown = capsys.readouterr().out + stored_text(mm)
     assert "HTTP 307" in shown and "http://***@127.0.0.1/elsewhere?***" in shown
     for secret in ("env-token-1", "inline-token-2", "redirect-token-3", "hunter2"):

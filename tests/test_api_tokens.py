@@ -73,7 +73,7 @@ def test_mm_tokens_create_list_revoke(endpoint: ModelEndpoint, capsys: pytest.Ca
     assert well_formed(secret) and "endpoint:fraud-model" in out
     assert main(["tokens", "create", "all", "--project"]) == 0
     capsys.readouterr()
-    assert main(["tokens", "list"]) == 0
+    assert main(["tokens", "list", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["name"], r["scope"], r["revoked_at"]) for r in rows] == [
         ("writer", "endpoint:fraud-model", None),
@@ -94,7 +94,7 @@ def test_mm_tokens_create_list_revoke(endpoint: ModelEndpoint, capsys: pytest.Ca
     ],
 )
 def test_mm_tokens_mistakes_are_one_line_errors(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, mm: Monitoring, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The Dagster wiring, exercised through Dagster: materialize(), sensors, checks."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -416,7 +417,13 @@ def test_mm_windows_lists_windows_that_were_not_analysed(
     config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start="2026-11-01")
     monkeypatch.setattr("apps.definitions.config", config)
     hours_back = (datetime.now(UTC) - NOW).total_seconds() / 3600 + 24  # the test's NOW is in the past
+    assert main(["windows", "--hours", str(hours_back), "--json"]) == 0
+    rows = {row["window"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert (rows[analysed.key]["events"], rows[analysed.key]["state"]) == (600, "analysed")
+    assert (rows[forgotten.key]["events"], rows[forgotten.key]["state"]) == (
+        600,
+        "NOT ANALYSED by histogram-data-drift",
+    )
     assert main(["windows", "--hours", str(hours_back)]) == 0
-    out = capsys.readouterr().out
-    assert f"{analysed.key}        600 events  analysed" in out
-    assert f"{forgotten.key}        600 events  NOT ANALYSED by histogram-data-drift" in out
+    table = capsys.readouterr().out
+    assert f"{analysed.start:%Y-%m-%d %H:%M}     600  analysed" in table

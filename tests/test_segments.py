@@ -286,7 +286,7 @@ def test_mm_results_lists_every_segment(
     window = past_window(60)
     mm.record_events("shop", traffic(window, 1000, seed=12))
     mm.run_window([HistogramDataDriftApplication(drift_report="never")], window)
-    assert main(["results", "--endpoint", "shop"]) == 0
+    assert main(["results", "--endpoint", "shop", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {(r["segment"], r["name"]) for r in rows} == {
         (label, name) for label in ["", *(f"country={c}" for c in COUNTRIES)] for name in DRIFT_RESULTS

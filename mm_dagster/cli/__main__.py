@@ -1,0 +1,3 @@
+from mm_dagster.cli.entry import main
+
+raise SystemExit(main())
