@@ -4,7 +4,6 @@ number of endpoints (no query per endpoint)."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -12,6 +11,7 @@ from sqlalchemy.engine import Engine
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.segments import ENDPOINT_WIDE
 from mm_dagster.storage import database as db
+from mm_dagster.storage.series_names import OutputKind, stored_series
 
 
 @dataclass(frozen=True)
@@ -110,24 +110,19 @@ def known_apps(engine: Engine, since: datetime) -> list[str]:
         return [app for (app,) in conn.execute(query)]
 
 
-SeriesKind = Literal["result", "metric"]
+SeriesKind = OutputKind
 
 
 def series_names(engine: Engine, endpoint_id: str) -> list[tuple[SeriesKind, str, str]]:
     """(type "result" or "metric", app, name) of every series stored for an endpoint
     (endpoint-wide), sorted."""
-    out: list[tuple[SeriesKind, str, str]] = []
-    tables: tuple[tuple[SeriesKind, sa.Table], ...] = (
-        ("result", db.result_heads),
-        ("metric", db.metric_heads),
+    kinds: tuple[SeriesKind, ...] = ("result", "metric")
+    return sorted(
+        (kind, app, name)
+        for kind in kinds
+        for app, name, segment in stored_series(engine, kind, endpoint_id)
+        if segment == ENDPOINT_WIDE
     )
-    with engine.connect() as conn:
-        for kind, table in tables:
-            query = sa.select(table.c.app, table.c.name).where(
-                table.c.endpoint_id == endpoint_id, table.c.segment == ENDPOINT_WIDE
-            )
-            out += [(kind, app, name) for app, name in conn.execute(query)]
-    return sorted(out)
 
 
 def windows_per_slot(
