@@ -22,7 +22,7 @@ from mm_dagster.core.alerting.outbox import (
 from mm_dagster.core.alerting.rules import EntityState, StateKey, manual_reset
 from mm_dagster.core.schemas import EventKind, ResultStatusApp
 from mm_dagster.storage import database as db
-from mm_dagster.storage.dialect_sql import insert_ignoring_duplicates_count
+from mm_dagster.storage.dialect_sql import in_transaction_retrying_deadlocks, insert_ignoring_duplicates_count
 
 
 def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:
@@ -208,8 +208,9 @@ class AlertStore:
         for event in events:
             row = _event_row(event, created_at)
             by_window[row["window_start"]].append(row)
-        inserted = 0
-        with self.engine.begin() as conn:
+
+        def insert(conn: sa.Connection) -> int:
+            inserted = 0
             for window_start, group in by_window.items():
                 stored = sa.select(t.c.kind, t.c.entity).where(
                     t.c.window_start == window_start, t.c.entity.in_({r["entity"] for r in group})
@@ -219,7 +220,10 @@ class AlertStore:
                 # one by one, skipping what a concurrent run of the same window stored meanwhile
                 for row in fresh:
                     inserted += insert_ignoring_duplicates_count(conn, t, row)
-        return inserted
+            return inserted
+
+        # MariaDB's gap locks can make two runs of one window deadlock here: the loser runs again
+        return in_transaction_retrying_deadlocks(self.engine, insert)
 
     @contextmanager
     def transaction(self) -> Iterator[AlertTransaction]:

@@ -1,11 +1,43 @@
 """Statements whose SQL differs by database: inserts that tolerate a row stored already (also by
-a concurrent writer), for SQLite, PostgreSQL and MySQL/MariaDB."""
+a concurrent writer), for SQLite, PostgreSQL and MySQL/MariaDB; transactions run again when the
+database chose them as a deadlock's victim."""
 
-from typing import Any
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import Insert
+
+T = TypeVar("T")
+DEADLOCK_RETRIES = 10
+DEADLOCK_PAUSE_SECONDS = 0.05  # times the attempt, jittered: concurrent writers fall out of step
+
+
+def is_deadlock(exc: sa.exc.DBAPIError) -> bool:
+    """A deadlock or serialization failure (PostgreSQL 40P01/40001, MySQL 1213): the whole
+    transaction can simply run again."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    args = getattr(exc.orig, "args", ())
+    return sqlstate in ("40P01", "40001") or bool(args and args[0] == 1213)
+
+
+def in_transaction_retrying_deadlocks(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
+    """`work` in a transaction of its own, run again (up to DEADLOCK_RETRIES times, with a growing
+    jittered pause) when the database aborts it as a deadlock victim; `work` must be safe to
+    repeat from the start."""
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if attempt == DEADLOCK_RETRIES or not is_deadlock(exc):
+                raise
+            time.sleep(random.uniform(0.5, 1.5) * DEADLOCK_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Insert:

@@ -7,8 +7,6 @@ analysed, so a re-run never duplicates; the rows are upserted, so two runs of on
 (endpoint, app, segment, window) are kept beside them.
 """
 
-import random
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,7 +22,7 @@ from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.segments import ENDPOINT_WIDE
 from mm_dagster.core.windows import Window
 from mm_dagster.storage import database as db
-from mm_dagster.storage.dialect_sql import upsert
+from mm_dagster.storage.dialect_sql import in_transaction_retrying_deadlocks, upsert
 from mm_dagster.storage.result_heads import advance_heads
 from mm_dagster.storage.window_histograms import histogram_rows
 
@@ -60,18 +58,6 @@ def _metric(row: sa.Row[Any]) -> StoredMetric:
         m["reference_version"],
         m["segment"],
     )
-
-
-DEADLOCK_RETRIES = 10
-DEADLOCK_PAUSE_SECONDS = 0.05  # times the attempt, jittered: concurrent writers fall out of step
-
-
-def _is_deadlock(exc: sa.exc.DBAPIError) -> bool:
-    """A deadlock or serialization failure (PostgreSQL 40P01/40001, MySQL 1213): the whole
-    transaction can simply run again."""
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    args = getattr(exc.orig, "args", ())
-    return sqlstate in ("40P01", "40001") or bool(args and args[0] == 1213)
 
 
 def _write_window(
@@ -218,17 +204,12 @@ class ResultsStore:
             for segment, err in errors.items()
         ]
         replaced = {e: set(failed.get(e, {})) for e in by_segment}
-        for attempt in range(1, DEADLOCK_RETRIES + 1):
-            try:
-                with self.engine.begin() as conn:
-                    _write_window(
-                        conn, app, start, replaced, result_rows, metric_rows, failure_rows, stored_histograms
-                    )
-                return
-            except sa.exc.DBAPIError as exc:
-                if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
-                    raise
-                time.sleep(random.uniform(0.5, 1.5) * DEADLOCK_PAUSE_SECONDS * attempt)
+        in_transaction_retrying_deadlocks(
+            self.engine,
+            lambda conn: _write_window(
+                conn, app, start, replaced, result_rows, metric_rows, failure_rows, stored_histograms
+            ),
+        )
 
     @staticmethod
     def _filtered(
