@@ -47,8 +47,11 @@ def _build(config: MonitoringConfig, resource: MonitoringResource, clock: Clock)
     # Alert events are stored for every window (so `mm alerts events` has the history even
     # before any alert is configured); rules, delivery and check notifications use the config.
     on_window, delivery_sensor = build_alert_wiring(config, clock)
-    assets = [build_window_asset(partitions, config.allowed_lateness, names)]
-    assets += [build_app_assets(app, partitions, names, [on_window], config.project) for app in config.apps]
+    assets = [build_window_asset(partitions, config.allowed_lateness, names, config.owners)]
+    assets += [
+        build_app_assets(app, partitions, names, [on_window], config.project, config.owners)
+        for app in config.apps
+    ]
     job = define_asset_job(
         names.job,
         selection=AssetSelection.assets(names.asset_key(WINDOW_EVENTS)).downstream(),
