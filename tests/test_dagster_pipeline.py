@@ -468,3 +468,19 @@ def test_late_events_are_those_written_after_the_first_analysis(seeded: Monitori
         second = materialize_window(defs, window.key, instance, home)
         (meta,) = [m.metadata for m in second.asset_materializations_for_node("mm__window_events")]
         assert meta["late_events"].value == 25 and meta["events"].value == 625
+
+
+def test_assets_carry_owners_tags_and_a_freshness_policy(home: str) -> None:
+    """Dagster's FreshnessDaemon warns when no window was analysed for 3 base periods."""
+    from dagster import FreshnessPolicy
+
+    defs = definitions(home, owners=["team:fraud"])
+    specs = {spec.key: spec for a in defs.assets for spec in a.specs}  # type: ignore[union-attr]
+    expected = FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=120), warn_window=timedelta(minutes=30)
+    )
+    assert {s.freshness_policy for s in specs.values()} == {expected}
+    assert {tuple(s.owners) for s in specs.values()} == {("team:fraud",)}
+    results = specs[results_key("histogram-data-drift")]
+    assert {"mm/app": "histogram-data-drift", "mm/kind": "results"}.items() <= results.tags.items()
+    assert "general_drift, feature_drift, prediction_drift" in (results.description or "")

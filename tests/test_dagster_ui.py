@@ -118,6 +118,14 @@ def open_page(page: Any, url: str, wait_for: str) -> None:
     skip = page.get_by_role("button", name="Skip")
     if skip.count():
         skip.first.click()
+    page.wait_for_timeout(1500)  # lazily loaded counts and charts
+
+
+def skip_first_visit_dialog(page: Any) -> None:
+    """Dagster greets a new browser profile with a community dialog: skip it once."""
+    skip = page.get_by_role("button", name="Skip")
+    skip.first.wait_for(timeout=15_000)
+    skip.first.click()
 
 
 def test_a_drifted_window_reads_as_failed_with_endpoint_and_features(
@@ -133,6 +141,7 @@ def test_a_drifted_window_reads_as_failed_with_endpoint_and_features(
     shots.mkdir(parents=True, exist_ok=True)
     with dagster_dev(home) as url, playwright_page(1600, 1100) as page:
         open_page(page, f"{url}/asset-groups", "histogram-data-drift_results")
+        skip_first_visit_dialog(page)
         # the lineage labels the app's nodes with its name
         assert page.get_by_text("histogram-data-drift_metrics").first.is_visible()
         page.screenshot(path=str(shots / "lineage.png"))

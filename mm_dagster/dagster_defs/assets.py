@@ -19,6 +19,7 @@ from dagster import (
     BackfillPolicy,
     DagsterLogManager,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -157,6 +158,7 @@ def build_window_asset(
     allowed_lateness: timedelta,
     names: DefinitionNames,
     owners: Sequence[str] = (),
+    freshness: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
     key = names.asset_key(WINDOW_EVENTS)
 
@@ -168,6 +170,7 @@ def build_window_asset(
         kinds={"parquet"},
         owners=list(owners),
         tags={"mm/kind": "events"},
+        freshness_policy=freshness,
         required_resource_keys={names.resource_key},
         description=(
             "One partition per monitoring window: the inference events every endpoint logged in it "
@@ -245,6 +248,7 @@ def build_app_assets(
     on_window: Sequence[WindowHook] = (),
     project: str = "default",
     owners: Sequence[str] = (),
+    freshness: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
     """One multi-asset per app: its results and metrics assets, and its per-window checks."""
     app_name = app.name
@@ -271,6 +275,7 @@ def build_app_assets(
                 kinds={"sql"},
                 owners=list(owners),
                 tags={"mm/app": app_name, "mm/kind": kind},
+                freshness_policy=freshness,
                 description=descriptions[key],
             )
             for key, kind in ((r_key, "results"), (m_key, "metrics"))
