@@ -47,9 +47,9 @@ defs = build_definitions(config)
 """
 
 
-def analysed_home(home: Path) -> list[Window]:
+def analysed_home(home: Path) -> list[tuple[Window, str]]:
     """Two endpoints, three closed windows, the last one drifted on `drifty`, each analysed by
-    the code location's job into the Dagster instance at `home / "dagster"`."""
+    the code location's job into the Dagster instance at `home / "dagster"` (window, run id)."""
     mm = Monitoring(home=str(home / "mm"))
     mm.create_endpoint("calm", reference=reference_frame(4000, seed=1), label_names=["prediction"])
     mm.create_endpoint("drifty", reference=reference_frame(4000, seed=2), label_names=["prediction"])
@@ -62,10 +62,13 @@ def analysed_home(home: Path) -> list[Window]:
     namespace: dict[str, Any] = {}
     exec(compile(LOCATION, str(home / "location.py"), "exec"), namespace)
     job = namespace["defs"].resolve_job_def("mm_monitoring_job")
+    runs = []
     with DagsterInstance.local_temp(str(home / "dagster")) as instance:
         for w in windows:
-            assert job.execute_in_process(instance=instance, partition_key=w.key).success
-    return windows
+            result = job.execute_in_process(instance=instance, partition_key=w.key)
+            assert result.success
+            runs.append((w, result.run_id))
+    return runs
 
 
 @contextmanager
@@ -136,7 +139,8 @@ def test_a_drifted_window_reads_as_failed_with_endpoint_and_features(
     (home / "dagster").mkdir()
     (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     (home / "location.py").write_text(LOCATION)
-    windows = analysed_home(home)
+    runs = analysed_home(home)
+    drifted, drifted_run = runs[-1]
     shots = Path(os.environ.get("MM_UI_SCREENSHOTS", str(tmp_path / "screenshots")))
     shots.mkdir(parents=True, exist_ok=True)
     with dagster_dev(home) as url, playwright_page(1600, 1100) as page:
@@ -153,20 +157,29 @@ def test_a_drifted_window_reads_as_failed_with_endpoint_and_features(
         # the flagged endpoint, its result and its drifting features, in the page as shown
         summary = page.get_by_text("drifty: feature_drift detected")
         assert summary.first.is_visible()
-        assert windows[-1].key in body
+        assert drifted.key in body
         table_row = page.locator("tr", has_text="feature_drift").filter(has_text="drifty").last
         assert table_row.is_visible() and "f0" in table_row.inner_text()
         assert page.get_by_text("[Show Markdown]").count() == 0
         page.screenshot(path=str(shots / "check.png"), full_page=True)
 
         page.locator("button[role=tab]", has_text="Partitions").click()
-        page.wait_for_timeout(2000)
+        page.get_by_text(drifted.key).first.click()
+        page.get_by_text("drifty: feature_drift detected").first.wait_for(timeout=15_000)
         page.screenshot(path=str(shots / "check_partitions.png"))
 
         open_page(page, f"{url}/assets/{RESULTS}?view=partitions", "Partitions")
         page.wait_for_timeout(2000)
         page.screenshot(path=str(shots / "asset_partitions.png"))
 
+        open_page(page, f"{url}/assets/{RESULTS}?view=events", drifted.key)
+        page.screenshot(path=str(shots / "asset_events.png"), full_page=True)
+
         open_page(page, f"{url}/runs", "mm_monitoring_job")
-        assert page.get_by_text(f"partition: {windows[-1].key}").first.is_visible()
+        assert page.get_by_text(f"partition: {drifted.key}").first.is_visible()
         page.screenshot(path=str(shots / "runs.png"))
+
+        open_page(page, f"{url}/runs/{drifted_run}", "mm_monitoring_job")
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(shots / "run.png"))
+        (shots / "run.txt").write_text(page.inner_text("body"))

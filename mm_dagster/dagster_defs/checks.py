@@ -77,7 +77,8 @@ class CheckVerdict:
 
 
 def flagged_summary(report: AppWindowReport, limit: int = 5) -> str:
-    """One line per flagged result (a plain string the UI shows inline), worst first."""
+    """The flagged results, worst first, as one plain string the UI shows inline (it folds line
+    breaks, so results are separated by "; ")."""
     flagged = report.flagged()
     lines = [
         f"{f.label}: {f.result} {f.status.name} ({f.value:.3g})"
@@ -86,7 +87,7 @@ def flagged_summary(report: AppWindowReport, limit: int = 5) -> str:
     ]
     if len(flagged) > limit:
         lines.append(f"... and {len(flagged) - limit} more")
-    return "\n".join(lines)
+    return "; ".join(lines)
 
 
 def check_verdict(check: str, report: AppWindowReport, links: UiLinks | None = None) -> CheckVerdict:
