@@ -484,3 +484,24 @@ def test_assets_carry_owners_tags_and_a_freshness_policy(home: str) -> None:
     results = specs[results_key("histogram-data-drift")]
     assert {"mm/app": "histogram-data-drift", "mm/kind": "results"}.items() <= results.tags.items()
     assert "general_drift, feature_drift, prediction_drift" in (results.description or "")
+
+
+class LogsASummary(ModelMonitoringApplicationBase):
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> dict[str, float]:
+        monitoring_context.log_artifact("summary", body=f"rows={len(monitoring_context.sample_df)}")
+        return {"rows": float(len(monitoring_context.sample_df))}
+
+
+def test_artifacts_are_named_by_endpoint_name(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    with instance_for_test() as instance:
+        result = materialize_window(definitions(home, LogsASummary()), window.key, instance, home)
+    (meta,) = [
+        m.metadata
+        for m in result.asset_materializations_for_node("mm_app_logs_a_summary")
+        if m.asset_key == results_key("logs-a-summary")
+    ]
+    artifacts = sorted(k for k in meta if k.startswith("artifact_"))
+    assert artifacts == ["artifact_summary-calm", "artifact_summary-drifty"]
+    assert Path(str(meta["artifact_summary-calm"].value)).read_text() == "rows=300"

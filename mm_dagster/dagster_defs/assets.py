@@ -233,8 +233,19 @@ def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> di
         metadata["flagged_results"] = flagged_table(report, links)
     metadata.update(flagged_window_pages(report, links))
     for key, uri in list(report.artifacts.items())[:20]:
-        metadata[f"artifact_{key}"] = MetadataValue.path(uri.removeprefix("file://"))
+        metadata[f"artifact_{artifact_label(key, report.endpoint_names)}"] = MetadataValue.path(
+            uri.removeprefix("file://")
+        )
     return metadata
+
+
+def artifact_label(key: str, endpoint_names: dict[str, str]) -> str:
+    """An artifact key as people read it: a per-endpoint key's endpoint id (`summary-<id>`)
+    replaced by the endpoint's name."""
+    for endpoint_id, name in endpoint_names.items():
+        if f"-{endpoint_id}" in key:
+            return key.replace(f"-{endpoint_id}", f"-{name}", 1)
+    return key
 
 
 def result_names_of(app: ModelMonitoringApplicationBase) -> str:
