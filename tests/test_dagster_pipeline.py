@@ -468,6 +468,11 @@ def test_late_events_are_those_written_after_the_first_analysis(seeded: Monitori
         second = materialize_window(defs, window.key, instance, home)
         (meta,) = [m.metadata for m in second.asset_materializations_for_node("mm__window_events")]
         assert meta["late_events"].value == 25 and meta["events"].value == 625
+        # a second straggler batch: late since the first analysis, both batches count
+        Monitoring(home=home).record_events("drifty", traffic_frame(10, window.start, window.end, seed=8))
+        third = materialize_window(defs, window.key, instance, home)
+        (meta,) = [m.metadata for m in third.asset_materializations_for_node("mm__window_events")]
+        assert meta["late_events"].value == 35 and meta["events"].value == 635
 
 
 def test_assets_carry_owners_tags_and_a_freshness_policy(home: str) -> None:

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -14,6 +14,8 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -142,15 +144,25 @@ def app_logs_in_run(
         logger.setLevel(level)
 
 
-def late_events(monitoring: Monitoring, window: Window, allowed_lateness: timedelta) -> int:
-    """Events of `window` written after it closed and after its analysis stored so far: those a
-    re-analysis takes in. History written after the window closed but before any analysis (a
-    first run, a backfill) is not late."""
-    closes_at = window.end + allowed_lateness
-    analysed_at = monitoring.results.analysed_at(window.start)
-    if analysed_at is None:
+def first_analysis(context: AssetExecutionContext, key: AssetKey, window: Window) -> datetime | None:
+    """When the window was first analysed: its first materialization in this Dagster instance."""
+    first = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[window.key]), limit=1, ascending=True
+    ).records
+    return datetime.fromtimestamp(first[0].timestamp, UTC) if first else None
+
+
+def late_events(
+    monitoring: Monitoring, window: Window, allowed_lateness: timedelta, first_analysed: datetime | None
+) -> int:
+    """Events of `window` written after it closed and after its first analysis (`first_analysed`,
+    else the analysis the stores hold, which a re-run replaces): the stragglers re-analyses took
+    in. History written after the window closed but before any analysis (a first run, a
+    backfill) is not late."""
+    analysed = [t for t in (first_analysed, monitoring.results.analysed_at(window.start)) if t is not None]
+    if not analysed:
         return 0
-    return monitoring.arrivals.late_events(window, max(closes_at, analysed_at))
+    return monitoring.arrivals.late_events(window, max(window.end + allowed_lateness, min(analysed)))
 
 
 def build_window_asset(
@@ -175,8 +187,8 @@ def build_window_asset(
         description=(
             "One partition per monitoring window: the inference events every endpoint logged in it "
             "(Parquet event store). Metadata per window: events, endpoints, errors and error rate, "
-            "late events (arrived after the window closed and after its last analysis, i.e. what a "
-            "re-analysis takes in), invalid events, and a table of events per endpoint."
+            "late events (arrived after the window closed and after its first analysis, i.e. what "
+            "re-analyses took in), invalid events, and a table of events per endpoint."
         ),
     )
     def window_events_asset(context: AssetExecutionContext) -> MaterializeResult[None]:
@@ -189,7 +201,9 @@ def build_window_asset(
             context.add_asset_metadata(
                 {
                     **window_summary(mm.window_events(window), endpoint_names, links),
-                    "late_events": late_events(monitoring, window, allowed_lateness),
+                    "late_events": late_events(
+                        monitoring, window, allowed_lateness, first_analysis(context, key, window)
+                    ),
                     "invalid_events": sum(sum(reasons.values()) for reasons in invalid.values()),
                 },
                 asset_key=key,
