@@ -159,7 +159,8 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         assert (
             row["endpoint"] == "drifty" and row["result"] == "feature_drift" and row["status"] == "detected"
         )
-        assert row["drifting_features"].startswith("f") and row["page"].endswith("?app=histogram-data-drift")
+        assert set(row["drifting_features"].split(", ")) == {"f0", "f1", "f2", "f3"}
+        assert drift_check.metadata["page_drifty"].value.endswith("?app=histogram-data-drift")
         assert "drifty: feature_drift detected" in drift_check.metadata["flagged"].value
         prediction = evaluations[results_key("histogram-data-drift"), "prediction_drift_within_thresholds"]
         assert prediction.passed

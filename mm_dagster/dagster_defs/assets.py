@@ -244,7 +244,7 @@ def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> di
         metadata["failures"] = "\n".join(list(report.failures.values())[:20])
     if report.flagged(1):
         metadata["flagged"] = flagged_summary(report)
-        metadata["flagged_results"] = flagged_table(report, links)
+        metadata["flagged_results"] = flagged_table(report)
     metadata.update(flagged_window_pages(report, links))
     for key, uri in list(report.artifacts.items())[:20]:
         metadata[f"artifact_{artifact_label(key, report.endpoint_names)}"] = MetadataValue.path(

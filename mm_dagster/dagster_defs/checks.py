@@ -115,7 +115,7 @@ def check_verdict(check: str, report: AppWindowReport, links: UiLinks | None = N
         potential += potential_segments
     if detected or potential:
         metadata["flagged"] = flagged_summary(report)
-        metadata["flagged_results"] = flagged_table(report, links)
+        metadata["flagged_results"] = flagged_table(report)
     metadata.update(flagged_window_pages(report, links))
     if detected:
         return CheckVerdict(check, report.window.key, False, AssetCheckSeverity.ERROR, metadata)

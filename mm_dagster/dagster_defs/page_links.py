@@ -41,13 +41,13 @@ FLAGGED_SCHEMA = TableSchema(
         TableColumn("status", "string"),
         TableColumn("value", "float"),
         TableColumn("drifting_features", "string", description="worst first (drift results)"),
-        TableColumn("page", "string", description="the window page on the monitoring service"),
     ]
 )
 
 
-def flagged_table(report: AppWindowReport, links: UiLinks, limit: int = MAX_PAGE_LINKS) -> TableMetadataValue:
-    """The window's potential and detected results, worst first, each with its window page."""
+def flagged_table(report: AppWindowReport, limit: int = MAX_PAGE_LINKS) -> TableMetadataValue:
+    """The window's potential and detected results, worst first (their window pages are the
+    clickable `page_<endpoint>` entries beside it: a table cell cannot be a link)."""
     records = [
         TableRecord(
             {
@@ -56,7 +56,6 @@ def flagged_table(report: AppWindowReport, links: UiLinks, limit: int = MAX_PAGE
                 "status": f.status.name,
                 "value": round(f.value, 4),
                 "drifting_features": ", ".join(f.features),
-                "page": links.window(f.endpoint, report.window.start, report.app, f.segment),
             }
         )
         for f in report.flagged(limit)
