@@ -147,17 +147,21 @@ def test_a_single_app_failure_message() -> None:
 
 def test_check_failure_message() -> None:
     message = check_failure_message(
-        "mm/drift/results:no_detections", "2026-11-20-1200", "ERROR", {"detected": 3, "run_id": "r1"}, "shop"
+        "mm/drift/results:within_thresholds",
+        "2026-11-20-1200",
+        "ERROR",
+        {"detected": 3, "run_id": "r1"},
+        "shop",
     )
     assert (
         message.subject
-        == "[ERROR] shop: check mm/drift/results:no_detections failed for window 2026-11-20-1200"
+        == "[ERROR] shop: check mm/drift/results:within_thresholds failed for window 2026-11-20-1200"
     )
     assert message.text == "- detected: 3\n- run_id: r1"
     assert message.payload == {
         "alert": CHECKS_ALERT,
         "project": "shop",
-        "check": "mm/drift/results:no_detections",
+        "check": "mm/drift/results:within_thresholds",
         "window": "2026-11-20-1200",
         "severity": "ERROR",
         "summary": message.subject,

@@ -26,7 +26,7 @@ from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.controller import ControllerCursor
 from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
-from mm_dagster.dagster_defs.checks import CHECK_NAME
+from mm_dagster.dagster_defs.checks import CHECK_NAME, plain_value, window_checks
 from mm_dagster.dagster_defs.config import DefinitionNames
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
@@ -44,7 +44,10 @@ WINDOW_EVENTS = NAMES.asset_key("window_events")
 
 
 def results_key(app: str) -> AssetKey:
-    return NAMES.asset_key(app, "results")
+    return NAMES.app_asset_key(app, "results")
+
+
+FEATURE_DRIFT = "feature_drift_within_thresholds"
 
 
 class AlwaysFails(ModelMonitoringApplicationBase):
@@ -99,12 +102,17 @@ def test_definitions_load_with_every_key() -> None:
     apps = [app.name for app in config.apps]
     assert {"histogram-data-drift", "data-quality", "multivariate-drift", "operational-health"} <= set(apps)
     assert keys == {"mm/window_events"} | gating | {
-        f"mm/{app}/{kind}" for app in apps for kind in ("results", "metrics")
+        f"mm/{app}/{app}_{kind}" for app in apps for kind in ("results", "metrics")
     }
     checks = {k.to_user_string() for k in graph.asset_check_keys}
     assert checks == {"fraud_candidate_model:fraud_detector_not_drifting"} | {
-        f"mm/{app}/results:{CHECK_NAME}" for app in apps
+        f"mm/{app.name}/{app.name}_results:{check.name}"
+        for app in config.apps
+        for check in window_checks(app)
     }
+    # built-in apps check each result name; an app that declares none has one check
+    assert "mm/histogram-data-drift/histogram-data-drift_results:general_drift_within_thresholds" in checks
+    assert f"mm/serving-monitoring/serving-monitoring_results:{CHECK_NAME}" in checks
     assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
     assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
 
@@ -120,8 +128,12 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         meta = mats[WINDOW_EVENTS].metadata
         assert meta["events"].value == 600 and meta["endpoints"].value == 2
         assert meta["errors"].value == 0
-        assert meta["late_events"].value == 600  # recorded after the window closed
-        assert "| drifty | 300 | 0 |" in meta["per_endpoint"].value
+        # written after the window closed but before its first analysis: history, not late
+        assert meta["late_events"].value == 0
+        assert meta["error_rate"].value == 0.0
+        per_endpoint = {row["endpoint"]: row for row in plain_value(meta["per_endpoint"])}
+        assert per_endpoint["drifty"]["events"] == 300 and per_endpoint["drifty"]["errors"] == 0
+        assert per_endpoint["drifty"]["page"] == "http://127.0.0.1:8080/endpoints/drifty"
         drift_meta = {
             m.asset_key: m.metadata
             for m in result.asset_materializations_for_node("mm_app_histogram_data_drift")
@@ -131,7 +143,7 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         links = {
             k: v.value
             for k, v in drift_meta[results_key("histogram-data-drift")].items()
-            if "://" in str(v.value)
+            if k.startswith("page_")
         }
         # the detected endpoint's window page on the service, one click from the UI
         assert links == {
@@ -140,12 +152,20 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         }
         assert meta["overview"].value == "http://127.0.0.1:8080/"
 
-        evaluations = {e.asset_key: e for e in check_evaluations(instance, result.run_id)}
-        drift_check = evaluations[results_key("histogram-data-drift")]
+        evaluations = {(e.asset_key, e.check_name): e for e in check_evaluations(instance, result.run_id)}
+        drift_check = evaluations[results_key("histogram-data-drift"), FEATURE_DRIFT]
         assert not drift_check.passed and drift_check.severity == AssetCheckSeverity.ERROR
         assert drift_check.partition == window.key
-        assert "drifty" in drift_check.metadata["worst_endpoints"].value
-        dummy = evaluations[results_key("serving-monitoring")]
+        (row,) = plain_value(drift_check.metadata["flagged_results"])
+        assert (
+            row["endpoint"] == "drifty" and row["result"] == "feature_drift" and row["status"] == "detected"
+        )
+        assert set(row["drifting_features"].split(", ")) == {"f0", "f1", "f2", "f3"}
+        assert drift_check.metadata["page_drifty"].value.endswith("?app=histogram-data-drift")
+        assert "drifty: feature_drift detected" in drift_check.metadata["flagged"].value
+        prediction = evaluations[results_key("histogram-data-drift"), "prediction_drift_within_thresholds"]
+        assert prediction.passed
+        dummy = evaluations[results_key("serving-monitoring"), CHECK_NAME]
         assert not dummy.passed and dummy.severity == AssetCheckSeverity.WARN
     stored = seeded.results.results(app="histogram-data-drift", start=window.start, end=window.end)
     assert len(stored) == 6
@@ -162,7 +182,7 @@ def test_check_results_are_recorded_per_partition(seeded: Monitoring, home: str)
         for w in (calm, drifted):
             materialize_window(defs, w.key, instance, home)
         records = instance.event_log_storage.get_asset_check_execution_history(
-            check_key=__import__("dagster").AssetCheckKey(check_key, CHECK_NAME), limit=10
+            check_key=__import__("dagster").AssetCheckKey(check_key, FEATURE_DRIFT), limit=10
         )
         by_partition = {}
         for rec in records:
@@ -183,6 +203,7 @@ def test_an_app_failing_for_one_endpoint_does_not_fail_the_run(seeded: Monitorin
         }
         r = meta[results_key("fails-for-one")]
         assert r["endpoints_failed"].value == 1 and "calm is broken" in r["failures"].value
+        assert r["results_no_detection"].value == 0
     assert len(seeded.results.failures("fails-for-one")) == 1
 
 
@@ -216,13 +237,26 @@ def test_range_backfill_runs_once_and_records_each_window(seeded: Monitoring, ho
         )
         assert result.success
         evaluations = check_evaluations(instance, result.run_id)
-        assert {(e.partition, e.passed) for e in evaluations} == {
+        assert {(e.partition, e.passed) for e in evaluations if e.check_name == FEATURE_DRIFT} == {
             (windows[0].key, True),
             (windows[1].key, True),
             (windows[2].key, False),
         }
         mats = instance.get_materialized_partitions(results_key("histogram-data-drift"))
         assert {w.key for w in windows} <= set(mats)
+        # each window's materialization carries that window's numbers, not the range's totals
+        detected = {}
+        for record in instance.fetch_materializations(results_key("histogram-data-drift"), limit=10).records:
+            materialization = record.asset_materialization
+            assert materialization is not None
+            detected[materialization.partition] = materialization.metadata["detected"].value
+        assert detected == {windows[0].key: 0, windows[1].key: 0, windows[2].key: 1}
+        events = {}
+        for record in instance.fetch_materializations(WINDOW_EVENTS, limit=10).records:
+            materialization = record.asset_materialization
+            assert materialization is not None
+            events[materialization.partition] = materialization.metadata["events"].value
+        assert events == {w.key: 600 for w in windows}
     assert len(seeded.results.results(app="histogram-data-drift")) == 3 * 2 * 3
 
 
@@ -427,3 +461,60 @@ def test_mm_windows_lists_windows_that_were_not_analysed(
     assert main(["windows", "--hours", str(hours_back)]) == 0
     table = capsys.readouterr().out
     assert f"{analysed.start:%Y-%m-%d %H:%M}     600  analysed" in table
+
+
+def test_late_events_are_those_written_after_the_first_analysis(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    defs = definitions(home)
+    with instance_for_test() as instance:
+        first = materialize_window(defs, window.key, instance, home)
+        (meta,) = [m.metadata for m in first.asset_materializations_for_node("mm__window_events")]
+        assert meta["late_events"].value == 0
+        # a straggler batch written (by the real clock) after the window was analysed
+        Monitoring(home=home).record_events("calm", traffic_frame(25, window.start, window.end, seed=9))
+        second = materialize_window(defs, window.key, instance, home)
+        (meta,) = [m.metadata for m in second.asset_materializations_for_node("mm__window_events")]
+        assert meta["late_events"].value == 25 and meta["events"].value == 625
+        # a second straggler batch: late since the first analysis, both batches count
+        Monitoring(home=home).record_events("drifty", traffic_frame(10, window.start, window.end, seed=8))
+        third = materialize_window(defs, window.key, instance, home)
+        (meta,) = [m.metadata for m in third.asset_materializations_for_node("mm__window_events")]
+        assert meta["late_events"].value == 35 and meta["events"].value == 635
+
+
+def test_assets_carry_owners_tags_and_a_freshness_policy(home: str) -> None:
+    """Dagster's FreshnessDaemon warns when no window was analysed for 3 base periods."""
+    from dagster import FreshnessPolicy
+
+    defs = definitions(home, owners=["team:fraud"])
+    specs = {spec.key: spec for a in defs.assets for spec in a.specs}  # type: ignore[union-attr]
+    expected = FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=120), warn_window=timedelta(minutes=30)
+    )
+    assert {s.freshness_policy for s in specs.values()} == {expected}
+    assert {tuple(s.owners) for s in specs.values()} == {("team:fraud",)}
+    results = specs[results_key("histogram-data-drift")]
+    assert {"mm/app": "histogram-data-drift", "mm/kind": "results"}.items() <= results.tags.items()
+    assert "general_drift, feature_drift, prediction_drift" in (results.description or "")
+
+
+class LogsASummary(ModelMonitoringApplicationBase):
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> dict[str, float]:
+        monitoring_context.log_artifact("summary", body=f"rows={len(monitoring_context.sample_df)}")
+        return {"rows": float(len(monitoring_context.sample_df))}
+
+
+def test_artifacts_are_named_by_endpoint_name(seeded: Monitoring, home: str) -> None:
+    window = past_window(60)
+    seed_window(seeded, window)
+    with instance_for_test() as instance:
+        result = materialize_window(definitions(home, LogsASummary()), window.key, instance, home)
+    (meta,) = [
+        m.metadata
+        for m in result.asset_materializations_for_node("mm_app_logs_a_summary")
+        if m.asset_key == results_key("logs-a-summary")
+    ]
+    artifacts = sorted(k for k in meta if k.startswith("artifact_"))
+    assert artifacts == ["artifact_summary-calm", "artifact_summary-drifty"]
+    assert Path(str(meta["artifact_summary-calm"].value)).read_text() == "rows=300"

@@ -33,6 +33,7 @@ from mm_dagster.core.segments import (
 )
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
+from mm_dagster.dagster_defs.checks import plain_value
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.storage import database as db
@@ -456,13 +457,15 @@ def test_a_dagster_run_records_per_segment_results_and_the_check_names_the_segme
     with DagsterInstance.ephemeral() as instance:
         result = materialize_window(defs, window.key, instance, str(isolated_home))
     assert result.success
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.asset_key == AssetKey(["mm", "histogram-data-drift", "results"])
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluation = evaluations["feature_drift_within_thresholds"]
+    assert evaluation.asset_key == AssetKey(["mm", "histogram-data-drift", "histogram-data-drift_results"])
     assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
-    metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+    metadata = {k: plain_value(v) for k, v in evaluation.metadata.items()}
     assert metadata["detected_endpoints"] == 0 and metadata["detected_segments"] == 1
     assert metadata["segments_analysed"] == len(COUNTRIES)
-    assert "shop [country=DE]" in metadata["worst_endpoints"]
+    assert "shop [country=DE]: feature_drift detected" in metadata["flagged"]
+    assert metadata["flagged_results"][0]["endpoint"] == "shop [country=DE]"
     drift = by_segment(mm.results.results(segmented, segment=None), "feature_drift")
     assert drift["country=DE"].status == ResultStatusApp.detected
     assert drift[""].status == ResultStatusApp.no_detection

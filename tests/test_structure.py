@@ -218,7 +218,11 @@ def test_two_configs_compose_in_one_code_location(tmp_path: Path) -> None:
     assert keys == {
         f"mm/{team}/{name}"
         for team in ("fraud", "churn")
-        for name in ("window_events", "histogram-data-drift/results", "histogram-data-drift/metrics")
+        for name in (
+            "window_events",
+            "histogram-data-drift/histogram-data-drift_results",
+            "histogram-data-drift/histogram-data-drift_metrics",
+        )
     }
     assert {s.name for s in repo.sensor_defs} == {
         "mm_fraud_controller",

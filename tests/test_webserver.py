@@ -58,7 +58,7 @@ def test_workspace_loads_in_the_dagster_webserver(tmp_path: Path) -> None:
             time.sleep(1)
         assert data is not None, "webserver did not answer"
         keys = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
-        assert "mm/window_events" in keys and "mm/histogram-data-drift/results" in keys
+        assert "mm/window_events" in keys and "mm/histogram-data-drift/histogram-data-drift_results" in keys
         sensors = {s["name"] for repo in data["repositoriesOrError"]["nodes"] for s in repo["sensors"]}
         assert {"mm_controller", "mm_alert_delivery"} <= sensors
     finally:

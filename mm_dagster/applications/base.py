@@ -35,6 +35,10 @@ class ModelMonitoringApplicationBase(ABC):
     # On an endpoint with segment columns, also run once per segment (`context.segment` says
     # which). False: endpoint-wide only (e.g. for an app too costly to run 50 times a window).
     run_per_segment: bool = True
+    # The result names the app reports. Declared, each gets its own Dagster check on the app's
+    # results asset (`<name>_within_thresholds`); results of other names are checked by none.
+    # Empty (the default): one `within_thresholds` check over all the app's results.
+    RESULT_NAMES: ClassVar[tuple[str, ...]] = ()
 
     @property
     def name(self) -> str:

@@ -25,6 +25,7 @@ class DataQualityApplication(ModelMonitoringApplicationBase):
     (`min_rate_increase`, default 1 percentage point)."""
 
     NAME = "data-quality"
+    RESULT_NAMES = ("data_quality",)
 
     def __init__(
         self,

@@ -74,6 +74,7 @@ class EstimatedPerformanceApplication(ModelMonitoringApplicationBase):
     """
 
     NAME = "estimated-performance"
+    RESULT_NAMES = ("estimated_performance", "invalid_model_outputs")
 
     def __init__(
         self,

@@ -55,6 +55,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
     """
 
     NAME = "histogram-data-drift"
+    RESULT_NAMES = ("general_drift", "feature_drift", "prediction_drift")
 
     def __init__(
         self,

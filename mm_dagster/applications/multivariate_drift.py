@@ -78,6 +78,7 @@ class MultivariateDriftApplication(ModelMonitoringApplicationBase):
     """
 
     NAME = "multivariate-drift"
+    RESULT_NAMES = ("reconstruction_drift", "domain_classifier_drift")
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ class OperationalApplication(ModelMonitoringApplicationBase):
     """
 
     NAME = "operational-health"
+    RESULT_NAMES = ("error_rate", "latency_p99", "no_traffic")
 
     def __init__(
         self,

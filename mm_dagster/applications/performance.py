@@ -37,6 +37,7 @@ class PerformanceApplication(ModelMonitoringApplicationBase):
     """
 
     NAME = "model-performance"
+    RESULT_NAMES = ("model_performance",)
 
     def __init__(self, *, min_labelled: int = 50, rule: PerformanceRule | None = None) -> None:
         if min_labelled < 1:

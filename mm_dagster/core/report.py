@@ -1,7 +1,7 @@
 """What one app did on one window: per-endpoint outputs and failures (a plain value)."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
@@ -10,6 +10,26 @@ from mm_dagster.core.segments import ENDPOINT_WIDE, segment_label
 from mm_dagster.core.windows import Window
 
 Outputs = tuple[list[ModelMonitoringApplicationResult], list[ModelMonitoringApplicationMetric]]
+TOP_FEATURES = 5
+
+
+@dataclass(frozen=True)
+class FlaggedResult:
+    """One potential or detected result of a window: whose, which, how bad, and (for drift
+    results that name them in `extra_data["drifting_features"]`) the worst features."""
+
+    endpoint_id: str
+    endpoint: str
+    segment: str  # segment key, "" endpoint-wide
+    result: str
+    status: ResultStatusApp
+    value: float
+    features: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The endpoint's name, and its segment's (`fraud-model [country=DE]`)."""
+        return f"{self.endpoint} [{segment_label(self.segment)}]" if self.segment else self.endpoint
 
 
 @dataclass
@@ -78,6 +98,48 @@ class AppWindowReport:
     def worst_value(self) -> float | None:
         values = [r.value for results, _ in self.outputs.values() for r in results]
         return max(values) if values else None
+
+    def flagged(self, limit: int | None = None) -> list[FlaggedResult]:
+        """Potential and detected results (endpoint-wide and per segment), worst first."""
+        rows = [
+            FlaggedResult(
+                endpoint_id,
+                self.endpoint_names.get(endpoint_id, endpoint_id),
+                key,
+                r.name,
+                ResultStatusApp(r.status),
+                r.value,
+                tuple(str(f) for f in (r.extra_data.get("drifting_features") or [])[:TOP_FEATURES]),
+            )
+            for endpoint_id, key, (results, _) in self.keyed_outputs()
+            for r in results
+            if r.status >= ResultStatusApp.potential_detection
+        ]
+        rows.sort(key=lambda f: (-int(f.status), -f.value, f.endpoint, f.segment, f.result))
+        return rows if limit is None else rows[:limit]
+
+    def of_result(self, name: str) -> "AppWindowReport":
+        """This report with only the results named `name` (metrics, failures and names kept)."""
+
+        def only(outputs: Outputs) -> Outputs:
+            return [r for r in outputs[0] if r.name == name], outputs[1]
+
+        return replace(
+            self,
+            outputs={e: only(o) for e, o in self.outputs.items()},
+            segment_outputs={
+                e: {k: only(o) for k, o in by_segment.items()}
+                for e, by_segment in self.segment_outputs.items()
+            },
+        )
+
+    def counts_by_status(self) -> dict[ResultStatusApp, int]:
+        """Results (endpoint-wide and per segment) per status."""
+        counts = dict.fromkeys(ResultStatusApp, 0)
+        for _, _, (results, _) in self.keyed_outputs():
+            for r in results:
+                counts[ResultStatusApp(r.status)] += 1
+        return counts
 
     def worst_endpoints(self, limit: int = 10) -> list[tuple[str, str, int, float]]:
         """(endpoint name, result name, status, value), worst first; a segment's rows name it

@@ -39,11 +39,13 @@ def build_alert_wiring(config: MonitoringConfig, clock: Clock) -> tuple[WindowHo
     def on_window(monitoring: Monitoring, outcome: WindowOutcome) -> None:
         alerts = alert_service_for(monitoring, config, clock)
         alerts.record_report(outcome.report)
-        verdict = outcome.verdict
-        notify = verdict.severity == AssetCheckSeverity.ERROR or config.check_notifications_on_warn
-        if not verdict.passed and notify:
-            metadata = {**verdict.plain_metadata(), "run_id": outcome.run_id}
-            alerts.enqueue_check_failure(verdict.check, verdict.window_key, verdict.severity.value, metadata)
+        for verdict in outcome.verdicts:
+            notify = verdict.severity == AssetCheckSeverity.ERROR or config.check_notifications_on_warn
+            if not verdict.passed and notify:
+                metadata = {**verdict.plain_metadata(), "run_id": outcome.run_id}
+                alerts.enqueue_check_failure(
+                    verdict.check, verdict.window_key, verdict.severity.value, metadata
+                )
 
     @sensor(
         name=names.delivery_sensor,

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -14,13 +14,19 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     DagsterLogManager,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     TimeWindowPartitionsDefinition,
     asset,
     multi_asset,
@@ -31,15 +37,9 @@ from mm_dagster.core.links import UiLinks
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.windows import Window, split_range
-from mm_dagster.dagster_defs.checks import (
-    CHECK_DESCRIPTION,
-    CHECK_NAME,
-    CheckVerdict,
-    check_verdict,
-    markdown_table,
-)
+from mm_dagster.dagster_defs.checks import CheckVerdict, check_verdict, flagged_summary, window_checks
 from mm_dagster.dagster_defs.config import DefinitionNames
-from mm_dagster.dagster_defs.page_links import flagged_window_pages
+from mm_dagster.dagster_defs.page_links import flagged_table, flagged_window_pages
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 
@@ -48,10 +48,10 @@ WINDOW_EVENTS = "window_events"
 
 @dataclass(frozen=True)
 class WindowOutcome:
-    """What an app step learnt about one window: the app's report and its check verdict."""
+    """What an app step learnt about one window: the app's report and its checks' verdicts."""
 
     report: AppWindowReport
-    verdict: CheckVerdict
+    verdicts: Sequence[CheckVerdict]
     run_id: str
 
 
@@ -70,18 +70,36 @@ def resource_of(context: AssetExecutionContext, names: DefinitionNames) -> Monit
     return resource
 
 
-def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str]) -> dict[str, Any]:
+PER_ENDPOINT_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("endpoint", "string"),
+        TableColumn("events", "int"),
+        TableColumn("errors", "int"),
+        TableColumn("page", "string", description="the endpoint's page on the monitoring service"),
+    ]
+)
+MAX_TABLE_ROWS = 200
+
+
+def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str], links: UiLinks) -> dict[str, Any]:
+    """Events, endpoints, errors and error rate of one window, and a table per endpoint."""
     rows = sorted(
         ((names.get(e, e), len(df), int(df["error"].notna().sum())) for e, df in events.items()),
-        key=lambda r: -r[1],
+        key=lambda r: (-r[1], r[0]),
     )
+    total = sum(r[1] for r in rows)
+    errors = sum(r[2] for r in rows)
     return {
-        "events": sum(r[1] for r in rows),
+        "events": total,
         "endpoints": len(rows),
-        "errors": sum(r[2] for r in rows),
-        "per_endpoint": MetadataValue.md(
-            markdown_table(["endpoint", "events", "errors"], rows[:200])
-            + (f"\n\n…and {len(rows) - 200} more" if len(rows) > 200 else "")
+        "errors": errors,
+        "error_rate": round(errors / total, 6) if total else 0.0,
+        "per_endpoint": MetadataValue.table(
+            [
+                TableRecord({"endpoint": name, "events": n, "errors": err, "page": links.endpoint(name)})
+                for name, n, err in rows[:MAX_TABLE_ROWS]
+            ],
+            PER_ENDPOINT_SCHEMA,
         ),
     }
 
@@ -126,57 +144,94 @@ def app_logs_in_run(
         logger.setLevel(level)
 
 
+def first_analysis(context: AssetExecutionContext, key: AssetKey, window: Window) -> datetime | None:
+    """When the window was first analysed: its first materialization in this Dagster instance."""
+    first = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[window.key]), limit=1, ascending=True
+    ).records
+    return datetime.fromtimestamp(first[0].timestamp, UTC) if first else None
+
+
+def late_events(
+    monitoring: Monitoring, window: Window, allowed_lateness: timedelta, first_analysed: datetime | None
+) -> int:
+    """Events of `window` written after it closed and after its first analysis (`first_analysed`,
+    else the analysis the stores hold, which a re-run replaces): the stragglers re-analyses took
+    in. History written after the window closed but before any analysis (a first run, a
+    backfill) is not late."""
+    analysed = [t for t in (first_analysed, monitoring.results.analysed_at(window.start)) if t is not None]
+    if not analysed:
+        return 0
+    return monitoring.arrivals.late_events(window, max(window.end + allowed_lateness, min(analysed)))
+
+
 def build_window_asset(
-    partitions_def: TimeWindowPartitionsDefinition, allowed_lateness: timedelta, names: DefinitionNames
+    partitions_def: TimeWindowPartitionsDefinition,
+    allowed_lateness: timedelta,
+    names: DefinitionNames,
+    owners: Sequence[str] = (),
+    freshness: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
+    key = names.asset_key(WINDOW_EVENTS)
+
     @asset(
-        key=names.asset_key(WINDOW_EVENTS),
+        key=key,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
         group_name=names.group,
         kinds={"parquet"},
+        owners=list(owners),
+        tags={"mm/kind": "events"},
+        freshness_policy=freshness,
         required_resource_keys={names.resource_key},
-        description="The window's inference events for all endpoints (Parquet event store).",
+        description=(
+            "One partition per monitoring window: the inference events every endpoint logged in it "
+            "(Parquet event store). Metadata per window: events, endpoints, errors and error rate, "
+            "late events (arrived after the window closed and after its first analysis, i.e. what "
+            "re-analyses took in), invalid events, and a table of events per endpoint."
+        ),
     )
     def window_events_asset(context: AssetExecutionContext) -> MaterializeResult[None]:
         mm = resource_of(context, names)
         monitoring = mm.monitoring
-        windows = windows_of_run(context)
+        links = UiLinks.from_env()
         endpoint_names = monitoring.endpoints.names()
-        totals = {"events": 0, "endpoints": 0, "errors": 0, "late_events": 0, "invalid_events": 0}
-        metadata: dict[str, Any] = {}
-        for window in windows:
-            summary = window_summary(mm.window_events(window), endpoint_names)
-            late = monitoring.arrivals.late_events(window, window.end + allowed_lateness)
+        for window in windows_of_run(context):
             invalid = monitoring.invalid_events.counts(window.start, window.end)
-            invalid_total = sum(sum(reasons.values()) for reasons in invalid.values())
-            totals["invalid_events"] += invalid_total
-            for k in ("events", "endpoints", "errors"):
-                totals[k] += int(summary[k])
-            totals["late_events"] += late
-            metadata = {**summary, "late_events": late, "invalid_events": invalid_total}
-        if len(windows) > 1:
-            metadata = {
-                "windows": len(windows),
-                "range": f"{windows[0].key} .. {windows[-1].key}",
-                **{f"total_{k}": v for k, v in totals.items()},
+            context.add_asset_metadata(
+                {
+                    **window_summary(mm.window_events(window), endpoint_names, links),
+                    "late_events": late_events(
+                        monitoring, window, allowed_lateness, first_analysis(context, key, window)
+                    ),
+                    "invalid_events": sum(sum(reasons.values()) for reasons in invalid.values()),
+                },
+                asset_key=key,
+                partition_key=window.key,
+            )
+        return MaterializeResult(
+            metadata={
+                "events_root": monitoring.settings.events_root,
+                "overview": MetadataValue.url(links.overview()),
             }
-        metadata["events_root"] = monitoring.settings.events_root
-        metadata["overview"] = MetadataValue.url(UiLinks.from_env().overview())
-        return MaterializeResult(metadata=metadata)
+        )
 
     return window_events_asset
 
 
 def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> dict[str, Any]:
-    """The results asset's metadata: counts, failures, and for flagged endpoints a link to their
-    window page on the monitoring service (`links`, default `UiLinks.from_env()`: `MM_UI_URL`).
-    Artifacts apps logged are named by path (files on the run's host, not links)."""
+    """The results asset's metadata for one window: counts per status (plotted over partitions),
+    worst value, failures, the flagged results as a table, and for flagged endpoints a link to
+    their window page on the monitoring service (`links`, default `UiLinks.from_env()`:
+    `MM_UI_URL`). Artifacts apps logged are named by path (files on the run's host, not links)."""
+    links = links or UiLinks.from_env()
+    counts = report.counts_by_status()
     metadata: dict[str, Any] = {
         "endpoints_analysed": report.endpoints_analysed,
         "endpoints_failed": len(report.failures),
         "detected": report.count(ResultStatusApp.detected),
         "potential": report.count(ResultStatusApp.potential_detection),
+        **{f"results_{status.name}": n for status, n in counts.items()},
     }
     if report.segment_outputs:
         metadata["segments_analysed"] = report.segments_analysed
@@ -186,23 +241,29 @@ def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> di
     if worst is not None:
         metadata["worst_value"] = worst
     if report.failures:
-        metadata["failures"] = MetadataValue.md(
-            "\n".join(f"- {err}" for err in list(report.failures.values())[:20])
-        )
-    metadata.update(flagged_window_pages(report, links or UiLinks.from_env()))
+        metadata["failures"] = "\n".join(list(report.failures.values())[:20])
+    if report.flagged(1):
+        metadata["flagged"] = flagged_summary(report)
+        metadata["flagged_results"] = flagged_table(report)
+    metadata.update(flagged_window_pages(report, links))
     for key, uri in list(report.artifacts.items())[:20]:
-        metadata[f"artifact_{key}"] = MetadataValue.path(uri.removeprefix("file://"))
+        metadata[f"artifact_{artifact_label(key, report.endpoint_names)}"] = MetadataValue.path(
+            uri.removeprefix("file://")
+        )
     return metadata
 
 
-def _run_metadata(reports: Sequence[AppWindowReport]) -> dict[str, Any]:
-    if len(reports) == 1:
-        return report_metadata(reports[0])
-    return {
-        "windows": len(reports),
-        "endpoints_analysed": sum(r.endpoints_analysed for r in reports),
-        "endpoints_failed": sum(len(r.failures) for r in reports),
-    }
+def artifact_label(key: str, endpoint_names: dict[str, str]) -> str:
+    """An artifact key as people read it: a per-endpoint key's endpoint id (`summary-<id>`)
+    replaced by the endpoint's name."""
+    for endpoint_id, name in endpoint_names.items():
+        if f"-{endpoint_id}" in key:
+            return key.replace(f"-{endpoint_id}", f"-{name}", 1)
+    return key
+
+
+def result_names_of(app: ModelMonitoringApplicationBase) -> str:
+    return ", ".join(app.RESULT_NAMES) if app.RESULT_NAMES else "the results it reports"
 
 
 def build_app_assets(
@@ -211,12 +272,23 @@ def build_app_assets(
     names: DefinitionNames,
     on_window: Sequence[WindowHook] = (),
     project: str = "default",
+    owners: Sequence[str] = (),
+    freshness: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
-    """One multi-asset per app: its results and metrics assets, and its per-window check."""
+    """One multi-asset per app: its results and metrics assets, and its per-window checks."""
     app_name = app.name
-    r_key, m_key = names.asset_key(app_name, "results"), names.asset_key(app_name, "metrics")
-    check_key = AssetCheckKey(r_key, CHECK_NAME)
-    check_label = f"{r_key.to_user_string()}:{CHECK_NAME}"
+    r_key, m_key = names.app_asset_key(app_name, "results"), names.app_asset_key(app_name, "metrics")
+    checks = window_checks(app)
+    check_keys = {c.name: AssetCheckKey(r_key, c.name) for c in checks}
+    descriptions = {
+        r_key: (
+            f"Results of monitoring app {app_name!r} ({result_names_of(app)}) per endpoint and window, "
+            "each with a status against the app's thresholds. One partition per window; metadata per "
+            "window: results per status, worst value, the flagged endpoints with their top drifting "
+            "features and links to the monitoring service's window pages."
+        ),
+        m_key: f"Metrics of monitoring app {app_name!r} per endpoint and window (no status).",
+    }
 
     @multi_asset(
         name=names.app_node(app_name),
@@ -226,14 +298,16 @@ def build_app_assets(
                 deps=[names.asset_key(WINDOW_EVENTS)],
                 group_name=names.group,
                 kinds={"sql"},
-                description=f"{what} of monitoring app {app_name!r} per endpoint and window.",
+                owners=list(owners),
+                tags={"mm/app": app_name, "mm/kind": kind},
+                freshness_policy=freshness,
+                description=descriptions[key],
             )
-            for key, what in ((r_key, "Results"), (m_key, "Metrics"))
+            for key, kind in ((r_key, "results"), (m_key, "metrics"))
         ],
         check_specs=[
-            AssetCheckSpec(
-                CHECK_NAME, asset=r_key, partitions_def=partitions_def, description=CHECK_DESCRIPTION
-            )
+            AssetCheckSpec(c.name, asset=r_key, partitions_def=partitions_def, description=c.description)
+            for c in checks
         ],
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
@@ -246,51 +320,58 @@ def build_app_assets(
     ) -> Iterator[MaterializeResult[None] | AssetCheckResult]:
         mm = resource_of(context, names)
         monitoring = mm.monitoring
-        outcomes: list[WindowOutcome] = []
+        selected_checks = [c for c in checks if check_keys[c.name] in context.selected_asset_check_keys]
+        evaluations: list[CheckVerdict] = []
+        reports: list[AppWindowReport] = []
         windows = windows_of_run(context)
         with app_logs_in_run(context, app_name, windows):
             for window in windows:
-                report = monitoring.run_window([app], window, mm.window_events(window), project_name=project)
-                outcome = WindowOutcome(report[0], check_verdict(check_label, report[0]), context.run.run_id)
+                events = mm.window_events(window)
+                report = monitoring.run_window([app], window, events, project_name=project)[0]
+                verdicts = [check_verdict(f"{r_key.to_user_string()}:{c.name}", c.of(report)) for c in checks]
+                outcome = WindowOutcome(report, verdicts, context.run.run_id)
                 for hook in on_window:
                     hook(monitoring, outcome)
-                outcomes.append(outcome)
-        reports = [o.report for o in outcomes]
+                evaluations += [v for c, v in zip(checks, verdicts, strict=True) if c in selected_checks]
+                reports.append(report)
         failed_everywhere = [r for r in reports if r.failures and not r.outputs]
         if failed_everywhere:
             raise Failure(
                 description=f"app {app_name!r} failed for every endpoint in "
                 f"{len(failed_everywhere)} window(s)",
                 metadata={
-                    "errors": MetadataValue.md(
-                        "\n".join(f"- {e}" for r in failed_everywhere for e in list(r.failures.values())[:5])
-                    )
+                    "errors": "\n".join(e for r in failed_everywhere for e in list(r.failures.values())[:5])
                 },
             )
         selected = context.selected_asset_keys
-        if r_key in selected:
-            yield MaterializeResult(asset_key=r_key, metadata=_run_metadata(reports))
-        if m_key in selected:
-            metrics = sum(len(out[1]) for r in reports for out in r.outputs.values())
-            yield MaterializeResult(asset_key=m_key, metadata={"metrics": metrics})
-        if check_key not in context.selected_asset_check_keys:
+        for report in reports:
+            if r_key in selected:
+                context.add_asset_metadata(
+                    report_metadata(report), asset_key=r_key, partition_key=report.window.key
+                )
+            if m_key in selected:
+                metrics = sum(len(out[1]) for _, _, out in report.keyed_outputs())
+                context.add_asset_metadata(
+                    {"metrics": metrics}, asset_key=m_key, partition_key=report.window.key
+                )
+        for key in (r_key, m_key):
+            if key in selected:
+                yield MaterializeResult(asset_key=key)
+        if len(reports) == 1:
+            for verdict in evaluations:
+                yield AssetCheckResult(
+                    passed=verdict.passed,
+                    severity=verdict.severity,
+                    metadata=verdict.metadata,
+                    asset_key=r_key,
+                    check_name=verdict.check.rsplit(":", 1)[1],
+                )
             return
-        if len(outcomes) == 1:
-            verdict = outcomes[0].verdict
-            yield AssetCheckResult(
-                passed=verdict.passed,
-                severity=verdict.severity,
-                metadata=verdict.metadata,
-                asset_key=r_key,
-                check_name=CHECK_NAME,
-            )
-            return
-        for outcome in outcomes:
-            verdict = outcome.verdict
+        for verdict in evaluations:
             context.log_event(
                 AssetCheckEvaluation(
                     asset_key=r_key,
-                    check_name=CHECK_NAME,
+                    check_name=verdict.check.rsplit(":", 1)[1],
                     passed=verdict.passed,
                     severity=verdict.severity,
                     metadata=verdict.metadata,

@@ -58,6 +58,11 @@ class DefinitionNames:
     def asset_key(self, *path: str) -> AssetKey:
         return AssetKey(["mm", self.prefix, *path] if self.prefix else ["mm", *path])
 
+    def app_asset_key(self, app_name: str, kind: str) -> AssetKey:
+        """`mm/<app>/<app>_<kind>`: the lineage labels a node with its key's last part, so that
+        part names the app too."""
+        return self.asset_key(app_name, f"{app_name}_{kind}")
+
     def app_node(self, app_name: str) -> str:
         return self._name(f"app_{app_name.replace('-', '_')}")
 
@@ -80,6 +85,7 @@ class MonitoringConfig:
       again (otherwise `mm alerts resend`).
     - `retention`: events older than this are deleted by the maintenance job (default 30 days;
       results and metrics are kept); `maintenance_cron`: when that job runs (UTC, hourly).
+    - `owners`: the Dagster owners of the monitoring assets (`team:<name>` or e-mail addresses).
     - `prefix`: set it to put two configs in one code location (asset keys `mm/<prefix>/...`,
       resource key `mm_<prefix>`, job and sensors `mm_<prefix>_...`).
     """
@@ -97,6 +103,7 @@ class MonitoringConfig:
     resend_when_healthy: bool = False
     project: str = "default"
     prefix: str = ""
+    owners: Sequence[str] = ("team:model_monitoring",)
     retention: timedelta = DEFAULT_RETENTION
     maintenance_cron: str = "17 * * * *"
     max_run_seconds: int = 4 * 3600  # Dagster's `dagster/max_runtime` on monitoring runs

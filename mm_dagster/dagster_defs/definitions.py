@@ -17,6 +17,7 @@ from mm_dagster.dagster_defs.alert_sensors import build_alert_wiring
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS, build_app_assets, build_window_asset
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.controller_sensor import build_controller_sensor
+from mm_dagster.dagster_defs.freshness import analysis_freshness
 from mm_dagster.dagster_defs.maintenance import build_maintenance
 from mm_dagster.dagster_defs.partitions import window_partitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
@@ -47,8 +48,12 @@ def _build(config: MonitoringConfig, resource: MonitoringResource, clock: Clock)
     # Alert events are stored for every window (so `mm alerts events` has the history even
     # before any alert is configured); rules, delivery and check notifications use the config.
     on_window, delivery_sensor = build_alert_wiring(config, clock)
-    assets = [build_window_asset(partitions, config.allowed_lateness, names)]
-    assets += [build_app_assets(app, partitions, names, [on_window], config.project) for app in config.apps]
+    freshness = analysis_freshness(config.base_period)
+    assets = [build_window_asset(partitions, config.allowed_lateness, names, config.owners, freshness)]
+    assets += [
+        build_app_assets(app, partitions, names, [on_window], config.project, config.owners, freshness)
+        for app in config.apps
+    ]
     job = define_asset_job(
         names.job,
         selection=AssetSelection.assets(names.asset_key(WINDOW_EVENTS)).downstream(),

@@ -1,6 +1,6 @@
 """Links from Dagster metadata to the monitoring service's pages (`core.links`, `MM_UI_URL`)."""
 
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
 from mm_dagster.core.links import UiLinks
 from mm_dagster.core.report import AppWindowReport
@@ -32,3 +32,32 @@ def flagged_window_pages(
         label = f"page_{name}" + (f" [{segment_label(segment)}]" if segment else "")
         pages[label] = MetadataValue.url(links.window(name, report.window.start, report.app, segment))
     return pages
+
+
+FLAGGED_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("endpoint", "string", description="endpoint name [segment]"),
+        TableColumn("result", "string"),
+        TableColumn("status", "string"),
+        TableColumn("value", "float"),
+        TableColumn("drifting_features", "string", description="worst first (drift results)"),
+    ]
+)
+
+
+def flagged_table(report: AppWindowReport, limit: int = MAX_PAGE_LINKS) -> TableMetadataValue:
+    """The window's potential and detected results, worst first (their window pages are the
+    clickable `page_<endpoint>` entries beside it: a table cell cannot be a link)."""
+    records = [
+        TableRecord(
+            {
+                "endpoint": f.label,
+                "result": f.result,
+                "status": f.status.name,
+                "value": round(f.value, 4),
+                "drifting_features": ", ".join(f.features),
+            }
+        )
+        for f in report.flagged(limit)
+    ]
+    return MetadataValue.table(records, FLAGGED_SCHEMA)

@@ -319,6 +319,25 @@ class ResultsStore:
                 for m in (r._mapping for r in conn.execute(query))
             ]
 
+    def analysed_at(self, window_start: datetime) -> datetime | None:
+        """When the window's stored analysis was written: the earliest `updated_at` (`failed_at`)
+        of its results, metrics and failures, any app; None when it was never analysed. A re-run
+        replaces an app's rows, so this is the time of the analysis stored before it."""
+        start = db.to_db_time(window_start)
+        times = []
+        with self.engine.connect() as conn:
+            for table, column in (
+                (db.results, db.results.c.updated_at),
+                (db.metrics, db.metrics.c.updated_at),
+                (db.app_failures, db.app_failures.c.failed_at),
+            ):
+                first = conn.execute(
+                    sa.select(sa.func.min(column)).where(table.c.window_start == start)
+                ).scalar()
+                if first is not None:
+                    times.append(db.from_db_time(first))
+        return min(times, default=None)
+
     def analysed_apps(self, start: datetime, end: datetime) -> dict[datetime, set[str]]:
         """Apps with stored results, metrics or failures per window starting in [start, end)."""
         analysed: dict[datetime, set[str]] = {}
