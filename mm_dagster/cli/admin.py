@@ -12,27 +12,27 @@ from mm_dagster.cli.output import Column, print_rows
 from mm_dagster.cli.parser import DEFAULT_REPORT_APP
 from mm_dagster.monitoring import Monitoring
 
-ENDPOINT_COLUMNS = [
+ENDPOINT_COLUMNS = (
     Column("name", "endpoint"),
     Column("model", "model"),
     Column("version", "version"),
     Column("events", "events"),
     Column("errors", "errors"),
     Column("last_request", "last request (UTC)"),
-]
-WINDOW_COLUMNS = [
+)
+WINDOW_COLUMNS = (
     Column("window_start", "window (UTC)"),
     Column("events", "events"),
     Column("state", "analysis"),
-]
-TOKEN_COLUMNS = [
+)
+TOKEN_COLUMNS = (
     Column("id", "id"),
     Column("name", "token"),
     Column("scope", "scope"),
     Column("created_at", "created (UTC)"),
     Column("last_used_at", "last used (UTC)"),
     Column("revoked_at", "revoked (UTC)"),
-]
+)
 
 
 def init_home(home: Path) -> int:

@@ -16,7 +16,7 @@ from mm_dagster.core.alerting.config import CHECKS_ALERT
 if TYPE_CHECKING:
     from mm_dagster.alerts.service import AlertService
 
-LIST_COLUMNS = [
+LIST_COLUMNS = (
     Column("name", "alert"),
     Column("state", "state"),
     Column("severity", "severity"),
@@ -24,8 +24,8 @@ LIST_COLUMNS = [
     Column("last_notified_at", "last notified (UTC)"),
     Column("failed_notifications", "failed"),
     Column("active", "active entities"),
-]
-EVENT_COLUMNS = [
+)
+EVENT_COLUMNS = (
     Column("window_start", "window (UTC)"),
     Column("kind", "event"),
     Column("endpoint_name", "endpoint"),
@@ -34,8 +34,8 @@ EVENT_COLUMNS = [
     Column("segment_label", "segment"),
     Column("status", "status"),
     Column("value", "value"),
-]
-NOTIFICATION_COLUMNS = [
+)
+NOTIFICATION_COLUMNS = (
     Column("id", "id"),
     Column("alert", "alert"),
     Column("channel", "channel"),
@@ -45,14 +45,14 @@ NOTIFICATION_COLUMNS = [
     Column("sent_at", "sent (UTC)"),
     Column("subject", "subject"),
     Column("last_error", "last error"),
-]
-ATTEMPT_COLUMNS = [
+)
+ATTEMPT_COLUMNS = (
     Column("notification_id", "notification"),
     Column("attempted_at", "attempted (UTC)"),
     Column("ok", "ok"),
     Column("duration_ms", "ms"),
     Column("error", "error"),
-]
+)
 
 
 def print_redacted(

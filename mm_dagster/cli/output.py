@@ -2,16 +2,16 @@
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # UTC
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
+    """A table column: the row's key and the header shown."""
+
     key: str
     header: str
 

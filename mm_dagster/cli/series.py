@@ -14,7 +14,7 @@ from mm_dagster.core.segments import segment_label
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.storage.series_names import OutputKind, stored_series
 
-RESULT_COLUMNS = [
+RESULT_COLUMNS = (
     Column("window_start", "window (UTC)"),
     Column("endpoint", "endpoint"),
     Column("app", "app"),
@@ -22,15 +22,15 @@ RESULT_COLUMNS = [
     Column("segment", "segment"),
     Column("status", "status"),
     Column("value", "value"),
-]
-METRIC_COLUMNS = [
+)
+METRIC_COLUMNS = (
     Column("window_start", "window (UTC)"),
     Column("endpoint", "endpoint"),
     Column("app", "app"),
     Column("name", "metric"),
     Column("segment", "segment"),
     Column("value", "value"),
-]
+)
 
 
 def _check_filters(

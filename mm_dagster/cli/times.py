@@ -3,11 +3,12 @@
 import re
 from argparse import ArgumentTypeError
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from mm_dagster.cli.errors import UsageError
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNITS = MappingProxyType({"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"})
 
 
 def parse_time(text: str, now: datetime, option: str) -> datetime:
