@@ -104,7 +104,9 @@ def test_definitions_load_with_every_key() -> None:
     assert checks == {"fraud_candidate_model:fraud_detector_not_drifting"} | {
         f"mm/{app}/results:{CHECK_NAME}" for app in apps
     }
-    assert defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 600
+    assert (
+        defs.resolve_sensor_def("mm_controller").minimum_interval_seconds == 30
+    )  # config.controller_interval_seconds
     assert defs.resolve_job_def("mm_monitoring_job").partitions_def is not None
 
 

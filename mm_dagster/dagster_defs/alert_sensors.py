@@ -58,6 +58,8 @@ def build_alert_wiring(config: MonitoringConfig, clock: Clock) -> tuple[WindowHo
         report = alert_service_for(resource.monitoring, config, clock).deliver_due()
         for line in report.lines:
             context.log.info(line)
-        return SkipReason(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
+        summary = f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}"
+        context.log.info(f"notifications: {summary}")
+        return SkipReason(summary)
 
     return on_window, mm_alert_delivery
