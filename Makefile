@@ -8,7 +8,7 @@ PORT ?= 3000
 # Dagster wants an absolute DAGSTER_HOME: the demo's instance under MM_HOME (default ./.mm_home).
 MM_HOME ?= .mm_home
 ABS_MM_HOME := $(abspath $(MM_HOME))
-DAGSTER_ENV := MM_HOME=$(ABS_MM_HOME) DAGSTER_HOME=$(ABS_MM_HOME)/dagster PATH=$(CURDIR)/$(BIN):$$PATH
+DAGSTER_ENV := MM_HOME=$(ABS_MM_HOME) DAGSTER_HOME=$(ABS_MM_HOME)/dagster PATH=$(abspath $(BIN)):$$PATH
 
 .PHONY: install demo test test-fast check lint typecheck contracts defs bench pictures dev backfill serve clean
 
