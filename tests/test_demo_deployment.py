@@ -177,9 +177,9 @@ def test_demo_runs_go_through_the_code_location(isolated_home: Path, monkeypatch
             origin = run.remote_job_origin
             assert origin is not None  # launched from the code location: the Overview timeline lists it
             assert origin.location_name == "mm_dagster"  # dg dev and workspace.yaml agree
-            # The filter of the sensor's "Runs" tab: sensor name and the code location's label.
+            # The filter of the sensor's "Runs" tab: sensor name and the code location's label
+            # (a tag Dagster stores for runs with a code location origin).
             label = origin.repository_origin.get_label()
-            assert run.tags[".dagster/repository"] == label
             under_sensor = RunsFilter(
                 tags={"dagster/sensor_name": "mm_controller", ".dagster/repository": label}
             )
