@@ -1,8 +1,10 @@
 """`make demo`: endpoints, served traffic with drift and an error burst, monitored through Dagster.
 
 Everything runs on the embedded defaults under MM_HOME (default ./.mm_home): SQLite, local
-Parquet, and a persistent Dagster instance in MM_HOME/dagster, so `make dev` afterwards shows
-the runs, check results and plots in the Dagster UI.
+Parquet, and a persistent Dagster instance in MM_HOME/dagster. The windows are analysed by a
+`dagster-daemon` on workspace.yaml, as in a deployment: its controller sensor requests the runs
+and its run queue launches them from the code location, so `make dev` afterwards shows them on
+the Overview timeline, under the sensor, with the ticks' logs, check results and plots.
 """
 
 import logging
