@@ -42,7 +42,12 @@ def running_daemon(home: Path) -> Iterator[subprocess.Popen[bytes]]:
     daemon = Path(sys.executable).parent / "dagster-daemon"
     with (home / "dagster" / DAEMON_LOG).open("wb") as log:
         process = subprocess.Popen(
-            [str(daemon), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT, stdout=log, stderr=log
+            [str(daemon), "run", "-w", str(ROOT / "workspace.yaml")],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            # A shell's background job ignores SIGINT, and so would the daemon: it stops on SIGINT.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             yield process
