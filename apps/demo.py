@@ -127,7 +127,7 @@ def main() -> None:
     alert_log.setFormatter(logging.Formatter("  alert (log channel): %(message)s"))
     logging.getLogger("mm_dagster.alerts").addHandler(alert_log)
 
-    from dagster import DagsterInstance, build_sensor_context
+    from dagster import DagsterInstance, RunsFilter, build_sensor_context
 
     from apps.definitions import config, defs
     from mm_dagster.alerts import CHECKS_ALERT
@@ -230,11 +230,16 @@ def main() -> None:
     print("  (! detected, ? potential)")
 
     print("\ngating (apps/gating.py):")
-    retrain = defs.resolve_sensor_def("fraud_retrain_on_drift")
-    with build_sensor_context(instance=instance, definitions=defs, resources={"mm": resource}) as context:
-        retrain_tick = retrain.evaluate_tick(context)
-    for request in retrain_tick.run_requests:
-        print(f"  fraud_retrain_on_drift requests fraud_retrain_job: run key {request.run_key}")
+    launched = instance.get_run_records(RunsFilter(tags={"dagster/sensor_name": "fraud_retrain_on_drift"}))
+    for record in launched:
+        run = record.dagster_run
+        print(f"  fraud_retrain_on_drift launched fraud_retrain_job: run {run.run_id[:8]} {run.status.value}")
+    if not launched:  # the sensor ticks every minute: show what its next tick requests
+        retrain = defs.resolve_sensor_def("fraud_retrain_on_drift")
+        with build_sensor_context(instance=instance, definitions=defs, resources={"mm": resource}) as context:
+            retrain_tick = retrain.evaluate_tick(context)
+        for request in retrain_tick.run_requests:
+            print(f"  fraud_retrain_on_drift's next tick requests fraud_retrain_job ({request.run_key})")
     promotion = defs.resolve_job_def("fraud_promotion_job").execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         instance=instance,
