@@ -184,3 +184,23 @@ def test_demo_runs_go_through_the_code_location(isolated_home: Path, monkeypatch
                 tags={"dagster/sensor_name": "mm_controller", ".dagster/repository": label}
             )
             assert len(instance.get_run_records(under_sensor)) == len(keys)
+
+
+def test_a_tick_with_only_windows_before_partitions_start_says_so(
+    isolated_home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    home = str(isolated_home)
+    mm = _seeded(home)
+    window = past_window(60)
+    _record(mm, window)
+    config = MonitoringConfig(apps=[HistogramDataDriftApplication()], partitions_start=window.end.isoformat())
+    resource = MonitoringResource(home=home)
+    defs = build_definitions(config, resource=resource, clock=fixed_clock(NOW))
+    with (
+        instance_for_test() as instance,
+        build_sensor_context(instance=instance, definitions=defs, resources={"mm": resource}) as context,
+    ):
+        result = defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
+    assert result.run_requests == []
+    assert result.skip_message == "1 windows with new events are before partitions_start"
+    assert "requesting 0 runs" in capfd.readouterr().err

@@ -73,6 +73,12 @@ def tick_decisions(
     return lines
 
 
+def _skip_reason(before_start: Sequence[Window]) -> str:
+    if before_start:
+        return f"{len(before_start)} windows with new events are before partitions_start"
+    return "no closed window with new events"
+
+
 def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDefinition:
     names = config.names
     silence = silence_lookback(config.apps)
@@ -101,6 +107,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
         stored = arrivals.spans(
             events_from=span.start - before_look_back, events_before=span.end, store_base_period=slot
         )
+        counts = window_counts(stored, config.base_period)
         plan = plan_requests(
             cursor,
             now=now,
@@ -108,7 +115,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             allowed_lateness=config.allowed_lateness,
             horizon=config.late_data_horizon,
             max_requests=config.max_catchup_windows,
-            counts=window_counts(stored, config.base_period),
+            counts=counts,
             silence_windows=silence,
         )
         backfill = f"backfill them from the UI (Jobs → {names.job} → partitions → Launch backfill)"
@@ -138,7 +145,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
                 f"{before_start[-1].key} are before partitions_start {config.start:%Y-%m-%d %H:%M} and "
                 "cannot be run: move MonitoringConfig.partitions_start earlier to analyse them"
             )
-        for line in tick_decisions(cursor, plan, window_counts(stored, config.base_period), config):
+        for line in tick_decisions(cursor, plan, counts, config):
             context.log.info(line)
         requests = [
             RunRequest(
@@ -167,7 +174,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             run_requests=requests,
             cursor=plan.cursor.to_json(),
             asset_events=[backlog],
-            skip_reason=None if requests else "no closed window with new events",
+            skip_reason=None if requests else _skip_reason(before_start),
         )
 
     return mm_controller
