@@ -101,7 +101,7 @@ def test_controller_ticks_log_requests_late_revisions_and_skips(
         first = tick(None)
         logged = capfd.readouterr().err
         assert "(144 closed windows): requesting 3 runs" in logged
-        assert f"3 new windows with events: {', '.join(w.key for w in windows)}" in logged
+        assert f"3 windows with new events: {', '.join(w.key for w in windows)}" in logged
         assert "skipped 141 windows without events" in logged
         _record(mm, windows[1], rows=20, seed=9)
         second = tick(first.cursor)
@@ -110,7 +110,7 @@ def test_controller_ticks_log_requests_late_revisions_and_skips(
         assert f"late events: window {windows[1].key} re-requested as revision 1 (120 events stored, 100" in (
             logged
         )
-        assert "skipped 2 windows already analysed with no new events" in logged
+        assert "skipped 2 windows already analysed, no new events" in logged
         third = tick(second.cursor)
         assert third.run_requests == []
         assert third.skip_message == "no closed window with new events"
@@ -202,5 +202,5 @@ def test_a_tick_with_only_windows_before_partitions_start_says_so(
     ):
         result = defs.resolve_sensor_def("mm_controller").evaluate_tick(context)
     assert result.run_requests == []
-    assert result.skip_message == "1 windows with new events are before partitions_start"
+    assert result.skip_message == "1 window with new events before partitions_start"
     assert "requesting 0 runs" in capfd.readouterr().err

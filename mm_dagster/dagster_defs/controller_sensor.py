@@ -31,6 +31,10 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 MAX_KEYS_LOGGED = 12
 
 
+def _windows(n: int) -> str:
+    return f"{n} window" if n == 1 else f"{n} windows"
+
+
 def _keys(windows: Sequence[Window]) -> str:
     shown = ", ".join(w.key for w in windows[:MAX_KEYS_LOGGED])
     return shown + (f" and {len(windows) - MAX_KEYS_LOGGED} more" if len(windows) > MAX_KEYS_LOGGED else "")
@@ -52,10 +56,10 @@ def tick_decisions(
     empty = [w for w in closed if w not in requested and w.key not in cursor.seen]
     lines = [
         f"look-back {plan.horizon:%Y-%m-%d %H:%M} to {plan.closed_end:%Y-%m-%d %H:%M} UTC "
-        f"({len(closed)} closed windows): requesting {len(runnable)} runs"
+        f"({len(closed)} closed windows): requesting {len(runnable)} run{'' if len(runnable) == 1 else 's'}"
     ]
     if new:
-        lines.append(f"{len(new)} new windows with events: {_keys(new)}")
+        lines.append(f"{_windows(len(new))} with new events: {_keys(new)}")
     for r in late[:MAX_KEYS_LOGGED]:
         before = cursor.seen[r.window.key].events if r.window.key in cursor.seen else 0
         lines.append(
@@ -63,19 +67,19 @@ def tick_decisions(
             f"({counts.get(r.window, 0)} events stored, {before} at its last analysis)"
         )
     if len(late) > MAX_KEYS_LOGGED:
-        lines.append(f"late events: {len(late) - MAX_KEYS_LOGGED} more windows re-requested")
+        lines.append(f"late events: {_windows(len(late) - MAX_KEYS_LOGGED)} more re-requested")
     if silent:
-        lines.append(f"{len(silent)} windows requested because endpoints went silent: {_keys(silent)}")
+        lines.append(f"{_windows(len(silent))} requested because endpoints went silent: {_keys(silent)}")
     if analysed:
-        lines.append(f"skipped {len(analysed)} windows already analysed with no new events")
+        lines.append(f"skipped {_windows(len(analysed))} already analysed, no new events")
     if empty:
-        lines.append(f"skipped {len(empty)} windows without events")
+        lines.append(f"skipped {_windows(len(empty))} without events")
     return lines
 
 
 def _skip_reason(before_start: Sequence[Window]) -> str:
     if before_start:
-        return f"{len(before_start)} windows with new events are before partitions_start"
+        return f"{_windows(len(before_start))} with new events before partitions_start"
     return "no closed window with new events"
 
 
