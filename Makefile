@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
+# Dagster wants an absolute DAGSTER_HOME: the demo's instance under MM_HOME (default ./.mm_home).
+MM_HOME ?= .mm_home
+ABS_MM_HOME := $(abspath $(MM_HOME))
+DAGSTER_ENV := MM_HOME=$(ABS_MM_HOME) DAGSTER_HOME=$(ABS_MM_HOME)/dagster PATH=$(abspath $(BIN)):$$PATH
 
-.PHONY: install demo test test-fast check lint typecheck contracts defs bench pictures dev serve clean
+.PHONY: install demo test test-fast check lint typecheck contracts defs bench pictures dev backfill serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(PY) -m apps.demo
+	MM_HOME=$(ABS_MM_HOME) $(PY) -m apps.demo
 
 # ruff, the type checker, the import-layer contracts and the Dagster definitions, then every test.
 test: check
@@ -58,14 +62,24 @@ bench: install
 # The monitoring service (dashboard, HTTP ingestion, results API, /metrics) on the demo's stores.
 SERVE_PORT ?= 8080
 serve: install
-	MM_UI_URL=$${MM_UI_URL:-http://127.0.0.1:$(SERVE_PORT)} $(BIN)/mm serve --port $(SERVE_PORT)
+	MM_HOME=$(ABS_MM_HOME) MM_UI_URL=$${MM_UI_URL:-http://127.0.0.1:$(SERVE_PORT)} $(BIN)/mm serve --port $(SERVE_PORT)
 
 # The README's pictures of each built-in app, from the demo's results (run `make demo` first).
 pictures: install
 	$(PY) docs/pictures.py
 
+# The Dagster UI and daemon on the demo's instance: `make dev PORT=3001` for another port.
 dev: install
-	DAGSTER_HOME=$${MM_HOME:-$(CURDIR)/.mm_home}/dagster $(BIN)/dagster dev -w workspace.yaml -p $(PORT)
+	mkdir -p $(ABS_MM_HOME)/dagster
+	cd $(CURDIR) && $(DAGSTER_ENV) $(BIN)/dg dev --port $(PORT)
+
+# Re-analyse one window or a range as one run: `make backfill PARTITION=2026-12-01-10:00
+# [TO=2026-12-01-12:00]` (window keys in UTC; the range is inclusive).
+backfill: install
+	@test -n "$(PARTITION)" || { echo "usage: make backfill PARTITION=<window key, e.g. 2026-12-01-10:00> [TO=<window key>]" >&2; exit 2; }
+	mkdir -p $(ABS_MM_HOME)/dagster
+	cd $(CURDIR) && $(DAGSTER_ENV) $(BIN)/dg launch --job mm_monitoring_job \
+		$(if $(TO),--partition-range '$(PARTITION)...$(TO)',--partition '$(PARTITION)')
 
 clean:
 	rm -rf $(VENV) .mm_home

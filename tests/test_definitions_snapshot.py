@@ -7,12 +7,26 @@ then explain the diff in the commit.
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetsDefinition, Definitions, TimeWindowPartitionsDefinition
 
+from mm_dagster.core.clock import utcnow
+from mm_dagster.dagster_defs.config import default_partitions_start
+
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+
+
+def _start(start: datetime) -> str:
+    """The default `partitions_start` moves with the load time; the snapshot records the rule."""
+    from apps.definitions import config
+
+    history = max(config.partitions_history, config.late_data_horizon)
+    if start == default_partitions_start(utcnow(), history):
+        return f"start of the UTC day {history.days} days before load"
+    return start.isoformat()
 
 
 def _partitions(partitions_def: object) -> dict[str, Any] | None:
@@ -21,7 +35,7 @@ def _partitions(partitions_def: object) -> dict[str, Any] | None:
     assert isinstance(partitions_def, TimeWindowPartitionsDefinition)
     return {
         "cron": partitions_def.cron_schedule,
-        "start": partitions_def.start.isoformat(),
+        "start": _start(partitions_def.start),
         "timezone": partitions_def.timezone,
         "fmt": partitions_def.fmt,
     }

@@ -52,7 +52,11 @@ def build_alert_wiring(config: MonitoringConfig, clock: Clock) -> tuple[WindowHo
         minimum_interval_seconds=DELIVERY_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
         required_resource_keys={names.resource_key},
-        description="Delivers queued alert notifications, retrying failed channels with backoff.",
+        description=(
+            "Delivers the alert notifications the monitoring runs queue, retrying failed channels "
+            "with backoff; each tick logs what it sent, retried or gave up on. Stop it to hold "
+            "notifications (they stay queued)."
+        ),
     )
     def mm_alert_delivery(context: SensorEvaluationContext) -> SkipReason:
         resource = getattr(context.resources, names.resource_key)
@@ -60,6 +64,8 @@ def build_alert_wiring(config: MonitoringConfig, clock: Clock) -> tuple[WindowHo
         report = alert_service_for(resource.monitoring, config, clock).deliver_due()
         for line in report.lines:
             context.log.info(line)
-        return SkipReason(f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}")
+        summary = f"sent {report.sent}, retrying {report.retrying}, gave up {report.failed}"
+        context.log.info(f"notifications: {summary}")
+        return SkipReason(summary)
 
     return on_window, mm_alert_delivery

@@ -9,12 +9,18 @@ from dagster import AssetKey
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.alerting import AlertConfig, Channel
+from mm_dagster.core.clock import utcnow
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.windows import to_utc, validate_base_period
 from mm_dagster.events.maintenance import DEFAULT_RETENTION
 
 MIN_SENSOR_INTERVAL_SECONDS = 30
 PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def default_partitions_start(now: datetime, history: timedelta) -> datetime:
+    """The start of the UTC day `history` before `now`."""
+    return to_utc(now - history).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,11 @@ class MonitoringConfig:
     - `late_data_horizon`: events arriving for windows older than this (before the newest closed
       window) are not re-analysed automatically; a backfill covers them.
     - `partitions_start`: the first window Dagster knows (older windows cannot be backfilled).
+      Default: the start of the UTC day `partitions_history` before the code location loads, so
+      the UI's partitions cover what the controller and a recent backfill can reach, not a fixed
+      date that grows a longer "missing" tail every day. Give a date to reach further back.
+    - `partitions_history`: how far back the default `partitions_start` reaches (default 1 day;
+      never less than `late_data_horizon`, the controller's own reach).
     - `alerts`: `AlertConfig`s evaluated on every stored result and app failure.
     - `check_notifications`: channels told once per failed check and window (ERROR severity,
       and WARN too with `check_notifications_on_warn`).
@@ -86,6 +97,8 @@ class MonitoringConfig:
     - `retention`: events older than this are deleted by the maintenance job (default 30 days;
       results and metrics are kept); `maintenance_cron`: when that job runs (UTC, hourly).
     - `owners`: the Dagster owners of the monitoring assets (`team:<name>` or e-mail addresses).
+    - `controller_interval_seconds`: how often the controller sensor ticks (default one
+      `base_period`; at least 30 s). Shorter picks closed windows and late events up sooner.
     - `prefix`: set it to put two configs in one code location (asset keys `mm/<prefix>/...`,
       resource key `mm_<prefix>`, job and sensors `mm_<prefix>_...`).
     """
@@ -95,7 +108,8 @@ class MonitoringConfig:
     allowed_lateness: timedelta = timedelta(minutes=1)
     max_catchup_windows: int = 144
     late_data_horizon: timedelta = timedelta(days=1)
-    partitions_start: datetime | str = "2026-01-01"
+    partitions_start: datetime | str | None = None
+    partitions_history: timedelta = timedelta(days=1)
     sensor_running_by_default: bool = True
     alerts: Sequence[AlertConfig] = field(default_factory=list)
     check_notifications: Sequence[Channel] = field(default_factory=list)
@@ -107,6 +121,7 @@ class MonitoringConfig:
     retention: timedelta = DEFAULT_RETENTION
     maintenance_cron: str = "17 * * * *"
     max_run_seconds: int = 4 * 3600  # Dagster's `dagster/max_runtime` on monitoring runs
+    controller_interval_seconds: int | None = None
 
     def __post_init__(self) -> None:
         validate_base_period(self.base_period)
@@ -119,11 +134,22 @@ class MonitoringConfig:
             )
         if self.max_catchup_windows < 1:
             raise MonitoringError(f"max_catchup_windows must be >= 1, got {self.max_catchup_windows}")
+        interval = self.controller_interval_seconds
+        if interval is not None and interval < MIN_SENSOR_INTERVAL_SECONDS:
+            raise MonitoringError(
+                f"controller_interval_seconds must be >= {MIN_SENSOR_INTERVAL_SECONDS}, got {interval}"
+            )
         if self.retention <= timedelta(0):
             raise MonitoringError(f"retention must be positive, got {self.retention}")
         if self.prefix and not PREFIX.fullmatch(self.prefix):
             raise MonitoringError(f"prefix {self.prefix!r} must match {PREFIX.pattern}")
-        self.partitions_start = to_utc(self.partitions_start)
+        if self.partitions_history <= timedelta(0):
+            raise MonitoringError(f"partitions_history must be positive, got {self.partitions_history}")
+        self.partitions_start = (
+            default_partitions_start(utcnow(), max(self.partitions_history, self.late_data_horizon))
+            if self.partitions_start is None
+            else to_utc(self.partitions_start)
+        )
         names = [app.name for app in self.apps]
         if len(set(names)) != len(names):
             raise MonitoringError(f"two apps share a NAME: {names}")
@@ -136,8 +162,11 @@ class MonitoringConfig:
 
     @property
     def start(self) -> datetime:
+        assert self.partitions_start is not None  # set in __post_init__
         return to_utc(self.partitions_start)
 
     @property
     def sensor_interval_seconds(self) -> int:
+        if self.controller_interval_seconds is not None:
+            return self.controller_interval_seconds
         return max(self.base_period * 60, MIN_SENSOR_INTERVAL_SECONDS)

@@ -1,6 +1,7 @@
 """The controller: a sensor that requests one run per closed window (spec §5). The decisions are
 `core.controller.plan_requests`; this module only reads the arrival log and talks to Dagster."""
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from dagster import (
@@ -15,11 +16,71 @@ from dagster import (
 
 from mm_dagster.applications.base import silence_lookback
 from mm_dagster.core.clock import Clock
-from mm_dagster.core.controller import ControllerCursor, look_back, plan_requests, window_counts
-from mm_dagster.core.windows import Window
+from mm_dagster.core.controller import (
+    ControllerCursor,
+    ControllerPlan,
+    look_back,
+    plan_requests,
+    window_counts,
+)
+from mm_dagster.core.windows import Window, windows_between
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS
 from mm_dagster.dagster_defs.config import MonitoringConfig
 from mm_dagster.dagster_defs.resources import MonitoringResource
+
+MAX_KEYS_LOGGED = 12
+
+
+def _windows(n: int) -> str:
+    return f"{n} window" if n == 1 else f"{n} windows"
+
+
+def _keys(windows: Sequence[Window]) -> str:
+    shown = ", ".join(w.key for w in windows[:MAX_KEYS_LOGGED])
+    return shown + (f" and {len(windows) - MAX_KEYS_LOGGED} more" if len(windows) > MAX_KEYS_LOGGED else "")
+
+
+def tick_decisions(
+    cursor: ControllerCursor, plan: ControllerPlan, counts: Mapping[Window, int], config: MonitoringConfig
+) -> list[str]:
+    """What a tick decided, in words for its log: the windows it requests (new, re-analysed
+    because late events arrived, silent) and the closed windows it skips, with why."""
+    assert plan.horizon is not None and plan.closed_end is not None  # set by plan_requests
+    closed = list(windows_between(plan.horizon, plan.closed_end, config.base_period))
+    runnable = [r for r in plan.requests if r.window.start >= config.start]
+    new = [r.window for r in runnable if r.revision == 0 and counts.get(r.window, 0)]
+    silent = [r.window for r in runnable if r.revision == 0 and not counts.get(r.window, 0)]
+    late = [r for r in runnable if r.revision > 0]
+    requested = {r.window for r in plan.requests} | set(plan.due)
+    analysed = [w for w in closed if w not in requested and w.key in cursor.seen]
+    empty = [w for w in closed if w not in requested and w.key not in cursor.seen]
+    lines = [
+        f"look-back {plan.horizon:%Y-%m-%d %H:%M} to {plan.closed_end:%Y-%m-%d %H:%M} UTC "
+        f"({len(closed)} closed windows): requesting {len(runnable)} run{'' if len(runnable) == 1 else 's'}"
+    ]
+    if new:
+        lines.append(f"{_windows(len(new))} with new events: {_keys(new)}")
+    for r in late[:MAX_KEYS_LOGGED]:
+        before = cursor.seen[r.window.key].events if r.window.key in cursor.seen else 0
+        lines.append(
+            f"late events: window {r.window.key} re-requested as revision {r.revision} "
+            f"({counts.get(r.window, 0)} events stored, {before} at its last analysis)"
+        )
+    if len(late) > MAX_KEYS_LOGGED:
+        lines.append(f"late events: {_windows(len(late) - MAX_KEYS_LOGGED)} more re-requested")
+    if silent:
+        lines.append(f"{_windows(len(silent))} requested because endpoints went silent: {_keys(silent)}")
+    if analysed:
+        lines.append(f"skipped {_windows(len(analysed))} already analysed, no new events")
+    if empty:
+        lines.append(f"skipped {_windows(len(empty))} without events")
+    return lines
+
+
+def _skip_reason(before_start: Sequence[Window]) -> str:
+    if before_start:
+        return f"{_windows(len(before_start))} with new events before partitions_start"
+    return "no closed window with new events"
 
 
 def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDefinition:
@@ -50,6 +111,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
         stored = arrivals.spans(
             events_from=span.start - before_look_back, events_before=span.end, store_base_period=slot
         )
+        counts = window_counts(stored, config.base_period)
         plan = plan_requests(
             cursor,
             now=now,
@@ -57,7 +119,7 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
             allowed_lateness=config.allowed_lateness,
             horizon=config.late_data_horizon,
             max_requests=config.max_catchup_windows,
-            counts=window_counts(stored, config.base_period),
+            counts=counts,
             silence_windows=silence,
         )
         backfill = f"backfill them from the UI (Jobs → {names.job} → partitions → Launch backfill)"
@@ -87,6 +149,8 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
                 f"{before_start[-1].key} are before partitions_start {config.start:%Y-%m-%d %H:%M} and "
                 "cannot be run: move MonitoringConfig.partitions_start earlier to analyse them"
             )
+        for line in tick_decisions(cursor, plan, counts, config):
+            context.log.info(line)
         requests = [
             RunRequest(
                 run_key=r.run_key,
@@ -110,6 +174,11 @@ def build_controller_sensor(config: MonitoringConfig, clock: Clock) -> SensorDef
                 "history_events_not_requested": history_events,
             },
         )
-        return SensorResult(run_requests=requests, cursor=plan.cursor.to_json(), asset_events=[backlog])
+        return SensorResult(
+            run_requests=requests,
+            cursor=plan.cursor.to_json(),
+            asset_events=[backlog],
+            skip_reason=None if requests else _skip_reason(before_start),
+        )
 
     return mm_controller

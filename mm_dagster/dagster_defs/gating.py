@@ -174,6 +174,10 @@ def build_persistence_sensor(
             since = decision.active_since.isoformat()
             cursor[endpoint_id] = since
             if decision.act:
+                context.log.info(
+                    f"{app}/{result} detected in {k} of the last {n} windows of "
+                    f"{names.get(endpoint_id, endpoint_id)} since {since}: requesting {job_name}"
+                )
                 requests.append(
                     RunRequest(
                         run_key=f"{name}:{endpoint_id}:{since}",
@@ -186,6 +190,10 @@ def build_persistence_sensor(
                         },
                     )
                 )
+        context.log.info(
+            f"{len(history)} endpoints with {app}/{result} results, {len(cursor)} in an episode, "
+            f"{len(requests)} runs requested"
+        )
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 
     return persistence_sensor
