@@ -24,6 +24,7 @@ from mm_dagster.applications import (
 )
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.controller import ControllerCursor
+from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.checks import CHECK_NAME, plain_value, window_checks
@@ -162,6 +163,9 @@ def test_materialize_window_and_apps_for_a_partition(seeded: Monitoring, home: s
         assert set(row["drifting_features"].split(", ")) == {"f0", "f1", "f2", "f3"}
         assert drift_check.metadata["page_drifty"].value.endswith("?app=histogram-data-drift")
         assert "drifty: feature_drift detected" in drift_check.metadata["flagged"].value
+        # the run succeeded (green) but its tags say what it found
+        tags = instance.get_run_by_id(result.run_id).tags  # type: ignore[union-attr]
+        assert tags["mm/histogram-data-drift"] == "detected"
         prediction = evaluations[results_key("histogram-data-drift"), "prediction_drift_within_thresholds"]
         assert prediction.passed
         dummy = evaluations[results_key("serving-monitoring"), CHECK_NAME]
@@ -517,3 +521,26 @@ def test_artifacts_are_named_by_endpoint_name(seeded: Monitoring, home: str) -> 
     artifacts = sorted(k for k in meta if k.startswith("artifact_"))
     assert artifacts == ["artifact_summary-calm", "artifact_summary-drifty"]
     assert Path(str(meta["artifact_summary-calm"].value)).read_text() == "rows=300"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "failures", "tag"),
+    [
+        ([], {}, "no_results"),
+        ([], {"e9": "boom"}, "app_failed"),
+        ([ResultStatusApp.no_detection], {"e9": "boom"}, "app_failed"),
+        ([ResultStatusApp.potential_detection], {"e9": "boom"}, "potential_detection"),
+        ([ResultStatusApp.no_detection, ResultStatusApp.detected], {}, "detected"),
+    ],
+)
+def test_run_status_tag(statuses: list[ResultStatusApp], failures: dict[str, str], tag: str) -> None:
+    from mm_dagster.core.outputs import ModelMonitoringApplicationResult
+    from mm_dagster.core.report import AppWindowReport
+    from mm_dagster.core.schemas import ResultKindApp
+    from mm_dagster.dagster_defs.assets import run_status_tag
+
+    report = AppWindowReport("app", past_window(60), failures=failures)
+    for i, status in enumerate(statuses):
+        result = ModelMonitoringApplicationResult("r", 0.5, ResultKindApp.data_drift, status)
+        report.outputs[f"e{i}"] = ([result], [])
+    assert run_status_tag([report]) == tag

@@ -58,6 +58,25 @@ class WindowOutcome:
 WindowHook = Callable[[Monitoring, WindowOutcome], None]
 
 
+def run_status_tag(reports: Sequence[AppWindowReport]) -> str:
+    """The worst status of any endpoint (or segment) over the run's windows, as a tag value;
+    `app_failed` when the app failed somewhere and found nothing worse than no detection."""
+    statuses = [s for r in reports for s in [*r.statuses().values(), *r.segment_statuses().values()]]
+    failed = any(r.failures for r in reports)
+    worst = max(statuses, default=None)
+    if failed and (worst is None or worst < ResultStatusApp.potential_detection):
+        return "app_failed"
+    return "no_results" if worst is None else worst.name
+
+
+def tag_run_with_status(
+    context: AssetExecutionContext, app_name: str, reports: Sequence[AppWindowReport]
+) -> None:
+    """`mm/<app>: detected` on the run: a run that found drift succeeds (green) in the runs list,
+    and this tag is what says it found something."""
+    context.instance.add_run_tags(context.run.run_id, {f"mm/{app_name}": run_status_tag(reports)})
+
+
 def windows_of_run(context: AssetExecutionContext) -> list[Window]:
     """The windows a run covers: one for a single partition, several for a backfill range."""
     time_window = context.partition_time_window
@@ -343,6 +362,7 @@ def build_app_assets(
                     "errors": "\n".join(e for r in failed_everywhere for e in list(r.failures.values())[:5])
                 },
             )
+        tag_run_with_status(context, app_name, reports)
         selected = context.selected_asset_keys
         for report in reports:
             if r_key in selected:
