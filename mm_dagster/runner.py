@@ -30,6 +30,7 @@ from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.readonly import freeze
 from mm_dagster.applications.silence import empty_sample
 from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import AppOutputError
 from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
@@ -92,6 +93,13 @@ class CallOutcome:
 def track(app: ModelMonitoringApplicationBase, context: MonitoringApplicationContext) -> CallOutcome:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
     outputs = normalise_outputs(app.do_tracking(context))
+    declared = type(app).RESULT_NAMES
+    undeclared = sorted({r.name for r in outputs[0]} - set(declared)) if declared else []
+    if undeclared:
+        raise AppOutputError(
+            f"do_tracking returned result(s) {undeclared} not among the app's RESULT_NAMES "
+            f"{list(declared)}: declare them, so that a Dagster check watches them"
+        )
     return CallOutcome(outputs, context.artifact_uris, context.histograms)
 
 

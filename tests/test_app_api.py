@@ -271,3 +271,28 @@ def test_cli_report_app_name_is_checked_by_the_store(mm: Monitoring, endpoint: M
         mm.write_endpoint_report(endpoint.name, app="../../x")
     root = Path(mm.settings.artifacts_root)
     assert not list(root.parent.parent.rglob("endpoint-report-*"))
+
+
+class DeclaresOne(ModelMonitoringApplicationBase):
+    RESULT_NAMES = ("declared",)
+
+    def do_tracking(
+        self, monitoring_context: MonitoringApplicationContext
+    ) -> list[ModelMonitoringApplicationResult]:
+        return [
+            ModelMonitoringApplicationResult(
+                "declared", 0.1, ResultKindApp.data_drift, ResultStatusApp.no_detection
+            ),
+            ModelMonitoringApplicationResult(
+                "surprise", 0.9, ResultKindApp.data_drift, ResultStatusApp.detected
+            ),
+        ]
+
+
+def test_a_result_of_an_undeclared_name_is_an_output_error(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
+    mm.record_events(endpoint.name, traffic_frame(100, window.start, window.end, seed=1))
+    (report,) = mm.run_window([DeclaresOne()], window)
+    assert not report.outputs
+    assert "['surprise'] not among the app's RESULT_NAMES ['declared']" in report.failures[endpoint.id]

@@ -36,7 +36,8 @@ class ModelMonitoringApplicationBase(ABC):
     # which). False: endpoint-wide only (e.g. for an app too costly to run 50 times a window).
     run_per_segment: bool = True
     # The result names the app reports. Declared, each gets its own Dagster check on the app's
-    # results asset (`<name>_within_thresholds`); results of other names are checked by none.
+    # results asset (`<name>_within_thresholds`), and a result of another name is an output
+    # error (recorded as the app's failure for that endpoint), never a result no check watches.
     # Empty (the default): one `within_thresholds` check over all the app's results.
     RESULT_NAMES: ClassVar[tuple[str, ...]] = ()
 
