@@ -28,6 +28,24 @@ def _segment_column() -> sa.Column[str]:
     return sa.Column("segment", _SEGMENT, primary_key=True, default="", server_default="")
 
 
+def _series_key_columns() -> list[sa.Column[Any]]:
+    """What names a result or metric series: (endpoint_id, app, name, segment)."""
+    return [
+        sa.Column("endpoint_id", _ID, primary_key=True),
+        sa.Column("app", _NAME, primary_key=True),
+        sa.Column("name", _NAME, primary_key=True),
+        _segment_column(),
+    ]
+
+
+def _head_window_columns() -> list[sa.Column[datetime]]:
+    """The window a series' head row is of (not part of the key: one head per series)."""
+    return [
+        sa.Column("window_start", sa.DateTime, nullable=False),
+        sa.Column("window_end", sa.DateTime, nullable=False),
+    ]
+
+
 def _window_columns() -> list[sa.Column[datetime]]:
     return [
         sa.Column("window_start", sa.DateTime, primary_key=True),
@@ -88,10 +106,7 @@ segment_references = sa.Table(
 results = sa.Table(
     "mm_results",
     metadata,
-    sa.Column("endpoint_id", _ID, primary_key=True),
-    sa.Column("app", _NAME, primary_key=True),
-    sa.Column("name", _NAME, primary_key=True),
-    _segment_column(),
+    *_series_key_columns(),
     *_window_columns(),
     sa.Column("kind", sa.SmallInteger, nullable=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
@@ -106,10 +121,7 @@ results = sa.Table(
 metrics = sa.Table(
     "mm_metrics",
     metadata,
-    sa.Column("endpoint_id", _ID, primary_key=True),
-    sa.Column("app", _NAME, primary_key=True),
-    sa.Column("name", _NAME, primary_key=True),
-    _segment_column(),
+    *_series_key_columns(),
     *_window_columns(),
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
@@ -124,12 +136,8 @@ metrics = sa.Table(
 result_heads = sa.Table(
     "mm_result_heads",
     metadata,
-    sa.Column("endpoint_id", _ID, primary_key=True),
-    sa.Column("app", _NAME, primary_key=True),
-    sa.Column("name", _NAME, primary_key=True),
-    _segment_column(),
-    sa.Column("window_start", sa.DateTime, nullable=False),
-    sa.Column("window_end", sa.DateTime, nullable=False),
+    *_series_key_columns(),
+    *_head_window_columns(),
     sa.Column("kind", sa.SmallInteger, nullable=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("value", sa.Float, nullable=False),
@@ -139,12 +147,8 @@ result_heads = sa.Table(
 metric_heads = sa.Table(
     "mm_metric_heads",
     metadata,
-    sa.Column("endpoint_id", _ID, primary_key=True),
-    sa.Column("app", _NAME, primary_key=True),
-    sa.Column("name", _NAME, primary_key=True),
-    _segment_column(),
-    sa.Column("window_start", sa.DateTime, nullable=False),
-    sa.Column("window_end", sa.DateTime, nullable=False),
+    *_series_key_columns(),
+    *_head_window_columns(),
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
