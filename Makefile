@@ -62,6 +62,7 @@ bench: install
 # The monitoring service (dashboard, HTTP ingestion, results API, /metrics) on the demo's stores.
 SERVE_PORT ?= 8080
 serve: install
+	$(BIN)/mm --home $(ABS_MM_HOME) init
 	MM_HOME=$(ABS_MM_HOME) MM_UI_URL=$${MM_UI_URL:-http://127.0.0.1:$(SERVE_PORT)} $(BIN)/mm serve --port $(SERVE_PORT)
 
 # The README's pictures of each built-in app, from the demo's results (run `make demo` first).
