@@ -23,9 +23,10 @@ install: $(STAMP)
 demo: install
 	MM_HOME=$(ABS_MM_HOME) $(PY) -m apps.demo
 
-# ruff, the type checker, the import-layer contracts and the Dagster definitions, then every test.
+# ruff, the type checker, the import-layer contracts and the Dagster definitions, then every test,
+# on two workers (a test file stays on one worker: the database-server tests share a database).
 test: check
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The same checks and the tests not marked slow (no webserver, browser or crash subprocesses),
 # on two workers (a test file stays on one worker: the database-server tests share a database).

@@ -129,9 +129,15 @@ def open_page(page: Any, url: str, wait_for: str) -> None:
 
 
 def skip_first_visit_dialog(page: Any) -> None:
-    """Dagster greets a new browser profile with a community dialog: skip it once."""
+    """Dagster greets a new browser profile with a community dialog: skip it once, if it comes
+    (it may not on a slow first load; later pages skip it when they see it)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     skip = page.get_by_role("button", name="Skip")
-    skip.first.wait_for(timeout=15_000)
+    try:
+        skip.first.wait_for(timeout=15_000)
+    except PlaywrightTimeout:
+        return
     skip.first.click()
 
 
