@@ -135,8 +135,8 @@ def endpoint_page(
         results=results,
         metrics=mm.results.metrics(endpoint.id, start=begin, end=stop),
         previous_metrics=mm.results.metrics(endpoint.id, start=begin - period, end=begin),
-        traffic=queries.windows_per_slot(mm.engine, endpoint.id, begin, stop),
-        previous_traffic=queries.windows_per_slot(mm.engine, endpoint.id, begin - period, begin),
+        traffic=mm.arrivals.slot_counts(endpoint.id, begin, stop),
+        previous_traffic=mm.arrivals.slot_counts(endpoint.id, begin - period, begin),
         thresholds=state.settings.thresholds,
         changes=version_changes(results, mm.endpoints.reference_history(endpoint.id), begin, stop),
     )

@@ -181,11 +181,13 @@ class ArrivalLog:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def event_counts(self, endpoint_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
-        """Events per arrival slot of one endpoint with slot start in [start, end)."""
+    def slot_counts(
+        self, endpoint_id: str, start: datetime, end: datetime
+    ) -> dict[datetime, tuple[int, int]]:
+        """(events, errors) per arrival slot of one endpoint with slot start in [start, end)."""
         a = db.arrivals
         query = (
-            sa.select(a.c.slot_start, sa.func.sum(a.c.events))
+            sa.select(a.c.slot_start, sa.func.sum(a.c.events), sa.func.sum(a.c.errors))
             .where(
                 a.c.endpoint_id == endpoint_id,
                 a.c.slot_start >= db.to_db_time(start),
@@ -194,7 +196,11 @@ class ArrivalLog:
             .group_by(a.c.slot_start)
         )
         with self.engine.connect() as conn:
-            return {db.from_db_time(slot): int(n) for slot, n in conn.execute(query)}
+            return {db.from_db_time(slot): (int(n), int(e)) for slot, n, e in conn.execute(query)}
+
+    def event_counts(self, endpoint_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
+        """Events per arrival slot of one endpoint with slot start in [start, end)."""
+        return {slot: events for slot, (events, _) in self.slot_counts(endpoint_id, start, end).items()}
 
     def expire(self, slot_before: datetime) -> int:
         """Forget arrivals of slots before `slot_before` (retention; the controller only looks

@@ -123,21 +123,3 @@ def series_names(engine: Engine, endpoint_id: str) -> list[tuple[SeriesKind, str
         for app, name, segment in stored_series(engine, kind, endpoint_id)
         if segment == ENDPOINT_WIDE
     )
-
-
-def windows_per_slot(
-    engine: Engine, endpoint_id: str, start: datetime, end: datetime
-) -> dict[datetime, tuple[int, int]]:
-    """(events, errors) per arrival slot of one endpoint with slot start in [start, end)."""
-    a = db.arrivals
-    query = (
-        sa.select(a.c.slot_start, sa.func.sum(a.c.events), sa.func.sum(a.c.errors))
-        .where(
-            a.c.endpoint_id == endpoint_id,
-            a.c.slot_start >= db.to_db_time(start),
-            a.c.slot_start < db.to_db_time(end),
-        )
-        .group_by(a.c.slot_start)
-    )
-    with engine.connect() as conn:
-        return {db.from_db_time(slot): (int(n), int(e)) for slot, n, e in conn.execute(query)}
