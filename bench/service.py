@@ -55,40 +55,34 @@ def stamped(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     return out
 
 
+def timed_batches(record: Any, worker: int, prefix: str, seconds: float) -> list[float]:
+    """`record` one warm-up batch, then batches back to back for `seconds`: each one's latency."""
+    frame = batch(worker)
+    record(stamped(frame, f"warm-{prefix}-{worker}"))
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < deadline:
+        body = stamped(frame, f"{prefix}-{worker}-{n}-{os.getpid()}")
+        started = time.perf_counter()
+        record(body)
+        latencies.append(time.perf_counter() - started)
+        n += 1
+    return latencies
+
+
 def in_process_writer(home: str, worker: int, seconds: float, results: Any) -> None:
     from mm_dagster.monitoring import Monitoring
 
-    frame = batch(worker)
-    latencies: list[float] = []
     with Monitoring(home=home) as mm:
-        mm.record_events(ENDPOINT, stamped(frame, f"warm-{worker}"))
-        deadline = time.perf_counter() + seconds
-        n = 0
-        while time.perf_counter() < deadline:
-            body = stamped(frame, f"local-{worker}-{n}")
-            started = time.perf_counter()
-            mm.record_events(ENDPOINT, body)
-            latencies.append(time.perf_counter() - started)
-            n += 1
-    results.put(latencies)
+        results.put(timed_batches(lambda b: mm.record_events(ENDPOINT, b), worker, "local", seconds))
 
 
 def http_writer(base: str, token: str, worker: int, seconds: float, results: Any) -> None:
     from mm_dagster.client import MonitoringClient
 
-    frame = batch(worker)
-    latencies: list[float] = []
     with MonitoringClient(base, token, timeout=60) as client:
-        client.record_events(ENDPOINT, stamped(frame, f"warm-http-{worker}"))
-        deadline = time.perf_counter() + seconds
-        n = 0
-        while time.perf_counter() < deadline:
-            body = stamped(frame, f"http-{worker}-{n}-{os.getpid()}")
-            started = time.perf_counter()
-            client.record_events(ENDPOINT, body)
-            latencies.append(time.perf_counter() - started)
-            n += 1
-    results.put(latencies)
+        results.put(timed_batches(lambda b: client.record_events(ENDPOINT, b), worker, "http", seconds))
 
 
 def run_clients(
