@@ -31,7 +31,7 @@ from mm_dagster.events.recorder import (
 )
 from mm_dagster.events.validation import EventRules
 from mm_dagster.reports.endpoint_page import render_endpoint_page
-from mm_dagster.reports.html import ensure_plotly_js
+from mm_dagster.reports.html import PLOTLY_JS, plotly_js
 from mm_dagster.runner import run_apps_on_window
 from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.artifact_store import ArtifactStore
@@ -71,13 +71,21 @@ class StorageSettings:
     | database_url | `MM_DATABASE_URL` | `sqlite:///<home>/mm.db` |
     | events_root | `MM_EVENTS_ROOT` | `<home>/events` |
     | artifacts_root | `MM_ARTIFACTS_ROOT` | `<home>/artifacts` |
+    | references_root | `MM_REFERENCES_ROOT` | `<home>/references` |
+    | spool_dir | `MM_SPOOL_DIR` | `<home>/spool` |
     | base_period | (the `MonitoringConfig`'s) | 10 minutes |
+
+    The roots are local paths or pyarrow filesystem URIs (`s3://bucket/prefix`); the home holds
+    only the defaults, so with every setting given nothing is written under it. The spool (a
+    recorder's batches while the store is unreachable) must be on local disk.
     """
 
     home: str
     database_url: str
     events_root: str
     artifacts_root: str
+    references_root: str
+    spool_dir: str
     base_period: int = DEFAULT_BASE_PERIOD
 
     @classmethod
@@ -89,15 +97,26 @@ class StorageSettings:
         artifacts_root: str | None = None,
         base_period: int = DEFAULT_BASE_PERIOD,
         environ: Mapping[str, str] | None = None,
+        *,
+        references_root: str | None = None,
+        spool_dir: str | None = None,
     ) -> "StorageSettings":
         """Empty or None values fall back to the environment, then to the defaults above."""
         env = os.environ if environ is None else environ
         home = str(Path(home or env.get("MM_HOME") or DEFAULT_HOME).absolute())
+        spool_dir = spool_dir or env.get("MM_SPOOL_DIR") or f"{home}/spool"
+        if "://" in spool_dir:
+            raise MonitoringError(
+                f"spool_dir (MM_SPOOL_DIR) must be a local directory, got {spool_dir!r}: the spool "
+                "keeps batches while the event store is unreachable"
+            )
         return cls(
             home=home,
             database_url=database_url or env.get("MM_DATABASE_URL") or f"sqlite:///{home}/mm.db",
             events_root=events_root or env.get("MM_EVENTS_ROOT") or f"{home}/events",
             artifacts_root=artifacts_root or env.get("MM_ARTIFACTS_ROOT") or f"{home}/artifacts",
+            references_root=references_root or env.get("MM_REFERENCES_ROOT") or f"{home}/references",
+            spool_dir=str(Path(spool_dir).absolute()),
             base_period=validate_base_period(base_period),
         )
 
@@ -117,13 +136,19 @@ class Monitoring:
         database_url: str | None = None,
         events_root: str | None = None,
         artifacts_root: str | None = None,
+        references_root: str | None = None,
         base_period: int = DEFAULT_BASE_PERIOD,
         clock: Clock = utcnow,
         event_rules: EventRules | None = None,
         label_horizon: timedelta = DEFAULT_LABEL_HORIZON,
     ) -> None:
         self.settings = settings or StorageSettings.resolve(
-            home, database_url, events_root, artifacts_root, base_period
+            home,
+            database_url,
+            events_root,
+            artifacts_root,
+            base_period,
+            references_root=references_root,
         )
         self.clock = clock
         self.engine = create_engine(self.settings.database_url)
@@ -145,7 +170,7 @@ class Monitoring:
         self.invalid_events = InvalidEventLog(self.engine, clock)
         self.results = ResultsStore(self.engine, clock)
         self.artifacts = ArtifactStore(self.settings.artifacts_root, self.engine, clock)
-        self.references = ReferenceStore(f"{self.settings.home}/references")
+        self.references = ReferenceStore(self.settings.references_root)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -273,11 +298,12 @@ class Monitoring:
         handle_signals: bool = True,
     ) -> EventRecorder:
         """A background recorder for a serving process (see `events.recorder`). Its spool
-        (default `<home>/spool`) must be on local disk: it holds batches while the store is down."""
+        (default `settings.spool_dir`) must be on local disk: it holds batches while the store is
+        down."""
         return EventRecorder(
             self.ingestor,
             self.invalid_events,
-            Spool(spool_dir or f"{self.settings.home}/spool", spool_max_bytes),
+            Spool(spool_dir or self.settings.spool_dir, spool_max_bytes),
             max_events=max_events,
             max_seconds=max_seconds,
             max_buffered=max_buffered,
@@ -429,7 +455,7 @@ class Monitoring:
             suffix=".html",
             endpoint_id=ep.id,
         )
-        ensure_plotly_js(self.artifacts.app_dir(app))
+        self.artifacts.ensure(app, PLOTLY_JS, plotly_js)
         return uri
 
 

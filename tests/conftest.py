@@ -28,7 +28,15 @@ assert all(validate_base_period(bp) == bp for bp in BASE_PERIODS)
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own MM_HOME; no test reads the developer's environment."""
-    for name in ("MM_DATABASE_URL", "MM_EVENTS_ROOT", "MM_ARTIFACTS_ROOT", "MM_UI_URL", "MM_DAGSTER_URL"):
+    for name in (
+        "MM_DATABASE_URL",
+        "MM_EVENTS_ROOT",
+        "MM_ARTIFACTS_ROOT",
+        "MM_REFERENCES_ROOT",
+        "MM_SPOOL_DIR",
+        "MM_UI_URL",
+        "MM_DAGSTER_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "mm_home"
     monkeypatch.setenv("MM_HOME", str(home))

@@ -29,6 +29,7 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
     database_url: str = Field(default="", description="MM_DATABASE_URL; default sqlite:///<home>/mm.db")
     events_root: str = Field(default="", description="MM_EVENTS_ROOT; default <home>/events")
     artifacts_root: str = Field(default="", description="MM_ARTIFACTS_ROOT; default <home>/artifacts")
+    references_root: str = Field(default="", description="MM_REFERENCES_ROOT; default <home>/references")
     base_period: int = Field(
         default=DEFAULT_BASE_PERIOD, description="window length in minutes (the MonitoringConfig's)"
     )
@@ -45,6 +46,7 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
             self.events_root or None,
             self.artifacts_root or None,
             self.base_period,
+            references_root=self.references_root or None,
         )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:

@@ -2,12 +2,10 @@
 
 from collections.abc import Mapping
 from html import escape
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from mm_dagster.core.schemas import ResultStatusApp
-from mm_dagster.storage.files import write_atomically
 
 PLOTLY_JS = "plotly.min.js"
 STATUS_COLOURS: Mapping[ResultStatusApp, str] = MappingProxyType(
@@ -30,14 +28,12 @@ nav { margin-bottom: 8px; font-size: 14px; } nav a { margin-right: 12px; }
 """
 
 
-def ensure_plotly_js(directory: Path) -> None:
-    """Plotly's bundled JS next to the pages (no CDN: reports must open offline)."""
-    target = directory / PLOTLY_JS
-    if not target.exists():
-        import plotly.offline
+def plotly_js() -> str:
+    """Plotly's bundled JS, written next to report pages (no CDN: reports must open offline)."""
+    import plotly.offline
 
-        script = plotly.offline.get_plotlyjs()
-        write_atomically(str(target.absolute()), lambda temp: Path(temp).write_text(script, encoding="utf-8"))
+    script: str = plotly.offline.get_plotlyjs()
+    return script
 
 
 def status_cell(status: ResultStatusApp) -> str:

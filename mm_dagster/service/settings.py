@@ -2,7 +2,7 @@
 
 | setting | environment | default |
 | --- | --- | --- |
-| storage (home, database, events, artifacts) | `MM_HOME`, `MM_DATABASE_URL`, ... | `StorageSettings` |
+| storage (home, database, roots) | `MM_HOME`, `MM_DATABASE_URL`, `MM_*_ROOT`, ... | `StorageSettings` |
 | base_period | (the `MonitoringConfig`'s) | 10 minutes |
 | apps, project, thresholds | (the `MonitoringConfig`'s apps and project) | apps with results |
 | ui_url | `MM_UI_URL` | `http://127.0.0.1:8080` |

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
-from mm_dagster.storage.files import write_atomically
+from mm_dagster.storage.files import StorageRoot, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,9 @@ def _utc_from_micros(micros: int) -> datetime:
 
 class EventStore:
     def __init__(self, root: str, base_period: int, catalog: EventCatalog) -> None:
-        self.fs, path = (
-            pafs.FileSystem.from_uri(root) if "://" in root else (pafs.LocalFileSystem(), str(root))
-        )
-        self.root = path.rstrip("/")
+        location = StorageRoot.parse(root)
+        self.fs = location.fs
+        self.root = location.path
         self.catalog = catalog
         self.fs.create_dir(self.root, recursive=True)
         self.base_period = self._load_or_init(validate_base_period(base_period))
@@ -90,11 +89,8 @@ class EventStore:
         return recorded
 
     def _write_metadata(self, content: dict[str, Any]) -> None:
-        def write(temp: str) -> None:
-            with self.fs.open_output_stream(temp) as out:
-                out.write(json.dumps(content).encode())
-
-        write_atomically(f"{self.root}/{METADATA_FILE}", write, self.fs)
+        encoded = json.dumps(content).encode()
+        write_atomically(f"{self.root}/{METADATA_FILE}", lambda out: out.write(encoded), self.fs)
 
     def _load_or_init(self, base_period: int) -> int:
         recorded = self._metadata()

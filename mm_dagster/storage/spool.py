@@ -41,7 +41,7 @@ class Spool:
         if self.size_bytes() + table.nbytes > self.max_bytes:
             return False
         path = self.directory / endpoint_id / f"{batch_id}.parquet"
-        write_atomically(str(path.absolute()), lambda temp: pq.write_table(table, temp))
+        write_atomically(str(path.absolute()), lambda out: pq.write_table(table, out))
         return True
 
     def batches(self) -> Iterator[SpooledBatch]:
