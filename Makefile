@@ -15,7 +15,7 @@ DAGSTER_ENV := MM_HOME=$(ABS_MM_HOME) DAGSTER_HOME=$(ABS_MM_HOME)/dagster PATH=$
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,scale]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,scale,deploy]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,6 +13,8 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
 
+from .moto_s3 import MotoS3, moto_s3_server
+
 warnings.filterwarnings("ignore", module="dagster")
 
 # The tests' "now": a fixed instant, aligned to every base_period below a day, after the Dagster
@@ -41,6 +43,22 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "mm_home"
     monkeypatch.setenv("MM_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 server in its own process, one per test process (tests use their own buckets)."""
+    pytest.importorskip("moto.server", reason="moto[server] is a test dependency (pip install '.[test]')")
+    with moto_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> MotoS3:
+    """The S3 server, with this process's environment pointing pyarrow and boto3 at it."""
+    for name, value in moto_s3.env().items():
+        monkeypatch.setenv(name, value)
+    return moto_s3
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ class StorageRoot:
         try:
             fs, path = pafs.FileSystem.from_uri(text)
         except (pa.ArrowInvalid, ValueError, OSError) as exc:
-            raise MonitoringError(f"storage root {_without_secrets(text)}: {exc}") from exc
+            shown = _without_secrets(text)
+            raise MonitoringError(f"storage root {shown}: {str(exc).replace(text, shown)}") from None
         if fs.type_name == "local":
             return cls(fs, path.rstrip("/") or "/", "")
         return cls(fs, path.rstrip("/"), urlsplit(text).scheme)
