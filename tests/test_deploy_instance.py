@@ -1,7 +1,13 @@
 """deploy/dagster.yaml, loaded for real on the loopback PostgreSQL (a fresh database per test), and
 deploy/celery.yaml against the celery executor's schema."""
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,9 +21,12 @@ from dagster import (
     QueuedRunCoordinator,
     asset,
     build_sensor_context,
+    execute_job,
     materialize,
+    reconstructable,
 )
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+from kombu import Connection
 
 from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.clock import fixed_clock
@@ -153,3 +162,54 @@ def test_celery_yaml_is_the_executors_config(monkeypatch: pytest.MonkeyPatch) ->
     assert config["config_source"]["task_reject_on_worker_lost"] is True
     run_config = yaml.safe_load((DEPLOY / "celery.yaml").read_text())
     assert set(run_config) == {"execution"}  # usable as run config as it stands
+
+
+def _rabbitmq_or_skip() -> None:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
+    except OSError as exc:
+        pytest.skip(f"RabbitMQ is not reachable at 127.0.0.1:5672: {exc}")
+
+
+@pytest.mark.slow  # a celery worker process
+@pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")
+def test_a_celery_worker_started_with_celery_yaml_runs_the_steps(
+    instance: DagsterInstance, dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dagster-celery worker start -y deploy/celery.yaml` on RabbitMQ, with the instance of
+    deploy/dagster.yaml: a run configured with the same file executes its steps on the worker."""
+    _rabbitmq_or_skip()
+    queue = f"mm-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MM_TEST_CELERY_QUEUE", queue)
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "pyamqp://guest@127.0.0.1//")
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    worker = subprocess.Popen(
+        [
+            *(str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app"),
+            *("-y", str(DEPLOY / "celery.yaml"), "-q", queue, "--", "--concurrency", "1"),
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the celery process it starts stops with it
+    )
+    try:
+        from .celery_job import celery_probe
+
+        run_config = yaml.safe_load((DEPLOY / "celery.yaml").read_text())
+        with execute_job(reconstructable(celery_probe), instance=instance, run_config=run_config) as result:
+            assert result.success
+            pids = result.output_for_node("both_pids")
+        assert os.getpid() not in pids  # the steps ran in the worker, not in this process
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+        with Connection("pyamqp://guest@127.0.0.1//") as broker:
+            broker.default_channel.queue_delete(queue)
