@@ -75,6 +75,7 @@ class EventStore:
         location = StorageRoot.parse(root)
         self.fs = location.fs
         self.root = location.path
+        self._local = location.is_local
         self.catalog = catalog
         self.fs.create_dir(self.root, recursive=True)
         self.base_period = self._load_or_init(validate_base_period(base_period))
@@ -123,7 +124,8 @@ class EventStore:
     def _write_file(self, endpoint_id: str, table: pa.Table, slot_start: datetime) -> WrittenFile:
         """One sorted, single-slot table as a new file (not readable until registered)."""
         directory = self._slot_dir(slot_start)
-        self.fs.create_dir(self._absolute(directory), recursive=True)
+        if self._local:  # object storage has no directories: a marker object per slot is a request wasted
+            self.fs.create_dir(self._absolute(directory), recursive=True)
         path = f"{directory}/{endpoint_id}-{uuid.uuid4().hex}.parquet"
         pq.write_table(table, self._absolute(path), filesystem=self.fs, **_writer_options(table))
         return _written_file(
