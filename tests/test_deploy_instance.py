@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame, traffic_frame
 
 from .conftest import NOW, materialize_window, past_window
+from .moto_s3 import MotoS3
 from .postgres import fresh_database
 
 pytestmark = pytest.mark.scale
@@ -173,22 +175,71 @@ def _rabbitmq_or_skip() -> None:
 
 @pytest.mark.slow  # a celery worker process
 @pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")
-def test_a_celery_worker_started_with_celery_yaml_runs_the_steps(
-    instance: DagsterInstance, dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_sharded_window_on_a_celery_worker_with_everything_on_s3_and_postgres(
+    instance: DagsterInstance,
+    dagster_home: Path,
+    s3: MotoS3,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`dagster-celery worker start -y deploy/celery.yaml` on RabbitMQ, with the instance of
-    deploy/dagster.yaml: a run configured with the same file executes its steps on the worker."""
+    """The production path end to end on one host: the instance of deploy/dagster.yaml, a
+    `dagster-celery worker` started with deploy/celery.yaml on RabbitMQ, a window in 2 shards on
+    the celery executor configured from the same file, results on PostgreSQL and events,
+    references and artifacts on S3. The steps run in the worker; nothing lands under MM_HOME."""
     _rabbitmq_or_skip()
+    bucket = s3.create_bucket()
+    for name, prefix in (("EVENTS", "events"), ("REFERENCES", "references"), ("ARTIFACTS", "artifacts")):
+        monkeypatch.setenv(f"MM_{name}_ROOT", f"s3://{bucket}/{prefix}")
     queue = f"mm-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("MM_TEST_CELERY_QUEUE", queue)
     monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "pyamqp://guest@127.0.0.1//")
+    window = past_window(60)
+    with fresh_database("mm_results") as results_url:
+        monkeypatch.setenv("MM_DATABASE_URL", results_url.render_as_string(hide_password=False))
+        with Monitoring(clock=fixed_clock(NOW)) as mm:
+            ids = [
+                mm.create_endpoint(
+                    f"model-{i}", reference=reference_frame(1000, seed=i), label_names=["prediction"]
+                ).id
+                for i in range(6)
+            ]
+            for i in range(6):
+                mm.record_events(f"model-{i}", traffic_frame(200, window.start, window.end, seed=10 + i))
+        with _celery_worker(queue, concurrency=2):
+            from .celery_location import celery_job
+
+            job = reconstructable(celery_job)
+            with execute_job(job, instance=instance, tags={"dagster/partition": window.key}) as result:
+                assert result.success
+                run_id = result.run_id
+        with Monitoring() as mm:
+            stored = mm.results.results(app="histogram-data-drift")
+    assert sorted({r.endpoint_id for r in stored}) == sorted(ids) and len(stored) == 3 * len(ids)
+    starts = [
+        entry.dagster_event
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is not None and entry.dagster_event.event_type_value == "STEP_START"
+    ]
+    assert sorted(e.step_key for e in starts if e.step_key and "shard" in e.step_key) == [
+        "mm__analysis__shard_1_of_2",
+        "mm__analysis__shard_2_of_2",
+    ]
+    assert all(e.pid != os.getpid() for e in starts)  # every step ran in the worker
+    assert {f"references/{i}.parquet" for i in ids} <= set(s3.keys(bucket))
+    assert not isolated_home.exists()
+
+
+@contextmanager
+def _celery_worker(queue: str, concurrency: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-celery worker start -y deploy/celery.yaml` on `queue`, with this process's
+    environment (DAGSTER_HOME, the MM_* stores, AWS_*), stopped and its queue deleted on exit."""
     root = Path(__file__).resolve().parents[1]
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     worker = subprocess.Popen(
         [
             *(str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app"),
-            *("-y", str(DEPLOY / "celery.yaml"), "-q", queue, "--", "--concurrency", "1"),
+            *("-y", str(DEPLOY / "celery.yaml"), "-q", queue, "--", "--concurrency", str(concurrency)),
         ],
         cwd=root,
         env=env,
@@ -197,13 +248,7 @@ def test_a_celery_worker_started_with_celery_yaml_runs_the_steps(
         start_new_session=True,  # its own process group: the celery process it starts stops with it
     )
     try:
-        from .celery_job import celery_probe
-
-        run_config = yaml.safe_load((DEPLOY / "celery.yaml").read_text())
-        with execute_job(reconstructable(celery_probe), instance=instance, run_config=run_config) as result:
-            assert result.success
-            pids = result.output_for_node("both_pids")
-        assert os.getpid() not in pids  # the steps ran in the worker, not in this process
+        yield worker
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
