@@ -1,0 +1,352 @@
+"""Issue 14 §5: a window analysed on Dagster's distributed engine, for real, on loopback.
+
+The Dagster instance (deploy/dagster.yaml) and the results on PostgreSQL, events, references and
+artifacts on moto's S3 server, two dagster-celery workers on RabbitMQ taking the steps of K = 4
+shards, a dagster-daemon (queued runs, the controller sensor, run monitoring and retries). Writer
+processes feed a few hundred endpoints over closed windows; mid-run one worker is killed with
+SIGKILL (with every process it started, as when its host dies) while it executes a shard step.
+Its step is acknowledged only when it ends (deploy/celery.yaml: task_acks_late,
+task_reject_on_worker_lost), so RabbitMQ hands it to the other worker and the run still
+succeeds; each window is analysed exactly once, nothing is stored twice, nothing lands under the
+local MM_HOME, and the results equal a single-process run of the same windows on the same data.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRecord,
+    instance_for_test,
+    materialize,
+)
+
+from mm_dagster.core.windows import Window
+from mm_dagster.dagster_defs import build_definitions
+from mm_dagster.dagster_defs.resources import MonitoringResource
+from mm_dagster.monitoring import Monitoring
+
+from .analysis_snapshot import analysis_snapshot
+from .distributed_cluster import BIN, Cluster, Process, cloned_database, rabbitmq_or_skip
+from .distributed_config import BASE_PERIOD, CELERY_YAML, QUEUE_VARIABLE, SHARDS, distributed_config
+from .distributed_writer import endpoint_name
+from .moto_s3 import MotoS3
+from .postgres import fresh_database
+
+pytestmark = [pytest.mark.scale, pytest.mark.slow]
+
+ROOT = Path(__file__).parent.parent
+INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
+ENDPOINTS = 240
+WRITERS = 4
+WINDOWS = 3
+RUNS_TIMEOUT_SECONDS = 300
+WRITERS_TIMEOUT_SECONDS = 180
+SHARD_STEP = "mm__analysis__shard_"
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+# Columns of a notification that say how its delivery went (the daemon's delivery sensor sends
+# them; the single-process run has no sensor): not part of what the analysis decided.
+DELIVERY_COLUMNS = ("status", "attempts", "last_error")
+
+
+def closed_windows(now: datetime) -> list[Window]:
+    """The WINDOWS newest windows the controller treats as closed (past allowed_lateness)."""
+    newest = Window.containing(now - timedelta(minutes=2 * BASE_PERIOD + 1), BASE_PERIOD)
+    step = timedelta(minutes=BASE_PERIOD)
+    return [Window(newest.start - step * i, newest.end - step * i) for i in reversed(range(WINDOWS))]
+
+
+def workspace_yaml(path: Path) -> Path:
+    path.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: tests.distributed_location\n"
+        f"      working_directory: {ROOT}\n"
+        "      location_name: mm_distributed_test\n"
+    )
+    return path
+
+
+def write_events(env: dict[str, str], windows: list[Window], logs: Path) -> None:
+    """WRITERS processes, each creating and feeding its share of the endpoints."""
+    bounds = [ENDPOINTS * i // WRITERS for i in range(WRITERS + 1)]
+    writers = []
+    for i in range(WRITERS):
+        args = [
+            str(bounds[i]),
+            str(bounds[i + 1]),
+            windows[0].start.isoformat(),
+            str(WINDOWS),
+            str(BASE_PERIOD),
+        ]
+        log = (logs / f"writer{i}.log").open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.distributed_writer", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        writers.append((popen, log))
+    for popen, log in writers:
+        popen.wait(timeout=WRITERS_TIMEOUT_SECONDS)
+        log.close()
+    for i, (popen, _) in enumerate(writers):
+        output = (logs / f"writer{i}.log").read_text(errors="replace")
+        assert popen.returncode == 0, f"writer {i} exited with {popen.returncode}:\n{output[-3000:]}"
+
+
+def monitoring_runs(instance: DagsterInstance) -> list[RunRecord]:
+    """The controller's runs and their retries (which keep its tags)."""
+    return [r for r in instance.get_run_records() if "mm/window" in r.dagster_run.tags]
+
+
+def run_statuses(instance: DagsterInstance) -> str:
+    return "\n".join(
+        f"  {r.dagster_run.run_id[:8]} {r.dagster_run.tags.get('dagster/run_key')} {r.dagster_run.status.value}"
+        f" retry={r.dagster_run.tags.get('dagster/retry_number', '0')}"
+        for r in monitoring_runs(instance)
+    )
+
+
+@dataclass(frozen=True)
+class StepStart:
+    run_id: str
+    step_key: str
+    pid: int
+
+
+def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list[StepStart]:
+    records = instance.get_records_for_run(run_id, of_type=kind).records
+    events = [r.event_log_entry.dagster_event for r in records]
+    return [StepStart(run_id, e.step_key or "", e.pid or 0) for e in events if e is not None]
+
+
+def running_shard_step(instance: DagsterInstance) -> StepStart | None:
+    """A shard step that started and has not ended yet, if any."""
+    for record in monitoring_runs(instance):
+        run_id = record.dagster_run.run_id
+        ended = {
+            e.step_key
+            for kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
+            for e in step_events(instance, run_id, kind)
+        }
+        for start in step_events(instance, run_id, DagsterEventType.STEP_START):
+            if start.step_key.startswith(SHARD_STEP) and start.step_key not in ended:
+                return start
+    return None
+
+
+def kill_worker_mid_step(
+    instance: DagsterInstance, cluster: Cluster, workers: list[Process], deadline: float
+) -> StepStart:
+    """SIGKILL the worker (and its pool processes) executing a shard step, while it executes it."""
+    while time.monotonic() < deadline:
+        cluster.check_alive()
+        step = running_shard_step(instance)
+        if step is not None:
+            holders = [w for w in workers if w.holds(step.pid)]
+            assert holders, f"step {step.step_key} runs in pid {step.pid}, in no worker's session"
+            cluster.killed = holders[0].name
+            holders[0].kill()
+            return step
+        time.sleep(0.1)
+    raise AssertionError("no shard step started before the deadline")
+
+
+def wait_for_windows(instance: DagsterInstance, cluster: Cluster, keys: set[str], deadline: float) -> None:
+    """Until every run key has a successful run and no monitoring run is queued or running."""
+    while True:
+        cluster.check_alive()
+        runs = [r.dagster_run for r in monitoring_runs(instance)]
+        succeeded = {r.tags["dagster/run_key"] for r in runs if r.status == DagsterRunStatus.SUCCESS}
+        if keys <= succeeded and all(r.status in FINISHED for r in runs):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"windows {sorted(keys - succeeded)} not analysed in time")
+        time.sleep(1)
+
+
+def celery_hosts(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
+    """The celery workers that took steps of these runs (the celery task's engine event)."""
+    hosts = set()
+    for run_id in run_ids:
+        for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records:
+            event = record.event_log_entry.dagster_event
+            metadata = event.event_specific_data.metadata if event and event.event_specific_data else {}
+            worker = metadata.get("Celery worker") if isinstance(metadata, dict) else None
+            if worker is not None:
+                hosts.add(str(worker.value).split("@")[0])
+    return hosts
+
+
+def duplicates(url: str, table: str, columns: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = f"SELECT {columns}, count(*) FROM {table} GROUP BY {columns} HAVING count(*) > 1"
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+def without_delivery(snapshot: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The snapshot with the notifications' delivery state left out."""
+    rows = []
+    for row in snapshot["mm_notifications"]:
+        items = [(k, v) for k, v in eval(row) if k not in DELIVERY_COLUMNS]  # noqa: S307 - our own repr
+        rows.append(repr(items))
+    return {**snapshot, "mm_notifications": sorted(rows)}
+
+
+def single_process_run(windows: list[Window], database_url: str, roots: dict[str, str]) -> None:
+    """The same windows, K = 1, in process, on another copy of the database."""
+    config = distributed_config(executor=None, shards=1)
+    resource = MonitoringResource(
+        base_period=BASE_PERIOD,
+        database_url=database_url,
+        events_root=roots["MM_EVENTS_ROOT"],
+        references_root=roots["MM_REFERENCES_ROOT"],
+        artifacts_root=roots["MM_ARTIFACTS_ROOT"],
+    )
+    defs = build_definitions(config, resource=resource)
+    with instance_for_test() as instance:
+        for window in windows:
+            result = materialize(
+                list(defs.assets), partition_key=window.key, instance=instance, resources={"mm": resource}
+            )
+            assert result.success
+
+
+@contextmanager
+def cluster_diagnostics(cluster: Cluster, instance: DagsterInstance) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(f"monitoring runs:\n{run_statuses(instance)}\n{cluster.diagnostics()}")
+        raise
+
+
+def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process(
+    tmp_path: Path, moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = rabbitmq_or_skip()
+    started = time.monotonic()
+    with (
+        fresh_database("mm_dist_dagster") as dagster_url,
+        fresh_database("mm_dist_results") as results_url,
+    ):
+        bucket = moto_s3.create_bucket("mm-dist")
+        mm_home = tmp_path / "mm_home"
+        mm_home.mkdir()
+        dagster_home = tmp_path / "dagster_home"
+        dagster_home.mkdir()
+        shutil.copy(INSTANCE_YAML, dagster_home / "dagster.yaml")
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        queue = f"mm-test-{uuid.uuid4().hex[:12]}"
+        roots = {
+            f"MM_{kind.upper()}_ROOT": f"s3://{bucket}/{kind}"
+            for kind in ("events", "references", "artifacts")
+        }
+        results = results_url.render_as_string(hide_password=False)
+        env = {
+            **os.environ,
+            **moto_s3.env(),
+            **roots,
+            "MM_HOME": str(mm_home),
+            "MM_DATABASE_URL": results,
+            "MM_SPOOL_DIR": str(tmp_path / "spool"),
+            "DAGSTER_HOME": str(dagster_home),
+            "DAGSTER_PG_URL": dagster_url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False),
+            "DAGSTER_CELERY_BROKER_URL": broker,
+            QUEUE_VARIABLE: queue,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        windows = closed_windows(datetime.now(UTC))
+        keys = {f"mm-{w.key}" for w in windows}
+
+        # The schema first, as `mm init` does in a deployment: writers starting on an empty database
+        # at once would race to create the same tables.
+        Monitoring().close()
+        write_events(env, windows, logs)
+        print(f"writers done after {time.monotonic() - started:.0f} s")
+        with cloned_database(results_url, "mm_dist_single") as single_url:
+            cluster = Cluster(env, ROOT, logs)
+            workers = [cluster.celery_worker(f"worker{i}", CELERY_YAML, queue) for i in (1, 2)]
+            cluster.daemon(workspace_yaml(tmp_path / "workspace.yaml"))
+            try:
+                with DagsterInstance.get() as instance, cluster_diagnostics(cluster, instance):
+                    deadline = time.monotonic() + RUNS_TIMEOUT_SECONDS
+                    killed = kill_worker_mid_step(instance, cluster, workers, deadline)
+                    print(f"killed {cluster.killed} in {killed} after {time.monotonic() - started:.0f} s")
+                    wait_for_windows(instance, cluster, keys, deadline)
+                    print(f"windows analysed after {time.monotonic() - started:.0f} s")
+                    check_runs(instance, keys, killed)
+            finally:
+                cluster.stop()
+
+            assert [p for p in mm_home.rglob("*")] == [], "something was written under MM_HOME"
+            stored = moto_s3.keys(bucket)
+            for kind in ("events", "references", "artifacts"):
+                assert [k for k in stored if k.startswith(f"{kind}/")], f"nothing under s3://{bucket}/{kind}"
+            assert duplicates(results, "mm_notifications", "alert, channel_index, subject") == []
+            assert duplicates(results, "mm_alert_events", "kind, entity, window_start") == []
+            distributed = analysis_snapshot(results)
+            assert (
+                distributed["mm_results"]
+                and distributed["mm_app_failures"]
+                and distributed["mm_notifications"]
+            )
+            analysed = {row for row in distributed["mm_results"] if "histogram" in row}
+            assert len(analysed) >= ENDPOINTS * WINDOWS  # every endpoint of every window
+
+            single = single_url.render_as_string(hide_password=False)
+            single_process_run(windows, single, roots)
+            assert without_delivery(analysis_snapshot(single)) == without_delivery(distributed)
+    print(f"done after {time.monotonic() - started:.0f} s")
+
+
+def check_runs(instance: DagsterInstance, keys: set[str], killed: StepStart) -> None:
+    runs = [r.dagster_run for r in monitoring_runs(instance)]
+    by_key: dict[str, list[DagsterRunStatus]] = defaultdict(list)
+    for run in runs:
+        by_key[run.tags["dagster/run_key"]].append(run.status)
+    assert set(by_key) == keys, run_statuses(instance)
+    for key, statuses in by_key.items():
+        # Exactly one success per (window, revision); a failed run may only precede its retry.
+        assert statuses.count(DagsterRunStatus.SUCCESS) == 1, (key, statuses)
+        assert set(statuses) <= {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}, (key, statuses)
+    # The killed step ran again elsewhere and succeeded there; the killed process never finished it.
+    run_ids = [r.run_id for r in runs if r.tags["dagster/run_key"] == runs_key(runs, killed.run_id)]
+    starts = [e for r in run_ids for e in step_events(instance, r, DagsterEventType.STEP_START)]
+    successes = [e for r in run_ids for e in step_events(instance, r, DagsterEventType.STEP_SUCCESS)]
+    assert [e for e in starts if e.step_key == killed.step_key and e.pid != killed.pid]
+    assert [e.pid for e in successes if e.step_key == killed.step_key] not in ([], [killed.pid])
+    # Both workers took steps (the killed one at least the step it died in).
+    assert celery_hosts(instance, [r.run_id for r in runs]) == {"worker1", "worker2"}
+    shard_steps = {
+        e.step_key for r in runs for e in step_events(instance, r.run_id, DagsterEventType.STEP_SUCCESS)
+    }
+    assert {f"{SHARD_STEP}{i}_of_{SHARDS}" for i in range(1, SHARDS + 1)} <= shard_steps
+
+
+def runs_key(runs: list, run_id: str) -> str:  # type: ignore[type-arg]
+    return next(r.tags["dagster/run_key"] for r in runs if r.run_id == run_id)
