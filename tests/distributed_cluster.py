@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,10 +73,8 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL to the process and everything it started, as when its host dies."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait(timeout=STOP_SECONDS)
 
     def stop(self) -> None:
@@ -90,10 +88,8 @@ class Process:
                 pass
         else:
             # The leader is gone; what it started may not be.
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @dataclass

@@ -1,12 +1,9 @@
-"""What the distributed test (tests/test_distributed.py) deploys: its apps, alerts and windows, and
-deploy/celery.yaml's executor config (the real file) with the queue of one test run, so workers
-of another run never take its steps. tests/distributed_location.py is the code location."""
+"""What the distributed test (tests/test_distributed.py) deploys: its apps, alerts and windows.
+tests/distributed_location.py is its code location, tests/single_process_run.py the run it is
+compared with."""
 
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import yaml
 from dagster import ExecutorDefinition
 
 from mm_dagster.alerts import LogChannel, app_failed, data_drift_detected
@@ -17,8 +14,7 @@ from mm_dagster.applications import (
 )
 from mm_dagster.dagster_defs import MonitoringConfig
 
-CELERY_YAML = Path(__file__).parent.parent / "deploy" / "celery.yaml"
-QUEUE_VARIABLE = "MM_TEST_CELERY_QUEUE"
+QUEUE_VARIABLE = "MM_TEST_CELERY_QUEUE"  # the queue tests.celery_location.executor_config sends to
 BASE_PERIOD = 2
 SHARDS = 4
 
@@ -35,13 +31,6 @@ class RowsArtifactOrFailure(ModelMonitoringApplicationBase):
             raise RuntimeError(f"{ctx.endpoint_name} is odd")
         ctx.log_artifact("rows", body=f"{ctx.endpoint_name}: {len(ctx.sample_df)} rows")
         return {"rows": float(len(ctx.sample_df))}
-
-
-def celery_config(queue: str) -> dict[str, Any]:
-    """deploy/celery.yaml's executor config, its steps sent to `queue`."""
-    config: dict[str, Any] = yaml.safe_load(CELERY_YAML.read_text())["execution"]["config"]
-    config["config_source"] = {**(config.get("config_source") or {}), "task_default_queue": queue}
-    return config
 
 
 def distributed_config(executor: ExecutorDefinition | None, shards: int = SHARDS) -> MonitoringConfig:

@@ -31,19 +31,14 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     RunRecord,
-    instance_for_test,
-    materialize,
 )
 
 from mm_dagster.core.windows import Window
-from mm_dagster.dagster_defs import build_definitions
-from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 
 from .analysis_snapshot import analysis_snapshot
 from .distributed_cluster import BIN, Cluster, Process, cloned_database, rabbitmq_or_skip
-from .distributed_config import BASE_PERIOD, CELERY_YAML, QUEUE_VARIABLE, SHARDS, distributed_config
-from .distributed_writer import endpoint_name
+from .distributed_config import BASE_PERIOD, CELERY_YAML, QUEUE_VARIABLE, SHARDS
 from .moto_s3 import MotoS3
 from .postgres import fresh_database
 
@@ -51,12 +46,14 @@ pytestmark = [pytest.mark.scale, pytest.mark.slow]
 
 ROOT = Path(__file__).parent.parent
 INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
-ENDPOINTS = 240
+ENDPOINTS = 200
 WRITERS = 4
 WINDOWS = 3
 RUNS_TIMEOUT_SECONDS = 300
 WRITERS_TIMEOUT_SECONDS = 180
 SHARD_STEP = "mm__analysis__shard_"
+OBJECT_STORES = ("events", "references", "artifacts")
+LOG_TAIL = 5000
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # Columns of a notification that say how its delivery went (the daemon's delivery sensor sends
 # them; the single-process run has no sensor): not part of what the analysis decided.
@@ -116,10 +113,11 @@ def monitoring_runs(instance: DagsterInstance) -> list[RunRecord]:
 
 
 def run_statuses(instance: DagsterInstance) -> str:
+    runs = [r.dagster_run for r in monitoring_runs(instance)]
     return "\n".join(
-        f"  {r.dagster_run.run_id[:8]} {r.dagster_run.tags.get('dagster/run_key')} {r.dagster_run.status.value}"
-        f" retry={r.dagster_run.tags.get('dagster/retry_number', '0')}"
-        for r in monitoring_runs(instance)
+        f"  {run.run_id[:8]} {run.tags.get('dagster/run_key')} {run.status.value}"
+        f" retry={run.tags.get('dagster/retry_number', '0')}"
+        for run in runs
     )
 
 
@@ -208,28 +206,24 @@ def without_delivery(snapshot: dict[str, list[str]]) -> dict[str, list[str]]:
     """The snapshot with the notifications' delivery state left out."""
     rows = []
     for row in snapshot["mm_notifications"]:
-        items = [(k, v) for k, v in eval(row) if k not in DELIVERY_COLUMNS]  # noqa: S307 - our own repr
+        items = [(k, v) for k, v in eval(row) if k not in DELIVERY_COLUMNS]
         rows.append(repr(items))
     return {**snapshot, "mm_notifications": sorted(rows)}
 
 
-def single_process_run(windows: list[Window], database_url: str, roots: dict[str, str]) -> None:
-    """The same windows, K = 1, in process, on another copy of the database."""
-    config = distributed_config(executor=None, shards=1)
-    resource = MonitoringResource(
-        base_period=BASE_PERIOD,
-        database_url=database_url,
-        events_root=roots["MM_EVENTS_ROOT"],
-        references_root=roots["MM_REFERENCES_ROOT"],
-        artifacts_root=roots["MM_ARTIFACTS_ROOT"],
-    )
-    defs = build_definitions(config, resource=resource)
-    with instance_for_test() as instance:
-        for window in windows:
-            result = materialize(
-                list(defs.assets), partition_key=window.key, instance=instance, resources={"mm": resource}
-            )
-            assert result.success
+def start_single_process_run(
+    env: dict[str, str], windows: list[Window], logs: Path
+) -> "subprocess.Popen[bytes]":
+    """The same windows, K = 1, in process (tests/single_process_run.py), meanwhile, on the copy
+    of the database and its own artifacts prefix (artifacts are not analysis rows)."""
+    with (logs / "single-process.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.single_process_run", *(w.key for w in windows)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 @contextmanager
@@ -241,87 +235,111 @@ def cluster_diagnostics(cluster: Cluster, instance: DagsterInstance) -> Iterator
         raise
 
 
-def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process(
-    tmp_path: Path, moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass(frozen=True)
+class Deployment:
+    env: dict[str, str]  # every process's environment (this one's too, while it lasts)
+    results_url: sa.URL
+    bucket: str
+    mm_home: Path
+    logs: Path
+    queue: str
+
+    @property
+    def results(self) -> str:
+        return self.results_url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def deployment(tmp_path: Path, moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    """Fresh databases for the Dagster instance and the results, a bucket for the stores, an empty
+    MM_HOME, DAGSTER_HOME holding deploy/dagster.yaml, and a queue of this test's own."""
     broker = rabbitmq_or_skip()
-    started = time.monotonic()
-    with (
-        fresh_database("mm_dist_dagster") as dagster_url,
-        fresh_database("mm_dist_results") as results_url,
-    ):
+    with fresh_database("mm_dist_dagster") as dagster_url, fresh_database("mm_dist_results") as results_url:
         bucket = moto_s3.create_bucket("mm-dist")
-        mm_home = tmp_path / "mm_home"
-        mm_home.mkdir()
-        dagster_home = tmp_path / "dagster_home"
-        dagster_home.mkdir()
-        shutil.copy(INSTANCE_YAML, dagster_home / "dagster.yaml")
-        logs = tmp_path / "logs"
-        logs.mkdir()
+        for directory in ("mm_home", "dagster_home", "logs"):
+            (tmp_path / directory).mkdir()
+        shutil.copy(INSTANCE_YAML, tmp_path / "dagster_home" / "dagster.yaml")
         queue = f"mm-test-{uuid.uuid4().hex[:12]}"
-        roots = {
-            f"MM_{kind.upper()}_ROOT": f"s3://{bucket}/{kind}"
-            for kind in ("events", "references", "artifacts")
-        }
-        results = results_url.render_as_string(hide_password=False)
+        # dagster-postgres is written for psycopg2 (SQLAlchemy 2.1's default driver is psycopg 3).
+        instance_url = dagster_url.set(drivername="postgresql+psycopg2")
         env = {
             **os.environ,
             **moto_s3.env(),
-            **roots,
-            "MM_HOME": str(mm_home),
-            "MM_DATABASE_URL": results,
+            **{f"MM_{kind.upper()}_ROOT": f"s3://{bucket}/{kind}" for kind in OBJECT_STORES},
+            "MM_HOME": str(tmp_path / "mm_home"),
+            "MM_DATABASE_URL": results_url.render_as_string(hide_password=False),
             "MM_SPOOL_DIR": str(tmp_path / "spool"),
-            "DAGSTER_HOME": str(dagster_home),
-            "DAGSTER_PG_URL": dagster_url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False),
+            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+            "DAGSTER_PG_URL": instance_url.render_as_string(hide_password=False),
             "DAGSTER_CELERY_BROKER_URL": broker,
             QUEUE_VARIABLE: queue,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PATH": os.pathsep.join(filter(None, [str(BIN), os.environ.get("PATH")])),
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        windows = closed_windows(datetime.now(UTC))
-        keys = {f"mm-{w.key}" for w in windows}
+        yield Deployment(env, results_url, bucket, tmp_path / "mm_home", tmp_path / "logs", queue)
 
-        # The schema first, as `mm init` does in a deployment: writers starting on an empty database
-        # at once would race to create the same tables.
+
+def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process(
+    tmp_path: Path, moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = time.monotonic()
+
+    def elapsed() -> str:
+        return f"{time.monotonic() - started:.0f} s"
+
+    windows = closed_windows(datetime.now(UTC))
+    keys = {f"mm-{w.key}" for w in windows}
+    with deployment(tmp_path, moto_s3, monkeypatch) as d:
+        # The schema first, as `mm init` does in a deployment: writers starting on an empty
+        # database at once would race to create the same tables.
         Monitoring().close()
-        write_events(env, windows, logs)
-        print(f"writers done after {time.monotonic() - started:.0f} s")
-        with cloned_database(results_url, "mm_dist_single") as single_url:
-            cluster = Cluster(env, ROOT, logs)
-            workers = [cluster.celery_worker(f"worker{i}", CELERY_YAML, queue) for i in (1, 2)]
+        write_events(d.env, windows, d.logs)
+        print(f"writers done after {elapsed()}")
+        with cloned_database(d.results_url, "mm_dist_single") as single_url:
+            single_env = {
+                **d.env,
+                "MM_DATABASE_URL": single_url.render_as_string(hide_password=False),
+                "MM_ARTIFACTS_ROOT": f"s3://{d.bucket}/single-process/artifacts",
+            }
+            cluster = Cluster(d.env, ROOT, d.logs)
+            workers = [cluster.celery_worker(f"worker{i}", CELERY_YAML, d.queue) for i in (1, 2)]
             cluster.daemon(workspace_yaml(tmp_path / "workspace.yaml"))
+            single_run = None
             try:
                 with DagsterInstance.get() as instance, cluster_diagnostics(cluster, instance):
                     deadline = time.monotonic() + RUNS_TIMEOUT_SECONDS
                     killed = kill_worker_mid_step(instance, cluster, workers, deadline)
-                    print(f"killed {cluster.killed} in {killed} after {time.monotonic() - started:.0f} s")
+                    print(f"killed {cluster.killed} in {killed} after {elapsed()}")
+                    # Meanwhile the other core runs the single-process analysis to compare with.
+                    single_run = start_single_process_run(single_env, windows, d.logs)
                     wait_for_windows(instance, cluster, keys, deadline)
-                    print(f"windows analysed after {time.monotonic() - started:.0f} s")
+                    print(f"windows analysed after {elapsed()}:\n{run_statuses(instance)}")
                     check_runs(instance, keys, killed)
             finally:
                 cluster.stop()
+                if single_run is not None and single_run.poll() is None and sys.exc_info()[0] is not None:
+                    single_run.kill()
 
-            assert [p for p in mm_home.rglob("*")] == [], "something was written under MM_HOME"
-            stored = moto_s3.keys(bucket)
-            for kind in ("events", "references", "artifacts"):
-                assert [k for k in stored if k.startswith(f"{kind}/")], f"nothing under s3://{bucket}/{kind}"
-            assert duplicates(results, "mm_notifications", "alert, channel_index, subject") == []
-            assert duplicates(results, "mm_alert_events", "kind, entity, window_start") == []
-            distributed = analysis_snapshot(results)
-            assert (
-                distributed["mm_results"]
-                and distributed["mm_app_failures"]
-                and distributed["mm_notifications"]
-            )
-            analysed = {row for row in distributed["mm_results"] if "histogram" in row}
-            assert len(analysed) >= ENDPOINTS * WINDOWS  # every endpoint of every window
+            assert list(d.mm_home.rglob("*")) == [], "something was written under MM_HOME"
+            stored = moto_s3.keys(d.bucket)
+            for kind in OBJECT_STORES:
+                assert [k for k in stored if k.startswith(f"{kind}/")], f"nothing in s3://{d.bucket}/{kind}"
+            assert duplicates(d.results, "mm_notifications", "alert, channel_index, subject") == []
+            assert duplicates(d.results, "mm_alert_events", "kind, entity, window_start") == []
+            distributed = analysis_snapshot(d.results)
+            for table in ("mm_results", "mm_app_failures", "mm_alert_events", "mm_notifications"):
+                assert distributed[table], f"{table} is empty"
+            drift = [row for row in distributed["mm_results"] if "'histogram-data-drift'" in row]
+            assert len(drift) >= ENDPOINTS * WINDOWS  # every endpoint of every window
 
-            single = single_url.render_as_string(hide_password=False)
-            single_process_run(windows, single, roots)
-            assert without_delivery(analysis_snapshot(single)) == without_delivery(distributed)
-    print(f"done after {time.monotonic() - started:.0f} s")
+            single_log = d.logs / "single-process.log"
+            assert single_run.wait(timeout=RUNS_TIMEOUT_SECONDS) == 0, single_log.read_text()[-LOG_TAIL:]
+            print(f"single-process run done after {elapsed()}")
+            single = analysis_snapshot(single_env["MM_DATABASE_URL"])
+            assert without_delivery(single) == without_delivery(distributed)
+    print(f"done after {elapsed()}")
 
 
 def check_runs(instance: DagsterInstance, keys: set[str], killed: StepStart) -> None:
