@@ -37,8 +37,9 @@ from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 
 from .analysis_snapshot import analysis_snapshot
+from .celery_location import CELERY_YAML
 from .distributed_cluster import BIN, Cluster, Process, cloned_database, rabbitmq_or_skip
-from .distributed_config import BASE_PERIOD, CELERY_YAML, QUEUE_VARIABLE, SHARDS
+from .distributed_config import BASE_PERIOD, QUEUE_VARIABLE, SHARDS
 from .moto_s3 import MotoS3
 from .postgres import fresh_database
 
