@@ -6,9 +6,11 @@ shards, a dagster-daemon (queued runs, the controller sensor, run monitoring and
 processes feed a few hundred endpoints over closed windows; mid-run one worker is killed with
 SIGKILL (with every process it started, as when its host dies) while it executes a shard step.
 Its step is acknowledged only when it ends (deploy/celery.yaml: task_acks_late,
-task_reject_on_worker_lost), so RabbitMQ hands it to the other worker and the run still
-succeeds; each window is analysed exactly once, nothing is stored twice, nothing lands under the
-local MM_HOME, and the results equal a single-process run of the same windows on the same data.
+task_reject_on_worker_lost), so RabbitMQ hands it to the other worker and the run itself
+succeeds (Dagster's run retries, also on, are for runs that fail; a lost worker does not fail
+its run). Each window is analysed exactly once per revision, nothing is stored twice, nothing
+lands under the local MM_HOME, and the results equal a single-process run of the same windows on
+the same data.
 """
 
 import os
@@ -100,9 +102,15 @@ def write_events(env: dict[str, str], windows: list[Window], logs: Path) -> None
             stderr=subprocess.STDOUT,
         )
         writers.append((popen, log))
-    for popen, log in writers:
-        popen.wait(timeout=WRITERS_TIMEOUT_SECONDS)
-        log.close()
+    try:
+        for popen, _ in writers:
+            popen.wait(timeout=WRITERS_TIMEOUT_SECONDS)
+    finally:
+        for popen, log in writers:
+            if popen.poll() is None:
+                popen.kill()
+                popen.wait()
+            log.close()
     for i, (popen, _) in enumerate(writers):
         output = (logs / f"writer{i}.log").read_text(errors="replace")
         assert popen.returncode == 0, f"writer {i} exited with {popen.returncode}:\n{output[-3000:]}"
@@ -318,10 +326,12 @@ def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process
                     wait_for_windows(instance, cluster, keys, deadline)
                     print(f"windows analysed after {elapsed()}:\n{run_statuses(instance)}")
                     check_runs(instance, keys, killed)
+            except BaseException:
+                if single_run is not None:
+                    single_run.kill()
+                raise
             finally:
                 cluster.stop()
-                if single_run is not None and single_run.poll() is None and sys.exc_info()[0] is not None:
-                    single_run.kill()
 
             assert list(d.mm_home.rglob("*")) == [], "something was written under MM_HOME"
             stored = moto_s3.keys(d.bucket)
