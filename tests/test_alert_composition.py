@@ -171,9 +171,28 @@ def test_check_failure_message() -> None:
 
 
 def test_dedup_keys_depend_on_the_events_and_the_window() -> None:
-    assert alert_dedup_key("a", 0, [1, 2]) == alert_dedup_key("a", 0, [1, 2])
-    assert alert_dedup_key("a", 0, [1, 2]) != alert_dedup_key("a", 0, [1, 3])
-    assert alert_dedup_key("a", 0, [1, 2]) != alert_dedup_key("a", 1, [1, 2])
+    t0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    one, two = (
+        AlertEvent(
+            EventKind.data_drift_detected,
+            f"e{i}.app.drift",
+            f"e{i}",
+            f"m{i}",
+            "app",
+            "drift",
+            t0,
+            t0 + timedelta(minutes=10),
+            0.9,
+            ResultStatusApp.detected,
+            None,
+        )
+        for i in (1, 2)
+    )
+    later = replace(one, window_start=t0 + timedelta(minutes=10))
+    # the events' identities, not the ids or order concurrent writers stored them in
+    assert alert_dedup_key("a", 0, [one, two]) == alert_dedup_key("a", 0, [two, one])
+    assert alert_dedup_key("a", 0, [one, two]) != alert_dedup_key("a", 0, [one, later])
+    assert alert_dedup_key("a", 0, [one, two]) != alert_dedup_key("a", 1, [one, two])
     assert check_dedup_key(1, "c", "w") == "check|1|c|w"
 
 

@@ -63,9 +63,7 @@ class AlertEvaluation:
             for alert_name, fired in outcome.fired.items():
                 alert = self.alerts[alert_name]
                 message = alert_message(alert, fired, self.project, self.group_limit)
-                ids += [
-                    tx.enqueue(entry, now) for entry in alert_entries(alert, [e.id for e in fired], message)
-                ]
+                ids += [tx.enqueue(entry, now) for entry in alert_entries(alert, fired, message)]
             return ids
 
     def enqueue_check_failure(

@@ -10,6 +10,7 @@ from typing import Any
 
 from mm_dagster.core.alerting.channel import Channel, Message
 from mm_dagster.core.alerting.config import CHECKS_ALERT, AlertConfig
+from mm_dagster.core.alerting.events import AlertEvent
 
 
 class NotificationStatus(StrEnum):
@@ -81,9 +82,12 @@ class AttemptOutcome:
     next_attempt_at: datetime | None = None
 
 
-def alert_dedup_key(alert: str, channel_index: int, event_ids: Iterable[int]) -> str:
-    """Unique per alert, channel and set of events, so an evaluation never queues twice."""
-    digest = hashlib.sha256(",".join(str(i) for i in event_ids).encode()).hexdigest()[:32]
+def alert_dedup_key(alert: str, channel_index: int, events: Iterable[AlertEvent]) -> str:
+    """Unique per alert, channel and set of events (each by its stored identity: kind, entity and
+    window), so an evaluation never queues twice, and the key does not depend on the order
+    concurrent writers stored the events in."""
+    identities = sorted(f"{e.kind}|{e.entity}|{e.window_start.isoformat()}" for e in events)
+    digest = hashlib.sha256("\n".join(identities).encode()).hexdigest()[:32]
     return f"{alert}|{channel_index}|{digest}"
 
 
@@ -92,10 +96,10 @@ def check_dedup_key(channel_index: int, check: str, partition: str | None) -> st
     return f"check|{channel_index}|{check}|{partition}"
 
 
-def alert_entries(alert: AlertConfig, event_ids: Sequence[int], message: Message) -> list[OutboxEntry]:
+def alert_entries(alert: AlertConfig, events: Sequence[AlertEvent], message: Message) -> list[OutboxEntry]:
     """One entry per channel of `alert` for the events it fired on in one evaluation."""
     return [
-        OutboxEntry(alert.name, i, channel.label, alert_dedup_key(alert.name, i, event_ids), message)
+        OutboxEntry(alert.name, i, channel.label, alert_dedup_key(alert.name, i, events), message)
         for i, channel in enumerate(alert.notifications)
     ]
 
