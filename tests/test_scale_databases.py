@@ -250,3 +250,26 @@ def test_labels_replace_match_and_reopen_their_window(scaled: Monitoring) -> Non
     labels = mm.read_window(window)[ep.id]["label"]
     assert labels[0] == 1 - frame["label"][0]
     assert list(labels[1:]) == list(frame["label"][1:])
+
+
+def _open_store(url: str) -> None:
+    from mm_dagster.storage.database import create_engine
+
+    create_engine(url).dispose()
+
+
+@pytest.mark.slow
+def test_processes_starting_together_on_an_empty_postgresql_database_all_get_the_schema() -> None:
+    """Workers of a new deployment open the results database at once: the ones that lose the race
+    to create a table find it made and start, none fails."""
+    import multiprocessing
+
+    from .postgres import fresh_database
+
+    with fresh_database("mm_schema_race") as url:
+        context = multiprocessing.get_context("spawn")
+        rendered = url.render_as_string(hide_password=False)
+        with context.Pool(6) as pool:
+            pool.map(_open_store, [rendered] * 6)
+        tables = set(sa.inspect(sa.create_engine(url)).get_table_names())
+        assert {"mm_results", "mm_metrics", "mm_alert_events", "mm_event_files"} <= tables

@@ -1,5 +1,7 @@
 """Engine, schema and time conventions. Times are stored as naive UTC and read back tz-aware."""
 
+import random
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
 T = TypeVar("T")
+SCHEMA_ATTEMPTS = 5
 
 _ID = sa.String(32)
 _NAME = sa.String(128)
@@ -332,13 +335,27 @@ def create_engine(url: str) -> Engine:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            _create_schema(engine)
+            return engine
+        except sa.exc.DBAPIError:
+            # Processes starting together on an empty database (workers of a new deployment)
+            # race to create the same tables; the losers find them made on the next attempt.
+            if attempt == SCHEMA_ATTEMPTS:
+                engine.dispose()
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _create_schema(engine: Engine) -> None:
     _key_results_by_segment(engine)
     missing_heads = [h for h, _ in HEADS if not sa.inspect(engine).has_table(h.name)]
     metadata.create_all(engine)
     _add_missing_columns(engine)
     _create_latest_views(engine)
     _fill_heads(engine, missing_heads)
-    return engine
 
 
 def _add_missing_columns(engine: Engine) -> None:
