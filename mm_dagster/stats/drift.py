@@ -45,6 +45,7 @@ from mm_dagster.stats.feature_stats import (
     histogram_and_drift_counts,
 )
 from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
+from mm_dagster.stats.union_binning import PackedGrids, column_counts, split_counts, union_counts
 
 PARALLEL_MIN_ROWS = 100_000
 MAX_THREADS = 4
@@ -84,11 +85,19 @@ def _one_feature(
     *,
     mlrun_compatible: bool,
     with_quantiles: bool,
+    binned: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FeatureDrift | None:
+    """`binned`: the column's (histogram, drift) counts when already counted."""
     quantiles = None
     if reference.kind == NUMERIC:
         numbers = values if isinstance(values, np.ndarray) else _numbers(values)
-        if reference.bins is not None:
+        if binned is not None:
+            w_counts, test_window = binned
+        elif reference.grid is not None and reference.bins is not None:
+            w_counts, test_window = split_counts(
+                column_counts(numbers, reference.grid), [reference.bins], mlrun_compatible
+            )[0]
+        elif reference.bins is not None:
             w_counts, test_window = histogram_and_drift_counts(
                 numbers, reference.bins, mlrun_compatible=mlrun_compatible
             )
@@ -139,12 +148,23 @@ def feature_drifts(
     references = prepare_reference(reference_stats) if prepared is None else prepared
     features = [f for f in references if f in window.columns]
     columns: dict[str, pd.Series | np.ndarray] = {}
+    binned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     numeric = [f for f in features if references[f].kind == NUMERIC]
     if len(window) < PARALLEL_MIN_ROWS and numeric:
         # Small windows: one conversion of every numeric column (pandas' per-column access
         # costs more than binning a thousand values); columns contiguous for the binary search.
         block = np.asfortranarray(window[numeric].to_numpy(dtype=np.float64, na_value=np.nan))
         columns.update({f: block[:, i] for i, f in enumerate(numeric)})
+        # Every column with union bins counted in one kernel call (stats.union_binning).
+        gridded = [i for i, f in enumerate(numeric) if references[f].grid is not None]
+        if gridded:
+            bins = [references[numeric[i]].bins for i in gridded]
+            counts = union_counts(
+                block[:, gridded] if len(gridded) < len(numeric) else block,
+                PackedGrids.of([references[numeric[i]].grid for i in gridded]),  # type: ignore[misc]
+            )
+            split = split_counts(counts, bins, mlrun_compatible_binning)  # type: ignore[arg-type]
+            binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})
 
     def one(feature: str) -> FeatureDrift | None:
         return _one_feature(
@@ -153,6 +173,7 @@ def feature_drifts(
             columns[feature] if feature in columns else window[feature],
             mlrun_compatible=mlrun_compatible_binning,
             with_quantiles=feature in quantile_features,
+            binned=binned.get(feature),
         )
 
     if len(window) >= PARALLEL_MIN_ROWS and len(features) > 1:
