@@ -79,7 +79,7 @@ def freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return FrozenDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        if all(type(v) in _SCALARS for v in value):  # histograms: no element to freeze
+        if set(map(type, value)) <= _SCALARS:  # histograms: no element to freeze
             return FrozenList(value)
         return FrozenList(freeze(v) for v in value)
     if isinstance(value, tuple):

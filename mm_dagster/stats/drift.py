@@ -68,6 +68,25 @@ class FeatureDrift:
     window_quantiles: np.ndarray | None = None
     reference_quantiles: np.ndarray | None = None
     reference_std: float | None = None
+    window_summary: dict[str, float] | None = None  # numeric, when asked: finite values' moments
+
+
+def column_summaries(block: np.ndarray) -> list[dict[str, float]]:
+    """mean/std/min/max of each column's finite values ({} for a column without any), for
+    all columns of a (rows x columns) block at once."""
+    finite = np.isfinite(block)
+    counts = finite.sum(axis=0)
+    present = np.where(finite, block, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = present.sum(axis=0) / counts
+        deviations = np.where(finite, block - means, 0.0)
+        stds = np.sqrt((deviations * deviations).sum(axis=0) / counts)
+    minima = np.where(finite, block, np.inf).min(axis=0, initial=np.inf)
+    maxima = np.where(finite, block, -np.inf).max(axis=0, initial=-np.inf)
+    return [
+        {"mean": float(m), "std": float(sd), "min": float(lo), "max": float(hi)} if n else {}
+        for n, m, sd, lo, hi in zip(counts.tolist(), means, stds, minima, maxima, strict=True)
+    ]
 
 
 def _numbers(values: pd.Series) -> np.ndarray:
@@ -86,11 +105,16 @@ def _one_feature(
     mlrun_compatible: bool,
     with_quantiles: bool,
     binned: tuple[np.ndarray, np.ndarray] | None = None,
+    summary: dict[str, float] | None = None,
+    with_summary: bool = False,
 ) -> FeatureDrift | None:
-    """`binned`: the column's (histogram, drift) counts when already counted."""
+    """`binned`: the column's (histogram, drift) counts when already counted; `summary` its
+    summary when already computed (else computed when `with_summary`)."""
     quantiles = None
     if reference.kind == NUMERIC:
         numbers = values if isinstance(values, np.ndarray) else _numbers(values)
+        if with_summary and summary is None:
+            summary = column_summaries(numbers[:, None])[0]
         if binned is not None:
             w_counts, test_window = binned
         elif reference.grid is not None and reference.bins is not None:
@@ -128,6 +152,7 @@ def _one_feature(
         window_quantiles=quantiles,
         reference_quantiles=reference.quantiles,
         reference_std=reference.std,
+        window_summary=summary if reference.kind == NUMERIC and with_summary else None,
     )
 
 
@@ -138,10 +163,12 @@ def feature_drifts(
     mlrun_compatible_binning: bool = False,
     quantile_features: Collection[str] = (),
     prepared: Mapping[str, PreparedFeature] | None = None,
+    summaries: bool = False,
 ) -> list[FeatureDrift]:
     """Both views for every reference column present in `window` that has a histogram
     (`quantile_features` also get the window's quantiles, for methods that need them).
     `prepared`: `prepare_reference(reference_stats)`, when the caller keeps it across windows.
+    `summaries`: numeric features also get their window values' mean/std/min/max.
 
     Columns are binned in parallel threads for large windows (numpy and Arrow release the GIL).
     """
@@ -149,12 +176,17 @@ def feature_drifts(
     features = [f for f in references if f in window.columns]
     columns: dict[str, pd.Series | np.ndarray] = {}
     binned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    summarised: dict[str, dict[str, float]] = {}
     numeric = [f for f in features if references[f].kind == NUMERIC]
     if len(window) < PARALLEL_MIN_ROWS and numeric:
         # Small windows: one conversion of every numeric column (pandas' per-column access
         # costs more than binning a thousand values); columns contiguous for the binary search.
-        block = np.asfortranarray(window[numeric].to_numpy(dtype=np.float64, na_value=np.nan))
+        block = np.empty((len(window), len(numeric)), dtype=np.float64, order="F")
+        for i, f in enumerate(numeric):  # column by column: cheaper than pandas' multi-column take
+            block[:, i] = _numbers(window[f])
         columns.update({f: block[:, i] for i, f in enumerate(numeric)})
+        if summaries:
+            summarised.update(zip(numeric, column_summaries(block), strict=True))
         # Every column with union bins counted in one kernel call (stats.union_binning).
         gridded = [i for i, f in enumerate(numeric) if references[f].grid is not None]
         if gridded:
@@ -174,6 +206,8 @@ def feature_drifts(
             mlrun_compatible=mlrun_compatible_binning,
             with_quantiles=feature in quantile_features,
             binned=binned.get(feature),
+            summary=summarised.get(feature),
+            with_summary=summaries,
         )
 
     if len(window) >= PARALLEL_MIN_ROWS and len(features) > 1:
