@@ -16,6 +16,8 @@ from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.model_task import ModelTask
 from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.shards import EVERY_ENDPOINT, Shard
+from mm_dagster.core.stored_report import stored_window_report
 from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
@@ -287,10 +289,11 @@ class Monitoring:
     ) -> Callable[[Any], Any]:
         return monitored(predict, endpoint, recorder or self.recorder())
 
-    def read_window(self, window: Window) -> dict[str, pd.DataFrame]:
-        """The window's events per endpoint; endpoints with a task get their target column
-        (labels joined by request id, null where not labelled), one label query for all."""
-        events = self.events.read_window(window)
+    def read_window(self, window: Window, shard: Shard = EVERY_ENDPOINT) -> dict[str, pd.DataFrame]:
+        """The window's events per endpoint (of `shard`'s endpoints only); endpoints with a task
+        get their target column (labels joined by request id, null where not labelled), one label
+        query for all."""
+        events = self.events.read_window(window, keep=None if shard.count == 1 else shard.holds)
         targets = self.endpoints.targets(list(events))
         if not targets:
             return events
@@ -303,13 +306,16 @@ class Monitoring:
         events: dict[str, pd.DataFrame] | None = None,
         *,
         project_name: str = "default",
+        shard: Shard = EVERY_ENDPOINT,
     ) -> list[AppWindowReport]:
-        """Run `apps` on every endpoint with events in `window`; `project_name` is what the apps'
-        `monitoring_context.project_name` says (the `MonitoringConfig.project` under Dagster)."""
-        if events is None:
-            events = self.read_window(window)
+        """Run `apps` on every endpoint of `shard` with events in `window` (`events`: read here
+        when not given); `project_name` is what the apps' `monitoring_context.project_name` says
+        (the `MonitoringConfig.project` under Dagster). Each shard's analysis stores its own
+        endpoints' results; the reports cover those endpoints only (`window_report` reads the
+        whole window's back)."""
+        events = self.read_window(window, shard) if events is None else shard.part_of(events)
         lookback = silence_lookback(apps)
-        traffic = self.recent_traffic(window, lookback) if lookback else {}
+        traffic = shard.part_of(self.recent_traffic(window, lookback)) if lookback else {}
         return run_apps_on_window(
             apps,
             window,
@@ -323,6 +329,36 @@ class Monitoring:
             recent_traffic=traffic,
             unmatched_labels=self.labels.unmatched_counts(sorted(set(events) | set(traffic))),
         )
+
+    def window_event_counts(self, window: Window) -> dict[str, tuple[int, int]]:
+        """(events, errors) per endpoint with events in `window`: from the event catalog when the
+        store's slots tile the window (no file is read), else from reading the window."""
+        tiled = (window.end - window.start) % self.events.slot_length == timedelta(0)
+        if tiled and self.events.slot_of(window.start) == window.start:
+            files = self.catalog.live_files(window.start, window.end)
+            return {
+                endpoint_id: (sum(f.events for f in fs), sum(f.errors for f in fs))
+                for endpoint_id, fs in sorted(files.items())
+                if sum(f.events for f in fs)
+            }
+        return {
+            endpoint_id: (len(df), int(df["error"].notna().sum()))
+            for endpoint_id, df in self.events.read_window(window).items()
+        }
+
+    def window_report(self, app: str, window: Window) -> AppWindowReport:
+        """What the stores hold of `app`'s analysis of `window`, every shard's (see
+        `core.stored_report`)."""
+        start, end = window.start, window.end
+        results = self.results.results(app=app, start=start, end=end, segment=None)
+        metrics = self.results.metrics(app=app, start=start, end=end, segment=None)
+        failures = self.results.failures(app, start, end)
+        artifacts = {
+            str(a["key"]).removeprefix(f"{app}/"): str(a["uri"])
+            for a in self.artifacts.list(app, window_start=start)
+        }
+        names = self.endpoints.names()
+        return stored_window_report(app, window, results, metrics, failures, names, artifacts)
 
     def recent_traffic(self, window: Window, lookback: int) -> dict[str, set[Window]]:
         """Per endpoint, which of the `lookback` windows before `window` have its stored events

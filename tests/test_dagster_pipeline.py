@@ -102,7 +102,7 @@ def test_definitions_load_with_every_key() -> None:
     gating = {"fraud_candidate_model", "fraud_promotion", "fraud_retrained_model"}  # apps/gating.py
     apps = [app.name for app in config.apps]
     assert {"histogram-data-drift", "data-quality", "multivariate-drift", "operational-health"} <= set(apps)
-    assert keys == {"mm/window_events"} | gating | {
+    assert keys == {"mm/window_events", "mm/analysis/shard_1_of_1"} | gating | {
         f"mm/{app}/{app}_{kind}" for app in apps for kind in ("results", "metrics")
     }
     checks = {k.to_user_string() for k in graph.asset_check_keys}

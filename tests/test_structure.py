@@ -1,6 +1,7 @@
 """Guards on the project's structure: no process-global mutable state, no private Dagster imports,
 composable definitions, and runtime state owned by the Dagster resource."""
 
+import dataclasses
 import enum
 import importlib
 import logging
@@ -64,6 +65,9 @@ IMMUTABLE = (
 def _immutable(value: object) -> bool:
     if isinstance(value, tuple | frozenset):
         return all(_immutable(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        frozen = value.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        return bool(frozen) and all(_immutable(getattr(value, f.name)) for f in dataclasses.fields(value))
     return type(value).__module__ == "typing" or isinstance(value, IMMUTABLE)
 
 
@@ -220,6 +224,7 @@ def test_two_configs_compose_in_one_code_location(tmp_path: Path) -> None:
         for team in ("fraud", "churn")
         for name in (
             "window_events",
+            "analysis/shard_1_of_1",
             "histogram-data-drift/histogram-data-drift_results",
             "histogram-data-drift/histogram-data-drift_metrics",
         )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
@@ -100,10 +99,13 @@ PER_ENDPOINT_SCHEMA = TableSchema(
 MAX_TABLE_ROWS = 200
 
 
-def window_summary(events: dict[str, pd.DataFrame], names: dict[str, str], links: UiLinks) -> dict[str, Any]:
-    """Events, endpoints, errors and error rate of one window, and a table per endpoint."""
+def window_summary(
+    counts: dict[str, tuple[int, int]], names: dict[str, str], links: UiLinks
+) -> dict[str, Any]:
+    """Events, endpoints, errors and error rate of one window (`counts`: endpoint id -> (events,
+    errors)), and a table per endpoint."""
     rows = sorted(
-        ((names.get(e, e), len(df), int(df["error"].notna().sum())) for e, df in events.items()),
+        ((names.get(e, e), n, err) for e, (n, err) in counts.items()),
         key=lambda r: (-r[1], r[0]),
     )
     total = sum(r[1] for r in rows)
@@ -146,21 +148,23 @@ class DagsterLogHandler(logging.Handler):
 
 @contextmanager
 def app_logs_in_run(
-    context: AssetExecutionContext, app_name: str, windows: Sequence[Window]
+    context: AssetExecutionContext, app_names: Sequence[str], windows: Sequence[Window]
 ) -> Iterator[None]:
-    """For the duration of the step, the app's logger (`mm_dagster.apps.<app>`, the context's
-    default) also writes to the run's logs, from INFO up (it is lowered to INFO if need be)."""
-    logger = logging.getLogger(f"mm_dagster.apps.{app_name}")
+    """For the duration of the step, the apps' loggers (`mm_dagster.apps.<app>`, the context's
+    default) also write to the run's logs, from INFO up (lowered to INFO if need be)."""
     handler = DagsterLogHandler(context.log, [w.key for w in windows])
-    level = logger.level
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(f"mm_dagster.apps.{name}") for name in app_names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 def first_analysis(context: AssetExecutionContext, key: AssetKey, window: Window) -> datetime | None:
@@ -219,7 +223,7 @@ def build_window_asset(
             invalid = monitoring.invalid_events.counts(window.start, window.end)
             context.add_asset_metadata(
                 {
-                    **window_summary(mm.window_events(window), endpoint_names, links),
+                    **window_summary(monitoring.window_event_counts(window), endpoint_names, links),
                     "late_events": late_events(
                         monitoring, window, allowed_lateness, first_analysis(context, key, window)
                     ),
@@ -289,12 +293,14 @@ def build_app_assets(
     app: ModelMonitoringApplicationBase,
     partitions_def: TimeWindowPartitionsDefinition,
     names: DefinitionNames,
+    analyses: Sequence[AssetKey],
     on_window: Sequence[WindowHook] = (),
-    project: str = "default",
     owners: Sequence[str] = (),
     freshness: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
-    """One multi-asset per app: its results and metrics assets, and its per-window checks."""
+    """One multi-asset per app: its results and metrics assets, and its per-window checks. The
+    app runs in the shard steps (`analyses`, see `shard_assets`); this step reads the window's
+    stored results back whole, records its checks and runs `on_window` (alerts)."""
     app_name = app.name
     r_key, m_key = names.app_asset_key(app_name, "results"), names.app_asset_key(app_name, "metrics")
     checks = window_checks(app)
@@ -314,7 +320,7 @@ def build_app_assets(
         specs=[
             AssetSpec(
                 key,
-                deps=[names.asset_key(WINDOW_EVENTS)],
+                deps=list(analyses),
                 group_name=names.group,
                 kinds={"sql"},
                 owners=list(owners),
@@ -342,17 +348,14 @@ def build_app_assets(
         selected_checks = [c for c in checks if check_keys[c.name] in context.selected_asset_check_keys]
         evaluations: list[CheckVerdict] = []
         reports: list[AppWindowReport] = []
-        windows = windows_of_run(context)
-        with app_logs_in_run(context, app_name, windows):
-            for window in windows:
-                events = mm.window_events(window)
-                report = monitoring.run_window([app], window, events, project_name=project)[0]
-                verdicts = [check_verdict(f"{r_key.to_user_string()}:{c.name}", c.of(report)) for c in checks]
-                outcome = WindowOutcome(report, verdicts, context.run.run_id)
-                for hook in on_window:
-                    hook(monitoring, outcome)
-                evaluations += [v for c, v in zip(checks, verdicts, strict=True) if c in selected_checks]
-                reports.append(report)
+        for window in windows_of_run(context):
+            report = monitoring.window_report(app_name, window)
+            verdicts = [check_verdict(f"{r_key.to_user_string()}:{c.name}", c.of(report)) for c in checks]
+            outcome = WindowOutcome(report, verdicts, context.run.run_id)
+            for hook in on_window:
+                hook(monitoring, outcome)
+            evaluations += [v for c, v in zip(checks, verdicts, strict=True) if c in selected_checks]
+            reports.append(report)
         failed_everywhere = [r for r in reports if r.failures and not r.outputs]
         if failed_everywhere:
             raise Failure(

@@ -5,12 +5,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dagster import AssetKey
+from dagster import AssetKey, ExecutorDefinition
 
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.alerting import AlertConfig, Channel
 from mm_dagster.core.clock import utcnow
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.shards import Shard, check_shard_count
 from mm_dagster.core.windows import to_utc, validate_base_period
 from mm_dagster.events.maintenance import DEFAULT_RETENTION
 
@@ -69,6 +70,10 @@ class DefinitionNames:
         part names the app too."""
         return self.asset_key(app_name, f"{app_name}_{kind}")
 
+    def shard_asset_key(self, shard: Shard) -> AssetKey:
+        """`mm/analysis/shard_<i>_of_<K>` (1-based): the analysis of one shard of every window."""
+        return self.asset_key("analysis", f"shard_{shard.index + 1}_of_{shard.count}")
+
     def app_node(self, app_name: str) -> str:
         return self._name(f"app_{app_name.replace('-', '_')}")
 
@@ -99,6 +104,13 @@ class MonitoringConfig:
     - `owners`: the Dagster owners of the monitoring assets (`team:<name>` or e-mail addresses).
     - `controller_interval_seconds`: how often the controller sensor ticks (default one
       `base_period`; at least 30 s). Shorter picks closed windows and late events up sooner.
+    - `shards`: split every window's endpoints into this many shards (by a stable hash of the
+      endpoint id), each analysed by its own step (`mm/analysis/shard_<i>_of_<K>`, running every
+      app on its endpoints), so the run's executor spreads them over processes or hosts. Each
+      app's results step then reads the whole window back: results, checks and alerts are the
+      same for any number of shards. Default 1.
+    - `executor`: the monitoring job's Dagster executor (default `in_process_executor`; with
+      shards, `multiprocess_executor` on one host or `dagster_celery.celery_executor` on many).
     - `prefix`: set it to put two configs in one code location (asset keys `mm/<prefix>/...`,
       resource key `mm_<prefix>`, job and sensors `mm_<prefix>_...`).
     """
@@ -122,9 +134,12 @@ class MonitoringConfig:
     maintenance_cron: str = "17 * * * *"
     max_run_seconds: int = 4 * 3600  # Dagster's `dagster/max_runtime` on monitoring runs
     controller_interval_seconds: int | None = None
+    shards: int = 1
+    executor: ExecutorDefinition | None = None
 
     def __post_init__(self) -> None:
         validate_base_period(self.base_period)
+        check_shard_count(self.shards)
         if self.allowed_lateness < timedelta(0):
             raise MonitoringError(f"allowed_lateness must be >= 0, got {self.allowed_lateness}")
         if self.late_data_horizon < timedelta(minutes=self.base_period):

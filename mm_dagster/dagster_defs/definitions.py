@@ -13,6 +13,7 @@ from dagster import (
 
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.shards import all_shards
 from mm_dagster.dagster_defs.alert_sensors import build_alert_wiring
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS, build_app_assets, build_window_asset
 from mm_dagster.dagster_defs.config import MonitoringConfig
@@ -21,6 +22,7 @@ from mm_dagster.dagster_defs.freshness import analysis_freshness
 from mm_dagster.dagster_defs.maintenance import build_maintenance
 from mm_dagster.dagster_defs.partitions import window_partitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
+from mm_dagster.dagster_defs.shard_assets import build_shard_asset
 
 
 def build_definitions(
@@ -50,15 +52,24 @@ def _build(config: MonitoringConfig, resource: MonitoringResource, clock: Clock)
     on_window, delivery_sensor = build_alert_wiring(config, clock)
     freshness = analysis_freshness(config.base_period)
     assets = [build_window_asset(partitions, config.allowed_lateness, names, config.owners, freshness)]
+    shards = all_shards(config.shards)
     assets += [
-        build_app_assets(app, partitions, names, [on_window], config.project, config.owners, freshness)
+        build_shard_asset(shard, config.apps, partitions, names, config.project, config.owners, freshness)
+        for shard in shards
+    ]
+    analyses = [names.shard_asset_key(shard) for shard in shards]
+    assets += [
+        build_app_assets(app, partitions, names, analyses, [on_window], config.owners, freshness)
         for app in config.apps
     ]
     job = define_asset_job(
         names.job,
         selection=AssetSelection.assets(names.asset_key(WINDOW_EVENTS)).downstream(),
-        executor_def=in_process_executor,
-        description="Runs every monitoring app on one window (the controller requests it).",
+        executor_def=config.executor or in_process_executor,
+        description=(
+            "Runs every monitoring app on one window (the controller requests it): "
+            f"{config.shards} shard step(s), then one results step per app."
+        ),
     )
     maintenance_job, maintenance_schedule = build_maintenance(config, clock)
     return Definitions(

@@ -8,6 +8,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.shards import EVERY_ENDPOINT, Shard
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import DEFAULT_BASE_PERIOD, Monitoring, StorageSettings
 
@@ -21,7 +22,7 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
 
     The stores are built once per run (per step process with a multiprocess executor) and per
     sensor tick, in `setup_for_execution`, and released in `teardown_after_execution`. A window's
-    events are read once per run and shared by the window asset and every app step.
+    events (of one shard) are read once per process and run.
     """
 
     home: str = Field(default="", description="MM_HOME; default ./.mm_home")
@@ -33,7 +34,9 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
     )
 
     _monitoring: Monitoring | None = PrivateAttr(default=None)
-    _windows: "OrderedDict[Window, dict[str, pd.DataFrame]]" = PrivateAttr(default_factory=OrderedDict)
+    _windows: "OrderedDict[tuple[Window, Shard], dict[str, pd.DataFrame]]" = PrivateAttr(
+        default_factory=OrderedDict
+    )
 
     def settings(self) -> StorageSettings:
         return StorageSettings.resolve(
@@ -63,13 +66,14 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
             )
         return self._monitoring
 
-    def window_events(self, window: Window) -> dict[str, pd.DataFrame]:
-        """The window's events per endpoint, read once while the resource is set up."""
-        events = self._windows.get(window)
+    def window_events(self, window: Window, shard: Shard = EVERY_ENDPOINT) -> dict[str, pd.DataFrame]:
+        """The window's events per endpoint (of `shard`), read once while the resource is set up."""
+        key = (window, shard)
+        events = self._windows.get(key)
         if events is None:
-            events = self._windows[window] = self.monitoring.read_window(window)
+            events = self._windows[key] = self.monitoring.read_window(window, shard)
             while len(self._windows) > CACHED_WINDOWS:
                 self._windows.popitem(last=False)
         else:
-            self._windows.move_to_end(window)
+            self._windows.move_to_end(key)
         return events

@@ -118,9 +118,12 @@ class ArtifactStore:
             if not updated:
                 conn.execute(t.insert().values(key=key, **row))
 
-    def list(self, app: str | None = None) -> list[dict[str, object]]:
+    def list(self, app: str | None = None, window_start: datetime | None = None) -> list[dict[str, object]]:
+        """Registered artifacts (of `app`, of the window starting at `window_start`), by key."""
         query = sa.select(db.artifacts).order_by(db.artifacts.c.key)
         if app:
             query = query.where(db.artifacts.c.app == app)
+        if window_start is not None:
+            query = query.where(db.artifacts.c.window_start == db.to_db_time(window_start))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

@@ -17,7 +17,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,12 +166,20 @@ class EventStore:
                 log.warning("could not delete event file %s: %s", f.path, exc)
 
     # -- reading ---------------------------------------------------------------------------------
-    def read_window(self, window: Window, endpoint_ids: set[str] | None = None) -> dict[str, pd.DataFrame]:
-        """The window's events per endpoint, sorted by timestamp. A file that cannot be read is
-        quarantined (logged with its path) and the rest of the window is still returned."""
+    def read_window(
+        self,
+        window: Window,
+        endpoint_ids: set[str] | None = None,
+        keep: Callable[[str], bool] | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """The window's events per endpoint (of `endpoint_ids`, and of the endpoints `keep` holds
+        true), sorted by timestamp. A file that cannot be read is quarantined (logged with its
+        path) and the rest of the window is still returned."""
         files = self.catalog.live_files(
             self.slot_of(window.start), window.end, sorted(endpoint_ids) if endpoint_ids else None
         )
+        if keep is not None:
+            files = {e: f for e, f in files.items() if keep(e)}
         groups: dict[str | None, list[tuple[str, list[CatalogFile]]]] = defaultdict(list)
         for endpoint_id, endpoint_files in sorted(files.items()):
             keys = {f.schema_key for f in endpoint_files}

@@ -1,0 +1,182 @@
+"""Sharded windows: the shard arithmetic, the stored report, and the same results, checks and
+alerts for one shard in process as for four shards in four step processes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    execute_job,
+    instance_for_test,
+    reconstructable,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mm_dagster.core.clock import fixed_clock
+from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.outputs import ModelMonitoringApplicationResult
+from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
+from mm_dagster.core.shards import EVERY_ENDPOINT, MAX_SHARDS, Shard, all_shards, shard_of
+from mm_dagster.core.stored_report import stored_window_report
+from mm_dagster.core.windows import Window
+from mm_dagster.dagster_defs import build_definitions
+from mm_dagster.dagster_defs.resources import MonitoringResource
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+
+from .analysis_snapshot import analysis_snapshot
+from .conftest import NOW, materialize_window, past_window
+from .sharded_location import sharded_config, sharded_job
+
+ENDPOINT_IDS = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
+
+
+@given(st.lists(ENDPOINT_IDS, max_size=50), st.integers(1, MAX_SHARDS))
+def test_every_endpoint_is_in_exactly_one_shard(ids: list[str], count: int) -> None:
+    shards = all_shards(count)
+    for endpoint_id in ids:
+        assert [s.index for s in shards if s.holds(endpoint_id)] == [shard_of(endpoint_id, count)]
+    parts = [s.part_of(dict.fromkeys(ids, 1)) for s in shards]
+    assert sorted(e for part in parts for e in part) == sorted(set(ids))
+
+
+def test_shards_are_stable_across_processes_and_balanced() -> None:
+    ids = [f"{i:032x}" for i in range(4000)]
+    here = [shard_of(e, 4) for e in ids]
+    # Another interpreter with another hash seed (Python's own hash() would differ) agrees.
+    script = (
+        "from mm_dagster.core.shards import shard_of; print([shard_of(f'{i:032x}', 4) for i in range(4000)])"
+    )
+    there = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(there) == here
+    sizes = [len(s.select(ids)) for s in all_shards(4)]
+    assert min(sizes) > 900 and sum(sizes) == 4000
+    assert EVERY_ENDPOINT.select(ids) == ids
+
+
+@pytest.mark.parametrize("count", [0, -1, MAX_SHARDS + 1, 2.0, True])
+def test_a_bad_shard_count_is_refused(count: object) -> None:
+    with pytest.raises(MonitoringError, match="shards must be an integer"):
+        Shard(0, count)  # type: ignore[arg-type]
+
+
+def test_a_shard_index_outside_the_count_is_refused() -> None:
+    with pytest.raises(MonitoringError, match=r"shard index must be in 0\.\.3"):
+        Shard(4, 4)
+
+
+def test_the_stored_report_counts_a_failure_over_the_results_it_kept() -> None:
+    window = past_window()
+    t0, t1 = window.start, window.end
+    results = [
+        StoredResult(
+            "e1", "app", "drift", t0, t1, ResultKindApp.data_drift, ResultStatusApp.detected, 0.9, {}
+        ),
+        StoredResult(
+            "e2", "app", "drift", t0, t1, ResultKindApp.data_drift, ResultStatusApp.no_detection, 0.1, {}
+        ),
+        StoredResult(
+            "e1",
+            "app",
+            "drift",
+            t0,
+            t1,
+            ResultKindApp.data_drift,
+            ResultStatusApp.no_detection,
+            0.2,
+            {},
+            segment="country=DE",
+        ),
+    ]
+    metrics = [
+        StoredMetric("e1", "app", "rows", t0, t1, 10.0),
+        StoredMetric("e3", "app", "rows", t0, t1, 3.0),
+    ]
+    failures = [AppFailure("e2", "app", t0, t1, "e2 broke")]
+    report = stored_window_report("app", window, results, metrics, failures, {"e1": "one", "e2": "two"})
+    assert sorted(report.outputs) == ["e1", "e3"]
+    assert report.outputs["e1"][0] == [
+        ModelMonitoringApplicationResult("drift", 0.9, ResultKindApp.data_drift, ResultStatusApp.detected)
+    ]
+    assert report.outputs["e3"][0] == []
+    assert [(m.name, m.value) for m in report.outputs["e1"][1]] == [("rows", 10.0)]
+    assert report.failures == {"e2": "e2 broke"}
+    assert list(report.segment_outputs) == ["e1"] and list(report.segment_outputs["e1"]) == ["country=DE"]
+    assert report.endpoint_names == {"e1": "one", "e2": "two", "e3": "e3"}
+    assert report.count(ResultStatusApp.detected) == 1
+
+
+def seed(home: Path, window: Window, endpoints: int = 12) -> None:
+    with Monitoring(home=str(home), clock=fixed_clock(NOW)) as mm:
+        for i in range(endpoints):
+            name = f"model-{i}"
+            mm.create_endpoint(name, reference=reference_frame(2000, seed=i), label_names=["prediction"])
+            shape = TrafficShape(mean_shift=3.0, drifted_features=3) if i % 3 == 0 else TrafficShape()
+            mm.record_events(name, traffic_frame(400, window.start, window.end, shape, seed=100 + i))
+
+
+def check_results(instance: DagsterInstance, run_id: str) -> list[tuple[str, str, bool, str]]:
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]  # type: ignore[union-attr]
+    return sorted(
+        (e.asset_key.to_user_string(), e.check_name, e.passed, str(e.metadata.get("flagged")))
+        for e in evaluations
+    )
+
+
+@pytest.mark.slow
+def test_four_shards_in_four_processes_store_what_one_shard_in_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = past_window(60)
+    one, four = tmp_path / "one", tmp_path / "four"
+    seed(one, window)
+    shutil.copytree(one, four)  # the same endpoints (ids) and event files
+
+    single = build_definitions(sharded_config(1, executor=False), resource=MonitoringResource(home=str(one)))
+    with instance_for_test() as instance:
+        result = materialize_window(single, window.key, instance, str(one))
+        single_checks = check_results(instance, result.run_id)
+
+    monkeypatch.setenv("MM_HOME", str(four))
+    monkeypatch.setenv("SHARDS", "4")
+    with (
+        instance_for_test() as instance,
+        execute_job(
+            reconstructable(sharded_job), instance, tags={"dagster/partition": window.key}
+        ) as sharded,
+    ):
+        assert sharded.success
+        steps = {e.step_key for e in sharded.all_events if e.event_type == DagsterEventType.STEP_SUCCESS}
+        assert {f"mm__analysis__shard_{i}_of_4" for i in range(1, 5)} <= steps
+        processes = {e.pid for e in sharded.all_events if e.event_type == DagsterEventType.STEP_START}
+        assert len(processes) > 1  # the multiprocess executor ran the steps in processes of their own
+        sharded_checks = check_results(instance, sharded.run_id)
+        shard_metadata = [
+            instance.fetch_materializations(AssetKey(["mm", "analysis", f"shard_{i}_of_4"]), limit=1)
+            .records[0]
+            .asset_materialization.metadata["endpoints"]  # type: ignore[union-attr]
+            .value
+            for i in range(1, 5)
+        ]
+    assert sum(shard_metadata) == 12 and max(shard_metadata) < 12  # type: ignore[arg-type]
+    assert sharded_checks == single_checks
+    assert any(not passed for _, _, passed, _ in single_checks)  # drift and failures were found
+    snapshot_one = analysis_snapshot(f"sqlite:///{one}/mm.db")
+    assert snapshot_one == analysis_snapshot(f"sqlite:///{four}/mm.db")
+    assert snapshot_one["mm_results"] and snapshot_one["mm_app_failures"] and snapshot_one["mm_notifications"]
