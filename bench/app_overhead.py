@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scale_data import create_fleet, write_window  # noqa: E402
+from scale_data import create_fleet, write_window
 
-from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext  # noqa: E402
-from mm_dagster.applications.endpoint_view import monitored_endpoint  # noqa: E402
-from mm_dagster.core.windows import Window  # noqa: E402
-from mm_dagster.monitoring import Monitoring  # noqa: E402
-from mm_dagster.runner import run_apps_on_window  # noqa: E402
+from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext
+from mm_dagster.applications.endpoint_view import monitored_endpoint
+from mm_dagster.core.windows import Window
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.runner import run_apps_on_window
 
 ENDPOINTS = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 EVENTS = 100

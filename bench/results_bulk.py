@@ -114,7 +114,8 @@ def measure(url: str) -> None:
 def main() -> None:
     print(f"replace_window of {ENDPOINTS:,} endpoints x (3 results + 3 metrics + {FEATURES} histograms)")
     print(
-        f"{'database':<12}{'first s':>10}{'stmts':>8}{'rerun s':>10}{'stmts':>8}{'1 insert s':>12}{'ratio':>11}"
+        f"{'database':<12}{'first s':>10}{'stmts':>8}{'rerun s':>10}{'stmts':>8}"
+        f"{'1 insert s':>12}{'ratio':>11}"
     )
     with tempfile.TemporaryDirectory() as home:
         measure(f"sqlite:///{home}/mm.db")
