@@ -17,7 +17,7 @@ from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.model_task import ModelTask
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.shards import EVERY_ENDPOINT, Shard
-from mm_dagster.core.stored_report import stored_window_report
+from mm_dagster.core.stored_report import detail_keys, stored_window_report
 from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
@@ -349,16 +349,16 @@ class Monitoring:
     def window_report(self, app: str, window: Window) -> AppWindowReport:
         """What the stores hold of `app`'s analysis of `window`, every shard's (see
         `core.stored_report`)."""
-        start, end = window.start, window.end
-        results = self.results.results(app=app, start=start, end=end, segment=None)
-        metrics = self.results.metrics(app=app, start=start, end=end, segment=None)
-        failures = self.results.failures(app, start, end)
+        results = self.results.window_results(app, window)
+        details = self.results.extra_data_of(app, window, detail_keys(results))
+        metrics = self.results.window_metrics(app, window)
+        failures = self.results.failures(app, window.start, window.end)
         artifacts = {
             str(a["key"]).removeprefix(f"{app}/"): str(a["uri"])
-            for a in self.artifacts.list(app, window_start=start)
+            for a in self.artifacts.list(app, window_start=window.start)
         }
         names = self.endpoints.names()
-        return stored_window_report(app, window, results, metrics, failures, names, artifacts)
+        return stored_window_report(app, window, results, metrics, failures, names, artifacts, details)
 
     def recent_traffic(self, window: Window, lookback: int) -> dict[str, set[Window]]:
         """Per endpoint, which of the `lookback` windows before `window` have its stored events

@@ -26,7 +26,7 @@ from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.shards import EVERY_ENDPOINT, MAX_SHARDS, Shard, all_shards, shard_of
-from mm_dagster.core.stored_report import stored_window_report
+from mm_dagster.core.stored_report import detail_keys, stored_window_report
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
@@ -180,3 +180,54 @@ def test_four_shards_in_four_processes_store_what_one_shard_in_process_does(
     snapshot_one = analysis_snapshot(f"sqlite:///{one}/mm.db")
     assert snapshot_one == analysis_snapshot(f"sqlite:///{four}/mm.db")
     assert snapshot_one["mm_results"] and snapshot_one["mm_app_failures"] and snapshot_one["mm_notifications"]
+
+
+STATUSES = st.sampled_from(list(ResultStatusApp))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.sampled_from(["", "c=1"]),
+            st.sampled_from(["a", "b"]),
+            STATUSES,
+            st.sampled_from([0.1, 0.5, 0.9, 1.0]),
+        ),
+        unique_by=lambda r: r[:3],
+        max_size=80,
+    ),
+    st.integers(1, 20),
+)
+def test_a_report_read_without_most_extra_data_flags_what_a_full_one_does(
+    rows: list[tuple[int, str, str, ResultStatusApp, float]], limit: int
+) -> None:
+    window = past_window()
+    full = [
+        StoredResult(
+            f"e{e:02d}",
+            "app",
+            name,
+            window.start,
+            window.end,
+            ResultKindApp.data_drift,
+            status,
+            value,
+            {"drifting_features": [f"f{e}", name]},
+            segment=segment,
+        )
+        for e, segment, name, status, value in rows
+    ]
+    lean = [StoredResult(**{**r.__dict__, "extra_data": {}}) for r in full]
+    keys = detail_keys(lean)
+    details = {
+        (r.endpoint_id, r.segment, r.name): r.extra_data
+        for r in full
+        if (r.endpoint_id, r.segment, r.name) in keys
+    }
+    names = {f"e{e:02d}": f"model-{e:02d}" for e in range(31)}
+    with_all = stored_window_report("app", window, full, [], [], names)
+    with_some = stored_window_report("app", window, lean, [], [], names, extra_data=details)
+    assert with_some.flagged(limit) == with_all.flagged(limit)
+    for name in ("a", "b"):
+        assert with_some.of_result(name).flagged(limit) == with_all.of_result(name).flagged(limit)

@@ -84,6 +84,21 @@ class ModelMonitoringApplicationResult:
         self.status = _coerce_enum(ResultStatusApp, self.status, self.name, "status")
         self.extra_data = encode_extra_data(self.extra_data, self.name)
 
+    @classmethod
+    def stored(
+        cls,
+        name: str,
+        value: float,
+        kind: ResultKindApp,
+        status: ResultStatusApp,
+        extra_data: dict[str, Any],
+    ) -> "ModelMonitoringApplicationResult":
+        """A result read back from the results store: checked when it was stored, not again."""
+        result = object.__new__(cls)
+        result.name, result.value, result.kind, result.status = name, value, kind, status
+        result.extra_data = extra_data
+        return result
+
 
 @dataclass
 class ModelMonitoringApplicationMetric:

@@ -147,18 +147,41 @@ def _enqueue(conn: sa.Connection, entry: OutboxEntry, now: datetime) -> int:
 
 
 def _save_states(conn: sa.Connection, states: Mapping[StateKey, EntityState], now: datetime) -> None:
+    """Update the stored states, insert the others (in bulk); a state a concurrent evaluation
+    inserted first is updated: ours is the newer."""
+    if not states:
+        return
     s = db.alert_states
-    for (alert, entity), state in states.items():
-        values = _state_row(state, now)
-        updated = conn.execute(
-            s.update().where(s.c.alert == alert, s.c.entity == entity).values(**values)
-        ).rowcount
-        if updated:
-            continue
-        row = {"alert": alert, "entity": entity, **values}
-        if not insert_ignoring_duplicates_count(conn, s, row):
-            # a concurrent evaluation stored it first: ours is the newer state
-            conn.execute(s.update().where(s.c.alert == alert, s.c.entity == entity).values(**values))
+    rows = [
+        {"alert": alert, "entity": entity, **_state_row(state, now)}
+        for (alert, entity), state in states.items()
+    ]
+    stored: set[tuple[Any, ...]] = set()
+    for alert in {r["alert"] for r in rows}:
+        entities = sorted(r["entity"] for r in rows if r["alert"] == alert)
+        for chunk in db.in_chunks(entities):
+            query = sa.select(s.c.alert, s.c.entity).where(s.c.alert == alert, s.c.entity.in_(chunk))
+            stored |= {tuple(r) for r in conn.execute(query)}
+    fresh = [r for r in rows if (r["alert"], r["entity"]) not in stored]
+    inserted = insert_ignoring_duplicates_count(conn, s, fresh, ["alert", "entity"])
+    updates = [r for r in rows if (r["alert"], r["entity"]) not in inserted]
+    if updates:
+        values: dict[str, Any] = {
+            c: sa.bindparam(f"new_{c}") for c in updates[0] if c not in ("alert", "entity")
+        }
+        statement = (
+            s.update()
+            .where(s.c.alert == sa.bindparam("key_alert"), s.c.entity == sa.bindparam("key_entity"))
+            .values(values)
+        )
+        conn.execute(
+            statement,
+            [
+                {"key_alert": r["alert"], "key_entity": r["entity"]}
+                | {f"new_{c}": v for c, v in r.items() if c not in ("alert", "entity")}
+                for r in updates
+            ],
+        )
 
 
 class AlertTransaction:
@@ -217,9 +240,8 @@ class AlertStore:
                 )
                 existing = {(kind, entity) for kind, entity in conn.execute(stored)}
                 fresh = [r for r in group if (r["kind"], r["entity"]) not in existing]
-                # one by one, skipping what a concurrent run of the same window stored meanwhile
-                for row in fresh:
-                    inserted += insert_ignoring_duplicates_count(conn, t, row)
+                # skipping what a concurrent run of the same window stored meanwhile
+                inserted += len(insert_ignoring_duplicates_count(conn, t, fresh, ["kind", "entity"]))
             return inserted
 
         # MariaDB's gap locks can make two runs of one window deadlock here: the loser runs again

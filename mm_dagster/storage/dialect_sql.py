@@ -4,7 +4,7 @@ database chose them as a deadlock's victim."""
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -53,14 +53,20 @@ def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table) -> Insert:
     raise NotImplementedError(f"no insert-ignoring-duplicates for the {dialect} dialect")
 
 
-def insert_ignoring_duplicates_count(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> int:
-    """Insert `row` unless its unique key is stored already; returns 1 if it was inserted, else 0
-    (by RETURNING where the database has it: PostgreSQL gives no rowcount with one)."""
-    statement = insert_ignoring_duplicates(conn, table).values(**row)
-    if conn.dialect.insert_returning:
-        first_key = next(iter(table.primary_key.columns))
-        return len(conn.execute(statement.returning(first_key)).all())
-    return int(conn.execute(statement).rowcount)
+def insert_ignoring_duplicates_count(
+    conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]], unique: Sequence[str]
+) -> set[tuple[Any, ...]]:
+    """Insert `rows` but those whose `unique` key is stored already (also by a concurrent
+    writer); returns the `unique` keys of the rows it inserted. One bulk statement where the
+    database returns inserted rows from one (RETURNING: PostgreSQL gives no rowcount for a bulk
+    insert), else row by row."""
+    if not rows:
+        return set()
+    statement = insert_ignoring_duplicates(conn, table)
+    if conn.dialect.insert_executemany_returning:
+        returned = conn.execute(statement.returning(*(table.c[k] for k in unique)), list(rows)).all()
+        return {tuple(r) for r in returned}
+    return {tuple(r[k] for k in unique) for r in rows if conn.execute(statement.values(**r)).rowcount}
 
 
 def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

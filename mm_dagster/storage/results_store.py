@@ -7,7 +7,7 @@ analysed, so a re-run never duplicates; the rows are upserted, so two runs of on
 (endpoint, app, segment, window) are kept beside them.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -268,6 +268,73 @@ class ResultsStore:
         """Results of endpoint(s) and app with window_start in [start, end): endpoint-wide by
         default, of one segment (its key), or of every segment and endpoint-wide (`None`)."""
         return self._fetch(db.results, _result, False, endpoint_id, app, name, start, end, segment)
+
+    def window_results(self, app: str, window: Window) -> list[StoredResult]:
+        """`app`'s results of `window`, every segment's, without their extra_data ({}; see
+        `extra_data_of`): one narrow scan, for reading a whole window back."""
+        t = db.results
+        columns = [t.c.endpoint_id, t.c.segment, t.c.name, t.c.kind, t.c.status, t.c.value]
+        query = (
+            sa.select(*columns)
+            .where(t.c.app == app, t.c.window_start == db.to_db_time(window.start))
+            .order_by(t.c.endpoint_id, t.c.segment, t.c.name)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        kinds, statuses = {k.value: k for k in ResultKindApp}, {s.value: s for s in ResultStatusApp}
+        return [
+            StoredResult(
+                endpoint_id,
+                app,
+                name,
+                window.start,
+                window.end,
+                kinds[kind],
+                statuses[status],
+                value,
+                {},
+                segment=segment,
+            )
+            for endpoint_id, segment, name, kind, status, value in rows
+        ]
+
+    def window_metrics(self, app: str, window: Window) -> list[StoredMetric]:
+        """`app`'s metrics of `window`, every segment's (one narrow scan)."""
+        t = db.metrics
+        query = (
+            sa.select(t.c.endpoint_id, t.c.segment, t.c.name, t.c.value)
+            .where(t.c.app == app, t.c.window_start == db.to_db_time(window.start))
+            .order_by(t.c.endpoint_id, t.c.segment, t.c.name)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            StoredMetric(endpoint_id, app, name, window.start, window.end, value, segment=segment)
+            for endpoint_id, segment, name, value in rows
+        ]
+
+    def extra_data_of(
+        self, app: str, window: Window, keys: Collection[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The extra_data of `app`'s results of `window` keyed (endpoint id, segment, name)."""
+        t = db.results
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        by_name: dict[str, list[str]] = {}
+        for endpoint_id, _, name in keys:
+            by_name.setdefault(name, []).append(endpoint_id)
+        with self.engine.connect() as conn:
+            for name, endpoint_ids in sorted(by_name.items()):
+                for chunk in db.in_chunks(sorted(set(endpoint_ids))):
+                    query = sa.select(t.c.endpoint_id, t.c.segment, t.c.extra_data).where(
+                        t.c.app == app,
+                        t.c.window_start == db.to_db_time(window.start),
+                        t.c.name == name,
+                        t.c.endpoint_id.in_(chunk),
+                    )
+                    for endpoint_id, segment, extra_data in conn.execute(query):
+                        if (endpoint_id, segment, name) in keys:
+                            found[(endpoint_id, segment, name)] = extra_data
+        return found
 
     def metrics(
         self,
