@@ -107,9 +107,10 @@ def _one_feature(
     binned: tuple[np.ndarray, np.ndarray] | None = None,
     summary: dict[str, float] | None = None,
     with_summary: bool = False,
-) -> FeatureDrift | None:
-    """`binned`: the column's (histogram, drift) counts when already counted; `summary` its
-    summary when already computed (else computed when `with_summary`)."""
+) -> dict[str, Any] | None:
+    """The feature's `FeatureDrift` fields but its distances (computed for all features at once
+    by `_with_distances`). `binned`: the column's (histogram, drift) counts when already
+    counted; `summary` its summary when already computed (else computed when `with_summary`)."""
     quantiles = None
     if reference.kind == NUMERIC:
         numbers = values if isinstance(values, np.ndarray) else _numbers(values)
@@ -136,24 +137,41 @@ def _one_feature(
     window_rows = int(w_counts.sum())
     if window_rows == 0 or reference.reference_counts.sum() == 0:
         return None
-    t, u = normalise(w_counts), normalise(reference.reference_counts)
-    return FeatureDrift(
-        feature=feature,
-        kind=reference.kind,
-        window_rows=window_rows,
-        reference_rows=int(reference.reference_counts.sum()),
-        window_counts=w_counts,
-        reference_counts=reference.reference_counts,
-        tvd=float(total_variation(t, u)),
-        hellinger=float(hellinger(t, u)),
-        kld=float(symmetric_kl(t, u)),
-        test_window=np.asarray(test_window, dtype=np.float64),
-        test_reference=reference.test_reference,
-        window_quantiles=quantiles,
-        reference_quantiles=reference.quantiles,
-        reference_std=reference.std,
-        window_summary=summary if reference.kind == NUMERIC and with_summary else None,
-    )
+    return {
+        "feature": feature,
+        "kind": reference.kind,
+        "window_rows": window_rows,
+        "reference_rows": int(reference.reference_counts.sum()),
+        "window_counts": w_counts,
+        "reference_counts": reference.reference_counts,
+        "test_window": np.asarray(test_window, dtype=np.float64),
+        "test_reference": reference.test_reference,
+        "window_quantiles": quantiles,
+        "reference_quantiles": reference.quantiles,
+        "reference_std": reference.std,
+        "window_summary": summary if reference.kind == NUMERIC and with_summary else None,
+    }
+
+
+def _with_distances(features: Sequence[dict[str, Any]]) -> list[FeatureDrift]:
+    """`FeatureDrift`s with MLRun's distances, computed for all features with the same number of
+    bins at once (row by row, the same numbers as one feature at a time)."""
+    by_bins: dict[int, list[int]] = {}
+    for i, f in enumerate(features):
+        by_bins.setdefault(len(f["window_counts"]), []).append(i)
+    distances: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(features)
+    for members in by_bins.values():
+        t = normalise(np.vstack([features[i]["window_counts"] for i in members]))
+        u = normalise(np.vstack([features[i]["reference_counts"] for i in members]))
+        rows = zip(
+            total_variation(t, u).tolist(), hellinger(t, u).tolist(), symmetric_kl(t, u).tolist(), strict=True
+        )
+        for i, row in zip(members, rows, strict=True):
+            distances[i] = row
+    return [
+        FeatureDrift(**f, tvd=tvd, hellinger=h, kld=kld)
+        for f, (tvd, h, kld) in zip(features, distances, strict=True)
+    ]
 
 
 def feature_drifts(
@@ -198,7 +216,7 @@ def feature_drifts(
             split = split_counts(counts, bins, mlrun_compatible_binning)  # type: ignore[arg-type]
             binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})
 
-    def one(feature: str) -> FeatureDrift | None:
+    def one(feature: str) -> dict[str, Any] | None:
         return _one_feature(
             feature,
             references[feature],
@@ -216,7 +234,7 @@ def feature_drifts(
             drifts = list(pool.map(one, features))
     else:
         drifts = [one(f) for f in features]
-    return [d for d in drifts if d is not None]
+    return _with_distances([d for d in drifts if d is not None])
 
 
 @dataclass(frozen=True)
