@@ -58,6 +58,7 @@ bench: install
 	$(PY) bench/apps.py
 	$(PY) bench/detection.py
 	$(PY) bench/multivariate.py
+	$(PY) bench/scale.py
 	$(PY) bench/service.py
 
 # The monitoring service (dashboard, HTTP ingestion, results API, /metrics) on the demo's stores.

@@ -78,6 +78,33 @@ def numpy_floor(reference_stats: dict, window: pd.DataFrame) -> int:
     return total
 
 
+def np_sum_pass(window: pd.DataFrame) -> float:
+    """Baseline: one `np.sum` pass over the numeric columns (what reading every value once costs)."""
+    return float(sum(np.sum(window[c].to_numpy()) for c in window.columns if c.startswith("n")))
+
+
+FIRST_CALL = """
+import time, numpy as np
+started = time.perf_counter()
+from mm_dagster.stats.union_binning import UnionGrid, column_counts
+column_counts(np.zeros(10), UnionGrid.of(np.array([0.0, 1.0])))
+print(time.perf_counter() - started)
+"""
+
+
+def first_call_seconds(cache_dir: str) -> float:
+    """Import and first call of the binning kernel in a fresh process with the numba cache in
+    `cache_dir` (empty: it compiles; filled: it loads the machine code)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip())
+
+
 def run_evidently(reference: pd.DataFrame, window: pd.DataFrame, queue: "mp.Queue[float]") -> None:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -136,6 +163,9 @@ def main() -> None:
     options_s, _ = timed(lambda: ours(reference_stats, app_window, POLICIES), repeat=3)
     mlrun_s, _ = timed(lambda: mlrun_view_only(reference_stats, app_window), repeat=3)
     floor_s, _ = timed(lambda: numpy_floor(reference_stats, app_window), repeat=3)
+    sum_s, _ = timed(lambda: np_sum_pass(app_window), repeat=5)
+    with tempfile.TemporaryDirectory() as cache:
+        compile_s, cached_s = first_call_seconds(cache), first_call_seconds(cache)
     extra = peak_extra_bytes(lambda: ours(reference_stats, app_window))
 
     ev_rows = WINDOW_ROWS
@@ -153,15 +183,24 @@ def main() -> None:
     print(f"\n{'computation':<38}{'seconds':>10}{'rows/s':>16}")
     row("mm_dagster default app", ours_s, WINDOW_ROWS, f"   ({flagged} features flagged)")
     row("  with per-feature options", options_s, WINDOW_ROWS)
+    row("one np.sum pass (numeric columns)", sum_s, WINDOW_ROWS)
     row("MLRun's view only (before the control)", mlrun_s, WINDOW_ROWS)
     row("numpy floor (searchsorted+bincount)", floor_s, WINDOW_ROWS)
     if ev_s is not None:
         row("evidently 0.7 DataDriftPreset", ev_s, ev_rows, note)
         ratio = (WINDOW_ROWS / ours_s) / (ev_rows / ev_s)
-        print(f"\nthroughput vs Evidently: {ratio:,.0f}x  (target >= 100x)")
+        print(f"\nthroughput vs Evidently: {ratio:,.0f}x  (target >= 500x)")
     else:
         print("evidently did not finish within the limit even on the sample")
     print(f"time vs numpy floor:     {ours_s / floor_s:.2f}x  (target <= 3x)")
+    print(
+        f"time vs one np.sum pass: {ours_s / sum_s:.2f}x over the 20 numeric columns "
+        f"({sum_s * 1e3:.1f} ms; target <= 5x)"
+    )
+    print(
+        f"binning kernel first call: {compile_s:.2f} s compiling (once per machine, cached on disk), "
+        f"{cached_s:.2f} s in a later process (import + load)"
+    )
     print(
         f"false-alarm control cost: {ours_s / mlrun_s:.2f}x, with per-feature options "
         f"{options_s / mlrun_s:.2f}x MLRun's view alone  (target <= 1.2x)"

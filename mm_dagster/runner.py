@@ -23,7 +23,7 @@ import pandas as pd
 
 from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.applications.deadline import AppTimeoutError, call_with_deadline
+from mm_dagster.applications.deadline import AppTimeoutError, DeadlineWorker
 from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
 from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
@@ -92,7 +92,15 @@ class CallOutcome:
 
 def track(app: ModelMonitoringApplicationBase, context: MonitoringApplicationContext) -> CallOutcome:
     """Call `do_tracking` once and validate what it returned (raises on any problem)."""
-    outputs = normalise_outputs(app.do_tracking(context))
+    return validated(app, app.do_tracking(context), context)
+
+
+def validated(
+    app: ModelMonitoringApplicationBase, returned: Any, context: MonitoringApplicationContext
+) -> CallOutcome:
+    """What the app returned for `context` (by `do_tracking` or `track_window`), validated
+    (raises on any problem), with the context's artifacts and histograms."""
+    outputs = normalise_outputs(returned)
     declared = type(app).RESULT_NAMES
     undeclared = sorted({r.name for r in outputs[0]} - set(declared)) if declared else []
     if undeclared:
@@ -103,10 +111,20 @@ def track(app: ModelMonitoringApplicationBase, context: MonitoringApplicationCon
     return CallOutcome(outputs, context.artifact_uris, context.histograms)
 
 
-def _tracked(app: ModelMonitoringApplicationBase, *args: Any, **options: Any) -> CallOutcome:
-    """`track` with the context made in the calling (worker) thread, so a failure making it is
-    the call's failure."""
-    return track(app, app_context(app, *args, **options))
+@dataclass(frozen=True)
+class AppCall:
+    """One call of an app in a window: an endpoint as a whole (`segment` ENDPOINT_WIDE) or one
+    of its segments; its context is made when the call runs, so a failure making it is the
+    call's failure."""
+
+    endpoint_id: str
+    segment: str
+    where: str
+    context: Callable[[], MonitoringApplicationContext]
+
+
+def _tracked(app: ModelMonitoringApplicationBase, call: AppCall) -> CallOutcome:
+    return track(app, call.context())
 
 
 def run_app_on_endpoint(
@@ -230,61 +248,68 @@ def run_apps_on_window(
             app=app.name, window=window, endpoint_names={e.id: e.name for e in analysed.values()}
         )
         history = MetricHistory(results, app.name, window)
-        budget = _budget(app)
-        deadline = None if budget is None else time.monotonic() + budget
         per_segment = getattr(app, "run_per_segment", True)
+        calls: list[AppCall] = []
         for endpoint_id, endpoint in analysed.items():
             where = f"app {app.name!r}, endpoint {endpoint.name!r} ({endpoint_id}), window {window}"
-            run_count = 1 + (len(segments.get(endpoint_id, [])) if per_segment else 0)
-            call = partial(
-                _tracked,
-                app,
-                endpoint,
-                window,
-                samples[endpoint_id],
-                artifacts,
-                references,
-                (invalid_events or {}).get(endpoint_id),
-                logger=logger,
-                project_name=project_name,
-                metric_history=history,
-                runs_of_endpoint=run_count,
-                unmatched_labels=(unmatched_labels or {}).get(endpoint_id, 0),
+            runs = segments.get(endpoint_id, []) if per_segment else []
+            calls.append(
+                AppCall(
+                    endpoint_id,
+                    ENDPOINT_WIDE,
+                    where,
+                    partial(
+                        app_context,
+                        app,
+                        endpoint,
+                        window,
+                        samples[endpoint_id],
+                        artifacts,
+                        references,
+                        (invalid_events or {}).get(endpoint_id),
+                        logger=logger,
+                        project_name=project_name,
+                        metric_history=history,
+                        runs_of_endpoint=1 + len(runs),
+                        unmatched_labels=(unmatched_labels or {}).get(endpoint_id, 0),
+                    ),
+                )
             )
-            outcome = _call_app(app, call, deadline, budget, where)
-            if isinstance(outcome, str):
-                report.failures[endpoint_id] = outcome
-            else:
-                report.outputs[endpoint_id] = outcome.outputs
-                _keep(report, endpoint_id, ENDPOINT_WIDE, outcome)
-            for run in segments.get(endpoint_id, []) if per_segment else []:
-                call = partial(
-                    _tracked,
-                    app,
-                    run.endpoint,
-                    window,
-                    run.sample_df,
-                    artifacts,
-                    references,
-                    None,
-                    logger=logger,
-                    project_name=project_name,
-                    segment=run.segment,
-                    segment_rows=run.rows_of,
-                    runs_of_endpoint=run_count,
-                )
-                outcome = _call_app(
-                    app,
-                    call,
-                    deadline,
-                    budget,
+            calls += [
+                AppCall(
+                    endpoint_id,
+                    run.key,
                     f"{where}, segment {segment_label(run.segment)}",
+                    partial(
+                        app_context,
+                        app,
+                        run.endpoint,
+                        window,
+                        run.sample_df,
+                        artifacts,
+                        references,
+                        None,
+                        logger=logger,
+                        project_name=project_name,
+                        segment=run.segment,
+                        segment_rows=run.rows_of,
+                        runs_of_endpoint=1 + len(runs),
+                    ),
                 )
-                if isinstance(outcome, str):
-                    report.segment_failures.setdefault(endpoint_id, {})[run.key] = outcome
+                for run in runs
+            ]
+        for call, outcome in zip(calls, _run_calls(app, calls), strict=True):
+            if isinstance(outcome, str):
+                if call.segment == ENDPOINT_WIDE:
+                    report.failures[call.endpoint_id] = outcome
                 else:
-                    report.segment_outputs.setdefault(endpoint_id, {})[run.key] = outcome.outputs
-                    _keep(report, endpoint_id, run.key, outcome)
+                    report.segment_failures.setdefault(call.endpoint_id, {})[call.segment] = outcome
+            else:
+                if call.segment == ENDPOINT_WIDE:
+                    report.outputs[call.endpoint_id] = outcome.outputs
+                else:
+                    report.segment_outputs.setdefault(call.endpoint_id, {})[call.segment] = outcome.outputs
+                _keep(report, call.endpoint_id, call.segment, outcome)
         persistence = getattr(app, "persistence", None)
         if persistence is not None:  # endpoint-wide results (segments' stand alone)
             report.outputs = apply_persistence(persistence, app.name, window, report.outputs, results)
@@ -308,9 +333,96 @@ def _keep(report: AppWindowReport, endpoint_id: str, segment: str, outcome: Call
         report.histograms.setdefault(endpoint_id, {})[segment] = outcome.histograms
 
 
-def _call_app(
+def _run_calls(app: ModelMonitoringApplicationBase, calls: Sequence[AppCall]) -> list[CallOutcome | str]:
+    """Each call's outcome or failure, within the app's time budget: one `track_window` call
+    for all when the app has the batch hook (per call when it fails as a whole), else one
+    `do_tracking` call each, one after another in one worker thread."""
+    budget = _budget(app)
+    deadline = None if budget is None else time.monotonic() + budget
+    worker = DeadlineWorker(name=f"mm-app-{app.name}")
+    try:
+        if app.tracks_windows and calls:
+            batch = _run_batch(app, calls, worker, deadline, budget)
+            if batch is not None:
+                return batch
+        return [
+            _call_app(partial(_tracked, app, call), worker, deadline, budget, call.where) for call in calls
+        ]
+    finally:
+        worker.close()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _run_batch(
     app: ModelMonitoringApplicationBase,
+    calls: Sequence[AppCall],
+    worker: DeadlineWorker,
+    deadline: float | None,
+    budget: float | None,
+) -> list[CallOutcome | str] | None:
+    """The calls' outcomes from one `track_window` call; None when it failed as a whole (the
+    caller then runs `do_tracking` per call)."""
+    contexts: list[MonitoringApplicationContext | str] = []
+    for call in calls:
+        try:
+            contexts.append(call.context())
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            contexts.append(_failure(call.where, exc))
+    made = [c for c in contexts if not isinstance(c, str)]
+    where = f"app {app.name!r}, track_window of {len(made)} endpoint(s) and segment(s)"
+    try:
+        returned = list(worker.call(partial(app.track_window, made), _remaining(deadline)))
+        if len(returned) != len(made):
+            raise AppOutputError(f"track_window returned {len(returned)} entries for {len(made)} contexts")
+    except KeyboardInterrupt:
+        raise
+    except AppTimeoutError:
+        log.warning("monitoring app timed out: %s: after %g s", where, budget)
+        return [
+            c if isinstance(c, str) else f"{call.where}: timed out after {budget:g} s"
+            for call, c in zip(calls, contexts, strict=True)
+        ]
+    except BaseException as exc:
+        log.warning(
+            "monitoring app failed: %s: %s; running do_tracking per endpoint instead",
+            where,
+            "".join(traceback.format_exception_only(type(exc), exc)).strip(),
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return None
+    entries = iter(returned)
+    outcomes: list[CallOutcome | str] = []
+    for call, context in zip(calls, contexts, strict=True):
+        if isinstance(context, str):
+            outcomes.append(context)
+            continue
+        entry = next(entries)
+        try:
+            if isinstance(entry, BaseException):
+                raise entry
+            outcomes.append(validated(app, entry, context))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            outcomes.append(_failure(call.where, exc))
+    return outcomes
+
+
+def _failure(where: str, exc: BaseException) -> str:
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    failure = f"{where}: {detail}"
+    log.warning("monitoring app failed: %s", failure, exc_info=log.isEnabledFor(logging.DEBUG))
+    return failure
+
+
+def _call_app(
     call: Callable[[], CallOutcome],
+    worker: DeadlineWorker,
     deadline: float | None,
     budget: float | None,
     where: str,
@@ -318,9 +430,7 @@ def _call_app(
     """What one app call gave, or the failure to record (any exception,
     `SystemExit` too: an app must not end the run; only `KeyboardInterrupt` propagates)."""
     try:
-        return call_with_deadline(
-            call, None if deadline is None else deadline - time.monotonic(), name=f"mm-app-{app.name}"
-        )
+        return worker.call(call, _remaining(deadline))
     except KeyboardInterrupt:
         raise
     except AppTimeoutError:
@@ -328,7 +438,4 @@ def _call_app(
         log.warning("monitoring app timed out: %s", failure)
         return failure
     except BaseException as exc:
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        failure = f"{where}: {detail}"
-        log.warning("monitoring app failed: %s", failure, exc_info=log.isEnabledFor(logging.DEBUG))
-        return failure
+        return _failure(where, exc)

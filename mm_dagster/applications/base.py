@@ -1,7 +1,7 @@
 """The monitoring-app base class (MLRun-compatible)."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
@@ -54,6 +54,33 @@ class ModelMonitoringApplicationBase(ABC):
     @abstractmethod
     def do_tracking(self, monitoring_context: "MonitoringApplicationContext") -> Any:
         """Return a result, a list of results and metrics, a dict[str, float], or None."""
+
+    def track_window(self, contexts: Sequence["MonitoringApplicationContext"]) -> Sequence[Any]:
+        """Optional batch hook: every endpoint (and segment) of one window in one call, for apps
+        that can process them together faster (vectorised) than one `do_tracking` each.
+
+        Returns one entry per context, in order: what `do_tracking` would return for it, or the
+        exception that is that context's failure (recorded like a failed `do_tracking`). Entries
+        are validated as `do_tracking`'s outputs are. The call shares the app's time budget
+        (`app_timeout_seconds`): when it runs out, every context of the window is timed out. If
+        the call itself raises (or returns a wrong number of entries), the runner logs it and
+        falls back to `do_tracking` per context, so one bad endpoint never fails the others.
+
+        Only an app that overrides it is run this way; this default (one `do_tracking` per
+        context) says what an override must give.
+        """
+        outcomes: list[Any] = []
+        for context in contexts:
+            try:
+                outcomes.append(self.do_tracking(context))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    @property
+    def tracks_windows(self) -> bool:
+        """Whether the app overrides `track_window` (the runner then calls it once per window)."""
+        return type(self).track_window is not ModelMonitoringApplicationBase.track_window
 
 
 def silence_lookback(apps: Iterable[ModelMonitoringApplicationBase]) -> int | None:

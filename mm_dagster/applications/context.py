@@ -134,6 +134,12 @@ class MonitoringApplicationContext:
         """The window's events of this endpoint: this app's own view (see `own_view`)."""
         return own_view(self._sample_df)
 
+    @property
+    def shared_sample_df(self) -> pd.DataFrame:
+        """The window's events of this endpoint, not copied: the frame every app and the run's
+        cached window share, so it must never be modified (for apps that only read it)."""
+        return self._sample_df
+
     def metric_history(self, ago: timedelta) -> Mapping[str, float]:
         """This app's stored metrics of this endpoint for the window that started `ago` before
         this one, e.g. `timedelta(weeks=1)` (read-only; empty when none are stored)."""

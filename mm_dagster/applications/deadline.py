@@ -6,10 +6,11 @@ it writes meanwhile still land in the store), and the runner records the endpoin
 goes on. The interpreter does not wait for abandoned threads at exit.
 """
 
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mm_dagster.core.errors import MonitoringError
 
@@ -50,3 +51,48 @@ def call_with_deadline(fn: Callable[[], T], timeout: float | None, name: str = "
     if outcome.error is not None:
         raise outcome.error
     return outcome.value  # type: ignore[return-value]
+
+
+class DeadlineWorker:
+    """`call_with_deadline` for many calls in a row (one app's calls of one window): the calls
+    run one after another in one daemon thread, started once, not one thread per call. A call
+    that overruns abandons the thread with it (as `call_with_deadline` does); the next call
+    starts a fresh thread."""
+
+    def __init__(self, name: str = "mm-app") -> None:
+        self.name = name
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], _Outcome[Any]] | None] | None = None
+
+    def call(self, fn: Callable[[], T], timeout: float | None) -> T:
+        if timeout is None:
+            return fn()
+        if timeout <= 0:
+            raise AppTimeoutError("no time left")
+        if self._calls is None:
+            self._calls = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(self._calls,), name=self.name, daemon=True).start()
+        outcome: _Outcome[T] = _Outcome()
+        self._calls.put((fn, outcome))
+        if not outcome.done.wait(timeout):
+            self._calls.put(None)  # the thread ends once the abandoned call returns
+            self._calls = None
+            raise AppTimeoutError("still running")
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._calls is not None:
+            self._calls.put(None)
+            self._calls = None
+
+
+def _serve(calls: "queue.SimpleQueue[tuple[Callable[[], Any], _Outcome[Any]] | None]") -> None:
+    while (item := calls.get()) is not None:
+        fn, outcome = item
+        try:
+            outcome.value = fn()
+        except BaseException as exc:  # handed to the caller, including SystemExit
+            outcome.error = exc
+        finally:
+            outcome.done.set()

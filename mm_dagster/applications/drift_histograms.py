@@ -70,7 +70,13 @@ class DriftHistograms:
 
     def of(self, ctx: MonitoringApplicationContext, drifts: Sequence[FeatureDrift]) -> list[FeatureHistogram]:
         described = self._described.get_or_fit(ctx.reference_key, lambda: _describe(ctx.feature_stats))
-        numeric = numeric_summaries(ctx.sample_df, [d.feature for d in drifts if d.kind == NUMERIC])
+        numeric = {
+            d.feature: d.window_summary
+            if d.window_summary is not None
+            else numeric_summaries(ctx.shared_sample_df, [d.feature]).get(d.feature, {})
+            for d in drifts
+            if d.kind == NUMERIC
+        }
         histograms = []
         for d in drifts:
             labels, summary = described.get(d.feature, ([], {}))

@@ -126,16 +126,32 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         return {"general_drift": (self.thresholds.potential, self.thresholds.detected)}
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
-        ctx = monitoring_context
+        return self._track(monitoring_context, UiLinks.from_env())
+
+    def track_window(self, contexts: Sequence[MonitoringApplicationContext]) -> list[Any]:
+        """Every endpoint and segment of the window in one call (see the base class): the links
+        are resolved once and each context's numeric columns are binned in one compiled pass;
+        each entry is exactly what `do_tracking` returns for that context."""
+        links = UiLinks.from_env()
+        outcomes: list[Any] = []
+        for ctx in contexts:
+            try:
+                outcomes.append(self._track(ctx, links))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _track(self, ctx: MonitoringApplicationContext, links: UiLinks) -> Any:
         if not ctx.feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
             return None
         drifts = feature_drifts(
             ctx.feature_stats,
-            ctx.sample_df,
+            ctx.shared_sample_df,
             mlrun_compatible_binning=self.mlrun_compatible_binning,
             quantile_features=self._quantile_features(ctx.feature_stats),
             prepared=self._references.of(ctx),
+            summaries=self.drift_report != "never",
         )
         if not drifts:
             ctx.logger.warning("no feature of the window has a reference histogram")
@@ -144,7 +160,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         hellinger_mean = float(np.mean([d.hellinger for d in drifts]))
         kld_mean = float(np.mean([d.kld for d in drifts]))
         general = (hellinger_mean + tvd_mean) / 2
-        too_small = len(ctx.sample_df) < self.min_window_rows
+        too_small = len(ctx.shared_sample_df) < self.min_window_rows
         general_status = ResultStatusApp.irrelevant if too_small else self.thresholds.status(general)
         outputs_set = set(ctx.label_names)
         inputs = [d for d in drifts if d.feature not in outputs_set]
@@ -164,7 +180,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                     "features": {
                         d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts
                     },
-                    "rows": len(ctx.sample_df),
+                    "rows": len(ctx.shared_sample_df),
                 },
             ),
         ]
@@ -174,7 +190,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         ]
         if self.drift_report != "never":
             ctx.store_histograms(self._histograms.of(ctx, drifts))
-            page = UiLinks.from_env().window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
+            page = links.window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
             for r in family_results:
                 if r is not None:
                     r.extra_data["report"] = page

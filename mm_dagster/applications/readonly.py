@@ -76,10 +76,10 @@ def freeze(value: Any) -> Any:
         return value
     if isinstance(value, FrozenDict | FrozenList):
         return value
-    if isinstance(value, dict):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, dict):  # scalars (most stats values) kept without a call each
+        return FrozenDict({k: v if type(v) in _SCALARS else freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        if all(type(v) in _SCALARS for v in value):  # histograms: no element to freeze
+        if set(map(type, value)) <= _SCALARS:  # histograms: no element to freeze
             return FrozenList(value)
         return FrozenList(freeze(v) for v in value)
     if isinstance(value, tuple):

@@ -77,6 +77,8 @@ def _number(value: Any, where: str) -> float:
 
 
 def _plain_counts(counts: Sequence[float], where: str) -> list[float]:
+    if type(counts) is list and set(map(type, counts)) <= {int} and min(counts, default=0) >= 0:
+        return list(counts)  # already plain (the built-in apps' counts): no per-value checks
     plain: list[float] = []
     for count in counts:
         number = _number(count, where)

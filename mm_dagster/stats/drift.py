@@ -45,6 +45,7 @@ from mm_dagster.stats.feature_stats import (
     histogram_and_drift_counts,
 )
 from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
+from mm_dagster.stats.union_binning import PackedGrids, column_counts, split_counts, union_counts
 
 PARALLEL_MIN_ROWS = 100_000
 MAX_THREADS = 4
@@ -67,6 +68,25 @@ class FeatureDrift:
     window_quantiles: np.ndarray | None = None
     reference_quantiles: np.ndarray | None = None
     reference_std: float | None = None
+    window_summary: dict[str, float] | None = None  # numeric, when asked: finite values' moments
+
+
+def column_summaries(block: np.ndarray) -> list[dict[str, float]]:
+    """mean/std/min/max of each column's finite values ({} for a column without any), for
+    all columns of a (rows x columns) block at once."""
+    finite = np.isfinite(block)
+    counts = finite.sum(axis=0)
+    present = np.where(finite, block, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = present.sum(axis=0) / counts
+        deviations = np.where(finite, block - means, 0.0)
+        stds = np.sqrt((deviations * deviations).sum(axis=0) / counts)
+    minima = np.where(finite, block, np.inf).min(axis=0, initial=np.inf)
+    maxima = np.where(finite, block, -np.inf).max(axis=0, initial=-np.inf)
+    return [
+        {"mean": float(m), "std": float(sd), "min": float(lo), "max": float(hi)} if n else {}
+        for n, m, sd, lo, hi in zip(counts.tolist(), means, stds, minima, maxima, strict=True)
+    ]
 
 
 def _numbers(values: pd.Series) -> np.ndarray:
@@ -84,11 +104,25 @@ def _one_feature(
     *,
     mlrun_compatible: bool,
     with_quantiles: bool,
-) -> FeatureDrift | None:
+    binned: tuple[np.ndarray, np.ndarray] | None = None,
+    summary: dict[str, float] | None = None,
+    with_summary: bool = False,
+) -> dict[str, Any] | None:
+    """The feature's `FeatureDrift` fields but its distances (computed for all features at once
+    by `_with_distances`). `binned`: the column's (histogram, drift) counts when already
+    counted; `summary` its summary when already computed (else computed when `with_summary`)."""
     quantiles = None
     if reference.kind == NUMERIC:
         numbers = values if isinstance(values, np.ndarray) else _numbers(values)
-        if reference.bins is not None:
+        if with_summary and summary is None:
+            summary = column_summaries(numbers[:, None])[0]
+        if binned is not None:
+            w_counts, test_window = binned
+        elif reference.grid is not None and reference.bins is not None:
+            w_counts, test_window = split_counts(
+                column_counts(numbers, reference.grid), [reference.bins], mlrun_compatible
+            )[0]
+        elif reference.bins is not None:
             w_counts, test_window = histogram_and_drift_counts(
                 numbers, reference.bins, mlrun_compatible=mlrun_compatible
             )
@@ -103,23 +137,41 @@ def _one_feature(
     window_rows = int(w_counts.sum())
     if window_rows == 0 or reference.reference_counts.sum() == 0:
         return None
-    t, u = normalise(w_counts), normalise(reference.reference_counts)
-    return FeatureDrift(
-        feature=feature,
-        kind=reference.kind,
-        window_rows=window_rows,
-        reference_rows=int(reference.reference_counts.sum()),
-        window_counts=w_counts,
-        reference_counts=reference.reference_counts,
-        tvd=float(total_variation(t, u)),
-        hellinger=float(hellinger(t, u)),
-        kld=float(symmetric_kl(t, u)),
-        test_window=np.asarray(test_window, dtype=np.float64),
-        test_reference=reference.test_reference,
-        window_quantiles=quantiles,
-        reference_quantiles=reference.quantiles,
-        reference_std=reference.std,
-    )
+    return {
+        "feature": feature,
+        "kind": reference.kind,
+        "window_rows": window_rows,
+        "reference_rows": int(reference.reference_counts.sum()),
+        "window_counts": w_counts,
+        "reference_counts": reference.reference_counts,
+        "test_window": np.asarray(test_window, dtype=np.float64),
+        "test_reference": reference.test_reference,
+        "window_quantiles": quantiles,
+        "reference_quantiles": reference.quantiles,
+        "reference_std": reference.std,
+        "window_summary": summary if reference.kind == NUMERIC and with_summary else None,
+    }
+
+
+def _with_distances(features: Sequence[dict[str, Any]]) -> list[FeatureDrift]:
+    """`FeatureDrift`s with MLRun's distances, computed for all features with the same number of
+    bins at once (row by row, the same numbers as one feature at a time)."""
+    by_bins: dict[int, list[int]] = {}
+    for i, f in enumerate(features):
+        by_bins.setdefault(len(f["window_counts"]), []).append(i)
+    distances: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(features)
+    for members in by_bins.values():
+        t = normalise(np.vstack([features[i]["window_counts"] for i in members]))
+        u = normalise(np.vstack([features[i]["reference_counts"] for i in members]))
+        rows = zip(
+            total_variation(t, u).tolist(), hellinger(t, u).tolist(), symmetric_kl(t, u).tolist(), strict=True
+        )
+        for i, row in zip(members, rows, strict=True):
+            distances[i] = row
+    return [
+        FeatureDrift(**f, tvd=tvd, hellinger=h, kld=kld)
+        for f, (tvd, h, kld) in zip(features, distances, strict=True)
+    ]
 
 
 def feature_drifts(
@@ -129,30 +181,51 @@ def feature_drifts(
     mlrun_compatible_binning: bool = False,
     quantile_features: Collection[str] = (),
     prepared: Mapping[str, PreparedFeature] | None = None,
+    summaries: bool = False,
 ) -> list[FeatureDrift]:
     """Both views for every reference column present in `window` that has a histogram
     (`quantile_features` also get the window's quantiles, for methods that need them).
     `prepared`: `prepare_reference(reference_stats)`, when the caller keeps it across windows.
+    `summaries`: numeric features also get their window values' mean/std/min/max.
 
     Columns are binned in parallel threads for large windows (numpy and Arrow release the GIL).
     """
     references = prepare_reference(reference_stats) if prepared is None else prepared
     features = [f for f in references if f in window.columns]
     columns: dict[str, pd.Series | np.ndarray] = {}
+    binned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    summarised: dict[str, dict[str, float]] = {}
     numeric = [f for f in features if references[f].kind == NUMERIC]
     if len(window) < PARALLEL_MIN_ROWS and numeric:
         # Small windows: one conversion of every numeric column (pandas' per-column access
         # costs more than binning a thousand values); columns contiguous for the binary search.
-        block = np.asfortranarray(window[numeric].to_numpy(dtype=np.float64, na_value=np.nan))
+        block = np.empty((len(window), len(numeric)), dtype=np.float64, order="F")
+        for i, f in enumerate(numeric):  # column by column: cheaper than pandas' multi-column take
+            block[:, i] = _numbers(window[f])
         columns.update({f: block[:, i] for i, f in enumerate(numeric)})
+        if summaries:
+            summarised.update(zip(numeric, column_summaries(block), strict=True))
+        # Every column with union bins counted in one kernel call (stats.union_binning).
+        gridded = [i for i, f in enumerate(numeric) if references[f].grid is not None]
+        if gridded:
+            bins = [references[numeric[i]].bins for i in gridded]
+            counts = union_counts(
+                block[:, gridded] if len(gridded) < len(numeric) else block,
+                PackedGrids.of([references[numeric[i]].grid for i in gridded]),  # type: ignore[misc]
+            )
+            split = split_counts(counts, bins, mlrun_compatible_binning)  # type: ignore[arg-type]
+            binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})
 
-    def one(feature: str) -> FeatureDrift | None:
+    def one(feature: str) -> dict[str, Any] | None:
         return _one_feature(
             feature,
             references[feature],
             columns[feature] if feature in columns else window[feature],
             mlrun_compatible=mlrun_compatible_binning,
             with_quantiles=feature in quantile_features,
+            binned=binned.get(feature),
+            summary=summarised.get(feature),
+            with_summary=summaries,
         )
 
     if len(window) >= PARALLEL_MIN_ROWS and len(features) > 1:
@@ -161,7 +234,7 @@ def feature_drifts(
             drifts = list(pool.map(one, features))
     else:
         drifts = [one(f) for f in features]
-    return [d for d in drifts if d is not None]
+    return _with_distances([d for d in drifts if d is not None])
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ class NumericBins:
     def of(cls, edges: np.ndarray, drift_edges: np.ndarray) -> "NumericBins":
         inner = edges[1:-1]
         maximum = inner[-1]
-        union = np.union1d(np.union1d(inner, drift_edges), [np.nextafter(maximum, np.inf)])
+        union = np.unique(np.concatenate((inner, drift_edges, [np.nextafter(maximum, np.inf)])))
         starts = np.concatenate(([-np.inf], union))
         return cls(
             edges=edges,

@@ -9,6 +9,7 @@ import numpy as np
 
 from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins, reference_category_counts
+from mm_dagster.stats.union_binning import UnionGrid
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class PreparedFeature:
     test_reference: np.ndarray  # the verdict's: counts on the mass-following bins
     edges: np.ndarray | None = None  # numeric: MLRun's 23 edges
     bins: NumericBins | None = None  # numeric with mass-following bins
+    grid: UnionGrid | None = None  # the lookup grid of `bins.union` (stats.union_binning)
     quantiles: np.ndarray | None = None
     std: float | None = None
     positions: Mapping[str, int] | None = None  # categorical: bucket of each top value
@@ -33,12 +35,14 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
         edges = np.asarray(stats["hist"][1], dtype=np.float64)
         if "drift_edges" not in stats:  # stored before mass-following bins: test on the histogram
             return PreparedFeature(NUMERIC, counts, counts, edges=edges, std=stats.get("std"))
+        bins = NumericBins.of(edges, np.asarray(stats["drift_edges"], dtype=np.float64))
         return PreparedFeature(
             NUMERIC,
             counts,
             np.asarray(stats["drift_counts"], dtype=np.float64),
             edges=edges,
-            bins=NumericBins.of(edges, np.asarray(stats["drift_edges"], dtype=np.float64)),
+            bins=bins,
+            grid=UnionGrid.of(bins.union),
             quantiles=np.asarray(stats["quantiles"], dtype=np.float64),
             std=stats.get("std"),
         )

@@ -254,8 +254,10 @@ class EventStore:
         columns = [*dataset.schema.names, "__fragment_index"]
         table = dataset.to_table(columns=columns, filter=(ts >= start) & (ts < end))
         endpoint_of_row = owner[table["__fragment_index"].to_numpy()]
-        order = np.lexsort((table["timestamp"].cast(pa.int64()).to_numpy(), endpoint_of_row))
-        table = table.drop_columns(["__fragment_index"]).take(order)
+        micros = table["timestamp"].cast(pa.int64()).to_numpy()
+        table = table.drop_columns(["__fragment_index"])
+        if not _sorted_by(endpoint_of_row, micros):  # a compacted window scans in order: no copy
+            table = table.take(np.lexsort((micros, endpoint_of_row)))
         counts = np.bincount(endpoint_of_row, minlength=len(members))
         offsets = np.concatenate([[0], np.cumsum(counts)])
         everything = _to_pandas(table)
@@ -418,6 +420,12 @@ def _written_file(
         size_bytes=size_bytes,
         schema_key=key,
     )
+
+
+def _sorted_by(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether rows are in (first, second) order already."""
+    step, tie_step = np.diff(first), np.diff(second)
+    return bool(np.all((step > 0) | ((step == 0) & (tie_step >= 0))))
 
 
 def schema_key(schema: pa.Schema) -> str:

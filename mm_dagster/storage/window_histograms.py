@@ -47,7 +47,7 @@ def encode(histograms: Sequence[FeatureHistogram]) -> bytes:
             for h in histograms
         ],
     }
-    return zlib.compress(json.dumps(document, separators=(",", ":"), allow_nan=False).encode(), 6)
+    return zlib.compress(json.dumps(document, separators=(",", ":"), allow_nan=False).encode(), 1)
 
 
 def decode(data: bytes) -> list[FeatureHistogram]:

@@ -1,0 +1,212 @@
+"""Windows of 1,000, 3,000 and 10,000 endpoints x 1,000 events x 20 features through Dagster.
+
+For each size: the time of one window through Dagster (the monitoring job of
+`build_definitions(MonitoringConfig(apps=[HistogramDataDriftApplication()]))`, the default app,
+executed in process for the window's partition), the cost per endpoint, the same size with every
+endpoint drifted (a storm) and the storm/calm ratio, the floor measured in the same run (reading
+the window's rows once, one Arrow scan, plus one arithmetic-binning numpy pass over them with no
+Python per endpoint) and the ratio to it; then the fitted exponent of time vs endpoints (log-log;
+target <= 1.1). With `--shards 2`: the largest size again with K = 2 shards on the multiprocess
+executor, against K = 1 (target <= 0.65x).
+
+Data: endpoints share one reference (stats computed once, rows copied); events are written by
+`EventStore.write` in the ingestion path's layout (two batches per endpoint), registered in
+bulk and compacted by the maintenance path (bench/scale_data.py).
+
+    python bench/scale.py                 # 1,000, 3,000 and 10,000 endpoints
+    python bench/scale.py --sizes 1000    # a quick run
+    python bench/scale.py --sizes 10000 --shards 2
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+warnings.filterwarnings("ignore")
+sys.path.insert(0, str(Path(__file__).parent))
+from scale_data import create_fleet, write_window  # noqa: E402
+
+EVENTS = 1000
+FEATURES = 20
+STORM_SHIFT = 1.0
+FLOOR_BINS = 20
+
+
+def floor_seconds(mm: object, window: object, features: int) -> tuple[float, int]:
+    """Read the window's rows once (one Arrow scan of its live files, numeric columns to numpy)
+    and bin every value arithmetically into 22 bins per (endpoint, feature), all endpoints in
+    one numpy pass: what no per-endpoint code can beat."""
+    started = time.perf_counter()
+    files = mm.catalog.live_files(window.start, window.end)  # type: ignore[attr-defined]
+    paths = [f"{mm.events.root}/{f.path}" for fs in files.values() for f in fs]  # type: ignore[attr-defined]
+    columns = [f"n{i}" for i in range(features)]
+    table = ds.dataset(paths, format="parquet").to_table(columns=[*columns, "__fragment_index"])
+    rows_of = table["__fragment_index"].to_numpy()  # after compaction: one file per endpoint
+    block = np.column_stack([table[c].to_numpy() for c in columns])
+    low, high = block.min(axis=0), block.max(axis=0)
+    scale = FLOOR_BINS / (high - low)
+    cells = np.clip(((block - low) * scale).astype(np.int64) + 1, 0, FLOOR_BINS + 1)
+    keys = (rows_of[:, None] * features + np.arange(features)) * (FLOOR_BINS + 2) + cells
+    counts = np.bincount(keys.ravel(), minlength=len(paths) * features * (FLOOR_BINS + 2))
+    assert counts.sum() == block.size
+    return time.perf_counter() - started, int(table.num_rows)
+
+
+def monitoring_job(home: str, now: datetime, shards: int = 1) -> object:
+    from dagster import multiprocess_executor
+
+    from mm_dagster.applications import HistogramDataDriftApplication
+    from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
+    from mm_dagster.dagster_defs.resources import MonitoringResource
+
+    options = {"shards": shards, "executor": multiprocess_executor} if shards > 1 else {}
+    config = MonitoringConfig(
+        apps=[HistogramDataDriftApplication()], partitions_start="2026-01-01", **options
+    )
+    defs = build_definitions(config, resource=MonitoringResource(home=home), clock=lambda: now)
+    return defs.resolve_job_def("mm_monitoring_job")
+
+
+def sharded_job() -> object:
+    """The job for the multiprocess executor's step processes (rebuilt there from this file)."""
+    return monitoring_job(
+        os.environ["MM_BENCH_HOME"],
+        datetime.fromisoformat(os.environ["MM_BENCH_NOW"]),
+        int(os.environ["MM_BENCH_SHARDS"]),
+    )
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def through_dagster(home: str, window: object, now: datetime, shards: int = 1) -> float:
+    from dagster import execute_job, instance_for_test, reconstructable
+
+    with instance_for_test() as instance:
+        started = time.perf_counter()
+        if shards > 1:
+            os.environ.update(MM_BENCH_HOME=home, MM_BENCH_NOW=now.isoformat(), MM_BENCH_SHARDS=str(shards))
+            with execute_job(
+                reconstructable(sharded_job),
+                instance=instance,
+                run_config=QUIET,
+                tags={"dagster/partition": window.key},  # type: ignore[attr-defined]
+            ) as result:
+                assert result.success
+        else:
+            job = monitoring_job(home, now)
+            result = job.execute_in_process(  # type: ignore[attr-defined]
+                instance=instance,
+                partition_key=window.key,  # type: ignore[attr-defined]
+                run_config=QUIET,
+            )
+            assert result.success
+        return time.perf_counter() - started
+
+
+def warm_up() -> None:
+    """One small window through Dagster first: imports, the kernel's machine code and Dagster's
+    first-run costs are paid before anything is timed (else the first size's calm run pays them)."""
+    measure(20, quiet=True)
+
+
+def measure(size: int, quiet: bool = False) -> dict[str, float]:
+    from mm_dagster.core.windows import Window
+    from mm_dagster.monitoring import Monitoring
+
+    with tempfile.TemporaryDirectory() as home:
+        mm = Monitoring(home=home)
+        now = datetime.now(UTC)
+        calm = Window.containing(now - timedelta(hours=2), 10)
+        storm = Window.containing(now - timedelta(hours=1), 10)
+        setup = time.perf_counter()
+        fleet = create_fleet(mm, size, FEATURES)
+        write_window(mm, fleet, calm, EVENTS, shift=0.0)
+        write_window(mm, fleet, storm, EVENTS, shift=STORM_SHIFT)
+        setup_s = time.perf_counter() - setup
+        floor_s, rows = min(floor_seconds(mm, calm, FEATURES) for _ in range(2))
+        read_s = min(_timed(lambda: mm.read_window(calm)) for _ in range(2))
+        calm_s = through_dagster(home, calm, now)
+        storm_s = through_dagster(home, storm, now)
+        flagged = sum(
+            r.status.name == "detected"
+            for r in mm.results.results(app="histogram-data-drift", name="feature_drift", start=storm.start)
+            if r.window_start == storm.start
+        )
+        mm.close()
+    if quiet:
+        return {}
+    print(
+        f"{size:>9,}{setup_s:>9.0f}{read_s:>9.2f}{floor_s:>9.2f}{calm_s:>10.2f}"
+        f"{calm_s / size * 1e3:>10.2f}{storm_s:>10.2f}{storm_s / calm_s:>12.2f}{calm_s / floor_s:>12.1f}"
+        f"   ({rows:,} rows; storm: {flagged:,} endpoints detected)",
+        flush=True,
+    )
+    return {"size": size, "calm": calm_s, "storm": storm_s, "floor": floor_s}
+
+
+def sharded_vs_one(size: int, shards: int) -> None:
+    from mm_dagster.core.windows import Window
+    from mm_dagster.monitoring import Monitoring
+
+    with tempfile.TemporaryDirectory() as home:
+        mm = Monitoring(home=home)
+        now = datetime.now(UTC)
+        window = Window.containing(now - timedelta(hours=2), 10)
+        write_window(mm, create_fleet(mm, size, FEATURES), window, EVENTS, shift=0.0)
+        mm.close()
+        one = through_dagster(home, window, now)
+        many = through_dagster(home, window, now, shards)
+    print(f"K=1: {one:.2f} s, K={shards}: {many:.2f} s = {many / one:.2f}x (target <= 0.65x)")
+
+
+def _timed(fn: object) -> float:
+    started = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000])
+    parser.add_argument("--shards", type=int, default=1)
+    args = parser.parse_args()
+    print(f"endpoints x {EVENTS:,} events x {FEATURES} features, default app, in-process executor")
+    print(
+        f"{'endpoints':>9}{'setup s':>9}{'read s':>9}{'floor s':>9}{'dagster s':>10}{'ms/endp':>10}"
+        f"{'storm s':>10}{'storm/calm':>12}{'x floor':>12}"
+    )
+    warm_up()
+    runs = [measure(size) for size in args.sizes]
+    largest = max(runs, key=lambda r: r["size"])
+    times_floor = largest["calm"] / largest["floor"]
+    print(
+        f"\n{int(largest['size']):,} endpoints through Dagster: {times_floor:.1f}x the "
+        f"floor (target <= 3x); storm {largest['storm'] / largest['calm']:.2f}x calm (target <= 1.2x)"
+    )
+    if len(runs) > 1:
+        sizes = np.log([r["size"] for r in runs])
+        exponent = np.polyfit(sizes, np.log([r["calm"] for r in runs]), 1)[0]
+        print(f"time ~ endpoints^{exponent:.2f} (log-log fit over {len(runs)} sizes; target <= 1.1)")
+    if args.shards > 1:
+        print(
+            f"\n{args.shards} shards (multiprocess executor) vs 1 (in process), "
+            f"{int(largest['size']):,} endpoints:"
+        )
+        sharded_vs_one(int(largest["size"]), args.shards)
+
+
+if __name__ == "__main__":
+    pa.set_cpu_count(2)
+    main()

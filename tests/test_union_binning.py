@@ -1,0 +1,99 @@
+"""The compiled grid binning gives exactly the counts of the binary-search implementation."""
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mm_dagster.stats.feature_stats import (
+    NumericBins,
+    compute_feature_stats,
+    histogram_and_drift_counts,
+)
+from mm_dagster.stats.union_binning import (
+    PackedGrids,
+    UnionGrid,
+    column_counts,
+    split_counts,
+    union_counts,
+)
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+def _bins(reference: np.ndarray) -> NumericBins:
+    stats = compute_feature_stats(pd.DataFrame({"x": reference}))["x"]
+    return NumericBins.of(np.asarray(stats["hist"][1]), np.asarray(stats["drift_edges"]))
+
+
+@st.composite
+def reference_and_window(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """A reference (continuous, discrete with atoms, or constant) and a window mixing fresh
+    values with the reference's own values, its bin edges, the max, NaN and ±inf."""
+    shape = draw(st.sampled_from(["continuous", "atoms", "constant", "tiny_range"]))
+    size = draw(st.integers(min_value=2, max_value=300))
+    seed = draw(st.integers(min_value=0, max_value=2**32 - 1))
+    rng = np.random.default_rng(seed)
+    if shape == "continuous":
+        reference = rng.normal(draw(finite), draw(st.floats(1e-3, 1e3)), size)
+    elif shape == "atoms":
+        reference = rng.choice(np.asarray(draw(st.lists(finite, min_size=1, max_size=6))), size)
+    elif shape == "constant":
+        reference = np.full(size, draw(finite))
+    else:
+        base = draw(finite)
+        reference = base + rng.integers(0, 3, size) * np.spacing(base if base else 1.0)
+    bins = _bins(reference)
+    specials = np.concatenate(
+        (bins.union, bins.edges[1:-1], np.nextafter(bins.union, np.inf), np.nextafter(bins.union, -np.inf))
+    )
+    window = draw(arrays(np.float64, st.integers(0, 200), elements=st.floats(allow_nan=True, width=64)))
+    picked = rng.choice(np.concatenate((specials, reference, [np.nan, np.inf, -np.inf])), 200)
+    return reference, np.concatenate((window, picked, rng.permutation(reference)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(reference_and_window(), st.booleans())
+def test_grid_counts_equal_the_binary_search(data: tuple[np.ndarray, np.ndarray], mlrun: bool) -> None:
+    reference, window = data
+    bins = _bins(reference)
+    grid = UnionGrid.of(bins.union)
+    expected_histogram, expected_drift = histogram_and_drift_counts(window, bins, mlrun_compatible=mlrun)
+    for counts in (
+        column_counts(window, grid),
+        union_counts(window[:, None], PackedGrids.of([grid])),
+    ):
+        [(histogram, drift)] = split_counts(counts, [bins], mlrun)
+        np.testing.assert_array_equal(histogram, expected_histogram)
+        np.testing.assert_array_equal(drift, expected_drift)
+    union = np.bincount(
+        np.searchsorted(bins.union, window[~np.isnan(window)], side="right"), minlength=bins.union.size + 1
+    )
+    np.testing.assert_array_equal(column_counts(window, grid), union)
+
+
+def test_a_block_of_features_is_counted_column_by_column() -> None:
+    rng = np.random.default_rng(3)
+    references = [rng.normal(i, 1 + i, 500) for i in range(5)]
+    bins = [_bins(r) for r in references]
+    block = rng.normal(2, 3, (1000, 5))
+    block[::7, 1] = np.nan
+    block[::11, 2] = np.inf
+    block[3, 4] = bins[4].edges[-2]  # the reference max
+    got = split_counts(union_counts(block, PackedGrids.of([UnionGrid.of(b.union) for b in bins])), bins)
+    for i, b in enumerate(bins):
+        expected = histogram_and_drift_counts(block[:, i], b)
+        np.testing.assert_array_equal(got[i][0], expected[0])
+        np.testing.assert_array_equal(got[i][1], expected[1])
+    assert got[4][0][-2] >= 1 and got[4][0][-1] == np.count_nonzero(block[:, 4] > bins[4].edges[-2])
+
+
+def test_a_block_that_does_not_match_its_grids_is_refused() -> None:
+    grid = UnionGrid.of(np.array([0.0, 1.0, 2.0]))
+    try:
+        union_counts(np.zeros((3, 2)), PackedGrids.of([grid]))
+    except ValueError as exc:
+        assert "does not match 1 feature grids" in str(exc)
+    else:
+        raise AssertionError("a block of 2 columns was counted on 1 grid")
