@@ -63,6 +63,8 @@ IMMUTABLE = (
 
 
 def _immutable(value: object) -> bool:
+    if callable(value) and hasattr(value, "py_func"):  # a numba-compiled function
+        return True
     if isinstance(value, tuple | frozenset):
         return all(_immutable(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
