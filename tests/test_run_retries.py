@@ -1,0 +1,238 @@
+"""Issue 14 §5, the run-retry path: a monitoring run whose shard step process is SIGKILLed fails,
+and the daemon's run retries (deploy/dagster.yaml) finish its window in a new run.
+
+The Dagster instance (deploy/dagster.yaml) and the results on PostgreSQL, events under a local
+MM_HOME, a dagster-daemon (the controller sensor, the queued run coordinator, run retries) and a
+code location of K = 4 shards on the multiprocess executor (tests/retry_location.py). Mid-run the
+process of a shard step is killed with SIGKILL while the step executes: the executor fails the
+step, so the run fails (unlike a lost celery worker in tests/test_distributed.py, whose step
+RabbitMQ hands to another worker). The daemon retries the run from its failure: exactly one
+retry, which runs the killed shard again and succeeds. Every window is analysed once, nothing is
+stored twice, and the results equal a single-process run of the same windows on the same data.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+
+from mm_dagster.core.windows import Window
+
+from .analysis_snapshot import analysis_snapshot
+from .distributed_cluster import BIN, Cluster, Process, cloned_database
+from .distributed_config import BASE_PERIOD, SHARDS
+from .distributed_writer import main as write_endpoints
+from .postgres import fresh_database
+from .test_distributed import (
+    FINISHED,
+    SHARD_STEP,
+    StepStart,
+    duplicates,
+    monitoring_runs,
+    run_statuses,
+    running_shard_step,
+    step_events,
+    without_delivery,
+)
+
+pytestmark = [pytest.mark.scale, pytest.mark.slow]
+
+ROOT = Path(__file__).parent.parent
+INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
+ENDPOINTS = 40
+# One window: a notification goes out when an alert activates, in the order windows are analysed,
+# so a retried window that ends after a newer window's run would notify for the newer window,
+# unlike the single-process run, which analyses windows oldest first.
+WINDOWS = 1
+TIMEOUT_SECONDS = 180
+LOG_TAIL = 5000
+
+
+def closed_windows(now: datetime) -> list[Window]:
+    """The WINDOWS newest windows the controller treats as closed (past allowed_lateness)."""
+    newest = Window.containing(now - timedelta(minutes=2 * BASE_PERIOD + 1), BASE_PERIOD)
+    step = timedelta(minutes=BASE_PERIOD)
+    return [Window(newest.start - step * i, newest.end - step * i) for i in reversed(range(WINDOWS))]
+
+
+def workspace_yaml(path: Path) -> Path:
+    path.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: tests.retry_location\n"
+        f"      working_directory: {ROOT}\n"
+        "      location_name: mm_retry_test\n"
+    )
+    return path
+
+
+def kill_step_process(instance: DagsterInstance, daemon: Process, deadline: float) -> StepStart:
+    """SIGKILL the process of a shard step while the step executes."""
+    while time.monotonic() < deadline:
+        assert daemon.popen.poll() is None, daemon.tail()
+        step = running_shard_step(instance)
+        if step is not None:
+            # The step processes descend from the daemon (its code server launches the runs).
+            assert daemon.holds(step.pid), f"step {step.step_key} runs in pid {step.pid}, outside the daemon"
+            try:
+                os.kill(step.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue  # the step ended meanwhile (its end is not in the event log yet)
+            return step
+        time.sleep(0.1)
+    raise AssertionError("no shard step started before the deadline")
+
+
+def wait_for_windows(instance: DagsterInstance, daemon: Process, windows: set[str], deadline: float) -> None:
+    """Until every window has a successful run and no monitoring run is queued or running."""
+    while True:
+        assert daemon.popen.poll() is None, daemon.tail()
+        runs = [r.dagster_run for r in monitoring_runs(instance)]
+        succeeded = {r.tags["mm/window"] for r in runs if r.status == DagsterRunStatus.SUCCESS}
+        if windows <= succeeded and all(r.status in FINISHED for r in runs):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"windows {sorted(windows - succeeded)} not analysed in time")
+        time.sleep(1)
+
+
+@contextmanager
+def diagnostics(daemon: Process, instance: DagsterInstance) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(f"monitoring runs:\n{run_statuses(instance)}\n{daemon.tail()}")
+        raise
+
+
+def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = time.monotonic()
+
+    def elapsed() -> str:
+        return f"{time.monotonic() - started:.0f} s"
+
+    windows = closed_windows(datetime.now(UTC))
+    with fresh_database("mm_retry_dagster") as dagster_url, fresh_database("mm_retry_results") as results_url:
+        for directory in ("mm_home", "dagster_home", "logs"):
+            (tmp_path / directory).mkdir()
+        shutil.copy(INSTANCE_YAML, tmp_path / "dagster_home" / "dagster.yaml")
+        results = results_url.render_as_string(hide_password=False)
+        env = {
+            **os.environ,
+            "MM_HOME": str(tmp_path / "mm_home"),
+            "MM_DATABASE_URL": results,
+            "MM_SPOOL_DIR": str(tmp_path / "spool"),
+            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+            # dagster-postgres is written for psycopg2 (SQLAlchemy 2.1's default is psycopg 3).
+            "DAGSTER_PG_URL": dagster_url.set(drivername="postgresql+psycopg2").render_as_string(
+                hide_password=False
+            ),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PATH": os.pathsep.join(filter(None, [str(BIN), os.environ.get("PATH")])),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        write_endpoints(0, ENDPOINTS, windows[0].start.isoformat(), WINDOWS, BASE_PERIOD)
+        print(f"endpoints written after {elapsed()}")
+
+        with cloned_database(results_url, "mm_retry_single") as single_url:
+            single_env = {
+                **env,
+                "MM_DATABASE_URL": single_url.render_as_string(hide_password=False),
+                "MM_ARTIFACTS_ROOT": str(tmp_path / "single_artifacts"),
+            }
+            cluster = Cluster(env, ROOT, tmp_path / "logs")
+            daemon = cluster.daemon(workspace_yaml(tmp_path / "workspace.yaml"))
+            single_log = tmp_path / "logs" / "single-process.log"
+            single_run = None
+            try:
+                with DagsterInstance.get() as instance, diagnostics(daemon, instance):
+                    deadline = time.monotonic() + TIMEOUT_SECONDS
+                    killed = kill_step_process(instance, daemon, deadline)
+                    print(f"killed {killed} after {elapsed()}")
+                    with single_log.open("wb") as log:
+                        single_run = subprocess.Popen(
+                            [sys.executable, "-m", "tests.retry_location", *(w.key for w in windows)],
+                            cwd=ROOT,
+                            env=single_env,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
+                    wait_for_windows(instance, daemon, {w.key for w in windows}, deadline)
+                    print(f"windows analysed after {elapsed()}:\n{run_statuses(instance)}")
+                    check_runs(instance, {w.key for w in windows}, killed)
+                    assert single_run.wait(timeout=TIMEOUT_SECONDS) == 0, single_log.read_text()[-LOG_TAIL:]
+            except BaseException:
+                if single_run is not None and single_run.poll() is None:
+                    single_run.kill()
+                    single_run.wait()
+                raise
+            finally:
+                cluster.stop()
+
+            # Results, metrics and app failures are unique by their primary keys; these are not.
+            assert duplicates(results, "mm_notifications", "alert, channel_index, subject") == []
+            assert duplicates(results, "mm_alert_events", "kind, entity, window_start") == []
+            retried = analysis_snapshot(results)
+            for table in ("mm_results", "mm_app_failures", "mm_alert_events", "mm_notifications"):
+                assert retried[table], f"{table} is empty"
+            drift = [row for row in retried["mm_results"] if "'histogram-data-drift'" in row]
+            assert len(drift) >= ENDPOINTS * WINDOWS  # every endpoint of every window
+            single = without_delivery(analysis_snapshot(single_env["MM_DATABASE_URL"]))
+            assert single == without_delivery(retried), snapshot_difference(single, without_delivery(retried))
+    print(f"done after {elapsed()}")
+
+
+def snapshot_difference(single: dict[str, list[str]], retried: dict[str, list[str]]) -> str:
+    lines = []
+    for table in single:
+        only_single = sorted(set(single[table]) - set(retried[table]))
+        only_retried = sorted(set(retried[table]) - set(single[table]))
+        lines += [f"{table} only in the single-process run: {row}" for row in only_single]
+        lines += [f"{table} only after the retry: {row}" for row in only_retried]
+    return "\n".join(lines)
+
+
+def check_runs(instance: DagsterInstance, windows: set[str], killed: StepStart) -> None:
+    runs = {r.dagster_run.run_id: r.dagster_run for r in monitoring_runs(instance)}
+    first = runs[killed.run_id]
+    assert first.status == DagsterRunStatus.FAILURE, run_statuses(instance)
+    failed = {e.step_key for e in step_events(instance, first.run_id, DagsterEventType.STEP_FAILURE)}
+    assert killed.step_key in failed, failed
+    # Exactly one retry, of the failed run; every other window ran once and succeeded.
+    retries = [r for r in runs.values() if r.tags.get("dagster/parent_run_id") == first.run_id]
+    assert len(retries) == 1, run_statuses(instance)
+    retry = retries[0]
+    assert retry.status == DagsterRunStatus.SUCCESS, run_statuses(instance)
+    assert retry.tags.get("dagster/retry_number") == "1"
+    assert retry.tags["mm/window"] == first.tags["mm/window"]
+    by_window: dict[str, list[DagsterRun]] = {}
+    for run in runs.values():
+        by_window.setdefault(run.tags["mm/window"], []).append(run)
+    assert set(by_window) == windows, run_statuses(instance)
+    for window, window_runs in by_window.items():
+        statuses = sorted(r.status.value for r in window_runs)
+        expected = ["FAILURE", "SUCCESS"] if window == first.tags["mm/window"] else ["SUCCESS"]
+        assert statuses == expected, (window, statuses)
+    # The retry ran the killed shard again, in another process, to its end.
+    starts = step_events(instance, retry.run_id, DagsterEventType.STEP_START)
+    assert [e for e in starts if e.step_key == killed.step_key and e.pid != killed.pid], starts
+    succeeded = {e.step_key for e in step_events(instance, retry.run_id, DagsterEventType.STEP_SUCCESS)}
+    assert killed.step_key in succeeded, succeeded
+    first_succeeded = {e.step_key for e in step_events(instance, first.run_id, DagsterEventType.STEP_SUCCESS)}
+    assert killed.step_key not in first_succeeded
+    shards = {f"{SHARD_STEP}{i}_of_{SHARDS}" for i in range(1, SHARDS + 1)}
+    assert shards <= first_succeeded | succeeded
+    # From the failure: the shards the first run finished did not run again.
+    assert not {e.step_key for e in starts} & first_succeeded, (first_succeeded, starts)
