@@ -3,6 +3,7 @@ the same analysis (row ids, times, run ids): two deployments that analysed the s
 same way have equal snapshots, whatever their number of shards, executor or hosts."""
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,11 +43,11 @@ VOLATILE = {
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _stable(value: Any) -> Any:
+def _stable(value: Any, leave_out: Collection[str] = ()) -> Any:
     if isinstance(value, str):
         return RUN_ID.sub("<run id>", value)
     if isinstance(value, dict):
-        return {k: _stable(v) for k, v in sorted(value.items()) if k not in VOLATILE}
+        return {k: _stable(v) for k, v in sorted(value.items()) if k not in VOLATILE and k not in leave_out}
     if isinstance(value, list):
         return [_stable(v) for v in value]
     if isinstance(value, bytes):
@@ -54,8 +55,9 @@ def _stable(value: Any) -> Any:
     return value
 
 
-def analysis_snapshot(database_url: str) -> dict[str, list[str]]:
-    """Every analysis table's rows, volatile columns left out, as sorted canonical strings."""
+def analysis_snapshot(database_url: str, leave_out: Collection[str] = ()) -> dict[str, list[str]]:
+    """Every analysis table's rows, volatile columns (and the columns `leave_out` names) left
+    out, as sorted canonical strings."""
     engine = sa.create_engine(database_url)
     snapshot: dict[str, list[str]] = {}
     try:
@@ -64,7 +66,7 @@ def analysis_snapshot(database_url: str) -> dict[str, list[str]]:
         with engine.connect() as conn:
             for name in ANALYSIS_TABLES:
                 table = metadata.tables[name]
-                rows = [_stable(dict(r._mapping)) for r in conn.execute(sa.select(table))]
+                rows = [_stable(dict(r._mapping), leave_out) for r in conn.execute(sa.select(table))]
                 snapshot[name] = sorted(repr(sorted(r.items())) for r in rows)
     finally:
         engine.dispose()

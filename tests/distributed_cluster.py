@@ -7,14 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 BIN = Path(sys.executable).parent
 RABBITMQ = ("127.0.0.1", 5672)
@@ -31,24 +29,6 @@ def rabbitmq_or_skip() -> str:
     except OSError as exc:
         pytest.skip(f"RabbitMQ is not reachable at {RABBITMQ[0]}:{RABBITMQ[1]}: {exc}")
     return BROKER_URL
-
-
-@contextmanager
-def cloned_database(source: sa.URL, prefix: str) -> Iterator[sa.URL]:
-    """A copy of `source` (PostgreSQL's CREATE DATABASE ... TEMPLATE; nobody may be connected
-    to `source` meanwhile), dropped on exit."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(source.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
-        try:
-            yield source.set(database=name)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @dataclass

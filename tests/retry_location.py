@@ -8,13 +8,14 @@ import sys
 import time
 from dataclasses import replace
 
-from dagster import Definitions, ExecutorDefinition, instance_for_test, materialize, multiprocess_executor
+from dagster import Definitions, ExecutorDefinition, multiprocess_executor
 
 from mm_dagster.applications import ModelMonitoringApplicationBase, MonitoringApplicationContext
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 
 from .distributed_config import BASE_PERIOD, distributed_config
+from .single_process_run import analyse_in_one_process
 
 SECONDS_PER_ENDPOINT = 0.15
 
@@ -43,20 +44,7 @@ def retry_definitions() -> Definitions:
     return Definitions(assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, resources=defs.resources)
 
 
-def analyse_in_one_process(window_keys: list[str]) -> None:
-    resource = MonitoringResource(base_period=BASE_PERIOD)
-    defs = build_definitions(retry_config(executor=None, shards=1), resource=resource)
-    with instance_for_test() as instance:
-        for key in window_keys:
-            result = materialize(
-                list(defs.assets), partition_key=key, instance=instance, resources={"mm": resource}
-            )
-            if not result.success:
-                sys.exit(f"window {key} failed")
-            print(f"window {key} analysed", flush=True)
-
-
 defs = retry_definitions()
 
 if __name__ == "__main__":
-    analyse_in_one_process(sys.argv[1:])
+    analyse_in_one_process(retry_config(executor=None, shards=1), sys.argv[1:])

@@ -6,15 +6,16 @@ import sys
 
 from dagster import instance_for_test, materialize
 
-from mm_dagster.dagster_defs import build_definitions
+from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 
 from .distributed_config import BASE_PERIOD, distributed_config
 
 
-def main(window_keys: list[str]) -> None:
+def analyse_in_one_process(config: MonitoringConfig, window_keys: list[str]) -> None:
+    """Every window of `window_keys`, oldest first, through `config`'s assets in process."""
     resource = MonitoringResource(base_period=BASE_PERIOD)
-    defs = build_definitions(distributed_config(executor=None, shards=1), resource=resource)
+    defs = build_definitions(config, resource=resource)
     with instance_for_test() as instance:
         for key in window_keys:
             result = materialize(
@@ -26,4 +27,4 @@ def main(window_keys: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    analyse_in_one_process(distributed_config(executor=None, shards=1), sys.argv[1:])

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,6 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
-    RunRecord,
 )
 
 from mm_dagster.core.windows import Window
@@ -40,45 +39,35 @@ from mm_dagster.monitoring import Monitoring
 
 from .analysis_snapshot import analysis_snapshot
 from .celery_location import CELERY_YAML
-from .distributed_cluster import BIN, Cluster, Process, cloned_database, rabbitmq_or_skip
+from .dagster_runs import (
+    DELIVERY_COLUMNS,
+    FINISHED,
+    INSTANCE_YAML,
+    ROOT,
+    SHARD_STEP,
+    StepStart,
+    closed_windows,
+    duplicates,
+    monitoring_runs,
+    run_statuses,
+    running_shard_step,
+    step_events,
+    workspace_yaml,
+)
+from .distributed_cluster import BIN, Cluster, Process, rabbitmq_or_skip
 from .distributed_config import BASE_PERIOD, QUEUE_VARIABLE, SHARDS
 from .moto_s3 import MotoS3
-from .postgres import fresh_database
+from .postgres import cloned_database, fresh_database
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow]
 
-ROOT = Path(__file__).parent.parent
-INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
 ENDPOINTS = 200
 WRITERS = 4
 WINDOWS = 3
 RUNS_TIMEOUT_SECONDS = 300
 WRITERS_TIMEOUT_SECONDS = 180
-SHARD_STEP = "mm__analysis__shard_"
 OBJECT_STORES = ("events", "references", "artifacts")
 LOG_TAIL = 5000
-FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-# Columns of a notification that say how its delivery went (the daemon's delivery sensor sends
-# them; the single-process run has no sensor): not part of what the analysis decided.
-DELIVERY_COLUMNS = ("status", "attempts", "last_error")
-
-
-def closed_windows(now: datetime) -> list[Window]:
-    """The WINDOWS newest windows the controller treats as closed (past allowed_lateness)."""
-    newest = Window.containing(now - timedelta(minutes=2 * BASE_PERIOD + 1), BASE_PERIOD)
-    step = timedelta(minutes=BASE_PERIOD)
-    return [Window(newest.start - step * i, newest.end - step * i) for i in reversed(range(WINDOWS))]
-
-
-def workspace_yaml(path: Path) -> Path:
-    path.write_text(
-        "load_from:\n"
-        "  - python_module:\n"
-        "      module_name: tests.distributed_location\n"
-        f"      working_directory: {ROOT}\n"
-        "      location_name: mm_distributed_test\n"
-    )
-    return path
 
 
 def write_events(env: dict[str, str], windows: list[Window], logs: Path) -> None:
@@ -114,48 +103,6 @@ def write_events(env: dict[str, str], windows: list[Window], logs: Path) -> None
     for i, (popen, _) in enumerate(writers):
         output = (logs / f"writer{i}.log").read_text(errors="replace")
         assert popen.returncode == 0, f"writer {i} exited with {popen.returncode}:\n{output[-3000:]}"
-
-
-def monitoring_runs(instance: DagsterInstance) -> list[RunRecord]:
-    """The controller's runs and their retries (which keep its tags)."""
-    return [r for r in instance.get_run_records() if "mm/window" in r.dagster_run.tags]
-
-
-def run_statuses(instance: DagsterInstance) -> str:
-    runs = [r.dagster_run for r in monitoring_runs(instance)]
-    return "\n".join(
-        f"  {run.run_id[:8]} {run.tags.get('dagster/run_key')} {run.status.value}"
-        f" retry={run.tags.get('dagster/retry_number', '0')}"
-        for run in runs
-    )
-
-
-@dataclass(frozen=True)
-class StepStart:
-    run_id: str
-    step_key: str
-    pid: int
-
-
-def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list[StepStart]:
-    records = instance.get_records_for_run(run_id, of_type=kind).records
-    events = [r.event_log_entry.dagster_event for r in records]
-    return [StepStart(run_id, e.step_key or "", e.pid or 0) for e in events if e is not None]
-
-
-def running_shard_step(instance: DagsterInstance) -> StepStart | None:
-    """A shard step that started and has not ended yet, if any."""
-    for record in monitoring_runs(instance):
-        run_id = record.dagster_run.run_id
-        ended = {
-            e.step_key
-            for kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
-            for e in step_events(instance, run_id, kind)
-        }
-        for start in step_events(instance, run_id, DagsterEventType.STEP_START):
-            if start.step_key.startswith(SHARD_STEP) and start.step_key not in ended:
-                return start
-    return None
 
 
 def kill_worker_mid_step(
@@ -199,25 +146,6 @@ def celery_hosts(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
             if worker is not None:
                 hosts.add(str(worker.value).split("@")[0])
     return hosts
-
-
-def duplicates(url: str, table: str, columns: str) -> list[tuple[object, ...]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            query = f"SELECT {columns}, count(*) FROM {table} GROUP BY {columns} HAVING count(*) > 1"
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
-
-
-def without_delivery(snapshot: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The snapshot with the notifications' delivery state left out."""
-    rows = []
-    for row in snapshot["mm_notifications"]:
-        items = [(k, v) for k, v in eval(row) if k not in DELIVERY_COLUMNS]
-        rows.append(repr(items))
-    return {**snapshot, "mm_notifications": sorted(rows)}
 
 
 def start_single_process_run(
@@ -298,7 +226,7 @@ def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process
     def elapsed() -> str:
         return f"{time.monotonic() - started:.0f} s"
 
-    windows = closed_windows(datetime.now(UTC))
+    windows = closed_windows(datetime.now(UTC), WINDOWS)
     keys = {f"mm-{w.key}" for w in windows}
     with deployment(tmp_path, moto_s3, monkeypatch) as d:
         # The schema first, as `mm init` does in a deployment: writers starting on an empty
@@ -314,7 +242,11 @@ def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process
             }
             cluster = Cluster(d.env, ROOT, d.logs)
             workers = [cluster.celery_worker(f"worker{i}", CELERY_YAML, d.queue) for i in (1, 2)]
-            cluster.daemon(workspace_yaml(tmp_path / "workspace.yaml"))
+            cluster.daemon(
+                workspace_yaml(
+                    tmp_path / "workspace.yaml", "tests.distributed_location", "mm_distributed_test"
+                )
+            )
             single_run = None
             try:
                 with DagsterInstance.get() as instance, cluster_diagnostics(cluster, instance):
@@ -339,7 +271,7 @@ def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process
                 assert [k for k in stored if k.startswith(f"{kind}/")], f"nothing in s3://{d.bucket}/{kind}"
             assert duplicates(d.results, "mm_notifications", "alert, channel_index, subject") == []
             assert duplicates(d.results, "mm_alert_events", "kind, entity, window_start") == []
-            distributed = analysis_snapshot(d.results)
+            distributed = analysis_snapshot(d.results, leave_out=DELIVERY_COLUMNS)
             for table in ("mm_results", "mm_app_failures", "mm_alert_events", "mm_notifications"):
                 assert distributed[table], f"{table} is empty"
             drift = [row for row in distributed["mm_results"] if "'histogram-data-drift'" in row]
@@ -348,8 +280,8 @@ def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process
             single_log = d.logs / "single-process.log"
             assert single_run.wait(timeout=RUNS_TIMEOUT_SECONDS) == 0, single_log.read_text()[-LOG_TAIL:]
             print(f"single-process run done after {elapsed()}")
-            single = analysis_snapshot(single_env["MM_DATABASE_URL"])
-            assert without_delivery(single) == without_delivery(distributed)
+            single = analysis_snapshot(single_env["MM_DATABASE_URL"], leave_out=DELIVERY_COLUMNS)
+            assert single == distributed
     print(f"done after {elapsed()}")
 
 

@@ -19,35 +19,35 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 
-from mm_dagster.core.windows import Window
-
 from .analysis_snapshot import analysis_snapshot
-from .distributed_cluster import BIN, Cluster, Process, cloned_database
-from .distributed_config import BASE_PERIOD, SHARDS
-from .distributed_writer import main as write_endpoints
-from .postgres import fresh_database
-from .test_distributed import (
+from .dagster_runs import (
+    DELIVERY_COLUMNS,
     FINISHED,
+    INSTANCE_YAML,
+    ROOT,
     SHARD_STEP,
     StepStart,
+    closed_windows,
     duplicates,
     monitoring_runs,
     run_statuses,
     running_shard_step,
     step_events,
-    without_delivery,
+    workspace_yaml,
 )
+from .distributed_cluster import BIN, Cluster, Process
+from .distributed_config import BASE_PERIOD, SHARDS
+from .distributed_writer import main as write_endpoints
+from .postgres import cloned_database, fresh_database
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow]
 
-ROOT = Path(__file__).parent.parent
-INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
 ENDPOINTS = 40
 # One window: a notification goes out when an alert activates, in the order windows are analysed,
 # so a retried window that ends after a newer window's run would notify for the newer window,
@@ -55,24 +55,6 @@ ENDPOINTS = 40
 WINDOWS = 1
 TIMEOUT_SECONDS = 180
 LOG_TAIL = 5000
-
-
-def closed_windows(now: datetime) -> list[Window]:
-    """The WINDOWS newest windows the controller treats as closed (past allowed_lateness)."""
-    newest = Window.containing(now - timedelta(minutes=2 * BASE_PERIOD + 1), BASE_PERIOD)
-    step = timedelta(minutes=BASE_PERIOD)
-    return [Window(newest.start - step * i, newest.end - step * i) for i in reversed(range(WINDOWS))]
-
-
-def workspace_yaml(path: Path) -> Path:
-    path.write_text(
-        "load_from:\n"
-        "  - python_module:\n"
-        "      module_name: tests.retry_location\n"
-        f"      working_directory: {ROOT}\n"
-        "      location_name: mm_retry_test\n"
-    )
-    return path
 
 
 def kill_step_process(instance: DagsterInstance, daemon: Process, deadline: float) -> StepStart:
@@ -122,7 +104,7 @@ def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
     def elapsed() -> str:
         return f"{time.monotonic() - started:.0f} s"
 
-    windows = closed_windows(datetime.now(UTC))
+    windows = closed_windows(datetime.now(UTC), WINDOWS)
     with fresh_database("mm_retry_dagster") as dagster_url, fresh_database("mm_retry_results") as results_url:
         for directory in ("mm_home", "dagster_home", "logs"):
             (tmp_path / directory).mkdir()
@@ -153,7 +135,9 @@ def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
                 "MM_ARTIFACTS_ROOT": str(tmp_path / "single_artifacts"),
             }
             cluster = Cluster(env, ROOT, tmp_path / "logs")
-            daemon = cluster.daemon(workspace_yaml(tmp_path / "workspace.yaml"))
+            daemon = cluster.daemon(
+                workspace_yaml(tmp_path / "workspace.yaml", "tests.retry_location", "mm_retry_test")
+            )
             single_log = tmp_path / "logs" / "single-process.log"
             single_run = None
             try:
@@ -184,13 +168,13 @@ def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
             # Results, metrics and app failures are unique by their primary keys; these are not.
             assert duplicates(results, "mm_notifications", "alert, channel_index, subject") == []
             assert duplicates(results, "mm_alert_events", "kind, entity, window_start") == []
-            retried = analysis_snapshot(results)
+            retried = analysis_snapshot(results, leave_out=DELIVERY_COLUMNS)
             for table in ("mm_results", "mm_app_failures", "mm_alert_events", "mm_notifications"):
                 assert retried[table], f"{table} is empty"
             drift = [row for row in retried["mm_results"] if "'histogram-data-drift'" in row]
             assert len(drift) >= ENDPOINTS * WINDOWS  # every endpoint of every window
-            single = without_delivery(analysis_snapshot(single_env["MM_DATABASE_URL"]))
-            assert single == without_delivery(retried), snapshot_difference(single, without_delivery(retried))
+            single = analysis_snapshot(single_env["MM_DATABASE_URL"], leave_out=DELIVERY_COLUMNS)
+            assert single == retried, snapshot_difference(single, retried)
     print(f"done after {elapsed()}")
 
 

@@ -22,6 +22,7 @@ from mm_dagster.storage import database as db
 from mm_dagster.storage.alert_store import AlertStore
 
 from .conftest import past_window
+from .postgres import fresh_database, reachable_or_skip
 from .test_segments import COUNTRIES, by_segment, frame, traffic
 
 URLS = {
@@ -44,13 +45,7 @@ def _drop_everything(url: str) -> None:
 @pytest.fixture(params=sorted(URLS))
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     url = URLS[request.param]
-    try:
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:
-        pytest.skip(f"{request.param} is not reachable at {url}: {type(exc).__name__}: {exc}"[:300])
+    reachable_or_skip(url, request.param)
     _drop_everything(url)
     yield url
     _drop_everything(url)
@@ -263,8 +258,6 @@ def test_processes_starting_together_on_an_empty_postgresql_database_all_get_the
     """Workers of a new deployment open the results database at once: the ones that lose the race
     to create a table find it made and start, none fails."""
     import multiprocessing
-
-    from .postgres import fresh_database
 
     with fresh_database("mm_schema_race") as url:
         context = multiprocessing.get_context("spawn")

@@ -1,0 +1,92 @@
+"""What the deployment tests (tests/test_distributed.py, tests/test_run_retries.py) share: the
+instance file, closed windows, a workspace for a test code location, and what the Dagster
+instance tells of the monitoring runs and their steps."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunRecord
+
+from mm_dagster.core.windows import Window
+
+from .distributed_config import BASE_PERIOD
+
+ROOT = Path(__file__).parent.parent
+INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
+SHARD_STEP = "mm__analysis__shard_"
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+# Columns of a notification that say how its delivery went (the daemon's delivery sensor sends
+# them; a single-process run has no sensor): not part of what the analysis decided.
+DELIVERY_COLUMNS = ("status", "attempts", "last_error")
+
+
+def closed_windows(now: datetime, count: int) -> list[Window]:
+    """The `count` newest windows the controller treats as closed (past allowed_lateness)."""
+    newest = Window.containing(now - timedelta(minutes=2 * BASE_PERIOD + 1), BASE_PERIOD)
+    step = timedelta(minutes=BASE_PERIOD)
+    return [Window(newest.start - step * i, newest.end - step * i) for i in reversed(range(count))]
+
+
+def workspace_yaml(path: Path, module: str, location: str) -> Path:
+    path.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        f"      module_name: {module}\n"
+        f"      working_directory: {ROOT}\n"
+        f"      location_name: {location}\n"
+    )
+    return path
+
+
+def monitoring_runs(instance: DagsterInstance) -> list[RunRecord]:
+    """The controller's runs and their retries (which keep its tags)."""
+    return [r for r in instance.get_run_records() if "mm/window" in r.dagster_run.tags]
+
+
+def run_statuses(instance: DagsterInstance) -> str:
+    runs = [r.dagster_run for r in monitoring_runs(instance)]
+    return "\n".join(
+        f"  {run.run_id[:8]} {run.tags.get('dagster/run_key')} {run.status.value}"
+        f" retry={run.tags.get('dagster/retry_number', '0')}"
+        for run in runs
+    )
+
+
+@dataclass(frozen=True)
+class StepStart:
+    run_id: str
+    step_key: str
+    pid: int
+
+
+def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list[StepStart]:
+    records = instance.get_records_for_run(run_id, of_type=kind).records
+    events = [r.event_log_entry.dagster_event for r in records]
+    return [StepStart(run_id, e.step_key or "", e.pid or 0) for e in events if e is not None]
+
+
+def running_shard_step(instance: DagsterInstance) -> StepStart | None:
+    """A shard step that started and has not ended yet, if any."""
+    for record in monitoring_runs(instance):
+        run_id = record.dagster_run.run_id
+        ended = {
+            e.step_key
+            for kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
+            for e in step_events(instance, run_id, kind)
+        }
+        for start in step_events(instance, run_id, DagsterEventType.STEP_START):
+            if start.step_key.startswith(SHARD_STEP) and start.step_key not in ended:
+                return start
+    return None
+
+
+def duplicates(url: str, table: str, columns: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = f"SELECT {columns}, count(*) FROM {table} GROUP BY {columns} HAVING count(*) > 1"
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
