@@ -37,15 +37,7 @@ def call_with_deadline(fn: Callable[[], T], timeout: float | None, name: str = "
         raise AppTimeoutError("no time left")
     outcome: _Outcome[T] = _Outcome()
 
-    def target() -> None:
-        try:
-            outcome.value = fn()
-        except BaseException as exc:  # handed to the caller, including SystemExit
-            outcome.error = exc
-        finally:
-            outcome.done.set()
-
-    threading.Thread(target=target, name=name, daemon=True).start()
+    threading.Thread(target=_run, args=(fn, outcome), name=name, daemon=True).start()
     if not outcome.done.wait(timeout):
         raise AppTimeoutError("still running")
     if outcome.error is not None:
@@ -89,10 +81,13 @@ class DeadlineWorker:
 
 def _serve(calls: "queue.SimpleQueue[tuple[Callable[[], Any], _Outcome[Any]] | None]") -> None:
     while (item := calls.get()) is not None:
-        fn, outcome = item
-        try:
-            outcome.value = fn()
-        except BaseException as exc:  # handed to the caller, including SystemExit
-            outcome.error = exc
-        finally:
-            outcome.done.set()
+        _run(*item)
+
+
+def _run(fn: Callable[[], T], outcome: "_Outcome[T]") -> None:
+    try:
+        outcome.value = fn()
+    except BaseException as exc:  # handed to the caller, including SystemExit
+        outcome.error = exc
+    finally:
+        outcome.done.set()

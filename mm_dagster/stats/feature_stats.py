@@ -133,6 +133,14 @@ def histogram_and_drift_counts(
     binary-search pass over the union of both edge sets (see `NumericBins`)."""
     combined = np.bincount(np.searchsorted(bins.union, values, side="right"), minlength=bins.union.size + 1)
     combined[-1] -= np.count_nonzero(np.isnan(values))
+    return split_union_counts(combined, bins, mlrun_compatible=mlrun_compatible)
+
+
+def split_union_counts(
+    combined: np.ndarray, bins: NumericBins, *, mlrun_compatible: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (histogram, drift) counts of values whose counts on the union of both edge sets are
+    `combined` (without NaN)."""
     histogram = np.bincount(bins.histogram_of_union, combined, bins.edges.size - 1).astype(np.int64)
     drift = np.bincount(bins.drift_of_union, combined, bins.drift_edges.size + 1).astype(np.int64)
     if not mlrun_compatible:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from mm_dagster.stats.feature_stats import NumericBins
+from mm_dagster.stats.feature_stats import NumericBins, split_union_counts
 
 CELLS_PER_EDGE = 64
 
@@ -174,11 +174,5 @@ def split_counts(
     for b in bins:
         combined = counts[start : start + b.union.size + 1]
         start += b.union.size + 1
-        histogram = np.bincount(b.histogram_of_union, combined, b.edges.size - 1).astype(np.int64)
-        drift = np.bincount(b.drift_of_union, combined, b.drift_edges.size + 1).astype(np.int64)
-        if not mlrun_compatible:
-            at_max = combined[b.at_max]
-            histogram[-2] += at_max
-            histogram[-1] -= at_max
-        out.append((histogram, drift))
+        out.append(split_union_counts(combined, b, mlrun_compatible=mlrun_compatible))
     return out
