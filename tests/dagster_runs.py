@@ -2,6 +2,8 @@
 instance file, closed windows, a workspace for a test code location, and what the Dagster
 instance tells of the monitoring runs and their steps."""
 
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,6 +13,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunReco
 
 from mm_dagster.core.windows import Window
 
+from .distributed_cluster import BIN
 from .distributed_config import BASE_PERIOD
 
 ROOT = Path(__file__).parent.parent
@@ -27,6 +30,27 @@ def closed_windows(now: datetime, count: int) -> list[Window]:
     newest = Window.containing(now - timedelta(minutes=2 * BASE_PERIOD + 1), BASE_PERIOD)
     step = timedelta(minutes=BASE_PERIOD)
     return [Window(newest.start - step * i, newest.end - step * i) for i in reversed(range(count))]
+
+
+def deployment_env(tmp_path: Path, dagster_url: sa.URL, results_url: sa.URL) -> dict[str, str]:
+    """The environment of a deployment under `tmp_path`: an empty MM_HOME, a DAGSTER_HOME holding
+    deploy/dagster.yaml on the instance database `dagster_url`, results on `results_url`, this
+    checkout importable and its venv's commands first on the PATH."""
+    for directory in ("mm_home", "dagster_home", "logs"):
+        (tmp_path / directory).mkdir()
+    shutil.copy(INSTANCE_YAML, tmp_path / "dagster_home" / "dagster.yaml")
+    # dagster-postgres is written for psycopg2 (SQLAlchemy 2.1's default driver is psycopg 3).
+    instance_url = dagster_url.set(drivername="postgresql+psycopg2")
+    return {
+        **os.environ,
+        "MM_HOME": str(tmp_path / "mm_home"),
+        "MM_DATABASE_URL": results_url.render_as_string(hide_password=False),
+        "MM_SPOOL_DIR": str(tmp_path / "spool"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "DAGSTER_PG_URL": instance_url.render_as_string(hide_password=False),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PATH": os.pathsep.join(filter(None, [str(BIN), os.environ.get("PATH")])),
+    }
 
 
 def workspace_yaml(path: Path, module: str, location: str) -> Path:

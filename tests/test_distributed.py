@@ -13,8 +13,6 @@ lands under the local MM_HOME, and the results equal a single-process run of the
 the same data.
 """
 
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -42,11 +40,11 @@ from .celery_location import CELERY_YAML
 from .dagster_runs import (
     DELIVERY_COLUMNS,
     FINISHED,
-    INSTANCE_YAML,
     ROOT,
     SHARD_STEP,
     StepStart,
     closed_windows,
+    deployment_env,
     duplicates,
     monitoring_runs,
     run_statuses,
@@ -54,7 +52,7 @@ from .dagster_runs import (
     step_events,
     workspace_yaml,
 )
-from .distributed_cluster import BIN, Cluster, Process, rabbitmq_or_skip
+from .distributed_cluster import Cluster, Process, rabbitmq_or_skip
 from .distributed_config import BASE_PERIOD, QUEUE_VARIABLE, SHARDS
 from .moto_s3 import MotoS3
 from .postgres import cloned_database, fresh_database
@@ -193,25 +191,13 @@ def deployment(tmp_path: Path, moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch)
     broker = rabbitmq_or_skip()
     with fresh_database("mm_dist_dagster") as dagster_url, fresh_database("mm_dist_results") as results_url:
         bucket = moto_s3.create_bucket("mm-dist")
-        for directory in ("mm_home", "dagster_home", "logs"):
-            (tmp_path / directory).mkdir()
-        shutil.copy(INSTANCE_YAML, tmp_path / "dagster_home" / "dagster.yaml")
         queue = f"mm-test-{uuid.uuid4().hex[:12]}"
-        # dagster-postgres is written for psycopg2 (SQLAlchemy 2.1's default driver is psycopg 3).
-        instance_url = dagster_url.set(drivername="postgresql+psycopg2")
         env = {
-            **os.environ,
+            **deployment_env(tmp_path, dagster_url, results_url),
             **moto_s3.env(),
             **{f"MM_{kind.upper()}_ROOT": f"s3://{bucket}/{kind}" for kind in OBJECT_STORES},
-            "MM_HOME": str(tmp_path / "mm_home"),
-            "MM_DATABASE_URL": results_url.render_as_string(hide_password=False),
-            "MM_SPOOL_DIR": str(tmp_path / "spool"),
-            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-            "DAGSTER_PG_URL": instance_url.render_as_string(hide_password=False),
             "DAGSTER_CELERY_BROKER_URL": broker,
             QUEUE_VARIABLE: queue,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "PATH": os.pathsep.join(filter(None, [str(BIN), os.environ.get("PATH")])),
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)

@@ -12,7 +12,6 @@ stored twice, and the results equal a single-process run of the same windows on 
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,11 +28,11 @@ from .analysis_snapshot import analysis_snapshot
 from .dagster_runs import (
     DELIVERY_COLUMNS,
     FINISHED,
-    INSTANCE_YAML,
     ROOT,
     SHARD_STEP,
     StepStart,
     closed_windows,
+    deployment_env,
     duplicates,
     monitoring_runs,
     run_statuses,
@@ -41,7 +40,7 @@ from .dagster_runs import (
     step_events,
     workspace_yaml,
 )
-from .distributed_cluster import BIN, Cluster, Process
+from .distributed_cluster import Cluster, Process
 from .distributed_config import BASE_PERIOD, SHARDS
 from .distributed_writer import main as write_endpoints
 from .postgres import cloned_database, fresh_database
@@ -106,23 +105,8 @@ def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
 
     windows = closed_windows(datetime.now(UTC), WINDOWS)
     with fresh_database("mm_retry_dagster") as dagster_url, fresh_database("mm_retry_results") as results_url:
-        for directory in ("mm_home", "dagster_home", "logs"):
-            (tmp_path / directory).mkdir()
-        shutil.copy(INSTANCE_YAML, tmp_path / "dagster_home" / "dagster.yaml")
         results = results_url.render_as_string(hide_password=False)
-        env = {
-            **os.environ,
-            "MM_HOME": str(tmp_path / "mm_home"),
-            "MM_DATABASE_URL": results,
-            "MM_SPOOL_DIR": str(tmp_path / "spool"),
-            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-            # dagster-postgres is written for psycopg2 (SQLAlchemy 2.1's default is psycopg 3).
-            "DAGSTER_PG_URL": dagster_url.set(drivername="postgresql+psycopg2").render_as_string(
-                hide_password=False
-            ),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "PATH": os.pathsep.join(filter(None, [str(BIN), os.environ.get("PATH")])),
-        }
+        env = deployment_env(tmp_path, dagster_url, results_url)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         write_endpoints(0, ENDPOINTS, windows[0].start.isoformat(), WINDOWS, BASE_PERIOD)
