@@ -82,6 +82,10 @@ def dagster_dev(home: Path) -> Iterator[Callable[[], str]]:
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(home)]),
     }
     dagster = Path(sys.executable).parent / "dagster"
+    # Every storage of the instance made and stamped here, once: `dagster dev`'s webserver,
+    # daemon and code server otherwise race to create them in SQLite ("alembic_version has more
+    # than one head").
+    subprocess.run([str(dagster), "instance", "migrate"], cwd=home, env=env, check=True, capture_output=True)
     log = (home / "dagster_dev.log").open("wb")
     proc = subprocess.Popen(
         [str(dagster), "dev", "-f", "location.py", "-h", "127.0.0.1", "-p", str(port)],
@@ -94,15 +98,18 @@ def dagster_dev(home: Path) -> Iterator[Callable[[], str]]:
     url = f"http://127.0.0.1:{port}"
 
     def wait_until_up() -> str:
-        deadline = time.monotonic() + 90
+        # `dagster dev` loads the code location in a process of its own before the webserver
+        # answers: minutes on a loaded machine (the distributed tests run beside this one).
+        deadline = time.monotonic() + 240
         while True:
             assert proc.poll() is None, (home / "dagster_dev.log").read_text()[-3000:]
             try:
                 with urllib.request.urlopen(f"{url}/server_info", timeout=5):
                     return url
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise
+                    log_tail = (home / "dagster_dev.log").read_text(errors="replace")[-3000:]
+                    raise AssertionError(f"dagster dev not answering on {url}: {exc}\n{log_tail}") from exc
                 time.sleep(0.5)
 
     try:
