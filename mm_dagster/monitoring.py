@@ -362,11 +362,11 @@ class Monitoring:
         tiled = (window.end - window.start) % self.events.slot_length == timedelta(0)
         if tiled and self.events.slot_of(window.start) == window.start:
             files = self.catalog.live_files(window.start, window.end)
-            return {
+            counts = {
                 endpoint_id: (sum(f.events for f in fs), sum(f.errors for f in fs))
                 for endpoint_id, fs in sorted(files.items())
-                if sum(f.events for f in fs)
             }
+            return {endpoint_id: c for endpoint_id, c in counts.items() if c[0]}
         return {
             endpoint_id: (len(df), int(df["error"].notna().sum()))
             for endpoint_id, df in self.events.read_window(window).items()
