@@ -22,7 +22,7 @@ from mm_dagster.core.traffic import windows_touched
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.labels import DEFAULT_LABEL_HORIZON, LabelIngestor, LabelReceipt, join_labels
-from mm_dagster.events.maintenance import MaintenancePolicy, MaintenanceReport, maintain
+from mm_dagster.events.maintenance import MaintenancePolicy, MaintenanceReport, compact_window, maintain
 from mm_dagster.events.recorder import (
     DEFAULT_MAX_BUFFERED,
     DEFAULT_SPOOL_BYTES,
@@ -38,7 +38,7 @@ from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.database import create_engine
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_catalog import EventCatalog
-from mm_dagster.storage.event_store import EventStore
+from mm_dagster.storage.event_store import CompactionResult, EventStore
 from mm_dagster.storage.invalid_events import InvalidEventLog
 from mm_dagster.storage.label_store import LabelStore, LabelSummary
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
@@ -319,7 +319,7 @@ class Monitoring:
         """The window's events per endpoint (of `shard`'s endpoints only); endpoints with a task
         get their target column (labels joined by request id, null where not labelled), one label
         query for all."""
-        events = self.events.read_window(window, keep=None if shard.count == 1 else shard.holds)
+        events = self.events.read_window(window, shard=shard)
         targets = self.endpoints.targets(list(events))
         if not targets:
             return events
@@ -414,6 +414,11 @@ class Monitoring:
             for window, events in sorted(counts.items())
             if start <= window.start and window.end <= end
         ]
+
+    def compact_window(self, window: Window) -> list[CompactionResult]:
+        """Merge `window`'s slots into one file each where they hold many small files (done
+        before the window is analysed: its read is then one scan per slot)."""
+        return compact_window(self.events, window)
 
     def maintain(
         self, policy: MaintenancePolicy | None = None, now: datetime | None = None

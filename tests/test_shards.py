@@ -1,6 +1,7 @@
 """Sharded windows: the shard arithmetic, the stored report, and the same results, checks and
 alerts for one shard in process as for four shards in four step processes."""
 
+import itertools
 import json
 import os
 import shutil
@@ -25,7 +26,15 @@ from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.core.results import AppFailure, StoredMetric, StoredResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
-from mm_dagster.core.shards import EVERY_ENDPOINT, MAX_SHARDS, Shard, all_shards, shard_of
+from mm_dagster.core.shards import (
+    EVERY_ENDPOINT,
+    KEY_SPACE,
+    MAX_SHARDS,
+    Shard,
+    all_shards,
+    shard_key,
+    shard_of,
+)
 from mm_dagster.core.stored_report import detail_keys, stored_window_report
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import build_definitions
@@ -47,6 +56,21 @@ def test_every_endpoint_is_in_exactly_one_shard(ids: list[str], count: int) -> N
         assert [s.index for s in shards if s.holds(endpoint_id)] == [shard_of(endpoint_id, count)]
     parts = [s.part_of(dict.fromkeys(ids, 1)) for s in shards]
     assert sorted(e for part in parts for e in part) == sorted(set(ids))
+
+
+@given(st.lists(ENDPOINT_IDS, max_size=50), st.integers(1, MAX_SHARDS))
+def test_a_shard_is_the_range_of_keys_it_holds(ids: list[str], count: int) -> None:
+    shards = all_shards(count)
+    ranges = [s.key_range for s in shards]
+    assert ranges[0][0] == 0 and ranges[-1][1] == KEY_SPACE
+    assert all(high == low for (_, high), (low, _) in itertools.pairwise(ranges))
+    for shard in shards:  # the keys at each edge land on the right side of it
+        low, high = shard.key_range
+        assert (low * count) >> 63 == shard.index and ((high - 1) * count) >> 63 == shard.index
+    for endpoint_id in ids:
+        key = shard_key(endpoint_id)
+        holding = [s for s in shards if s.key_range[0] <= key < s.key_range[1]]
+        assert [s.index for s in holding] == [shard_of(endpoint_id, count)]
 
 
 def test_shards_are_stable_across_processes_and_balanced() -> None:
@@ -127,7 +151,9 @@ def seed(home: Path, window: Window, endpoints: int = 12) -> None:
             name = f"model-{i}"
             mm.create_endpoint(name, reference=reference_frame(2000, seed=i), label_names=["prediction"])
             shape = TrafficShape(mean_shift=3.0, drifted_features=3) if i % 3 == 0 else TrafficShape()
-            mm.record_events(name, traffic_frame(400, window.start, window.end, shape, seed=100 + i))
+            events = traffic_frame(400, window.start, window.end, shape, seed=100 + i)
+            mm.record_events(name, events.iloc[:200])  # two files per endpoint: 24 in all, so the
+            mm.record_events(name, events.iloc[200:])  # window is compacted and shards read row groups
 
 
 def check_results(instance: DagsterInstance, run_id: str) -> list[tuple[str, str, bool, str]]:
@@ -175,6 +201,8 @@ def test_four_shards_in_four_processes_store_what_one_shard_in_process_does(
             for i in range(1, 5)
         ]
     assert sum(shard_metadata) == 12 and max(shard_metadata) < 12  # type: ignore[arg-type]
+    for home in (one, four):  # each shard read its key range of one compacted slot file
+        assert len(list(home.rglob("slot-*.parquet"))) == 1
     assert sharded_checks == single_checks
     assert any(not passed for _, _, passed, _ in single_checks)  # drift and failures were found
     snapshot_one = analysis_snapshot(f"sqlite:///{one}/mm.db")

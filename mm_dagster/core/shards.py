@@ -1,7 +1,10 @@
 """Shards of a window's endpoints: K disjoint parts, each analysed by its own Dagster step.
 
-An endpoint's shard is a stable hash of its id modulo K, the same in every process and on every
-host (not Python's salted `hash`), so a retried or re-run step analyses the same endpoints.
+An endpoint's shard comes from a stable 63-bit hash of its id (not Python's salted `hash`), the
+same in every process and on every host, so a retried or re-run step analyses the same endpoints.
+Shard i of K holds the hashes in [i/K, (i+1)/K) of the hash range: a range, whatever K, so an
+event file sorted by the hash (`EventStore.compact_slot`) gives every shard a contiguous run of
+rows that the reader finds from the row groups' statistics.
 """
 
 import hashlib
@@ -15,10 +18,19 @@ MAX_SHARDS = 256
 V = TypeVar("V")
 
 
+KEY_BITS = 63  # fits a signed 64-bit column, whose Parquet statistics every reader orders alike
+KEY_SPACE = 1 << KEY_BITS
+
+
+def shard_key(endpoint_id: str) -> int:
+    """The endpoint's place in the hash range, 0 <= key < 2**63."""
+    digest = hashlib.blake2b(endpoint_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> (64 - KEY_BITS)
+
+
 def shard_of(endpoint_id: str, count: int) -> int:
     """The shard (0 .. count-1) that analyses `endpoint_id`."""
-    digest = hashlib.blake2b(endpoint_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
+    return (shard_key(endpoint_id) * count) >> KEY_BITS
 
 
 def check_shard_count(count: object) -> int:
@@ -42,6 +54,11 @@ class Shard:
     @property
     def label(self) -> str:
         return f"shard {self.index + 1} of {self.count}"
+
+    @property
+    def key_range(self) -> tuple[int, int]:
+        """The shard keys this shard holds: [low, high), `key * count >> 63 == index` exactly."""
+        return -(-self.index * KEY_SPACE // self.count), -(-(self.index + 1) * KEY_SPACE // self.count)
 
     def holds(self, endpoint_id: str) -> bool:
         return self.count == 1 or shard_of(endpoint_id, self.count) == self.index

@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.windows import closed_before
+from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.event_store import CompactionResult, EventStore
 
 DEFAULT_RETENTION = timedelta(days=30)
 DEFAULT_GRACE = timedelta(minutes=30)
 DEFAULT_ORPHAN_GRACE = timedelta(hours=1)
+# A window about to be analysed has its slots compacted first once they hold this many files: the
+# analysis then reads one file per slot. Fewer (a re-analysis after a few late batches) are read
+# as they are rather than rewriting the slot.
+COMPACT_BEFORE_ANALYSIS = 16
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class MaintenanceReport:
     @property
     def lines(self) -> list[str]:
         merged = sum(c.files_merged for c in self.compacted)
+        written = sum(c.files_written for c in self.compacted)
         return [
-            f"compacted {len(self.compacted)} endpoint slot(s): {merged} files into {len(self.compacted)}",
+            f"compacted {len(self.compacted)} slot(s): {merged} files into {written}",
             f"expired {self.expired_files} file(s) and {self.expired_arrivals} arrival row(s) past retention",
             f"deleted {self.purged_files} replaced or expired file(s) past the grace period",
             f"swept {len(self.swept_files)} leftover file(s) of unacknowledged batches",
@@ -63,8 +68,8 @@ def maintain(
 ) -> MaintenanceReport:
     report = MaintenanceReport()
     closed = closed_before(now, policy.allowed_lateness, store.base_period)
-    for slot_start, endpoint_id in store.catalog.fragmented(slot_before=closed):
-        result = store.compact_slot(slot_start, endpoint_id)
+    for slot_start in store.catalog.fragmented(slot_before=closed):
+        result = store.compact_slot(slot_start)
         if result is not None:
             report.compacted.append(result)
     horizon = now - policy.retention
@@ -73,3 +78,14 @@ def maintain(
     report.purged_files = store.purge_retired(policy.grace)
     report.swept_files = store.sweep_orphans(policy.orphan_grace)
     return report
+
+
+def compact_window(store: EventStore, window: Window, min_files: int | None = None) -> list[CompactionResult]:
+    """Compact the slots of `window` that hold at least `min_files` files (see
+    `COMPACT_BEFORE_ANALYSIS`). Safe while writers add late events: theirs stay files of their own."""
+    slots = store.catalog.fragmented(
+        slot_before=window.end,
+        slot_from=store.slot_of(window.start),
+        min_files=COMPACT_BEFORE_ANALYSIS if min_files is None else min_files,
+    )
+    return [r for r in (store.compact_slot(slot) for slot in slots) if r is not None]

@@ -228,6 +228,9 @@ event_files = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("retired_at", sa.DateTime),
     sa.Column("reason", sa.Text),
+    # Set on the rows of a compacted slot file: one row per endpoint in it, all naming this
+    # file; `path` is then `<shared_file>#<endpoint_id>`, unique like every path.
+    sa.Column("shared_file", sa.String(255)),
     sa.Index("ix_mm_event_files_slot", "slot_start", "state"),
 )
 

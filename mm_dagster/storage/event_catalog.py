@@ -6,6 +6,10 @@ writer dies; files on disk that the catalog does not list are leftovers of such 
 swept. Readers take the list of live files from one query (no directory listing, cheap on object
 storage). Compaction swaps a slot's small files for one large file in one transaction; the
 replaced files stay on disk for a grace period, so a reader holding the old list still finds them.
+
+A compacted slot file holds many endpoints: it has one row here per endpoint (its counts), each
+naming the file in `shared_file`. Every row of a file changes state with the others (compaction,
+quarantine and retention act on whole files).
 """
 
 from collections import defaultdict
@@ -44,6 +48,8 @@ class EventFile(Protocol):
     def size_bytes(self) -> int: ...
     @property
     def schema_key(self) -> str: ...
+    @property
+    def shared_file(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,12 @@ class CatalogFile:
     last_event: datetime
     size_bytes: int
     schema_key: str | None
+    shared_file: str | None = None
+
+    @property
+    def file(self) -> str:
+        """The path of the file holding these events (relative to the store's root)."""
+        return self.shared_file or self.path
 
 
 def _catalog_file(row: sa.Row[Any]) -> CatalogFile:
@@ -73,6 +85,7 @@ def _catalog_file(row: sa.Row[Any]) -> CatalogFile:
         last_event=db.from_db_time(m["last_event"]),
         size_bytes=int(m["size_bytes"]),
         schema_key=m["schema_key"],
+        shared_file=m["shared_file"],
     )
 
 
@@ -93,6 +106,7 @@ class EventCatalog:
                 "last_event": db.to_db_time(f.last_event),
                 "size_bytes": f.size_bytes,
                 "schema_key": f.schema_key,
+                "shared_file": f.shared_file,
                 "state": LIVE,
                 "created_at": db.to_db_time(now),
             }
@@ -123,44 +137,58 @@ class EventCatalog:
                 by_endpoint[f.endpoint_id].append(f)
         return dict(by_endpoint)
 
-    def fragmented(self, slot_before: datetime, min_files: int = 2) -> list[tuple[datetime, str]]:
-        """(slot, endpoint) pairs before `slot_before` with at least `min_files` live files."""
+    def fragmented(
+        self, slot_before: datetime, slot_from: datetime | None = None, min_files: int = 2
+    ) -> list[datetime]:
+        """Slots in [`slot_from`, `slot_before`) whose events live in at least `min_files` files."""
         t = db.event_files
+        where = [t.c.state == LIVE, t.c.slot_start < db.to_db_time(slot_before)]
+        if slot_from is not None:
+            where.append(t.c.slot_start >= db.to_db_time(slot_from))
+        files = sa.func.count(sa.distinct(sa.func.coalesce(t.c.shared_file, t.c.path)))
         query = (
-            sa.select(t.c.slot_start, t.c.endpoint_id)
-            .where(t.c.state == LIVE, t.c.slot_start < db.to_db_time(slot_before))
-            .group_by(t.c.slot_start, t.c.endpoint_id)
-            .having(sa.func.count() >= min_files)
-            .order_by(t.c.slot_start, t.c.endpoint_id)
+            sa.select(t.c.slot_start)
+            .where(*where)
+            .group_by(t.c.slot_start)
+            .having(files >= min_files)
+            .order_by(t.c.slot_start)
         )
         with self.engine.connect() as conn:
-            return [(db.from_db_time(slot), endpoint) for slot, endpoint in conn.execute(query)]
+            return [db.from_db_time(slot) for slot in conn.execute(query).scalars()]
 
-    def replace(self, old: Sequence[CatalogFile], new: EventFile) -> bool:
+    def replace(self, old: Sequence[CatalogFile], new: Sequence[EventFile]) -> bool:
         """Swap `old` (still live) for `new` in one transaction; False if any of `old` is no
-        longer live (a concurrent compaction won), in which case nothing changes."""
+        longer live (a concurrent compaction or a quarantine won), in which case nothing
+        changes."""
         t = db.event_files
         now = self.clock()
         with self.engine.begin() as conn:
-            retired = conn.execute(
-                t.update()
-                .where(t.c.id.in_([f.id for f in old]), t.c.state == LIVE)
-                .values(state=REPLACED, retired_at=db.to_db_time(now))
-            ).rowcount
+            retired = 0
+            for chunk in db.in_chunks([f.id for f in old]):
+                retired += conn.execute(
+                    t.update()
+                    .where(t.c.id.in_(chunk), t.c.state == LIVE)
+                    .values(state=REPLACED, retired_at=db.to_db_time(now))
+                ).rowcount
             if retired != len(old):
                 conn.rollback()
                 return False
-            conn.execute(t.insert(), self.rows_for([new], now))
+            self.register(conn, new, now)
         return True
 
-    def quarantine(self, file: CatalogFile, reason: str) -> None:
+    def quarantine(self, file: CatalogFile, reason: str) -> list[str]:
+        """Quarantine the rows of `file`'s file (every endpoint of a shared file): the endpoint
+        ids whose events it held."""
         t = db.event_files
+        same_file = t.c.shared_file == file.shared_file if file.shared_file else t.c.id == file.id
         with self.engine.begin() as conn:
+            endpoints = list(conn.execute(sa.select(t.c.endpoint_id).where(same_file)).scalars())
             conn.execute(
                 t.update()
-                .where(t.c.id == file.id)
+                .where(same_file)
                 .values(state=QUARANTINED, retired_at=db.to_db_time(self.clock()), reason=reason[:4000])
             )
+        return sorted(endpoints)
 
     def expire(self, slot_before: datetime) -> int:
         """Retire every live file of the slots before `slot_before` (retention)."""
@@ -175,11 +203,21 @@ class EventCatalog:
             )
 
     def retired_before(self, before: datetime) -> list[CatalogFile]:
-        """Replaced or expired files retired before `before`: safe to delete from disk."""
+        """Replaced or expired files retired before `before`: safe to delete from disk (the rows
+        of a shared file that still has a live row are left out)."""
         t = db.event_files
         query = sa.select(t).where(t.c.state.in_([REPLACED, EXPIRED]), t.c.retired_at < db.to_db_time(before))
         with self.engine.connect() as conn:
-            return [_catalog_file(r) for r in conn.execute(query)]
+            retired = [_catalog_file(r) for r in conn.execute(query)]
+            shared = sorted({f.shared_file for f in retired if f.shared_file})
+            in_use: set[str] = set()
+            for chunk in db.in_chunks(shared):
+                in_use.update(
+                    conn.execute(
+                        sa.select(t.c.shared_file).where(t.c.shared_file.in_(chunk), t.c.state == LIVE)
+                    ).scalars()
+                )
+        return [f for f in retired if f.shared_file not in in_use]
 
     def forget(self, files: Sequence[CatalogFile]) -> None:
         t = db.event_files
@@ -189,12 +227,17 @@ class EventCatalog:
                 conn.execute(t.delete().where(t.c.id.in_(chunk)))
 
     def known_paths(self, paths: Sequence[str]) -> set[str]:
-        """Which of `paths` the catalog knows, in any state."""
+        """Which of `paths` (files in the store) the catalog knows, in any state."""
         t = db.event_files
         known: set[str] = set()
         with self.engine.connect() as conn:
             for chunk in db.in_chunks(paths):
                 known.update(conn.execute(sa.select(t.c.path).where(t.c.path.in_(chunk))).scalars())
+                known.update(
+                    conn.execute(
+                        sa.select(t.c.shared_file).distinct().where(t.c.shared_file.in_(chunk))
+                    ).scalars()
+                )
         return known
 
     def is_empty(self) -> bool:
