@@ -56,10 +56,6 @@ SLOT_FILE_COLUMNS = (ENDPOINT_COLUMN, SHARD_KEY_COLUMN)
 SLOT_FILE_ROW_GROUP = 65_536
 COMPACTION_BATCH_ROWS = 2_000_000  # rows merged in memory at once (a key range of the slot)
 MAX_MERGE_PARTS = 256
-# The endpoint column reads back dictionary-encoded: ids are looked up once per row group.
-SLOT_FILE_FORMAT = ds.ParquetFileFormat(
-    read_options=ds.ParquetReadOptions(dictionary_columns={ENDPOINT_COLUMN})
-)
 
 
 @dataclass(frozen=True)
@@ -321,7 +317,7 @@ class EventStore:
             tables.append(table.drop_columns(["__fragment_index"]))
         if shared:
             paths = [self._absolute(p) for p in shared]
-            dataset = ds.dataset(paths, format=SLOT_FILE_FORMAT, filesystem=self.fs)
+            dataset = ds.dataset(paths, format=slot_file_format(), filesystem=self.fs)
             table = dataset.to_table(filter=_all_of(_key_filter(shard), _time_filter(window)))
             owner = _positions(table[ENDPOINT_COLUMN], index_of)
             ours = owner >= 0
@@ -536,6 +532,12 @@ def _written_file(
         size_bytes=size_bytes,
         schema_key=key,
     )
+
+
+def slot_file_format() -> ds.ParquetFileFormat:
+    """How slot files are scanned: the endpoint column reads back dictionary-encoded, so ids are
+    looked up once per row group, not once per row."""
+    return ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns={ENDPOINT_COLUMN}))
 
 
 def _by_schema(files: Mapping[str, Sequence[CatalogFile]]) -> list[dict[str, list[CatalogFile]]]:
