@@ -415,10 +415,14 @@ class Monitoring:
             if start <= window.start and window.end <= end
         ]
 
-    def compact_window(self, window: Window) -> list[CompactionResult]:
-        """Merge `window`'s slots into one file each where they hold many small files (done
-        before the window is analysed: its read is then one scan per slot)."""
-        return compact_window(self.events, window)
+    def compact_window(
+        self, window: Window, shard: Shard = EVERY_ENDPOINT, min_files: int | None = None
+    ) -> list[CompactionResult]:
+        """Merge `shard`'s part of `window`'s slots into one file each where it holds at least
+        `min_files` files (default `events.maintenance.COMPACT_BEFORE_ANALYSIS`). Each shard step
+        does it before reading: its read is then one scan per slot, and shards merge their parts
+        in parallel."""
+        return compact_window(self.events, window, shard, min_files)
 
     def maintain(
         self, policy: MaintenancePolicy | None = None, now: datetime | None = None

@@ -4,6 +4,9 @@ instance tells of the monitoring runs and their steps."""
 
 import os
 import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -114,3 +117,34 @@ def duplicates(url: str, table: str, columns: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in conn.execute(sa.text(query))]
     finally:
         engine.dispose()
+
+
+def wait_for_windows(
+    instance: DagsterInstance,
+    windows: set[str],
+    deadline: float,
+    *,
+    tag: str,
+    check_alive: Callable[[], None],
+) -> None:
+    """Until each of `windows` (the values of run tag `tag`) has a successful monitoring run and
+    none is queued or running; `check_alive` raises when a process the runs need has died."""
+    while True:
+        check_alive()
+        runs = [r.dagster_run for r in monitoring_runs(instance)]
+        succeeded = {r.tags[tag] for r in runs if r.status == DagsterRunStatus.SUCCESS}
+        if windows <= succeeded and all(r.status in FINISHED for r in runs):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"windows {sorted(windows - succeeded)} not analysed in time")
+        time.sleep(1)
+
+
+@contextmanager
+def printed_on_failure(instance: DagsterInstance, describe: Callable[[], str]) -> Iterator[None]:
+    """On a failure, print the monitoring runs and `describe()` (the processes' logs)."""
+    try:
+        yield
+    except BaseException:
+        print(f"monitoring runs:\n{run_statuses(instance)}\n{describe()}")
+        raise

@@ -39,7 +39,6 @@ from .analysis_snapshot import analysis_snapshot
 from .celery_location import CELERY_YAML
 from .dagster_runs import (
     DELIVERY_COLUMNS,
-    FINISHED,
     ROOT,
     SHARD_STEP,
     StepStart,
@@ -47,9 +46,11 @@ from .dagster_runs import (
     deployment_env,
     duplicates,
     monitoring_runs,
+    printed_on_failure,
     run_statuses,
     running_shard_step,
     step_events,
+    wait_for_windows,
     workspace_yaml,
 )
 from .distributed_cluster import Cluster, Process, rabbitmq_or_skip
@@ -120,19 +121,6 @@ def kill_worker_mid_step(
     raise AssertionError("no shard step started before the deadline")
 
 
-def wait_for_windows(instance: DagsterInstance, cluster: Cluster, keys: set[str], deadline: float) -> None:
-    """Until every run key has a successful run and no monitoring run is queued or running."""
-    while True:
-        cluster.check_alive()
-        runs = [r.dagster_run for r in monitoring_runs(instance)]
-        succeeded = {r.tags["dagster/run_key"] for r in runs if r.status == DagsterRunStatus.SUCCESS}
-        if keys <= succeeded and all(r.status in FINISHED for r in runs):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"windows {sorted(keys - succeeded)} not analysed in time")
-        time.sleep(1)
-
-
 def celery_hosts(instance: DagsterInstance, run_ids: list[str]) -> set[str]:
     """The celery workers that took steps of these runs (the celery task's engine event)."""
     hosts = set()
@@ -159,15 +147,6 @@ def start_single_process_run(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-
-
-@contextmanager
-def cluster_diagnostics(cluster: Cluster, instance: DagsterInstance) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        print(f"monitoring runs:\n{run_statuses(instance)}\n{cluster.diagnostics()}")
-        raise
 
 
 @dataclass(frozen=True)
@@ -235,13 +214,15 @@ def test_windows_on_celery_workers_survive_a_killed_worker_and_match_one_process
             )
             single_run = None
             try:
-                with DagsterInstance.get() as instance, cluster_diagnostics(cluster, instance):
+                with DagsterInstance.get() as instance, printed_on_failure(instance, cluster.diagnostics):
                     deadline = time.monotonic() + RUNS_TIMEOUT_SECONDS
                     killed = kill_worker_mid_step(instance, cluster, workers, deadline)
                     print(f"killed {cluster.killed} in {killed} after {elapsed()}")
                     # Meanwhile the other core runs the single-process analysis to compare with.
                     single_run = start_single_process_run(single_env, windows, d.logs)
-                    wait_for_windows(instance, cluster, keys, deadline)
+                    wait_for_windows(
+                        instance, keys, deadline, tag="dagster/run_key", check_alive=cluster.check_alive
+                    )
                     print(f"windows analysed after {elapsed()}:\n{run_statuses(instance)}")
                     check_runs(instance, keys, killed)
             except BaseException:

@@ -16,8 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunSta
 from .analysis_snapshot import analysis_snapshot
 from .dagster_runs import (
     DELIVERY_COLUMNS,
-    FINISHED,
     ROOT,
     SHARD_STEP,
     StepStart,
@@ -35,9 +33,11 @@ from .dagster_runs import (
     deployment_env,
     duplicates,
     monitoring_runs,
+    printed_on_failure,
     run_statuses,
     running_shard_step,
     step_events,
+    wait_for_windows,
     workspace_yaml,
 )
 from .distributed_cluster import Cluster, Process
@@ -73,26 +73,11 @@ def kill_step_process(instance: DagsterInstance, daemon: Process, deadline: floa
     raise AssertionError("no shard step started before the deadline")
 
 
-def wait_for_windows(instance: DagsterInstance, daemon: Process, windows: set[str], deadline: float) -> None:
-    """Until every window has a successful run and no monitoring run is queued or running."""
-    while True:
+def alive(daemon: Process) -> Callable[[], None]:
+    def check() -> None:
         assert daemon.popen.poll() is None, daemon.tail()
-        runs = [r.dagster_run for r in monitoring_runs(instance)]
-        succeeded = {r.tags["mm/window"] for r in runs if r.status == DagsterRunStatus.SUCCESS}
-        if windows <= succeeded and all(r.status in FINISHED for r in runs):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"windows {sorted(windows - succeeded)} not analysed in time")
-        time.sleep(1)
 
-
-@contextmanager
-def diagnostics(daemon: Process, instance: DagsterInstance) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        print(f"monitoring runs:\n{run_statuses(instance)}\n{daemon.tail()}")
-        raise
+    return check
 
 
 def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
@@ -125,7 +110,7 @@ def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
             single_log = tmp_path / "logs" / "single-process.log"
             single_run = None
             try:
-                with DagsterInstance.get() as instance, diagnostics(daemon, instance):
+                with DagsterInstance.get() as instance, printed_on_failure(instance, daemon.tail):
                     deadline = time.monotonic() + TIMEOUT_SECONDS
                     killed = kill_step_process(instance, daemon, deadline)
                     print(f"killed {killed} after {elapsed()}")
@@ -137,7 +122,13 @@ def test_a_run_whose_step_process_is_killed_is_retried_and_finishes_its_window(
                             stdout=log,
                             stderr=subprocess.STDOUT,
                         )
-                    wait_for_windows(instance, daemon, {w.key for w in windows}, deadline)
+                    wait_for_windows(
+                        instance,
+                        {w.key for w in windows},
+                        deadline,
+                        tag="mm/window",
+                        check_alive=alive(daemon),
+                    )
                     print(f"windows analysed after {elapsed()}:\n{run_statuses(instance)}")
                     check_runs(instance, {w.key for w in windows}, killed)
                     assert single_run.wait(timeout=TIMEOUT_SECONDS) == 0, single_log.read_text()[-LOG_TAIL:]

@@ -173,6 +173,10 @@ def test_four_shards_in_four_processes_store_what_one_shard_in_process_does(
     one, four = tmp_path / "one", tmp_path / "four"
     seed(one, window)
     shutil.copytree(one, four)  # the same endpoints (ids) and event files
+    with Monitoring(home=str(four)) as mm:  # merged in 2 parts: each of the 4 shards reads a key range
+        assert [c.endpoints for s in all_shards(2) for c in mm.compact_window(window, s, min_files=2)] == [
+            len(s.select(mm.endpoints.names())) for s in all_shards(2)
+        ]
 
     single = build_definitions(sharded_config(1, executor=False), resource=MonitoringResource(home=str(one)))
     with instance_for_test() as instance:
@@ -201,8 +205,8 @@ def test_four_shards_in_four_processes_store_what_one_shard_in_process_does(
             for i in range(1, 5)
         ]
     assert sum(shard_metadata) == 12 and max(shard_metadata) < 12  # type: ignore[arg-type]
-    for home in (one, four):  # each shard read its key range of one compacted slot file
-        assert len(list(home.rglob("slot-*.parquet"))) == 1
+    assert len(list(one.rglob("slot-*.parquet"))) == 1  # its shard merged the 24 files first
+    assert len(list(four.rglob("slot-*.parquet"))) == 2
     assert sharded_checks == single_checks
     assert any(not passed for _, _, passed, _ in single_checks)  # drift and failures were found
     snapshot_one = analysis_snapshot(f"sqlite:///{one}/mm.db")

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import instance_for_test
 
+from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.shards import Shard, all_shards, shard_key
-from mm_dagster.applications import HistogramDataDriftApplication
 from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import MonitoringConfig, build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
@@ -118,7 +118,9 @@ def test_late_files_after_compaction_are_read_with_it_then_merged(mm: Monitoring
     assert (result.files_merged, result.files_written) == (2, 1)
     assert_same_events(by_request(events), by_request(mm.read_window(WINDOW)))
     later = Monitoring(mm.settings, clock=fixed_clock(LATER + timedelta(hours=1)))
-    assert later.maintain(MaintenancePolicy()).purged_files == 2 * ENDPOINTS + 2  # the small files, the late one, the first slot file
+    assert (
+        later.maintain(MaintenancePolicy()).purged_files == 2 * ENDPOINTS + 2
+    )  # the small files, the late one, the first slot file
     assert not first.exists() and len(slot_files(mm)) == 1
     assert_same_events(by_request(events), by_request(later.read_window(WINDOW)))
 
@@ -129,9 +131,9 @@ def test_a_replaced_slot_file_stays_until_every_row_of_it_is_retired(mm: Monitor
     later = Monitoring(mm.settings, clock=fixed_clock(LATER + timedelta(hours=1)))
     assert later.maintain(MaintenancePolicy()).purged_files == 2 * ENDPOINTS  # the small files
     assert slot_file.exists()  # live: never purged
-    assert sum(len(df) for df in later.read_window(WINDOW).values()) == sum(
-        20 + i for i in range(ENDPOINTS)
-    ) * 2
+    assert (
+        sum(len(df) for df in later.read_window(WINDOW).values()) == sum(20 + i for i in range(ENDPOINTS)) * 2
+    )
 
 
 def test_an_unreadable_slot_file_is_quarantined_with_every_endpoint_named(
@@ -176,7 +178,7 @@ def test_a_large_slot_is_merged_a_key_range_at_a_time(
     assert Shard(0, 1).key_range[0] == 0
 
 
-def test_the_window_asset_compacts_before_the_analysis_reads_it(
+def test_the_shard_step_compacts_before_the_analysis_reads_it(
     mm: Monitoring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = Path(mm.settings.home)
@@ -196,3 +198,26 @@ def test_the_window_asset_compacts_before_the_analysis_reads_it(
     assert not list(as_written.rglob("slot-*.parquet"))
     assert snapshots[0] == snapshots[1]
     assert snapshots[0]["mm_results"]
+
+
+def test_shards_compact_their_parts_apart_then_maintenance_merges_the_slot(mm: Monitoring) -> None:
+    before = mm.read_window(WINDOW)
+    halves = all_shards(2)
+    merged = [mm.compact_window(WINDOW, half) for half in halves]
+    assert [[c.endpoints for c in m] for m in merged] == [[len(h.select(before))] for h in halves]
+    parts = slot_files(mm)
+    assert len(parts) == 2
+    for path in parts:  # each part holds one half's endpoints only
+        keys = pq.read_table(path, columns=[SHARD_KEY_COLUMN])[SHARD_KEY_COLUMN].to_numpy()
+        assert len({(int(k) * 2) >> 63 for k in keys}) == 1
+    assert_same_events(before, mm.read_window(WINDOW))
+    assert mm.compact_window(WINDOW, halves[0], min_files=2) == []  # one file left in that half
+    mm.record_events("m2", batch(5, seed=222))
+    quarter = Shard(0, 4)  # a narrower part leaves alone a slot file with endpoints outside it
+    assert all(
+        f.shared_file is None for fs in mm.events.mergeable_files(WINDOW.start, quarter).values() for f in fs
+    )
+    (whole,) = mm.maintain(MaintenancePolicy()).compacted
+    assert (whole.files_merged, whole.files_written, whole.endpoints) == (3, 1, ENDPOINTS)
+    events = mm.read_window(WINDOW)
+    assert len(events[mm.get_endpoint("m2").id]) == len(before[mm.get_endpoint("m2").id]) + 5

@@ -209,9 +209,7 @@ def build_window_asset(
         required_resource_keys={names.resource_key},
         description=(
             "One partition per monitoring window: the inference events every endpoint logged in it "
-            "(Parquet event store). Materializing it merges the window's small event files into "
-            "one file per slot, so the analysis reads the window in one scan. Metadata per window: "
-            "events, endpoints, errors and error rate, "
+            "(Parquet event store). Metadata per window: events, endpoints, errors and error rate, "
             "late events (arrived after the window closed and after its first analysis, i.e. what "
             "re-analyses took in), invalid events, and a table of events per endpoint."
         ),
@@ -222,12 +220,6 @@ def build_window_asset(
         links = UiLinks.from_env()
         endpoint_names = monitoring.endpoints.names()
         for window in windows_of_run(context):
-            for compacted in monitoring.compact_window(window):
-                context.log.info(
-                    f"window {window.key}: merged {compacted.files_merged} event files of "
-                    f"{compacted.endpoints} endpoints into {compacted.files_written} "
-                    f"(slot {compacted.slot_start:%H:%M}) before the analysis reads it"
-                )
             invalid = monitoring.invalid_events.counts(window.start, window.end)
             context.add_asset_metadata(
                 {

@@ -56,8 +56,10 @@ def build_shard_asset(
         tags={"mm/kind": "analysis", "mm/shard": str(shard.index + 1)},
         required_resource_keys={names.resource_key},
         description=(
-            f"The analysis of {shard.label} of every window: each monitoring app ({', '.join(app_names)}) "
-            "runs on the endpoints of this shard (a stable hash of the endpoint id) and stores their "
+            f"The analysis of {shard.label} of every window: merges this shard's small event files "
+            "of the window into one file per slot (when there are many), then each monitoring app "
+            f"({', '.join(app_names)}) runs on the endpoints of this shard (a stable hash of the "
+            "endpoint id) and stores their "
             "results, metrics and failures; a re-run replaces them. Metadata per window: endpoints, "
             "endpoints analysed and failed per app, seconds."
         ),
@@ -68,6 +70,12 @@ def build_shard_asset(
         with app_logs_in_run(context, app_names, windows):
             for window in windows:
                 started = time.perf_counter()
+                for compacted in mm.monitoring.compact_window(window, shard):
+                    context.log.info(
+                        f"window {window.key}: merged {compacted.files_merged} event files of "
+                        f"{compacted.endpoints} endpoints into {compacted.files_written} "
+                        f"(slot {compacted.slot_start:%H:%M}) before reading them"
+                    )
                 reports = mm.monitoring.run_window(
                     apps, window, mm.window_events(window, shard), project_name=project, shard=shard
                 )

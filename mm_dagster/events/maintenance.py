@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.core.shards import EVERY_ENDPOINT, Shard
 from mm_dagster.core.windows import Window, closed_before
 from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.event_store import CompactionResult, EventStore
@@ -17,9 +18,9 @@ from mm_dagster.storage.event_store import CompactionResult, EventStore
 DEFAULT_RETENTION = timedelta(days=30)
 DEFAULT_GRACE = timedelta(minutes=30)
 DEFAULT_ORPHAN_GRACE = timedelta(hours=1)
-# A window about to be analysed has its slots compacted first once they hold this many files: the
-# analysis then reads one file per slot. Fewer (a re-analysis after a few late batches) are read
-# as they are rather than rewriting the slot.
+# A shard about to analyse a window first compacts its part of the window's slots once that part
+# holds this many files: the analysis then reads one file per slot. Fewer (a re-analysis after a
+# few late batches) are read as they are rather than rewriting the slot.
 COMPACT_BEFORE_ANALYSIS = 16
 
 
@@ -80,12 +81,20 @@ def maintain(
     return report
 
 
-def compact_window(store: EventStore, window: Window, min_files: int | None = None) -> list[CompactionResult]:
-    """Compact the slots of `window` that hold at least `min_files` files (see
-    `COMPACT_BEFORE_ANALYSIS`). Safe while writers add late events: theirs stay files of their own."""
-    slots = store.catalog.fragmented(
-        slot_before=window.end,
-        slot_from=store.slot_of(window.start),
-        min_files=COMPACT_BEFORE_ANALYSIS if min_files is None else min_files,
-    )
-    return [r for r in (store.compact_slot(slot) for slot in slots) if r is not None]
+def compact_window(
+    store: EventStore, window: Window, part: Shard = EVERY_ENDPOINT, min_files: int | None = None
+) -> list[CompactionResult]:
+    """Compact `part` of each slot of `window` whose files for it number at least `min_files`
+    (default `COMPACT_BEFORE_ANALYSIS`). Safe while writers add late events: theirs stay files
+    of their own; and while other shards compact their parts."""
+    threshold = COMPACT_BEFORE_ANALYSIS if min_files is None else min_files
+    results = []
+    slot = store.slot_of(window.start)
+    while slot < window.end:
+        files = store.mergeable_files(slot, part)
+        if len({f.file for fs in files.values() for f in fs}) >= threshold:
+            result = store.compact_slot(slot, part)
+            if result is not None:
+                results.append(result)
+        slot += store.slot_length
+    return results

@@ -309,7 +309,8 @@ class EventStore:
         owners: list[np.ndarray] = []
         if own:
             owner_of_file = np.array([index_of[f.endpoint_id] for f in own], dtype=np.int64)
-            dataset = ds.dataset([self._absolute(f.path) for f in own], format="parquet", filesystem=self.fs)
+            paths = [self._absolute(f.path) for f in own]
+            dataset = ds.dataset(paths, format=file_format(self._local), filesystem=self.fs)
             table = dataset.to_table(
                 columns=[*dataset.schema.names, "__fragment_index"], filter=_time_filter(window)
             )
@@ -317,7 +318,7 @@ class EventStore:
             tables.append(table.drop_columns(["__fragment_index"]))
         if shared:
             paths = [self._absolute(p) for p in shared]
-            dataset = ds.dataset(paths, format=slot_file_format(), filesystem=self.fs)
+            dataset = ds.dataset(paths, format=slot_file_format(self._local), filesystem=self.fs)
             table = dataset.to_table(filter=_all_of(_key_filter(shard), _time_filter(window)))
             owner = _positions(table[ENDPOINT_COLUMN], index_of)
             ours = owner >= 0
@@ -366,11 +367,15 @@ class EventStore:
         )
 
     # -- maintenance -----------------------------------------------------------------------------
-    def compact_slot(self, slot_start: datetime) -> CompactionResult | None:
-        """Merge every live file of one slot into one slot file per schema, swapped in with one
+    def compact_slot(self, slot_start: datetime, part: Shard = EVERY_ENDPOINT) -> CompactionResult | None:
+        """Merge the live files of one slot into one slot file per schema, swapped in with one
         catalog transaction (readers holding the old file list still find the old files until
-        `purge_retired`). Merged a key range at a time, so memory stays bounded."""
-        files = self.catalog.live_files(slot_start, slot_start + self.slot_length)
+        `purge_retired`). Merged a key range at a time, so memory stays bounded.
+
+        With `part` (a shard), only that shard's endpoints: their own files, and slot files that
+        hold none but theirs. Shards compact their parts at once without touching each other's
+        files; a later whole-slot compaction merges the parts."""
+        files = self.mergeable_files(slot_start, part)
         if len({f.file for fs in files.values() for f in fs}) < 2:
             return None
         merged: list[CatalogFile] = []
@@ -395,6 +400,21 @@ class EventStore:
             endpoints=len({f.endpoint_id for f in written}),
             events=sum(f.events for f in written),
         )
+
+    def mergeable_files(
+        self, slot_start: datetime, part: Shard = EVERY_ENDPOINT
+    ) -> dict[str, list[CatalogFile]]:
+        """The live files of a slot that a compaction of `part` may merge, by endpoint."""
+        files = self.catalog.live_files(slot_start, slot_start + self.slot_length)
+        if part.count == 1:
+            return files
+        holders: dict[str, set[str]] = defaultdict(set)
+        for endpoint_id, endpoint_files in files.items():
+            for f in endpoint_files:
+                holders[f.file].add(endpoint_id)
+        outside = {path for path, endpoints in holders.items() if not all(map(part.holds, endpoints))}
+        kept = {e: [f for f in fs if f.file not in outside] for e, fs in part.part_of(files).items()}
+        return {e: fs for e, fs in kept.items() if fs}
 
     def _merge_slot(
         self, members: Mapping[str, Sequence[CatalogFile]], slot_start: datetime
@@ -534,10 +554,19 @@ def _written_file(
     )
 
 
-def slot_file_format() -> ds.ParquetFileFormat:
+def slot_file_format(local: bool = True) -> ds.ParquetFileFormat:
     """How slot files are scanned: the endpoint column reads back dictionary-encoded, so ids are
     looked up once per row group, not once per row."""
-    return ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns={ENDPOINT_COLUMN}))
+    return file_format(local, dictionary_columns=(ENDPOINT_COLUMN,))
+
+
+def file_format(local: bool, dictionary_columns: Sequence[str] = ()) -> ds.ParquetFileFormat:
+    """Parquet scanning options: local files are read as they are decoded (buffering each
+    file's column chunks first, as object storage needs, costs ~20% on many small local files)."""
+    return ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(dictionary_columns=set(dictionary_columns)),
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=not local),
+    )
 
 
 def _by_schema(files: Mapping[str, Sequence[CatalogFile]]) -> list[dict[str, list[CatalogFile]]]:
