@@ -1,5 +1,6 @@
 """Engine, schema and time conventions. Times are stored as naive UTC and read back tz-aware."""
 
+import json
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -329,13 +330,28 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+class EncodedJSON:
+    """A JSON column's value encoded once (`encode_json` stores the text as it is): a row written
+    to two tables (results and their heads) is not encoded twice."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: object) -> None:
+        self.text = json.dumps(value)
+
+
+def encode_json(value: object) -> str:
+    """The engines' JSON serializer: `json.dumps`, except for values already encoded."""
+    return value.text if isinstance(value, EncodedJSON) else json.dumps(value)
+
+
 def create_engine(url: str) -> Engine:
     """An engine for `url` with the schema created on first use. The caller owns it (the
     `Monitoring` object, itself owned by the Dagster resource) and disposes of it."""
     sa_url = sa.engine.make_url(url)
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=encode_json)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     for attempt in range(1, SCHEMA_ATTEMPTS + 1):

@@ -127,7 +127,7 @@ def _output_rows(
             "kind": r.kind.value,
             "status": int(r.status),
             "value": r.value,
-            "extra_data": r.extra_data,
+            "extra_data": db.EncodedJSON(r.extra_data),
             "updated_at": now,
         }
         for r in results
