@@ -102,3 +102,28 @@ def test_deleted_endpoint_events_are_skipped(mm: Monitoring, window: Window, two
     mm.delete_endpoint("a")
     (report,) = mm.run_window([HistogramDataDriftApplication()], window)
     assert set(report.outputs) == {b.id}
+
+
+def test_fewer_collections_during_a_window_and_the_collector_restored_after() -> None:
+    import gc
+
+    from mm_dagster.runner import YOUNG_COLLECTION_THRESHOLD, fewer_collections
+
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0  # what was alive is out of the collector's reach
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(ZeroDivisionError), fewer_collections():
+        _ = 1 / 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_window_leaves_the_collector_as_it_found_it(
+    mm: Monitoring, window: Window, two_endpoints: tuple[ModelEndpoint, ModelEndpoint]
+) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    (report,) = mm.run_window([HistogramDataDriftApplication()], window)
+    assert len(report.outputs) == 2 and gc.get_threshold() == before and gc.get_freeze_count() == 0

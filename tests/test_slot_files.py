@@ -81,6 +81,7 @@ def test_a_slot_compacts_into_one_file_read_as_before(mm: Monitoring) -> None:
     assert keys == sorted(keys) and set(SLOT_FILE_COLUMNS) <= set(table.column_names)
     assert not set(SLOT_FILE_COLUMNS) & set(next(iter(after.values())).columns)
     assert mm.maintain(MaintenancePolicy()).compacted == []  # nothing left to merge
+    assert mm.events.sweep_orphans(timedelta(0)) == []  # the catalog knows the slot file
 
 
 def test_shards_read_their_endpoints_and_skip_other_row_groups(
