@@ -42,6 +42,7 @@ EVENTS = 1000
 FEATURES = 20
 STORM_SHIFT = 1.0
 FLOOR_BINS = 20
+FLOOR_CHUNK = 65_536  # rows binned at once
 
 
 def floor_seconds(mm: object, window: object, features: int) -> tuple[float, int]:
@@ -58,13 +59,21 @@ def floor_seconds(mm: object, window: object, features: int) -> tuple[float, int
     table = ds.dataset(paths, format=slot_file_format()).to_table(columns=[*columns, ENDPOINT_COLUMN])
     endpoint = table.unify_dictionaries()[ENDPOINT_COLUMN].combine_chunks()
     rows_of = endpoint.indices.to_numpy()
-    block = np.column_stack([table[c].to_numpy() for c in columns])
-    low, high = block.min(axis=0), block.max(axis=0)
-    scale = FLOOR_BINS / (high - low)
-    cells = np.clip(((block - low) * scale).astype(np.int64) + 1, 0, FLOOR_BINS + 1)
-    keys = (rows_of[:, None] * features + np.arange(features)) * (FLOOR_BINS + 2) + cells
-    counts = np.bincount(keys.ravel(), minlength=len(endpoint.dictionary) * features * (FLOOR_BINS + 2))
-    assert counts.sum() == block.size
+    values = [table[c].to_numpy() for c in columns]
+    low = np.array([v.min() for v in values])
+    scale = FLOOR_BINS / (np.array([v.max() for v in values]) - low)
+    cells_per_endpoint = features * (FLOOR_BINS + 2)
+    counts = np.zeros(len(endpoint.dictionary) * cells_per_endpoint, dtype=np.int64)
+    for lo in range(0, table.num_rows, FLOOR_CHUNK):  # chunks keep the temporaries in cache
+        hi = min(lo + FLOOR_CHUNK, table.num_rows)
+        block = np.column_stack([v[lo:hi] for v in values])
+        cells = np.clip(((block - low) * scale).astype(np.int64) + 1, 0, FLOOR_BINS + 1)
+        owner = rows_of[lo:hi]
+        first, last = int(owner.min()), int(owner.max())  # rows are sorted by endpoint: a few
+        keys = (owner[:, None] - first) * cells_per_endpoint + np.arange(features) * (FLOOR_BINS + 2) + cells
+        span = slice(first * cells_per_endpoint, (last + 1) * cells_per_endpoint)
+        counts[span] += np.bincount(keys.ravel(), minlength=span.stop - span.start)
+    assert counts.sum() == table.num_rows * features
     return time.perf_counter() - started, int(table.num_rows)
 
 
