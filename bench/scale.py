@@ -244,11 +244,9 @@ def main() -> None:
             f"{int(largest['size']):,} endpoints:"
         )
         sys.stdout.flush()
-        subprocess.run(
-            [sys.executable, __file__, "--sizes", str(int(largest["size"])), "--shards", str(args.shards)]
-            + ["--repeat", str(args.repeat), "--sharded-only"],
-            check=True,
-        )
+        size, shards, repeat = str(int(largest["size"])), str(args.shards), str(args.repeat)
+        command = [sys.executable, __file__, "--sizes", size, "--shards", shards, "--repeat", repeat]
+        subprocess.run([*command, "--sharded-only"], check=True)
 
 
 if __name__ == "__main__":
