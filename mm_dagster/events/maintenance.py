@@ -91,10 +91,8 @@ def compact_window(
     results = []
     slot = store.slot_of(window.start)
     while slot < window.end:
-        files = store.mergeable_files(slot, part)
-        if len({f.file for fs in files.values() for f in fs}) >= threshold:
-            result = store.compact_slot(slot, part)
-            if result is not None:
-                results.append(result)
+        result = store.compact_slot(slot, part, min_files=threshold)
+        if result is not None:
+            results.append(result)
         slot += store.slot_length
     return results

@@ -367,16 +367,19 @@ class EventStore:
         )
 
     # -- maintenance -----------------------------------------------------------------------------
-    def compact_slot(self, slot_start: datetime, part: Shard = EVERY_ENDPOINT) -> CompactionResult | None:
+    def compact_slot(
+        self, slot_start: datetime, part: Shard = EVERY_ENDPOINT, min_files: int = 2
+    ) -> CompactionResult | None:
         """Merge the live files of one slot into one slot file per schema, swapped in with one
         catalog transaction (readers holding the old file list still find the old files until
         `purge_retired`). Merged a key range at a time, so memory stays bounded.
 
         With `part` (a shard), only that shard's endpoints: their own files, and slot files that
         hold none but theirs. Shards compact their parts at once without touching each other's
-        files; a later whole-slot compaction merges the parts."""
+        files; a later whole-slot compaction merges the parts. Nothing is merged unless the files
+        number at least `min_files`."""
         files = self.mergeable_files(slot_start, part)
-        if len({f.file for fs in files.values() for f in fs}) < 2:
+        if len({f.file for fs in files.values() for f in fs}) < max(2, min_files):
             return None
         merged: list[CatalogFile] = []
         written: list[WrittenFile] = []
