@@ -38,7 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mm_dagster.core.shards import EVERY_ENDPOINT, KEY_SPACE, Shard, shard_key
+from mm_dagster.core.shards import EVERY_ENDPOINT, KEY_SPACE, MAX_SHARDS, Shard, all_shards, shard_key
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
 from mm_dagster.storage.files import StorageRoot, write_atomically
@@ -55,7 +55,6 @@ SHARD_KEY_COLUMN = "_mm_shard_key"
 SLOT_FILE_COLUMNS = (ENDPOINT_COLUMN, SHARD_KEY_COLUMN)
 SLOT_FILE_ROW_GROUP = 65_536
 COMPACTION_BATCH_ROWS = 2_000_000  # rows merged in memory at once (a key range of the slot)
-MAX_MERGE_PARTS = 256
 
 
 @dataclass(frozen=True)
@@ -197,10 +196,13 @@ class EventStore:
 
     def discard(self, files: Sequence[WrittenFile | CatalogFile]) -> None:
         for path in dict.fromkeys(f.file for f in files):
-            try:
-                self.fs.delete_file(self._absolute(path))
-            except (FileNotFoundError, OSError) as exc:
-                log.warning("could not delete event file %s: %s", path, exc)
+            self._delete(path)
+
+    def _delete(self, path: str) -> None:
+        try:
+            self.fs.delete_file(self._absolute(path))
+        except (FileNotFoundError, OSError) as exc:
+            log.warning("could not delete event file %s: %s", path, exc)
 
     # -- reading ---------------------------------------------------------------------------------
     def read_window(
@@ -424,7 +426,7 @@ class EventStore:
     ) -> tuple[list[CatalogFile], list[WrittenFile]]:
         """One slot file of `members`' files: the files read, and a row per endpoint in it."""
         events = sum(f.events for fs in members.values() for f in fs)
-        parts = min(MAX_MERGE_PARTS, max(1, -(-events // COMPACTION_BATCH_ROWS)))
+        parts = min(MAX_SHARDS, max(1, -(-events // COMPACTION_BATCH_ROWS)))
         path = f"{self._slot_dir(slot_start)}/slot-{uuid.uuid4().hex}.parquet"
         if self._local:
             self.fs.create_dir(self._absolute(self._slot_dir(slot_start)), recursive=True)
@@ -433,7 +435,7 @@ class EventStore:
         writer: pq.ParquetWriter | None = None
         user_schema: pa.Schema | None = None
         try:
-            for part in all_key_ranges(parts):
+            for part in all_shards(parts):  # the key space in equal ranges
                 rows = self._read_rows(part.part_of(members), None, part)
                 read.extend(rows.files)
                 if not rows.table.num_rows:
@@ -449,7 +451,7 @@ class EventStore:
         except BaseException:
             if writer is not None:
                 writer.close()
-                self.discard([_shared_placeholder(path)])
+                self._delete(path)
             raise
         if writer is None or user_schema is None:
             return [], []
@@ -626,11 +628,6 @@ def _positions(column: pa.ChunkedArray, index_of: Mapping[str, int]) -> np.ndarr
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
-def all_key_ranges(parts: int) -> list[Shard]:
-    """The shard-key space cut in `parts` equal ranges (the shard split: `Shard.key_range`)."""
-    return [Shard(i, parts) for i in range(parts)]
-
-
 def _with_slot_columns(rows: _Rows) -> pa.Table:
     """`rows` sorted for a slot file: by shard key (`names` order already), endpoint, time."""
     keys = np.array([shard_key(e) for e in rows.names], dtype=np.int64)
@@ -649,12 +646,6 @@ def _endpoint_stats(rows: _Rows) -> list[tuple[str, int, int, int, int]]:
         (endpoint_id, hi - lo, int(errors[hi] - errors[lo]), int(micros[lo]), int(micros[hi - 1]))
         for endpoint_id, lo, hi in rows.runs()
     ]
-
-
-def _shared_placeholder(path: str) -> WrittenFile:
-    """A slot file being written, for `discard`."""
-    epoch = datetime.fromtimestamp(0, UTC)
-    return WrittenFile("", epoch, path, 0, 0, epoch, epoch, 0, "", shared_file=path)
 
 
 def _sorted_by(first: np.ndarray, second: np.ndarray) -> bool:
