@@ -1,7 +1,9 @@
 """The schema: created on first use, and columns added by later versions added to old tables."""
 
+import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from mm_dagster.storage import database as db
@@ -28,4 +30,31 @@ def test_columns_added_by_later_versions_are_added_to_an_existing_database(tmp_p
     with engine.connect() as conn:
         assert conn.execute(sa.select(db.results.c.value, db.results.c.model_version)).one() == (0.5, None)
     db.create_engine(url).dispose()  # a second start finds nothing to add
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"hist": [[1, 2.5, 0], [-1e308, 0.1, 1e308]], "name": "caf\\u00e9"}',
+        '{"big": 123456789012345678901234567890, "small": -9223372036854775808}',
+        '{"mean": NaN, "max": Infinity, "min": -Infinity}',
+        '["\\ud800 a lone surrogate"]',
+    ],
+)
+def test_json_columns_decode_as_pythons_json_does(text: str) -> None:
+    decoded, expected = db.decode_json(text), json.loads(text)
+    assert json.dumps(decoded) == json.dumps(expected)
+    assert db.decode_json(text.encode("utf-8", "surrogatepass")) is not None
+
+
+def test_json_columns_round_trip_through_the_engine(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite:///{tmp_path}/mm.db")
+    stats = {"x": {"hist": [[3, 4], [0.1, 0.2, 0.30000000000000004]], "count": 2**70}}
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (doc JSON)"))
+        conn.execute(sa.table("t", sa.column("doc", sa.JSON)).insert().values(doc=stats))
+    with engine.connect() as conn:
+        (doc,) = conn.execute(sa.select(sa.table("t", sa.column("doc", sa.JSON)).c.doc)).one()
+    assert doc == stats
     engine.dispose()

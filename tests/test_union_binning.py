@@ -15,6 +15,7 @@ from mm_dagster.stats.union_binning import (
     PackedGrids,
     UnionGrid,
     column_counts,
+    prepared_bins,
     split_counts,
     union_counts,
 )
@@ -51,6 +52,22 @@ def reference_and_window(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     window = draw(arrays(np.float64, st.integers(0, 200), elements=st.floats(allow_nan=True, width=64)))
     picked = rng.choice(np.concatenate((specials, reference, [np.nan, np.inf, -np.inf])), 200)
     return reference, np.concatenate((window, picked, rng.permutation(reference)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(reference_and_window())
+def test_compiled_preparation_equals_numericbins_and_uniongrid(data: tuple[np.ndarray, np.ndarray]) -> None:
+    expected = _bins(data[0])
+    bins, grid = prepared_bins(expected.edges, expected.drift_edges)
+    expected_grid = UnionGrid.of(expected.union)
+    for name in ("edges", "drift_edges", "union", "histogram_of_union", "drift_of_union"):
+        np.testing.assert_array_equal(getattr(bins, name), getattr(expected, name), err_msg=name)
+        assert getattr(bins, name).dtype == getattr(expected, name).dtype, name
+    assert bins.at_max == expected.at_max
+    np.testing.assert_array_equal(grid.edges, expected_grid.edges)
+    assert (grid.low, grid.scale) == (expected_grid.low, expected_grid.scale)
+    np.testing.assert_array_equal(grid.table, expected_grid.table)
+    assert grid.table.dtype == expected_grid.table.dtype
 
 
 @settings(max_examples=300, deadline=None)

@@ -6,6 +6,7 @@ once per reference; the window's summaries come from one numpy conversion of its
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,16 +17,30 @@ from mm_dagster.applications.model_cache import FittedModelCache
 from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, bin_labels, reference_summary
 from mm_dagster.stats.drift import FeatureDrift
 
-# feature -> (bin labels, reference summary); the reference counts are added on first use
-Described = dict[str, tuple[list[str], dict[str, Any]]]
+
+@dataclass
+class _Described:
+    """A reference feature's bin labels and summary; its counts as stored, on first use."""
+
+    labels: list[str]
+    summary: dict[str, Any]
+    counts: list[float] | None = None
+
+
+Described = dict[str, _Described]
 
 
 def _describe(reference_stats: Mapping[str, Mapping[str, Any]]) -> Described:
-    return {f: (bin_labels(stats), reference_summary(stats)) for f, stats in reference_stats.items()}
+    return {
+        f: _Described(bin_labels(stats), reference_summary(stats)) for f, stats in reference_stats.items()
+    }
 
 
 def counts_list(counts: np.ndarray) -> list[float]:
     """Counts as a list, whole ones as ints (shorter stored)."""
+    if counts.dtype.kind in "iu":
+        integers: list[float] = counts.tolist()
+        return integers
     if np.all(np.mod(counts, 1) == 0):
         whole: list[float] = counts.astype(np.int64).tolist()
         return whole
@@ -79,18 +94,21 @@ class DriftHistograms:
         }
         histograms = []
         for d in drifts:
-            labels, summary = described.get(d.feature, ([], {}))
+            reference = described.get(d.feature) or _Described([], {})
+            labels = reference.labels
             if len(labels) != len(d.window_counts):  # a binning the labels do not describe
                 labels = [f"bin {i}" for i in range(len(d.window_counts))]
+            if reference.counts is None or len(reference.counts) != len(d.reference_counts):
+                reference.counts = counts_list(d.reference_counts)
             histograms.append(
                 FeatureHistogram(
                     feature=d.feature,
                     kind=d.kind,
                     labels=labels,
-                    reference_counts=counts_list(d.reference_counts),
+                    reference_counts=reference.counts,
                     window_counts=counts_list(d.window_counts),
                     window_rows=d.window_rows,
-                    reference_summary=summary,
+                    reference_summary=reference.summary,
                     window_summary=numeric.get(d.feature, {})
                     if d.kind == NUMERIC
                     else top_bucket(labels, d.window_counts),

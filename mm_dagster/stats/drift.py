@@ -36,7 +36,7 @@ from mm_dagster.stats.drift_methods import (
     DriftMethod,
     FeaturePolicy,
 )
-from mm_dagster.stats.drift_test import merge_groups, merged, power_divergence_p_value
+from mm_dagster.stats.drift_test_batch import HomogeneityTests, homogeneity_tests
 from mm_dagster.stats.feature_stats import (
     NUMERIC,
     QUANTILE_LEVELS,
@@ -267,25 +267,18 @@ def family_verdicts(
     policies = policies or {}
     tested = [d for d in drifts if not policies.get(d.feature, DEFAULT_POLICY).exclude]
     family = max(len(tested), 1)
+    chosen = [_method_of(d, policies, methods, default_method) for d in tested]
+    tests = homogeneity_tests(
+        [d.test_window for d in tested],
+        [d.test_reference for d in tested],
+        [d.kind == CATEGORICAL for d in tested],
+    )
+    distances = _distances(tested, chosen, tests)
     verdicts = []
-    for drift in tested:
+    for i, (drift, method) in enumerate(zip(tested, chosen, strict=True)):
         policy = policies.get(drift.feature, DEFAULT_POLICY)
-        method = methods[policy.method or default_method]
-        if drift.kind not in method.kinds:
-            method = methods[DEFAULT_METHOD]
-        groups = merge_groups(drift.test_window, drift.test_reference, categorical=drift.kind == CATEGORICAL)
-        window, reference = merged(drift.test_window, groups), merged(drift.test_reference, groups)
-        p_value = power_divergence_p_value(window, reference)
-        distance = method.distance(
-            DriftInput(
-                kind=drift.kind,
-                window=window,
-                reference=reference,
-                window_quantiles=drift.window_quantiles,
-                reference_quantiles=drift.reference_quantiles,
-                reference_std=drift.reference_std,
-            )
-        )
+        p_value = float(tests.p_values[i])
+        distance = distances[i]
         threshold = method.default_threshold if policy.threshold is None else policy.threshold
         status = ResultStatusApp.no_detection
         if distance > threshold and p_value <= alpha_detected / family:
@@ -296,6 +289,49 @@ def family_verdicts(
             FeatureVerdict(drift.feature, method.name, distance, threshold, p_value, policy.weight, status)
         )
     return verdicts
+
+
+def _method_of(
+    drift: FeatureDrift,
+    policies: Mapping[str, FeaturePolicy],
+    methods: Mapping[str, DriftMethod],
+    default_method: str,
+) -> DriftMethod:
+    method = methods[policies.get(drift.feature, DEFAULT_POLICY).method or default_method]
+    return method if drift.kind in method.kinds else methods[DEFAULT_METHOD]
+
+
+def _distances(
+    drifts: Sequence[FeatureDrift], chosen: Sequence[DriftMethod], tests: HomogeneityTests
+) -> list[float]:
+    """Each feature's distance by its method on its merged test bins: one call per method for
+    the methods measuring all rows at once, one call per feature for the others."""
+    distances = [0.0] * len(drifts)
+    by_method: dict[str, list[int]] = {}
+    for i, method in enumerate(chosen):
+        by_method.setdefault(method.name, []).append(i)
+    for members in by_method.values():
+        method = chosen[members[0]]
+        row_measure = getattr(method, "row_measure", None)
+        if row_measure is not None:
+            rows = np.asarray(members)
+            measured = row_measure(normalise(tests.windows[rows]), normalise(tests.references[rows]))
+            for i, distance in zip(members, np.asarray(measured, dtype=np.float64).tolist(), strict=True):
+                distances[i] = distance
+            continue
+        for i in members:
+            window, reference = tests.merged(i)
+            distances[i] = method.distance(
+                DriftInput(
+                    kind=drifts[i].kind,
+                    window=window,
+                    reference=reference,
+                    window_quantiles=drifts[i].window_quantiles,
+                    reference_quantiles=drifts[i].reference_quantiles,
+                    reference_std=drifts[i].reference_std,
+                )
+            )
+    return distances
 
 
 def drift_score(verdicts: Sequence[FeatureVerdict]) -> float:

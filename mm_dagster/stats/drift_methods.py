@@ -61,27 +61,40 @@ class DriftMethod(Protocol):
     def distance(self, data: DriftInput) -> float: ...
 
 
+Measure = Callable[[np.ndarray, np.ndarray], float]
+RowMeasure = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 @dataclass(frozen=True)
 class BinnedMethod:
-    """A distance between the normalised window and reference test-bin shares."""
+    """A distance between the normalised window and reference test-bin shares. `row_measure`,
+    when given, is the measure of each row of two (features x bins) share arrays at once, where
+    a bin of zero shares on both sides adds nothing (rows may be zero-padded)."""
 
     name: str
-    measure: Callable[[np.ndarray, np.ndarray], float]
+    measure: Measure
     default_threshold: float = 0.1
     kinds: frozenset[str] = BOTH
     needs_quantiles: bool = False
+    row_measure: RowMeasure | None = None
 
     def distance(self, data: DriftInput) -> float:
         return float(self.measure(normalise(data.window), normalise(data.reference)))
 
 
-def _psi(t: np.ndarray, u: np.ndarray) -> float:
+def _psi_rows(t: np.ndarray, u: np.ndarray) -> np.ndarray:
     t, u = np.maximum(t, PSI_FLOOR), np.maximum(u, PSI_FLOOR)
-    return float(((t - u) * np.log(t / u)).sum())
+    psi: np.ndarray = ((t - u) * np.log(t / u)).sum(axis=-1)
+    return psi
 
 
-def _jensen_shannon(t: np.ndarray, u: np.ndarray) -> float:
-    return float(scipy_distance.jensenshannon(t, u, base=2))
+def _jensen_shannon_rows(t: np.ndarray, u: np.ndarray) -> np.ndarray:
+    distance: np.ndarray = scipy_distance.jensenshannon(t, u, base=2, axis=-1)
+    return distance
+
+
+def _scalar(rows: RowMeasure) -> Measure:
+    return lambda t, u: float(rows(t, u))
 
 
 @dataclass(frozen=True)
@@ -121,10 +134,10 @@ BUILT_IN_METHODS: Mapping[str, DriftMethod] = MappingProxyType(
     {
         m.name: m
         for m in (
-            BinnedMethod("tvd", lambda t, u: float(total_variation(t, u))),
-            BinnedMethod("hellinger", lambda t, u: float(hellinger(t, u))),
-            BinnedMethod("psi", _psi),
-            BinnedMethod("jensen_shannon", _jensen_shannon),
+            BinnedMethod("tvd", _scalar(total_variation), row_measure=total_variation),
+            BinnedMethod("hellinger", _scalar(hellinger), row_measure=hellinger),
+            BinnedMethod("psi", _scalar(_psi_rows), row_measure=_psi_rows),
+            BinnedMethod("jensen_shannon", _scalar(_jensen_shannon_rows), row_measure=_jensen_shannon_rows),
             WassersteinMethod(),
             CramersVMethod(),
         )

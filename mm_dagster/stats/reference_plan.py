@@ -9,7 +9,7 @@ import numpy as np
 
 from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins, reference_category_counts
-from mm_dagster.stats.union_binning import UnionGrid
+from mm_dagster.stats.union_binning import UnionGrid, prepared_bins
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,14 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
         edges = np.asarray(stats["hist"][1], dtype=np.float64)
         if "drift_edges" not in stats:  # stored before mass-following bins: test on the histogram
             return PreparedFeature(NUMERIC, counts, counts, edges=edges, std=stats.get("std"))
-        bins = NumericBins.of(edges, np.asarray(stats["drift_edges"], dtype=np.float64))
+        bins, grid = prepared_bins(edges, np.asarray(stats["drift_edges"], dtype=np.float64))
         return PreparedFeature(
             NUMERIC,
             counts,
             np.asarray(stats["drift_counts"], dtype=np.float64),
             edges=edges,
             bins=bins,
-            grid=UnionGrid.of(bins.union),
+            grid=grid,
             quantiles=np.asarray(stats["quantiles"], dtype=np.float64),
             std=stats.get("std"),
         )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -345,13 +346,33 @@ def encode_json(value: object) -> str:
     return value.text if isinstance(value, EncodedJSON) else json.dumps(value)
 
 
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19  # 19 digits in a row: maybe an integer beyond 64 bits
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The engines' JSON deserializer: orjson (3-5x faster than `json.loads` on the reference
+    stats every window loads per endpoint); `json.loads`, which keeps them exact, for texts that
+    may hold integers beyond 64 bits (orjson makes floats of them), and for what orjson refuses
+    and Python's json accepts (NaN and Infinity literals)."""
+    data = text.encode() if isinstance(text, str) else text
+    if _LONG_DIGIT_RUN in data.translate(_DIGITS_TO_ZERO):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(url: str) -> Engine:
     """An engine for `url` with the schema created on first use. The caller owns it (the
     `Monitoring` object, itself owned by the Dagster resource) and disposes of it."""
     sa_url = sa.engine.make_url(url)
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=encode_json)
+    engine = sa.create_engine(
+        url, pool_pre_ping=True, json_serializer=encode_json, json_deserializer=decode_json
+    )
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     for attempt in range(1, SCHEMA_ATTEMPTS + 1):
