@@ -37,7 +37,8 @@ def test_columns_added_by_later_versions_are_added_to_an_existing_database(tmp_p
     "text",
     [
         '{"hist": [[1, 2.5, 0], [-1e308, 0.1, 1e308]], "name": "caf\\u00e9"}',
-        '{"big": 123456789012345678901234567890, "small": -9223372036854775808}',
+        '{"big": 123456789012345678901234567890, "small": -9223372036854775809, "at": [0.003730560327]}',
+        "[-0.0037305603277356008, 1.0000000000000000000001, 12345678901234567890123]",
         '{"mean": NaN, "max": Infinity, "min": -Infinity}',
         '["\\ud800 a lone surrogate"]',
     ],
