@@ -93,7 +93,8 @@ def _numbers(values: pd.Series) -> np.ndarray:
     if isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
         converted: np.ndarray = values.to_numpy(dtype=np.float64, na_value=np.nan)
         return converted
-    numbers: np.ndarray = np.asarray(values, dtype=np.float64)  # no copy for float64
+    # no copy for float64; `to_numpy` skips numpy's array-protocol probes of the Series
+    numbers: np.ndarray = values.to_numpy(dtype=np.float64, copy=False)
     return numbers
 
 
