@@ -9,11 +9,11 @@ Python per endpoint) and the ratio to it; then the fitted exponent of time vs en
 target <= 1.1). With `--shards 2`: the largest size again with K = 2 shards on the multiprocess
 executor, against K = 1 (target <= 0.65x), each `--repeat` times alternating, best kept.
 
-Data: endpoints share one reference (stats computed once, rows copied); events are written by
-`EventStore.write` in the ingestion path's layout (two files per endpoint) and registered in bulk
-(bench/scale_data.py). The time through Dagster includes the window asset merging those files
-into one slot file (as a window analysed right after it closes does); the floor reads that merged
-file, the best layout there is.
+Data: endpoints share one reference (stats computed once, rows copied); events are stored as the
+recorder stores them (bench/scale_data.py): two drains per window, each holding half of every
+endpoint's events and written as one slot file for all endpoints (`EventIngestor.record_tables`),
+so a window is two slot files, not two files per endpoint. The window asset reads them as they
+are (too few files to compact first); the floor reads the same files.
 
     python bench/scale.py                 # 1,000, 3,000 and 10,000 endpoints
     python bench/scale.py --sizes 1000    # a quick run
@@ -55,7 +55,7 @@ def floor_seconds(mm: object, window: object, features: int) -> tuple[float, int
     started = time.perf_counter()
     files = mm.catalog.live_files(window.start, window.end)  # type: ignore[attr-defined]
     paths = sorted({f"{mm.events.root}/{f.file}" for fs in files.values() for f in fs})  # type: ignore[attr-defined]
-    assert len(paths) == 1, "the window is one compacted slot file"
+    assert all(f.shared_file for fs in files.values() for f in fs), "the window is slot files"
     columns = [f"n{i}" for i in range(features)]
     table = ds.dataset(paths, format=slot_file_format()).to_table(columns=[*columns, ENDPOINT_COLUMN])
     endpoint = table.unify_dictionaries()[ENDPOINT_COLUMN].combine_chunks()
@@ -178,8 +178,8 @@ def measure(size: int, quiet: bool = False) -> dict[str, float]:
 
 def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
     """K=1 in process against K=`shards` on the multiprocess executor, `repeat` times each,
-    alternating, each run on a fresh copy of the window as written (every run merges the same
-    small files); the best of each is compared (this machine's other tenants add noise)."""
+    alternating, each run on a fresh copy of the window as written (every run reads the same
+    files); the best of each is compared (this machine's other tenants add noise)."""
     from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
 

@@ -1,10 +1,11 @@
 """Windows of many endpoints for bench/scale.py, built fast through the stores' own APIs.
 
 Endpoints: the first is created by the registry from a reference frame; the others are copies
-of its rows (same reference stats, new id and name), inserted in bulk. Events: each endpoint's
-window is one validated Arrow table written by `EventStore.write` (the ingestion path's layout),
-registered with its arrival rows in one catalog transaction per slot, then compacted by the
-maintenance path, as the controller would find a closed window.
+of its rows (same reference stats, new id and name), inserted in bulk. Events: stored as the
+recorder stores them, two drains per window, each holding half of every endpoint's events as
+validated Arrow tables stored through `EventIngestor.record_tables` (one slot file per drain for
+all endpoints, acknowledged with its arrival rows and counters in one transaction), not
+compacted, as the controller would find a closed window.
 """
 
 import sys
@@ -67,9 +68,10 @@ def create_fleet(mm: Monitoring, endpoints: int, features: int) -> Fleet:
 
 def write_window(mm: Monitoring, fleet: Fleet, window: Window, events: int, *, shift: float) -> int:
     """Every endpoint's `events` events in `window` (numeric features shifted by `shift` standard
-    deviations on every other feature), written as the ingestion path writes them: two files per
-    endpoint, not compacted (the window asset compacts them when the window is analysed).
-    Returns the number of files written."""
+    deviations on every other feature), stored as a recorder flushing twice in the window stores
+    them: two drains, the first with every endpoint's events of the window's first half, the
+    second with the rest, each one slot file for all endpoints (`EventIngestor.record_tables`),
+    not compacted. Returns the number of files written."""
     endpoint = mm.endpoints.get(fleet.ids[0])
     rng = np.random.default_rng(int(window.start.timestamp()))
     offsets = pd.to_timedelta(np.sort(rng.integers(0, 600_000_000, events)), unit="us")
@@ -78,43 +80,24 @@ def write_window(mm: Monitoring, fleet: Fleet, window: Window, events: int, *, s
     template["timestamp"] = pd.Timestamp(window.start) + offsets
     template["latency_us"] = 1000
     schema_table = validate_events(endpoint, template, pd.Timestamp(window.end) + timedelta(hours=1))
-    features = [f"n{i}" for i in range(fleet.features)]
-    scales = np.array([1 + i % 3 for i in range(fleet.features)], dtype=np.float64)
-    means = np.array([shift * (i % 2) for i in range(fleet.features)], dtype=np.float64)
-    written = []
     half = events // 2
-    for endpoint_id in fleet.ids:
-        values = rng.standard_normal((events, fleet.features)) * scales + means
-        columns: dict[str, Any] = {name: schema_table[name] for name in schema_table.column_names}
-        for i, f in enumerate(features):
-            columns[f] = pa.array(values[:, i])
-        columns["prediction"] = pa.array((values[:, 0] > 0).astype(np.float64))
-        table = pa.table(columns, schema=schema_table.schema)
-        # Two batches per endpoint, as a recorder flushing twice in the window writes them.
-        written += mm.events.write(endpoint_id, table.slice(0, half))
-        written += mm.events.write(endpoint_id, table.slice(half))
-    _register(mm, written)
-    return len(written)
+    for lo, hi in ((0, half), (half, events)):
+        shared = schema_table.slice(lo, hi - lo)  # timestamps, request ids, latencies, errors
+        tables = {
+            endpoint_id: _endpoint_events(shared, fleet.features, shift, rng) for endpoint_id in fleet.ids
+        }
+        mm.ingestor.record_tables(tables, batch_ids={e: uuid.uuid4().hex for e in tables})
+    files = mm.catalog.live_files(window.start, window.end)
+    return len({f.file for endpoint_files in files.values() for f in endpoint_files})
 
 
-def _register(mm: Monitoring, files: list[Any]) -> None:
-    now = mm.endpoints.clock()
-    with mm.engine.begin() as conn:
-        for lo in range(0, len(files), 5000):
-            chunk = files[lo : lo + 5000]
-            mm.catalog.register(conn, chunk, now)
-            conn.execute(
-                db.arrivals.insert(),
-                [
-                    {
-                        "slot_start": db.to_db_time(f.slot_start),
-                        "endpoint_id": f.endpoint_id,
-                        "events": f.events,
-                        "errors": f.errors,
-                        "first_event": db.to_db_time(f.first_event),
-                        "last_event": db.to_db_time(f.last_event),
-                        "written_at": db.to_db_time(now),
-                    }
-                    for f in chunk
-                ],
-            )
+def _endpoint_events(shared: pa.Table, features: int, shift: float, rng: np.random.Generator) -> pa.Table:
+    """`shared`'s rows with an endpoint's own feature values and predictions."""
+    scales = np.array([1 + i % 3 for i in range(features)], dtype=np.float64)
+    means = np.array([shift * (i % 2) for i in range(features)], dtype=np.float64)
+    values = rng.standard_normal((shared.num_rows, features)) * scales + means
+    columns: dict[str, Any] = {name: shared[name] for name in shared.column_names}
+    for i in range(features):
+        columns[f"n{i}"] = pa.array(values[:, i])
+    columns["prediction"] = pa.array((values[:, 0] > 0).astype(np.float64))
+    return pa.table(columns, schema=shared.schema)

@@ -4,11 +4,13 @@ The files are written first and become readable only when the transaction that r
 (catalog rows, arrival rows and the endpoint's counters) commits: a batch is readable whole or
 not at all, and the counters match what is readable. A writer that dies before the commit leaves
 files no reader sees; maintenance sweeps them. An event is acknowledged when `record_events`
-returns.
+returns. `record_tables` stores many endpoints' batches at once (a recorder's drain): one slot
+file per slot and schema holds them all, and one transaction acknowledges them all.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,9 +20,9 @@ import pyarrow as pa
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.latency import LatencyCounts
 from mm_dagster.events.validation import EventRules, validate_events
-from mm_dagster.storage.arrival_log import ArrivalLog
+from mm_dagster.storage.arrival_log import ArrivalLog, StoredBatch
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
-from mm_dagster.storage.event_store import EventStore
+from mm_dagster.storage.event_store import EventStore, WrittenFile
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,57 @@ class EventIngestor:
         if not stored:
             self.store.discard(files)
             return 0
+        self._after_store(endpoint_id, table)
+        return int(table.num_rows)
+
+    def record_tables(
+        self,
+        tables: Mapping[str, pa.Table],
+        now: datetime | None = None,
+        batch_ids: Mapping[str, str] | None = None,
+    ) -> dict[str, int]:
+        """Store several endpoints' validated batches at once: one slot file per slot and schema
+        holds them all, acknowledged in one transaction. Per endpoint as `record_table`: all or
+        none, a batch stored before under its id in `batch_ids` is not stored again (0 for it),
+        latencies counted, `after_store` hooks run. Returns the rows stored per endpoint. If the
+        write or the commit fails, nothing is stored and the error is raised (each batch may then
+        be stored or kept apart)."""
+        ids = dict(batch_ids or {})
+        written_at = now or self.registry.clock()
+        fresh = self._not_stored_before({e: t for e, t in tables.items() if t.num_rows}, ids)
+        while fresh and not self._store_together(fresh, ids, written_at):
+            fresh = self._not_stored_before(fresh, ids)  # a concurrent replay stored some of them
+        for endpoint_id, table in fresh.items():
+            self._after_store(endpoint_id, table)
+        return {e: int(fresh[e].num_rows) if e in fresh else 0 for e in tables}
+
+    def _not_stored_before(
+        self, tables: dict[str, pa.Table], batch_ids: Mapping[str, str]
+    ) -> dict[str, pa.Table]:
+        """`tables` without the batches whose id is acknowledged already."""
+        known = self.arrivals.known_batches([batch_ids[e] for e in tables if e in batch_ids])
+        return {e: t for e, t in tables.items() if e not in batch_ids or batch_ids[e] not in known}
+
+    def _store_together(
+        self, tables: dict[str, pa.Table], batch_ids: Mapping[str, str], now: datetime
+    ) -> bool:
+        """Write `tables` into slot files and acknowledge them; False (nothing stored) if one of
+        their batch ids was acknowledged meanwhile."""
+        files = self.store.write_slot_files(tables)
+        rows: dict[str, list[WrittenFile]] = defaultdict(list)
+        for f in files:
+            rows[f.endpoint_id].append(f)
+        batches = [StoredBatch(e, rows[e], batch_ids.get(e), _latency_counts(t)) for e, t in tables.items()]
+        try:
+            acknowledged = self.arrivals.record_batches(batches, now)
+        except BaseException:
+            self.store.discard(files)
+            raise
+        if not acknowledged:
+            self.store.discard(files)
+        return acknowledged
+
+    def _after_store(self, endpoint_id: str, table: pa.Table) -> None:
         for hook in self.after_store:  # the batch is acknowledged: a failing hook only logs
             try:
                 hook(endpoint_id, table)
@@ -114,7 +167,6 @@ class EventIngestor:
                 log.warning(
                     "after storing events of endpoint %s: %r failed", endpoint_id, hook, exc_info=True
                 )
-        return int(table.num_rows)
 
 
 def _latency_counts(table: pa.Table) -> LatencyCounts | None:

@@ -3,11 +3,13 @@
 Monitoring must never hurt the model it watches: `EventRecorder.record` and `monitored(predict)`
 only append to a bounded in-memory queue, never raise into the caller and never wait on I/O (the
 queue and its thread are `recording.BackgroundRecorder`'s). The background thread validates
-the events, stores them per endpoint as one batch, counts the events it had to reject (per
-endpoint, window and reason: `invalid_events`), and, when the store is unreachable, keeps
-validated batches in a local durable spool that it replays once the store is back. What cannot be
-kept (a full buffer or spool) is counted and logged, never silent. SIGTERM and SIGINT flush
-before the process stops (any handler already installed still runs).
+the events of each endpoint as one batch, counts the events it had to reject (per endpoint,
+window and reason: `invalid_events`), then stores the batches of every endpoint of the drain at
+once (`EventIngestor.record_tables`: one file per slot and schema, not one per endpoint), and,
+when the store is unreachable, keeps each validated batch in a local durable spool that it
+replays once the store is back. What cannot be kept (a full buffer or spool) is counted and
+logged, never silent. SIGTERM and SIGINT flush before the process stops (any handler already
+installed still runs).
 """
 
 import logging
@@ -79,16 +81,29 @@ class EventRecorder(BackgroundRecorder):
         self.invalid_log = invalid_log
         self.spool = spool
         self._endpoints: dict[str, ModelEndpoint] = {}
+        self._drained: dict[str, tuple[ModelEndpoint, pa.Table]] = {}  # validated, by endpoint id
         self._invalid: dict[InvalidEventKey, tuple[int, str]] = {}
         self._store_failed_at: float | None = None
         self._start(handle_signals)
 
     def _store_group(self, name: str, group: list[Recorded]) -> None:
+        """Validate one endpoint's events of the drain; `_after_drain` stores them."""
         endpoint = self._endpoint(name, group)
-        if endpoint is not None:
-            self._store(endpoint, group)
+        if endpoint is None:
+            return
+        try:
+            table = self._validated(endpoint, group)
+        except Exception:  # a fault of one endpoint's events must not stop the others'
+            self.stats.dropped += len(group)
+            log.exception(
+                "mm_dagster recorder: %d event(s) of endpoint %r dropped", len(group), endpoint.name
+            )
+            return
+        if table is not None:
+            self._collect(endpoint, table)
 
     def _after_drain(self) -> None:
+        self._store_drained()
         self._save_invalid_counts()
 
     def _between_drains(self) -> None:
@@ -110,25 +125,41 @@ class EventRecorder(BackgroundRecorder):
         self._endpoints[name] = self._endpoints[endpoint.id] = endpoint
         return endpoint
 
-    def _store(self, endpoint: ModelEndpoint, group: list[Recorded]) -> None:
+    def _validated(self, endpoint: ModelEndpoint, group: list[Recorded]) -> pa.Table | None:
+        """The valid events of `group` as a table (None if there are none); the rest are counted."""
         rows, problems = rows_of_items(endpoint.feature_names, endpoint.label_names, group)
         for item, reason in problems:
             self._count_invalid(
                 endpoint, _event_time(item.timestamp, item.recorded_ns), reason, repr(item.features)[:300]
             )
         if not rows:
-            return
+            return None
         now = pd.Timestamp.now(tz="UTC")
         table, rejected = _validate_rows(endpoint, pd.DataFrame(rows), now, self.ingestor.rules)
         for position, reason, sample in rejected:
             row = rows[position]
             self._count_invalid(endpoint, _event_time(row["timestamp"], row["_recorded_ns"]), reason, sample)
-        if table is None or table.num_rows == 0:
+        return table if table is not None and table.num_rows else None
+
+    def _collect(self, endpoint: ModelEndpoint, table: pa.Table) -> None:
+        """Keep `table` for this drain's store (an endpoint recorded by name and by id has two
+        groups in a drain: one batch)."""
+        if endpoint.id in self._drained:
+            _, earlier = self._drained[endpoint.id]
+            table = pa.concat_tables([earlier, table]).sort_by("timestamp")
+        self._drained[endpoint.id] = (endpoint, table)
+
+    def _store_drained(self) -> None:
+        """Store the drain's batches of every endpoint together, or spool each if the store fails."""
+        drained, self._drained = self._drained, {}
+        if not drained:
             return
-        batch_id = uuid.uuid4().hex
+        batch_ids = {endpoint_id: uuid.uuid4().hex for endpoint_id in drained}
         if self._store_reachable():
+            tables = {endpoint_id: table for endpoint_id, (_, table) in drained.items()}
             try:
-                self.stats.stored += self.ingestor.record_table(endpoint.id, table, batch_id=batch_id)
+                stored = self.ingestor.record_tables(tables, batch_ids=batch_ids)
+                self.stats.stored += sum(stored.values())
                 self._store_failed_at = None
                 return
             except Exception as exc:
@@ -138,17 +169,21 @@ class EventRecorder(BackgroundRecorder):
                     type(exc).__name__,
                     exc,
                 )
+        for endpoint_id, (endpoint, table) in drained.items():
+            self._spool(endpoint, batch_ids[endpoint_id], table)
+
+    def _spool(self, endpoint: ModelEndpoint, batch_id: str, table: pa.Table) -> None:
         if self.spool.put(endpoint.id, batch_id, table):
             self.stats.spooled_batches += 1
-        else:
-            self.stats.dropped += table.num_rows
-            self._count_invalid(endpoint, datetime.now(UTC), SPOOL_FULL, f"{table.num_rows} events")
-            log.error(
-                "mm_dagster recorder: spool %s is full; %d event(s) of endpoint %r dropped",
-                self.spool.directory,
-                table.num_rows,
-                endpoint.name,
-            )
+            return
+        self.stats.dropped += table.num_rows
+        self._count_invalid(endpoint, datetime.now(UTC), SPOOL_FULL, f"{table.num_rows} events")
+        log.error(
+            "mm_dagster recorder: spool %s is full; %d event(s) of endpoint %r dropped",
+            self.spool.directory,
+            table.num_rows,
+            endpoint.name,
+        )
 
     def _store_reachable(self) -> bool:
         failed = self._store_failed_at

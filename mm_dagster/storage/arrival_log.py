@@ -1,6 +1,7 @@
 """The arrival log: one row per stored event file. Cheap summaries for the controller."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -13,6 +14,49 @@ from mm_dagster.storage import database as db
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
 from mm_dagster.storage.event_catalog import EventCatalog, EventFile
 from mm_dagster.storage.latency_buckets import LatencyBucketWriter
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """One endpoint's batch, written and waiting to be acknowledged: its files (or its rows of
+    shared ones), the id a replay of it would carry and its latency counts."""
+
+    endpoint_id: str
+    files: Sequence[EventFile]
+    batch_id: str | None = None
+    latencies: LatencyCounts | None = None
+
+    @property
+    def events(self) -> int:
+        return sum(f.events for f in self.files)
+
+
+def _arrival_row(endpoint_id: str, file: EventFile, written_at: datetime) -> dict[str, object]:
+    return {
+        "slot_start": db.to_db_time(file.slot_start),
+        "endpoint_id": endpoint_id,
+        "events": file.events,
+        "errors": file.errors,
+        "first_event": db.to_db_time(file.first_event),
+        "last_event": db.to_db_time(file.last_event),
+        "written_at": db.to_db_time(written_at),
+    }
+
+
+def _claim_batch_ids(conn: sa.Connection, batches: Sequence[StoredBatch], written_at: datetime) -> None:
+    """Note the batches' ids (an id noted before fails the transaction: IntegrityError)."""
+    rows = [
+        {
+            "batch_id": b.batch_id,
+            "endpoint_id": b.endpoint_id,
+            "events": b.events,
+            "committed_at": db.to_db_time(written_at),
+        }
+        for b in batches
+        if b.batch_id is not None
+    ]
+    if rows:
+        conn.execute(db.event_batches.insert(), rows)
 
 
 class ArrivalLog:
@@ -40,62 +84,54 @@ class ArrivalLog:
         (replays of a spool are idempotent): returns False and changes nothing."""
         if batch_id is not None and self._batch_known(batch_id):
             return False
-        rows = [
-            {
-                "slot_start": db.to_db_time(f.slot_start),
-                "endpoint_id": endpoint_id,
-                "events": f.events,
-                "errors": f.errors,
-                "first_event": db.to_db_time(f.first_event),
-                "last_event": db.to_db_time(f.last_event),
-                "written_at": db.to_db_time(written_at),
-            }
-            for f in files
-        ]
+        return self.record_batches([StoredBatch(endpoint_id, files, batch_id, latencies)], written_at)
+
+    def record_batches(self, batches: Sequence[StoredBatch], written_at: datetime) -> bool:
+        """Acknowledge several endpoints' batches (e.g. whose files are rows of shared slot files)
+        in one transaction, each as `record` does. Returns False and changes nothing if one of
+        their batch ids is acknowledged already (a concurrent replay won): the caller leaves out
+        the batches `known_batches` names and tries again. Batch ids must differ."""
         try:
-            self._commit(endpoint_id, files, rows, written_at, batch_id, latencies)
+            self._commit(batches, written_at)
         except sa.exc.IntegrityError:
-            if batch_id is None or not self._batch_known(batch_id):
+            if not self.known_batches([b.batch_id for b in batches if b.batch_id is not None]):
                 raise
-            return False  # a concurrent replay of the same batch won
+            return False
         return True
 
-    def _batch_known(self, batch_id: str) -> bool:
+    def known_batches(self, batch_ids: Sequence[str]) -> set[str]:
+        """Which of `batch_ids` are acknowledged already."""
         b = db.event_batches
+        known: set[str] = set()
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(b.c.batch_id).where(b.c.batch_id == batch_id)).first() is not None
+            for chunk in db.in_chunks(list(batch_ids)):
+                known.update(conn.execute(sa.select(b.c.batch_id).where(b.c.batch_id.in_(chunk))).scalars())
+        return known
 
-    def _commit(
-        self,
-        endpoint_id: str,
-        files: Sequence[EventFile],
-        rows: list[dict[str, object]],
-        written_at: datetime,
-        batch_id: str | None,
-        latencies: LatencyCounts | None,
-    ) -> None:
+    def _batch_known(self, batch_id: str) -> bool:
+        return bool(self.known_batches([batch_id]))
+
+    def _commit(self, batches: Sequence[StoredBatch], written_at: datetime) -> None:
         with self.engine.begin() as conn:
-            if batch_id is not None:
-                conn.execute(
-                    db.event_batches.insert().values(
-                        batch_id=batch_id,
-                        endpoint_id=endpoint_id,
-                        events=sum(f.events for f in files),
-                        committed_at=db.to_db_time(written_at),
-                    )
-                )
-            self.catalog.register(conn, files, written_at)
-            conn.execute(db.arrivals.insert(), rows)
-            self.registry.note_requests(
-                conn,
-                endpoint_id,
-                first=min(f.first_event for f in files),
-                last=max(f.last_event for f in files),
-                events=sum(f.events for f in files),
-                errors=sum(f.errors for f in files),
-            )
-            if latencies:
-                self.latency_buckets.add(conn, endpoint_id, latencies)
+            _claim_batch_ids(conn, batches, written_at)
+            self.catalog.register(conn, [f for b in batches for f in b.files], written_at)
+            arrivals = [_arrival_row(b.endpoint_id, f, written_at) for b in batches for f in b.files]
+            conn.execute(db.arrivals.insert(), arrivals)
+            for b in batches:
+                self._count(conn, b)
+
+    def _count(self, conn: sa.Connection, batch: StoredBatch) -> None:
+        """Add `batch` to its endpoint's counters and latency buckets."""
+        self.registry.note_requests(
+            conn,
+            batch.endpoint_id,
+            first=min(f.first_event for f in batch.files),
+            last=max(f.last_event for f in batch.files),
+            events=batch.events,
+            errors=sum(f.errors for f in batch.files),
+        )
+        if batch.latencies:
+            self.latency_buckets.add(conn, batch.endpoint_id, batch.latencies)
 
     def spans(
         self,

@@ -10,11 +10,12 @@ that was never acknowledged is never read, and a batch is readable whole or not 
 Maintenance (`compact_slot`, `purge_retired`, `sweep_orphans`) keeps the store small and clean;
 a file that cannot be read is quarantined and the rest of its window is still read.
 
-Writers write one file per endpoint and slot. Compaction merges every file of a closed slot into
-one slot file per schema (`<slot dir>/slot-<uuid>.parquet`), its rows sorted by the endpoints'
-shard keys (`core.shards`), then endpoint, then time, with two more columns: `_mm_endpoint` and
-`_mm_shard_key`. A window then reads as one scan, and a shard's read skips the row groups of other
-shards from their statistics.
+A batch of one endpoint is written as one file per slot (`write`). Compaction merges every file
+of a closed slot into one slot file per schema (`<slot dir>/slot-<uuid>.parquet`), its rows
+sorted by the endpoints' shard keys (`core.shards`), then endpoint, then time, with two more
+columns: `_mm_endpoint` and `_mm_shard_key`. A window then reads as one scan, and a shard's read
+skips the row groups of other shards from their statistics. Batches of many endpoints at once
+(a recorder's drain) are written straight into slot files of that form (`write_slot_files`).
 """
 
 import contextlib
@@ -84,6 +85,10 @@ class CompactionResult:
     files_written: int  # one per schema the slot's files have
     endpoints: int
     events: int
+
+
+# (endpoint id, events, errors, first and last event in µs) of an endpoint's rows in a slot file
+_EndpointStats = tuple[str, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -178,21 +183,91 @@ class EventStore:
     def write(self, endpoint_id: str, table: pa.Table) -> list[WrittenFile]:
         """Write `table` (sorted by timestamp) as one file per slot. Nothing is readable until
         the catalog registers the returned files; on failure nothing is left behind."""
-        if table.num_rows == 0:
-            return []
-        micros = table["timestamp"].cast(pa.int64()).to_numpy()
-        slot_us = self.base_period * _US_PER_MINUTE
-        slots = micros // slot_us
-        boundaries = np.flatnonzero(np.diff(slots)) + 1
         written: list[WrittenFile] = []
         try:
-            for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, len(slots)], strict=True):
-                slot_start = _utc_from_micros(int(slots[lo]) * slot_us)
-                written.append(self._write_file(endpoint_id, table.slice(lo, hi - lo), slot_start))
+            for slot_start, part in self._by_slot(table):
+                written.append(self._write_file(endpoint_id, part, slot_start))
         except BaseException:
             self.discard(written)
             raise
         return written
+
+    def write_slot_files(self, tables: Mapping[str, pa.Table]) -> list[WrittenFile]:
+        """Write several endpoints' tables (each sorted by timestamp) as one slot file per slot
+        and schema, as compaction writes them: the returned rows, one per endpoint and slot file,
+        name the file in `shared_file`. Nothing is readable until the catalog registers them; on
+        failure nothing is left behind."""
+        groups: dict[tuple[datetime, str], dict[str, pa.Table]] = defaultdict(dict)
+        for endpoint_id, table in tables.items():
+            for slot_start, part in self._by_slot(table):
+                groups[slot_start, schema_key(part.schema)][endpoint_id] = part
+        written: list[WrittenFile] = []
+        try:
+            for (slot_start, _), members in sorted(groups.items()):
+                written.extend(self._write_slot_file(members, slot_start))
+        except BaseException:
+            self.discard(written)
+            raise
+        return written
+
+    def _by_slot(self, table: pa.Table) -> Iterator[tuple[datetime, pa.Table]]:
+        """`table` (sorted by timestamp) cut at slot boundaries: each slot's start and rows."""
+        if table.num_rows == 0:
+            return
+        micros = table["timestamp"].cast(pa.int64()).to_numpy()
+        slot_us = self.base_period * _US_PER_MINUTE
+        slots = micros // slot_us
+        boundaries = np.flatnonzero(np.diff(slots)) + 1
+        for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, len(slots)], strict=True):
+            yield _utc_from_micros(int(slots[lo]) * slot_us), table.slice(lo, hi - lo)
+
+    def _write_slot_file(self, members: Mapping[str, pa.Table], slot_start: datetime) -> list[WrittenFile]:
+        """One slot file of `members`' rows (one slot, one schema): a row per endpoint in it."""
+        rows = _rows_of_tables(members)
+        table = _with_slot_columns(rows)
+        path = self._new_slot_file(slot_start)
+        try:
+            pq.write_table(
+                table,
+                self._absolute(path),
+                filesystem=self.fs,
+                row_group_size=SLOT_FILE_ROW_GROUP,
+                **_writer_options(table),
+            )
+        except BaseException:
+            self._delete(path)
+            raise
+        return self._slot_file_members(path, slot_start, _endpoint_stats(rows), schema_key(rows.table.schema))
+
+    def _new_slot_file(self, slot_start: datetime) -> str:
+        """A fresh slot file's path (relative to the root), its directory made if need be."""
+        directory = self._slot_dir(slot_start)
+        if self._local:
+            self.fs.create_dir(self._absolute(directory), recursive=True)
+        return f"{directory}/slot-{uuid.uuid4().hex}.parquet"
+
+    def _slot_file_members(
+        self, path: str, slot_start: datetime, stats: Sequence[_EndpointStats], key: str
+    ) -> list[WrittenFile]:
+        """The catalog rows of a written slot file: one per endpoint, the file's size shared in
+        proportion to their events."""
+        size = int(self.fs.get_file_info(self._absolute(path)).size or 0)
+        total = sum(s[1] for s in stats)
+        return [
+            WrittenFile(
+                endpoint_id=endpoint_id,
+                slot_start=slot_start,
+                path=f"{path}#{endpoint_id}",
+                events=n,
+                errors=errors,
+                first_event=_utc_from_micros(first),
+                last_event=_utc_from_micros(last),
+                size_bytes=size * n // max(total, 1),
+                schema_key=key,
+                shared_file=path,
+            )
+            for endpoint_id, n, errors, first, last in stats
+        ]
 
     def discard(self, files: Sequence[WrittenFile | CatalogFile]) -> None:
         for path in dict.fromkeys(f.file for f in files):
@@ -332,11 +407,7 @@ class EventStore:
             return _Rows(pa.table({}), np.empty(0, dtype=np.int64), names, files)
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         owner = owners[0] if len(owners) == 1 else np.concatenate(owners)
-        micros = table["timestamp"].cast(pa.int64()).to_numpy()
-        if not _sorted_by(owner, micros):  # a compacted window scans in order: no copy
-            order = np.lexsort((micros, owner))
-            table, owner = table.take(order), owner[order]
-        return _Rows(table, owner, names, files)
+        return _in_row_order(table, owner, names, files)
 
     def _scan(self, paths: list[str], window: Window | None) -> pa.Table:
         return ds.dataset(paths, format="parquet", filesystem=self.fs).to_table(filter=_time_filter(window))
@@ -427,11 +498,9 @@ class EventStore:
         """One slot file of `members`' files: the files read, and a row per endpoint in it."""
         events = sum(f.events for fs in members.values() for f in fs)
         parts = min(MAX_SHARDS, max(1, -(-events // COMPACTION_BATCH_ROWS)))
-        path = f"{self._slot_dir(slot_start)}/slot-{uuid.uuid4().hex}.parquet"
-        if self._local:
-            self.fs.create_dir(self._absolute(self._slot_dir(slot_start)), recursive=True)
+        path = self._new_slot_file(slot_start)
         read: list[CatalogFile] = []
-        stats: list[tuple[str, int, int, int, int]] = []  # endpoint, events, errors, first, last us
+        stats: list[_EndpointStats] = []
         writer: pq.ParquetWriter | None = None
         user_schema: pa.Schema | None = None
         try:
@@ -456,24 +525,7 @@ class EventStore:
         if writer is None or user_schema is None:
             return [], []
         writer.close()
-        size = int(self.fs.get_file_info(self._absolute(path)).size or 0)
-        total = sum(s[1] for s in stats)
-        key = schema_key(user_schema)
-        return read, [
-            WrittenFile(
-                endpoint_id=endpoint_id,
-                slot_start=slot_start,
-                path=f"{path}#{endpoint_id}",
-                events=n,
-                errors=errors,
-                first_event=_utc_from_micros(first),
-                last_event=_utc_from_micros(last),
-                size_bytes=size * n // max(total, 1),
-                schema_key=key,
-                shared_file=path,
-            )
-            for endpoint_id, n, errors, first, last in stats
-        ]
+        return read, self._slot_file_members(path, slot_start, stats, schema_key(user_schema))
 
     def purge_retired(self, grace: timedelta) -> int:
         """Delete files replaced or expired more than `grace` ago (readers holding an older
@@ -638,7 +690,24 @@ def _with_slot_columns(rows: _Rows) -> pa.Table:
     )
 
 
-def _endpoint_stats(rows: _Rows) -> list[tuple[str, int, int, int, int]]:
+def _rows_of_tables(tables: Mapping[str, pa.Table]) -> _Rows:
+    """Endpoints' tables (of one schema) as `_Rows`, in slot-file order."""
+    names = sorted(tables, key=lambda e: (shard_key(e), e))
+    parts = [tables[e] for e in names]
+    owner = np.repeat(np.arange(len(names), dtype=np.int64), [t.num_rows for t in parts])
+    return _in_row_order(pa.concat_tables(parts), owner, names, [])
+
+
+def _in_row_order(table: pa.Table, owner: np.ndarray, names: list[str], files: list[CatalogFile]) -> _Rows:
+    """`table`'s rows sorted by owner (`names` order), then time (a stable sort: ties keep their order)."""
+    micros = table["timestamp"].cast(pa.int64()).to_numpy()
+    if not _sorted_by(owner, micros):  # a compacted window scans in order: no copy
+        order = np.lexsort((micros, owner))
+        table, owner = table.take(order), owner[order]
+    return _Rows(table, owner, names, files)
+
+
+def _endpoint_stats(rows: _Rows) -> list[_EndpointStats]:
     """(endpoint, events, errors, first and last event in µs) of each endpoint in `rows`."""
     micros = rows.table["timestamp"].cast(pa.int64()).to_numpy()
     errors = np.concatenate([[0], np.cumsum(rows.table["error"].is_valid().to_numpy(zero_copy_only=False))])
