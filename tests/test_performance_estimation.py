@@ -3,6 +3,7 @@ truth is known: estimates track the realized performance, bands cover it, bad re
 with clear errors."""
 
 import threading
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from mm_dagster.applications.model_cache import FittedModelCache
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.stats.cbpe import (
+    _expected_calibration_error,
     expected_roc_auc,
     fit_cbpe,
     invalid_score_rows,
@@ -254,6 +256,42 @@ def test_expected_roc_auc_is_sklearns_weighted_auc(seed: int, rows: int) -> None
     truth = np.r_[np.ones(rows, dtype=bool), np.zeros(rows, dtype=bool)]
     expected = roc_auc_score(truth, np.r_[scores, scores], sample_weight=np.r_[p, 1 - p])
     assert expected_roc_auc(p, scores) == pytest.approx(expected)
+
+
+def nannyml_ece(truth: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
+    """NannyML's `_calculate_expected_calibration_error`: rows sorted by score, `bins` bins of
+    n // bins rows (the last takes the rest), each weighted by its share of rows."""
+    order = np.argsort(scores, kind="stable")
+    ranked_truth, ranked_scores = truth[order].astype(float), scores[order]
+    edges = list(range(0, len(scores) + 1, len(scores) // bins))
+    edges[-1] = len(scores)
+    return sum(
+        (right - left) / len(scores) * abs(ranked_scores[left:right].mean() - ranked_truth[left:right].mean())
+        for left, right in pairwise(edges)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), rows=st.integers(21, 300))
+def test_calibration_error_is_nannymls_without_ties(seed: int, rows: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.permutation(rows) / rows  # distinct
+    truth = rng.random(rows) < scores
+    assert _expected_calibration_error(truth, scores) == pytest.approx(nannyml_ece(truth, scores))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), rows=st.integers(21, 300))
+def test_calibration_error_does_not_depend_on_the_order_of_tied_scores(seed: int, rows: int) -> None:
+    """Tied scores straddling a bin edge: any order of the rows gives the same ECE (NannyML's
+    depends on the order numpy's unstable argsort leaves ties in, which depends on the CPU)."""
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.random(rows), 1)
+    truth = rng.random(rows) < scores
+    expected = _expected_calibration_error(truth, scores)
+    for _ in range(3):
+        shuffled = rng.permutation(rows)
+        assert _expected_calibration_error(truth[shuffled], scores[shuffled]) == pytest.approx(expected)
 
 
 def test_class_names_agree_across_types() -> None:

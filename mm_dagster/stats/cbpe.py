@@ -4,8 +4,9 @@ of a window estimated from the model's scores, without labels.
 Fit, on a labelled reference (once per reference):
   1. per class k (binary: the positive class only), an isotonic regression of the one-vs-rest
      target 1[y=k] on the score s_k, kept only when it lowers the expected calibration error (ECE,
-     10 equal-count bins) on 10 stratified 90/10 splits and the scores do not already separate the
-     classes (ROC AUC ≤ 0.999) — NannyML's `needs_calibration`;
+     10 equal-count bins; tied scores count with their mean truth) on 10 stratified 90/10 splits
+     and the scores do not already separate the classes (ROC AUC ≤ 0.999) — NannyML's
+     `needs_calibration`, without its dependence on how the CPU's sort orders ties;
   2. the unit sampling errors SE1 (below) and the realized reference performance (scikit-learn).
 
 Estimate, per window: p_ik = calibrated score of row i for class k (multiclass: renormalised so
@@ -78,15 +79,25 @@ def invalid_score_rows(scores: np.ndarray) -> np.ndarray:
 
 
 def _expected_calibration_error(truth: np.ndarray, scores: np.ndarray) -> float:
-    """ECE over equal-count bins of the rows sorted by score (NannyML's bin edges)."""
+    """ECE over equal-count bins of the rows sorted by score (NannyML's bin edges).
+
+    Rows with equal scores count with their group's mean truth, so a group that straddles a bin
+    edge adds the same share of positives to both bins whatever order the sort left it in.
+    NannyML keeps the order of numpy's default (unstable) argsort, whose order of ties depends on
+    the SIMD code numpy picks for the CPU, so with many ties (scores of two decimals) its decision
+    can differ between machines. Without ties across an edge the two ECEs are equal."""
     n = len(scores)
     bins = CALIBRATION_BINS if n > 2 * CALIBRATION_BINS else n // 2
     edges = np.arange(0, n + 1, n // bins)
     edges[-1] = n
-    order = np.argsort(scores)  # NannyML's (unstable) order: ties on a bin edge fall the same way
+    order = np.argsort(scores, kind="stable")
+    ranked = scores[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ranked)) + 1]
+    sizes = np.diff(np.r_[starts, n])
+    tie_truth = np.repeat(np.add.reduceat(truth[order].astype(float), starts) / sizes, sizes)
     counts = np.diff(edges)
-    mean_score = np.add.reduceat(scores[order], edges[:-1]) / counts
-    mean_truth = np.add.reduceat(truth[order].astype(float), edges[:-1]) / counts
+    mean_score = np.add.reduceat(ranked, edges[:-1]) / counts
+    mean_truth = np.add.reduceat(tie_truth, edges[:-1]) / counts
     return float(np.sum(counts / n * np.abs(mean_score - mean_truth)))
 
 

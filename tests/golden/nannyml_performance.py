@@ -8,9 +8,20 @@ Run with the side virtualenv that has NannyML (never imported by the tests; Nann
 Writes, next to this file:
   nannyml_performance.json      per dataset and chunk (reference and analysis periods): NannyML's
                                 estimate, sampling error, confidence band and realized value of
-                                every measure, with the chunk's row range
+                                every measure, with the chunk's row range; per classification
+                                dataset, which classes NannyML calibrated; the numpy version and
+                                the CPU's SIMD extensions NannyML ran with
   nannyml_<dataset>.parquet     the columns the tests need (model outputs, target, DLE features),
                                 reference rows then analysis rows, in NannyML's order
+
+NannyML's calibration check sorts scores with numpy's default (unstable) argsort, whose order of
+tied scores depends on the SIMD code numpy picks for the CPU (AVX-512, AVX2 or none). The
+multiclass scores have two decimals, so ties straddle its equal-count bin edges and its decision
+for `prepaid_card` differs between machines: with numpy 2.4.6 it calibrates on AVX2 and on
+baseline x86-64, but did not on the machine that made the first version of this file (no AVX2 or
+baseline order reproduces that one; presumably AVX-512). mm_dagster's check does not depend on the
+order of ties (mm_dagster.stats.cbpe); this file records the machine's numpy SIMD targets and
+NannyML's calibration decisions, which the tests compare with ours first.
 """
 
 import json
@@ -30,6 +41,7 @@ if int(pd.__version__.split(".")[0]) >= 3:
         pd.set_option("future.infer_string", False)
 
 import nannyml as nml
+import numpy as np
 
 HERE = Path(__file__).parent
 CLASSIFICATION_METRICS = ["roc_auc", "accuracy", "precision", "recall", "f1"]
@@ -60,6 +72,24 @@ def chunks_of(result: Any, metrics: list[str]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def calibrated_classes(estimator: Any) -> dict[str, bool]:
+    """Per score column's class, whether NannyML's CBPE calibrates it (binary: the positive class)."""
+    if isinstance(estimator.y_pred_proba, str):
+        return {"1": bool(estimator.needs_calibration)}
+    return {
+        str(c): not isinstance(calibrator, nml.calibration.NoopCalibrator)
+        for c, calibrator in estimator._calibrators.items()
+    }
+
+
+def simd_extensions() -> list[str]:
+    """numpy's dispatch targets this CPU has (`np.show_runtime()`'s "found"): they decide which
+    argsort numpy runs, hence the order of tied scores in NannyML's calibration check."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
 
 
 def with_targets(analysis: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
@@ -95,6 +125,7 @@ def binary() -> dict[str, Any]:
             "scores": {"1": "y_pred_proba"},
         },
         "chunk_size": chunk_size,
+        "calibrated": calibrated_classes(estimator),
         "data": save_columns("binary", reference, analysis, ["y_pred_proba", "y_pred", "work_home_actual"]),
         "chunks": chunks_of(estimator.estimate(analysis), CLASSIFICATION_METRICS),
     }
@@ -117,6 +148,7 @@ def multiclass() -> dict[str, Any]:
     return {
         "task": {"kind": "multiclass", "prediction": "y_pred", "target": "y_true", "scores": scores},
         "chunk_size": chunk_size,
+        "calibrated": calibrated_classes(estimator),
         "data": save_columns("multiclass", reference, analysis, [*scores.values(), "y_pred", "y_true"]),
         "chunks": chunks_of(estimator.estimate(analysis), CLASSIFICATION_METRICS),
     }
@@ -148,6 +180,8 @@ def main() -> None:
     golden = {
         "nannyml_version": nml.__version__,
         "pandas_version": pd.__version__,
+        "numpy_version": np.__version__,
+        "numpy_simd": simd_extensions(),
         "band_sigmas": 3,
         "datasets": {"binary": binary(), "multiclass": multiclass(), "regression": regression()},
     }
