@@ -6,7 +6,6 @@ plain values and `isinstance` checks keep working) whose mutating methods raise 
 """
 
 import copy
-from collections.abc import Iterable
 from typing import Any, NoReturn, TypeVar
 
 K = TypeVar("K")
@@ -41,9 +40,6 @@ class FrozenDict(dict[K, V]):
 
 
 class FrozenList(list[V]):
-    def __init__(self, items: Iterable[V] = ()) -> None:
-        list.__init__(self, items)
-
     __setitem__ = _refuse
     __delitem__ = _refuse
     __iadd__ = _refuse

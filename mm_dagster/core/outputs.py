@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
+from mm_dagster.core import json_codec
 from mm_dagster.core.errors import AppOutputError
 from mm_dagster.core.names import VALUE_NAME
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
@@ -65,7 +66,7 @@ def encode_extra_data(extra_data: object, name: str) -> dict[str, Any]:
             f"{name!r}: extra_data is {len(encoded.encode())} bytes encoded, "
             f"over the {MAX_EXTRA_DATA_BYTES}-byte limit"
         )
-    decoded: dict[str, Any] = json.loads(encoded)
+    decoded: dict[str, Any] = json_codec.loads(encoded)
     return decoded
 
 

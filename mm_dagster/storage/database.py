@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from mm_dagster.core import json_codec
 
 metadata = sa.MetaData()
 T = TypeVar("T")
@@ -346,40 +347,10 @@ def encode_json(value: object) -> str:
     return value.text if isinstance(value, EncodedJSON) else json.dumps(value)
 
 
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 19  # in digits made zeros: 19 digits in a row
-_ZERO, _POINT = ord("0"), ord(".")
-
-
-def _may_hold_long_integers(data: bytes) -> bool:
-    """Whether `data` has a run of 19+ digits that is not a fraction's (after a '.'): an integer
-    orjson may not keep exact (it makes floats of integers outside [-2**63, 2**64))."""
-    digits = data.translate(_DIGITS_TO_ZERO)
-    found = digits.find(_LONG_RUN)
-    while found != -1:
-        start = found
-        while start > 0 and digits[start - 1] == _ZERO:
-            start -= 1
-        if start == 0 or digits[start - 1] != _POINT:
-            return True
-        end = found + len(_LONG_RUN)
-        while end < len(digits) and digits[end] == _ZERO:
-            end += 1
-        found = digits.find(_LONG_RUN, end)
-    return False
-
-
 def decode_json(text: str | bytes) -> Any:
-    """The engines' JSON deserializer: orjson (3-5x faster than `json.loads` on the reference
-    stats every window loads per endpoint); `json.loads`, which keeps them exact, for texts that
-    may hold integers of 19 digits or more, and for what orjson refuses and Python's json
-    accepts (NaN and Infinity literals)."""
-    if _may_hold_long_integers(text.encode() if isinstance(text, str) else text):
-        return json.loads(text)
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """The engines' JSON deserializer (`core.json_codec.loads`: orjson where it reads as
+    `json.loads` does)."""
+    return json_codec.loads(text)
 
 
 def create_engine(url: str) -> Engine:

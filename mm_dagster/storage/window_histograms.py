@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -47,7 +48,11 @@ def encode(histograms: Sequence[FeatureHistogram]) -> bytes:
             for h in histograms
         ],
     }
-    return zlib.compress(json.dumps(document, separators=(",", ":"), allow_nan=False).encode(), 1)
+    try:  # the values are checked plain ones (`FeatureHistogram.checked`): orjson writes them as json does
+        text = orjson.dumps(document)
+    except TypeError:  # an integer beyond 64 bits, say
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return zlib.compress(text, 1)
 
 
 def decode(data: bytes) -> list[FeatureHistogram]:
