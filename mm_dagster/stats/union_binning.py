@@ -201,17 +201,24 @@ def _prepare_union(
     scale = 0.0
     if span > 0 and np.isfinite(span) and np.isfinite(cells / span):
         scale = cells / span
-    cell_of_edge = np.empty(union.size, dtype=np.int64)
-    for i in range(union.size):
-        position = (union[i] - low) * scale
-        if position < 0:
-            cell_of_edge[i] = 0
-        elif position >= cells - 1:
-            cell_of_edge[i] = cells - 1
-        else:
-            cell_of_edge[i] = int(position)
-    table = np.searchsorted(np.sort(cell_of_edge), np.arange(cells), side="left").astype(np.int32)
+    # The union is sorted and its cells never decrease: edges before each cell, counted in one pass.
+    table = np.empty(cells, dtype=np.int32)
+    edge = 0
+    for cell in range(cells):
+        while edge < union.size and _cell_of(union[edge], low, scale, cells) < cell:
+            edge += 1
+        table[cell] = edge
     return union, histogram_of_union, drift_of_union, at_max, low, scale, table
+
+
+@njit(cache=True, nogil=True)
+def _cell_of(edge: float, low: float, scale: float, cells: int) -> int:  # pragma: no cover - compiled
+    position = (edge - low) * scale
+    if position < 0:
+        return 0
+    if position >= cells - 1:
+        return cells - 1
+    return int(position)
 
 
 def prepared_bins(edges: np.ndarray, drift_edges: np.ndarray) -> tuple[NumericBins, UnionGrid]:
