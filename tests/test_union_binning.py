@@ -114,3 +114,20 @@ def test_a_block_that_does_not_match_its_grids_is_refused() -> None:
         assert "does not match 1 feature grids" in str(exc)
     else:
         raise AssertionError("a block of 2 columns was counted on 1 grid")
+
+
+def test_a_union_too_wide_for_16_bit_tables_gets_32_bit_ones_and_the_same_counts() -> None:
+    rng = np.random.default_rng(3)
+    narrow = _bins(rng.normal(size=500))
+    edges = narrow.edges
+    drift_edges = np.unique(rng.uniform(edges[1], edges[-2], 40_000))
+    bins, grid = prepared_bins(edges, drift_edges)
+    assert grid.table.dtype == np.int32
+    values = np.concatenate((rng.normal(size=5_000), drift_edges[::100], [np.nan, np.inf]))
+    expected = histogram_and_drift_counts(values, bins)
+    narrow_grid = UnionGrid.of(narrow.union)
+    assert narrow_grid.table.dtype == np.int16
+    both = union_counts(np.column_stack((values, values)), PackedGrids.of([narrow_grid, grid]))
+    [_, (histogram, drift)] = split_counts(both, [narrow, bins])
+    np.testing.assert_array_equal(histogram, expected[0])
+    np.testing.assert_array_equal(drift, expected[1])

@@ -22,7 +22,12 @@ from numba import njit
 
 from mm_dagster.stats.feature_stats import NumericBins, split_union_counts
 
-CELLS_PER_EDGE = 64
+CELLS_PER_EDGE = 32  # as fast as 64 on normal, exponential and log-normal references (measured)
+# Table entries count edges: 16 bits hold any union of up to 32,767 edges (a feature's union has
+# ~20-100); a grid is kept per feature of every endpoint's reference, so its size is memory per
+# endpoint (10,000 endpoints x 20 features: 0.5 GB in int16 at 32 cells, 2.4 GB in int32 at 64).
+TABLE_DTYPE = np.int16
+MAX_TABLE_EDGES = int(np.iinfo(TABLE_DTYPE).max)
 
 
 @njit(cache=True, nogil=True)
@@ -97,7 +102,8 @@ class UnionGrid:
         cell_of_edge = np.where(position < 0, 0, np.where(position >= cells - 1, cells - 1, position))
         cell_of_edge = cell_of_edge.astype(np.int64)
         # How many edges lie in cells before each cell: never more than the edges <= any of its values.
-        table = np.searchsorted(np.sort(cell_of_edge), np.arange(cells), side="left").astype(np.int32)
+        table = np.searchsorted(np.sort(cell_of_edge), np.arange(cells), side="left")
+        table = table.astype(TABLE_DTYPE if edges.size <= MAX_TABLE_EDGES else np.int32)
         return cls(edges, low, scale, table)
 
 
@@ -124,7 +130,7 @@ class PackedGrids:
             edge_starts=starts([g.edges.size for g in grids]),
             lows=np.asarray([g.low for g in grids], dtype=np.float64),
             scales=np.asarray([g.scale for g in grids], dtype=np.float64),
-            tables=np.concatenate([g.table for g in grids]) if grids else np.zeros(0, dtype=np.int32),
+            tables=np.concatenate([g.table for g in grids]) if grids else np.zeros(0, dtype=TABLE_DTYPE),
             table_starts=starts([g.table.size for g in grids]),
         )
 
@@ -202,7 +208,7 @@ def _prepare_union(
     if span > 0 and np.isfinite(span) and np.isfinite(cells / span):
         scale = cells / span
     # The union is sorted and its cells never decrease: edges before each cell, counted in one pass.
-    table = np.empty(cells, dtype=np.int32)
+    table = np.empty(cells, dtype=TABLE_DTYPE)
     edge = 0
     for cell in range(cells):
         while edge < union.size and _cell_of(union[edge], low, scale, cells) < cell:
@@ -227,6 +233,9 @@ def prepared_bins(edges: np.ndarray, drift_edges: np.ndarray) -> tuple[NumericBi
     endpoint's reference in every window's process)."""
     edges = np.ascontiguousarray(edges, dtype=np.float64)
     drift_edges = np.ascontiguousarray(drift_edges, dtype=np.float64)
+    if edges.size + drift_edges.size > MAX_TABLE_EDGES:  # a table of wider entries: the numpy versions
+        bins = NumericBins.of(edges, drift_edges)
+        return bins, UnionGrid.of(bins.union)
     union, histogram_of_union, drift_of_union, at_max, low, scale, table = _prepare_union(edges, drift_edges)
     bins = NumericBins(edges, drift_edges, union, histogram_of_union, drift_of_union, int(at_max))
     return bins, UnionGrid(union, float(low), float(scale), table)
