@@ -86,10 +86,16 @@ def _plain_counts(counts: Sequence[float], where: str) -> list[float]:
     return plain
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain_summary(summary: Summary, where: str) -> dict[str, Any]:
     """Summary values as JSON holds them: numpy scalars unwrapped; only str, bool, numbers, None."""
     plain: dict[str, Any] = {}
     for key, value in summary.items():
+        if type(value) in _PLAIN_TYPES:  # the built-in apps' summaries: nothing to unwrap or check
+            plain[str(key)] = value
+            continue
         item = value.item() if hasattr(value, "item") and not isinstance(value, str | bytes) else value
         if item is not None and not isinstance(item, str | bool | int | float):
             raise MonitoringError(f"{where}: {key!r} must be a str, number or None, got {value!r}")
