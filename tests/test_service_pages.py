@@ -162,3 +162,21 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/endpoints", "/v1/endpoints/{name}/metrics-values", "/v1/results"} <= set(paths)
     assert client.get("/static/plotly.min.js").headers["content-type"].startswith("application/javascript")
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/results", {"end": "0001-01-01T00:03:19Z"}),  # the default day before it: before year 1
+        ("/v1/results", {"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-01T00:00:00Z"}),
+        ("/v1/results", {"end": "9999-12-31T23:00:00-05:00"}),
+        ("/endpoints/model-0", {"end": "0001-01-01T01:00"}),
+        ("/endpoints/model-0", {"start": "0001-01-01T00:00+02:00", "end": "0001-01-02T00:00"}),
+    ],
+)
+def test_a_range_outside_the_years_1_to_9999_is_the_requests_error(
+    client: TestClient, path: str, params: dict[str, str]
+) -> None:
+    answer = client.get(path, params=params)
+    assert answer.status_code == 400, answer.text
+    assert "out of range" in answer.text or "before the year 1" in answer.text

@@ -1,6 +1,6 @@
 """The dashboard's endpoints overview and endpoint pages (server-rendered HTML)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from typing import Annotated
 from urllib.parse import urlencode
@@ -21,6 +21,7 @@ from mm_dagster.reports.overview_page import (
 from mm_dagster.service.settings import ServiceSettings
 from mm_dagster.service.state import ServiceState, service_state
 from mm_dagster.service.static import PLOTLY_PATH
+from mm_dagster.service.time_range import span_before, to_utc
 from mm_dagster.storage import dashboard_queries as queries
 
 router = APIRouter(include_in_schema=False)
@@ -92,7 +93,7 @@ def _parse_time(value: str, what: str) -> datetime:
         raise HTTPException(
             status_code=400, detail=f"{what} {value!r} is not an ISO time such as 2026-12-01T08:00"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return to_utc(parsed, what)
 
 
 def page_range(
@@ -100,7 +101,7 @@ def page_range(
 ) -> tuple[datetime, datetime]:
     """[start, end) of the endpoint page: explicit `start`/`end`, else the last `hours` (24)."""
     stop = _parse_time(end, "end") if end else now
-    begin = _parse_time(start, "start") if start else stop - timedelta(hours=hours or 24)
+    begin = _parse_time(start, "start") if start else span_before(stop, timedelta(hours=hours or 24), "hours")
     if begin >= stop:
         detail = f"start {begin:%Y-%m-%d %H:%M} is not before end {stop:%Y-%m-%d %H:%M}"
         raise HTTPException(status_code=400, detail=detail)

@@ -1,7 +1,7 @@
 """The results API: endpoints, and their results and metrics over a time range, in the shape of
 MLRun's `metrics` / `metrics-values` (series named `<project>.<app>.<result|metric>.<name>`)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.service.state import ServiceState, service_state
+from mm_dagster.service.time_range import span_before, to_utc
 from mm_dagster.storage import dashboard_queries as queries
 from mm_dagster.storage.dashboard_queries import SeriesKind as SeriesType
 
@@ -96,11 +97,8 @@ def _endpoint(state: ServiceState, name: str) -> ModelEndpoint:
 
 
 def _range(state: ServiceState, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    def utc(t: datetime) -> datetime:
-        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-    stop = utc(end) if end else state.monitoring.clock()
-    begin = utc(start) if start else stop - DEFAULT_RANGE
+    stop = to_utc(end, "end") if end else state.monitoring.clock()
+    begin = to_utc(start, "start") if start else span_before(stop, DEFAULT_RANGE, "the default range")
     if begin >= stop:
         raise HTTPException(
             status_code=400, detail=f"start {begin.isoformat()} is not before end {stop.isoformat()}"
