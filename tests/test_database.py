@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from mm_dagster.core import json_codec
 from mm_dagster.storage import database as db
 
 
@@ -44,9 +45,9 @@ def test_columns_added_by_later_versions_are_added_to_an_existing_database(tmp_p
     ],
 )
 def test_json_columns_decode_as_pythons_json_does(text: str) -> None:
-    decoded, expected = db.decode_json(text), json.loads(text)
+    decoded, expected = json_codec.loads(text), json.loads(text)
     assert json.dumps(decoded) == json.dumps(expected)
-    assert db.decode_json(text.encode("utf-8", "surrogatepass")) is not None
+    assert json_codec.loads(text.encode("utf-8", "surrogatepass")) is not None
 
 
 def test_json_columns_round_trip_through_the_engine(tmp_path: Path) -> None:

@@ -347,12 +347,6 @@ def encode_json(value: object) -> str:
     return value.text if isinstance(value, EncodedJSON) else json.dumps(value)
 
 
-def decode_json(text: str | bytes) -> Any:
-    """The engines' JSON deserializer (`core.json_codec.loads`: orjson where it reads as
-    `json.loads` does)."""
-    return json_codec.loads(text)
-
-
 def create_engine(url: str) -> Engine:
     """An engine for `url` with the schema created on first use. The caller owns it (the
     `Monitoring` object, itself owned by the Dagster resource) and disposes of it."""
@@ -360,7 +354,7 @@ def create_engine(url: str) -> Engine:
     if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:"):
         Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        url, pool_pre_ping=True, json_serializer=encode_json, json_deserializer=decode_json
+        url, pool_pre_ping=True, json_serializer=encode_json, json_deserializer=json_codec.loads
     )
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
