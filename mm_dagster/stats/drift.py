@@ -266,9 +266,11 @@ def family_verdicts(
     """One verdict per feature of the family that is not excluded (see the module docstring).
     A method that does not apply to a feature's kind falls back to `tvd`."""
     policies = policies or {}
-    tested = [d for d in drifts if not policies.get(d.feature, DEFAULT_POLICY).exclude]
+    judged = [(d, policies.get(d.feature, DEFAULT_POLICY)) for d in drifts]
+    tested = [d for d, policy in judged if not policy.exclude]
+    kept = [policy for _, policy in judged if not policy.exclude]
     family = max(len(tested), 1)
-    chosen = [_method_of(d, policies, methods, default_method) for d in tested]
+    chosen = [_method_of(d, policy, methods, default_method) for d, policy in zip(tested, kept, strict=True)]
     tests = homogeneity_tests(
         [d.test_window for d in tested],
         [d.test_reference for d in tested],
@@ -276,8 +278,7 @@ def family_verdicts(
     )
     distances = _distances(tested, chosen, tests)
     verdicts = []
-    for i, (drift, method) in enumerate(zip(tested, chosen, strict=True)):
-        policy = policies.get(drift.feature, DEFAULT_POLICY)
+    for i, (drift, policy, method) in enumerate(zip(tested, kept, chosen, strict=True)):
         p_value = float(tests.p_values[i])
         distance = distances[i]
         threshold = method.default_threshold if policy.threshold is None else policy.threshold
@@ -293,12 +294,9 @@ def family_verdicts(
 
 
 def _method_of(
-    drift: FeatureDrift,
-    policies: Mapping[str, FeaturePolicy],
-    methods: Mapping[str, DriftMethod],
-    default_method: str,
+    drift: FeatureDrift, policy: FeaturePolicy, methods: Mapping[str, DriftMethod], default_method: str
 ) -> DriftMethod:
-    method = methods[policies.get(drift.feature, DEFAULT_POLICY).method or default_method]
+    method = methods[policy.method or default_method]
     return method if drift.kind in method.kinds else methods[DEFAULT_METHOD]
 
 
