@@ -166,10 +166,7 @@ class EventStore:
     # -- writing ---------------------------------------------------------------------------------
     def _write_file(self, endpoint_id: str, table: pa.Table, slot_start: datetime) -> WrittenFile:
         """One sorted, single-slot table as a new file (not readable until registered)."""
-        directory = self._slot_dir(slot_start)
-        if self._local:  # object storage has no directories: a marker object per slot is a request wasted
-            self.fs.create_dir(self._absolute(directory), recursive=True)
-        path = f"{directory}/{endpoint_id}-{uuid.uuid4().hex}.parquet"
+        path = self._new_file(slot_start, endpoint_id)
         pq.write_table(table, self._absolute(path), filesystem=self.fs, **_writer_options(table))
         return _written_file(
             endpoint_id,
@@ -225,7 +222,7 @@ class EventStore:
         """One slot file of `members`' rows (one slot, one schema): a row per endpoint in it."""
         rows = _rows_of_tables(members)
         table = _with_slot_columns(rows)
-        path = self._new_slot_file(slot_start)
+        path = self._new_file(slot_start, "slot")
         try:
             pq.write_table(
                 table,
@@ -239,12 +236,13 @@ class EventStore:
             raise
         return self._slot_file_members(path, slot_start, _endpoint_stats(rows), schema_key(rows.table.schema))
 
-    def _new_slot_file(self, slot_start: datetime) -> str:
-        """A fresh slot file's path (relative to the root), its directory made if need be."""
+    def _new_file(self, slot_start: datetime, prefix: str) -> str:
+        """A fresh file's path in the slot's directory (relative to the root), the directory made
+        if need be: `<prefix>-<uuid>.parquet` (`slot-...` for slot files)."""
         directory = self._slot_dir(slot_start)
-        if self._local:
+        if self._local:  # object storage has no directories: a marker object per slot is a request wasted
             self.fs.create_dir(self._absolute(directory), recursive=True)
-        return f"{directory}/slot-{uuid.uuid4().hex}.parquet"
+        return f"{directory}/{prefix}-{uuid.uuid4().hex}.parquet"
 
     def _slot_file_members(
         self, path: str, slot_start: datetime, stats: Sequence[_EndpointStats], key: str
@@ -498,7 +496,7 @@ class EventStore:
         """One slot file of `members`' files: the files read, and a row per endpoint in it."""
         events = sum(f.events for fs in members.values() for f in fs)
         parts = min(MAX_SHARDS, max(1, -(-events // COMPACTION_BATCH_ROWS)))
-        path = self._new_slot_file(slot_start)
+        path = self._new_file(slot_start, "slot")
         read: list[CatalogFile] = []
         stats: list[_EndpointStats] = []
         writer: pq.ParquetWriter | None = None
