@@ -24,14 +24,14 @@ demo: install
 	MM_HOME=$(ABS_MM_HOME) $(PY) -m apps.demo
 
 # ruff, the type checker, the import-layer contracts and the Dagster definitions, then every test,
-# on two workers (a test file stays on one worker: the database-server tests share a database).
+# on two workers, longest files first (tests/file_scheduling.py: a file stays on one worker).
 test: check
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The same checks and the tests not marked slow (no webserver, browser or crash subprocesses),
 # on two workers (a test file stays on one worker: the database-server tests share a database).
 test-fast: check
-	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder
 
 check: lint typecheck contracts defs
 

@@ -13,6 +13,7 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import reference_frame
 
+from .file_scheduling import ClusterFilesTogether, longest_first
 from .moto_s3 import MotoS3, moto_s3_server
 
 warnings.filterwarnings("ignore", module="dagster")
@@ -25,6 +26,15 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 # Every base_period `validate_base_period` accepts.
 BASE_PERIODS = [bp for bp in range(1, 1441) if 1440 % bp == 0 and (60 % bp == 0 or bp % 60 == 0)]
 assert all(validate_base_period(bp) == bp for bp in BASE_PERIODS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> ClusterFilesTogether:
+    return ClusterFilesTogether(config, log)  # type: ignore[arg-type]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    longest_first(items)
 
 
 @pytest.fixture(autouse=True)

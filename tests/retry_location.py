@@ -37,7 +37,9 @@ def retry_config(executor: ExecutorDefinition | None, shards: int) -> Monitoring
 
 
 def retry_definitions() -> Definitions:
-    executor = multiprocess_executor.configured({"max_concurrent": 2})
+    # Step processes fork from a server that imported the code once, as the README advises.
+    forked = {"forkserver": {"preload_modules": ["mm_dagster.dagster_defs", "tests.retry_location"]}}
+    executor = multiprocess_executor.configured({"max_concurrent": 2, "start_method": forked})
     defs = build_definitions(retry_config(executor, 4), resource=MonitoringResource(base_period=BASE_PERIOD))
     # Without the maintenance schedule (as tests/distributed_location.py): compaction would
     # rewrite the event files the single-process run reads.

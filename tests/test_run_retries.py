@@ -52,7 +52,7 @@ ENDPOINTS = 40
 # so a retried window that ends after a newer window's run would notify for the newer window,
 # unlike the single-process run, which analyses windows oldest first.
 WINDOWS = 1
-TIMEOUT_SECONDS = 180
+TIMEOUT_SECONDS = 300  # a loaded or slow machine: the daemon, runs and steps start slowly
 LOG_TAIL = 5000
 
 

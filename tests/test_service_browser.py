@@ -53,9 +53,13 @@ def test_heatmap_click_opens_the_window_page(service: str) -> None:
         heatmap.locator(".nsewdrag").first.wait_for()
         box = heatmap.locator(".nsewdrag").first.bounding_box()
         assert box is not None
-        # the last window's top row: feature f0, drifted
+        # the last window's top row: feature f0, drifted. Plotly reports a click on the point it
+        # hovers, so point at the cell until its hover label shows (as a user does), then click.
+        x, y = box["x"] + box["width"] * (WINDOWS - 0.5) / WINDOWS, box["y"] + 8
+        page.mouse.move(x, y)
+        heatmap.locator(".hoverlayer .hovertext").first.wait_for()
         with page.expect_navigation():
-            page.mouse.click(box["x"] + box["width"] * (WINDOWS - 0.5) / WINDOWS, box["y"] + 8)
+            page.mouse.click(x, y)
         assert "/endpoints/model-0/windows/" in page.url and "app=histogram-data-drift" in page.url
         heading = page.locator("h1").inner_text()
         assert "model-0" in heading
