@@ -19,6 +19,7 @@ from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.shards import EVERY_ENDPOINT, Shard
 from mm_dagster.core.stored_report import detail_keys, stored_window_report
 from mm_dagster.core.traffic import windows_touched
+from mm_dagster.core.window_events import WindowEvents
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.events.ingest import EventIngestor
 from mm_dagster.events.labels import DEFAULT_LABEL_HORIZON, LabelIngestor, LabelReceipt, join_labels
@@ -318,7 +319,7 @@ class Monitoring:
     def read_window(self, window: Window, shard: Shard = EVERY_ENDPOINT) -> dict[str, pd.DataFrame]:
         """The window's events per endpoint (of `shard`'s endpoints only); endpoints with a task
         get their target column (labels joined by request id, null where not labelled), one label
-        query for all."""
+        query for all. A `WindowEvents`: the frames' float columns as read come with them."""
         events = self.events.read_window(window, shard=shard)
         targets = self.endpoints.targets(list(events))
         if not targets:
@@ -339,7 +340,12 @@ class Monitoring:
         (the `MonitoringConfig.project` under Dagster). Each shard's analysis stores its own
         endpoints' results; the reports cover those endpoints only (`window_report` reads the
         whole window's back)."""
-        events = self.read_window(window, shard) if events is None else shard.part_of(events)
+        if events is None:
+            events = self.read_window(window, shard)
+        elif isinstance(events, WindowEvents):
+            events = events.derived(shard.part_of(events))
+        else:
+            events = shard.part_of(events)
         lookback = silence_lookback(apps)
         traffic = shard.part_of(self.recent_traffic(window, lookback)) if lookback else {}
         return run_apps_on_window(

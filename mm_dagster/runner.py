@@ -39,6 +39,7 @@ from mm_dagster.core.outputs import normalise_outputs
 from mm_dagster.core.report import AppWindowReport, Outputs
 from mm_dagster.core.segments import ENDPOINT_WIDE, EndpointSegments, Segment, segment_label
 from mm_dagster.core.traffic import silent_endpoints
+from mm_dagster.core.window_events import NumberBlock, numbers_of
 from mm_dagster.core.windows import Window
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -64,6 +65,7 @@ def app_context(
     segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     runs_of_endpoint: int = 1,
     unmatched_labels: int = 0,
+    sample_numbers: NumberBlock | None = None,
 ) -> MonitoringApplicationContext:
     """The context of one call of `app` (see `MonitoringApplicationContext`)."""
     return MonitoringApplicationContext(
@@ -81,6 +83,7 @@ def app_context(
         segment_rows=segment_rows,
         runs_of_endpoint=runs_of_endpoint,
         unmatched_labels=unmatched_labels,
+        sample_numbers=sample_numbers,
     )
 
 
@@ -308,6 +311,7 @@ def run_apps_on_window(
                         metric_history=history,
                         runs_of_endpoint=1 + len(runs),
                         unmatched_labels=(unmatched_labels or {}).get(endpoint_id, 0),
+                        sample_numbers=numbers_of(events, endpoint_id),
                     ),
                 )
             )

@@ -17,6 +17,7 @@ from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.histograms import FeatureHistogram
 from mm_dagster.core.segments import Segment, segment_key, segment_label
+from mm_dagster.core.window_events import NumberBlock
 from mm_dagster.core.windows import Window
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.storage.artifact_store import ArtifactStore
@@ -90,6 +91,7 @@ class MonitoringApplicationContext:
         segment_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
         runs_of_endpoint: int = 1,
         unmatched_labels: int = 0,
+        sample_numbers: NumberBlock | None = None,
     ) -> None:
         self._references = references
         self._metric_history = metric_history
@@ -120,6 +122,7 @@ class MonitoringApplicationContext:
         # As in MLRun: the time of the endpoint's latest request (None before its first).
         self.latest_request: pd.Timestamp | None = None if last is None else pd.Timestamp(last)
         self._sample_df = sample_df
+        self._sample_numbers = None if sample_numbers is None else sample_numbers.of(sample_df)
         self._artifacts = artifacts
         base = logger or logging.getLogger(f"mm_dagster.apps.{application_name}")
         fields: dict[str, object] = {"app": application_name, "endpoint": endpoint.name, "window": window.key}
@@ -139,6 +142,13 @@ class MonitoringApplicationContext:
         """The window's events of this endpoint, not copied: the frame every app and the run's
         cached window share, so it must never be modified (for apps that only read it)."""
         return self._sample_df
+
+    @property
+    def shared_sample_numbers(self) -> NumberBlock | None:
+        """The float columns of `shared_sample_df` as one read-only array, when the event store
+        read them so (not for a segment's rows or a frame made after the read): for apps that
+        take every numeric column at once."""
+        return self._sample_numbers
 
     def metric_history(self, ago: timedelta) -> Mapping[str, float]:
         """This app's stored metrics of this endpoint for the window that started `ago` before

@@ -152,6 +152,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             quantile_features=self._quantile_features(ctx.feature_stats),
             prepared=self._references.of(ctx),
             summaries=self.drift_report != "never",
+            numbers=ctx.shared_sample_numbers,
         )
         if not drifts:
             ctx.logger.warning("no feature of the window has a reference histogram")

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mm_dagster.core.endpoint import BOOL, FLOAT, STRING, ModelEndpoint
 from mm_dagster.core.model_task import ModelTask
+from mm_dagster.core.window_events import WindowEvents
 from mm_dagster.events.label_validation import validate_labels
 from mm_dagster.events.validation import EventRules
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -160,4 +161,6 @@ def join_labels(
         with_target = frame.copy(deep=False)  # a new column, the event columns shared
         with_target[task.target] = target_column(kind, labels.get(endpoint_id), frame["request_id"])
         joined[endpoint_id] = with_target
+    if isinstance(events, WindowEvents):  # the new frames have the old rows: blocks carry over
+        return events.derived(joined, same_rows=[e for e in joined if joined[e] is not events[e]])
     return joined

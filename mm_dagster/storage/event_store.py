@@ -40,6 +40,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mm_dagster.core.shards import EVERY_ENDPOINT, KEY_SPACE, MAX_SHARDS, Shard, all_shards, shard_key
+from mm_dagster.core.window_events import NumberBlock, WindowEvents
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
 from mm_dagster.storage.files import StorageRoot, write_atomically
@@ -283,27 +284,33 @@ class EventStore:
         window: Window,
         endpoint_ids: set[str] | None = None,
         shard: Shard = EVERY_ENDPOINT,
-    ) -> dict[str, pd.DataFrame]:
+    ) -> WindowEvents:
         """The window's events per endpoint (of `endpoint_ids`, and of `shard`), sorted by
-        timestamp. Endpoints whose files share one set of columns are read in one scan (a
-        compacted slot is one file). A file that cannot be read is quarantined (logged with its
-        path) and the rest of the window is still returned."""
+        timestamp, with each frame's float columns as one array (`core.window_events`).
+        Endpoints whose files share one set of columns are read in one scan (a compacted slot
+        is one file). A file that cannot be read is quarantined (logged with its path) and the
+        rest of the window is still returned."""
         files = self.catalog.live_files(
             self.slot_of(window.start), window.end, sorted(endpoint_ids) if endpoint_ids else None
         )
         if shard.count > 1:
             files = shard.part_of(files)
         frames: dict[str, pd.DataFrame] = {}
+        numbers: dict[str, NumberBlock] = {}
         for members in _by_schema(files):
             rows = self._read_rows(members, window, shard)
             if not rows.table.num_rows:
                 continue
-            everything = _to_pandas(rows.table)
+            everything, floats, values = _to_pandas_on_one_float_array(rows.table)
             for endpoint_id, lo, hi in rows.runs():
                 frame = everything.iloc[lo:hi]
                 frame.index = pd.RangeIndex(hi - lo)
                 frames[endpoint_id] = frame
-        return {endpoint_id: frames[endpoint_id] for endpoint_id in sorted(frames)}
+                if floats:
+                    rows_of_endpoint = values[lo:hi]
+                    rows_of_endpoint.flags.writeable = False
+                    numbers[endpoint_id] = NumberBlock(frame, floats, rows_of_endpoint)
+        return WindowEvents({endpoint_id: frames[endpoint_id] for endpoint_id in sorted(frames)}, numbers)
 
     def request_times(
         self, endpoint_id: str, request_ids: Sequence[str], since: datetime, until: datetime
@@ -736,6 +743,23 @@ def _writer_options(table: pa.Table) -> dict[str, object]:
     strings += [SHARD_KEY_COLUMN] if SHARD_KEY_COLUMN in table.column_names else []
     compression = {f.name: ("snappy" if pa.types.is_string(f.type) else "none") for f in table.schema}
     return {"use_dictionary": strings, "compression": compression}
+
+
+def _to_pandas_on_one_float_array(table: pa.Table) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
+    """`_to_pandas(table)`, its float64 columns views of one (rows x columns) column-major array
+    (filled column by column, no more memory than pandas' own columns), with their names."""
+    floats = tuple(field.name for field in table.schema if pa.types.is_float64(field.type))
+    values = np.empty((table.num_rows, len(floats)), dtype=np.float64, order="F")
+    if not floats:
+        return _to_pandas(table), floats, values
+    for j, name in enumerate(floats):
+        values[:, j] = table[name].to_numpy()  # nulls as NaN, as pandas reads them
+    position = {name: j for j, name in enumerate(floats)}
+    others = _to_pandas(table.drop_columns(list(floats)))
+    columns = {
+        name: values[:, position[name]] if name in position else others[name] for name in table.column_names
+    }
+    return pd.DataFrame(columns, copy=False), floats, values
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:

@@ -1,0 +1,149 @@
+"""A window read with its float columns as one array per endpoint (core.window_events): the
+blocks hold exactly the frames' float columns, belong to the frames they were read with, survive
+the shard split and the label join, and give the drift app the numbers pandas gives it."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.core.clock import fixed_clock
+from mm_dagster.core.shards import Shard
+from mm_dagster.core.window_events import NumberBlock, WindowEvents, numbers_of
+from mm_dagster.core.windows import Window
+from mm_dagster.monitoring import Monitoring
+from mm_dagster.simulation import reference_frame, traffic_frame
+from mm_dagster.stats import drift
+from mm_dagster.stats.drift import feature_drifts
+from mm_dagster.stats.reference_plan import prepare_reference
+
+WINDOW = Window.containing("2026-11-20T10:00:00Z", 10)
+LATER = datetime(2026, 11, 20, 13, tzinfo=UTC)
+NAMES = [f"m{i}" for i in range(5)]
+
+
+@pytest.fixture
+def mm(tmp_path: Path) -> Monitoring:
+    monitoring = Monitoring(home=str(tmp_path / "home"), clock=fixed_clock(LATER))
+    for i, name in enumerate(NAMES):
+        monitoring.create_endpoint(name, reference=reference_frame(400, seed=i), label_names=["prediction"])
+        events = traffic_frame(50 + 7 * i, WINDOW.start, WINDOW.end, seed=10 + i)
+        events.loc[events.index[::9], "f0"] = np.nan  # missing values stay NaN in the block
+        monitoring.record_events(name, events)
+    return monitoring
+
+
+def test_each_endpoints_block_holds_its_frames_float_columns_read_only(mm: Monitoring) -> None:
+    events = mm.events.read_window(WINDOW)
+    assert isinstance(events, WindowEvents) and len(events) == len(NAMES)
+    for endpoint_id, frame in events.items():
+        block = events.numbers_of(endpoint_id)
+        assert block is not None and block.frame is frame
+        floats = [c for c in frame.columns if frame[c].dtype == np.float64]
+        assert list(block.columns) == floats and block.values.shape == (len(frame), len(floats))
+        np.testing.assert_array_equal(block.values, frame[floats].to_numpy())
+        assert np.isnan(block.values[::9, floats.index("f0")]).all()
+        assert not block.values.flags.writeable
+        with pytest.raises(ValueError):
+            block.values[0, 0] = 1.0
+        # the frame's float columns are the block's memory, not a copy of it
+        assert np.shares_memory(frame["f0"].to_numpy(), block.values)
+
+
+def test_a_block_belongs_to_its_frame_only(mm: Monitoring) -> None:
+    events = mm.events.read_window(WINDOW)
+    endpoint_id, frame = next(iter(events.items()))
+    block = events.numbers_of(endpoint_id)
+    assert block is not None
+    assert block.of(frame) is block
+    assert block.of(frame.copy()) is None
+    assert block.of(frame[frame["f1"] > 0]) is None
+    events[endpoint_id] = frame.sort_values("f1")  # a frame made after the read
+    assert events.numbers_of(endpoint_id) is None
+    assert numbers_of(dict(events), endpoint_id) is None  # a plain mapping has no blocks
+
+
+def test_select_takes_columns_in_the_asked_order_or_none(mm: Monitoring) -> None:
+    events = mm.events.read_window(WINDOW)
+    endpoint_id, frame = next(iter(events.items()))
+    block = events.numbers_of(endpoint_id)
+    assert block is not None
+    assert block.select(block.columns) is block.values
+    picked = block.select(["f2", "f0"])
+    assert picked is not None and picked.flags.f_contiguous
+    np.testing.assert_array_equal(picked, frame[["f2", "f0"]].to_numpy())
+    assert block.select(["f0", "not-a-column"]) is None
+
+
+def test_blocks_survive_the_shard_split_and_the_label_join(mm: Monitoring) -> None:
+    shard = Shard(0, 2)
+    events = mm.events.read_window(WINDOW)
+    part = events.derived(shard.part_of(events))
+    assert set(part) == {e for e in events if shard.holds(e)}
+    assert all(part.numbers_of(e) is events.numbers_of(e) for e in part)
+    endpoint_id = next(iter(events))
+    joined_frame = events[endpoint_id].copy(deep=False)
+    joined_frame["label"] = 1.0
+    joined = events.derived({**events, endpoint_id: joined_frame}, same_rows=[endpoint_id])
+    moved = joined.numbers_of(endpoint_id)
+    assert moved is not None and moved.frame is joined_frame
+    assert moved.values is events.numbers[endpoint_id].values
+
+
+def test_the_drift_is_the_same_from_the_block_and_from_pandas(mm: Monitoring) -> None:
+    events = mm.events.read_window(WINDOW)
+    for name in NAMES:
+        endpoint = mm.get_endpoint(name)
+        frame = events[endpoint.id]
+        prepared = prepare_reference(endpoint.feature_stats)
+        options = {"prepared": prepared, "summaries": True}
+        from_pandas = feature_drifts(endpoint.feature_stats, frame, **options)  # type: ignore[arg-type]
+        from_block = feature_drifts(
+            endpoint.feature_stats,
+            frame,
+            numbers=events.numbers_of(endpoint.id),
+            **options,  # type: ignore[arg-type]
+        )
+        assert repr(from_block) == repr(from_pandas)
+
+
+def test_the_app_reads_the_block_and_stores_what_it_stores_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = []
+    for with_blocks in (True, False):
+        with monkeypatch.context() as patch:
+            if with_blocks:  # the app must not go through pandas for the numeric columns
+                patch.setattr(drift, "_number_block", pandas_read)
+            stored.append(stored_results(tmp_path, with_blocks))
+    assert stored[0] and stored[0] == stored[1]
+
+
+def pandas_read(*_: object) -> None:
+    raise AssertionError("numeric columns read through pandas")
+
+
+def stored_results(tmp_path: Path, with_blocks: bool) -> list[tuple[object, ...]]:
+    home = tmp_path / ("blocks" if with_blocks else "pandas")
+    with Monitoring(home=str(home), clock=fixed_clock(LATER)) as mm:
+        for i, name in enumerate(NAMES):
+            mm.create_endpoint(name, reference=reference_frame(400, seed=i), label_names=["prediction"])
+            mm.record_events(name, traffic_frame(80, WINDOW.start, WINDOW.end, seed=20 + i))
+        events = mm.read_window(WINDOW)
+        assert all(numbers_of(events, e) is not None for e in events)
+        given = events if with_blocks else dict(events)  # a plain dict: the apps read pandas
+        mm.run_window([HistogramDataDriftApplication()], WINDOW, given)
+        return sorted(
+            (mm.get_endpoint(r.endpoint_id).name, r.name, r.value, r.status, repr(r.extra_data))
+            for r in mm.results.results(app="histogram-data-drift")
+        )
+
+
+def test_a_window_without_float_columns_has_no_blocks() -> None:
+    frame = pd.DataFrame({"a": [1, 2]})
+    block = NumberBlock(frame, (), np.empty((2, 0)))
+    assert block.select([]) is block.values
+    assert WindowEvents({"e": frame}, {}).numbers_of("e") is None
