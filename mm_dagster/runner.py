@@ -213,8 +213,12 @@ def fewer_collections() -> Iterator[None]:
     collector's reach (`gc.freeze`), and young-generation passes come every 50,000 allocations
     instead of 700. The analysis allocates millions of small objects that live until it ends, so
     the default passes mostly walk live objects (measured: 10-15% of the drift app's CPU time at
-    1,000 endpoints). Both settings are restored when it ends."""
+    1,000 endpoints). Both settings are restored when it ends. Inside another, it changes
+    nothing (the outer one restores them when the whole of its work ends)."""
     thresholds = gc.get_threshold()
+    if thresholds[0] == YOUNG_COLLECTION_THRESHOLD:
+        yield
+        return
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
     try:

@@ -117,6 +117,13 @@ def test_fewer_collections_during_a_window_and_the_collector_restored_after() ->
     with pytest.raises(ZeroDivisionError), fewer_collections():
         _ = 1 / 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with fewer_collections():  # nested (a shard's read, then its run): the outer one restores
+        frozen = gc.get_freeze_count()
+        with fewer_collections():
+            pass
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_a_window_leaves_the_collector_as_it_found_it(

@@ -1,7 +1,9 @@
 """Per-window histogram counts: stored compactly with the window's results, on every analysed
 window, replaced on a re-run, kept apart per segment; apps store their own through the context."""
 
+import dataclasses
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -13,12 +15,16 @@ from mm_dagster.applications import (
     ModelMonitoringApplicationBase,
     MonitoringApplicationContext,
 )
+from mm_dagster.applications.drift_histograms import DriftHistograms
+from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.histograms import FeatureHistogram
+from mm_dagster.core.histograms import CheckedHistogram, FeatureHistogram
 from mm_dagster.core.segments import segment_key
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
+from mm_dagster.runner import app_context
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+from mm_dagster.stats.drift import feature_drifts
 from mm_dagster.storage import database as db
 from mm_dagster.storage.window_histograms import WindowHistogramStore, decode, encode
 
@@ -42,6 +48,11 @@ def windows(n: int) -> list[Window]:
         Window(end - timedelta(minutes=10 * (n - i)), end - timedelta(minutes=10 * (n - i - 1)))
         for i in range(n)
     ]
+
+
+def app_context_for(mm: Monitoring, endpoint: ModelEndpoint, window: Window) -> MonitoringApplicationContext:
+    events = mm.read_window(window)[endpoint.id]
+    return app_context(HistogramDataDriftApplication(), endpoint, window, events, mm.artifacts)
 
 
 def test_encoding_round_trips_and_is_compact() -> None:
@@ -190,3 +201,25 @@ def test_histograms_are_checked_and_made_plain() -> None:
         FeatureHistogram("x", "numeric", ["a"], [1], [1], 1, {}, {"top": object()}).checked("here")
     with pytest.raises(MonitoringError, match="here: a histogram's feature name must be a non-empty str"):
         FeatureHistogram("", "numeric", ["a"], [1], [1], 1).checked("here")
+
+
+def test_the_drift_apps_histograms_are_stored_as_checked_ones(mm: Monitoring) -> None:
+    """The drift app builds its histograms from checked parts (`CheckedHistogram`, no check per
+    window): they equal what `checked` makes of the same fields, and a reference whose counts
+    cannot be stored still fails the endpoint, naming the feature."""
+    mm.create_endpoint("fraud", reference=reference_frame(2000, seed=1), label_names=["prediction"])
+    (w,) = windows(1)
+    mm.record_events("fraud", traffic_frame(300, w.start, w.end, seed=3))
+    ep = mm.get_endpoint("fraud")
+    ctx = app_context_for(mm, ep, w)
+    app = HistogramDataDriftApplication()
+    app.do_tracking(ctx)
+    assert ctx.histograms and all(type(h) is CheckedHistogram for h in ctx.histograms)
+    for h in ctx.histograms:
+        fields = dataclasses.astuple(h)
+        assert dataclasses.astuple(FeatureHistogram(*fields).checked("here")) == fields
+
+    drifts = feature_drifts(ep.feature_stats, ctx.shared_sample_df)
+    broken = [replace(d, reference_counts=-d.reference_counts) if d.feature == "f1" else d for d in drifts]
+    with pytest.raises(MonitoringError, match="feature 'f1': reference_counts must be finite and >= 0"):
+        DriftHistograms().of(ctx, broken)

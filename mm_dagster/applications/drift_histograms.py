@@ -14,13 +14,22 @@ import pandas as pd
 
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.model_cache import FittedModelCache
-from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, bin_labels, reference_summary
+from mm_dagster.core.histograms import (
+    NUMERIC,
+    CheckedHistogram,
+    FeatureHistogram,
+    bin_labels,
+    plain_counts,
+    plain_summary,
+    reference_summary,
+)
 from mm_dagster.stats.drift import FeatureDrift
 
 
 @dataclass
 class _Described:
-    """A reference feature's bin labels and summary; its counts as stored, on first use."""
+    """A reference feature's bin labels and summary; its counts as stored, on first use (plain
+    and checked)."""
 
     labels: list[str]
     summary: dict[str, Any]
@@ -32,7 +41,10 @@ Described = dict[str, _Described]
 
 def _describe(reference_stats: Mapping[str, Mapping[str, Any]]) -> Described:
     return {
-        f: _Described(bin_labels(stats), reference_summary(stats)) for f, stats in reference_stats.items()
+        f: _Described(
+            bin_labels(stats), plain_summary(reference_summary(stats), f"feature {f!r}: reference_summary")
+        )
+        for f, stats in reference_stats.items()
     }
 
 
@@ -92,16 +104,22 @@ class DriftHistograms:
             for d in drifts
             if d.kind == NUMERIC
         }
-        histograms = []
+        histograms: list[FeatureHistogram] = []
         for d in drifts:
             reference = described.get(d.feature) or _Described([], {})
             labels = reference.labels
             if len(labels) != len(d.window_counts):  # a binning the labels do not describe
                 labels = [f"bin {i}" for i in range(len(d.window_counts))]
             if reference.counts is None or len(reference.counts) != len(d.reference_counts):
-                reference.counts = counts_list(d.reference_counts)
+                reference.counts = plain_counts(
+                    counts_list(d.reference_counts), f"feature {d.feature!r}: reference_counts"
+                )
+            # Labels are str, window counts counted (whole, >= 0), summaries plain floats and
+            # the reference's parts checked above: stored without a check per window, unless
+            # the two histograms do not fit together (then `checked` says so).
+            fits = len(reference.counts) == len(labels)
             histograms.append(
-                FeatureHistogram(
+                (CheckedHistogram if fits else FeatureHistogram)(
                     feature=d.feature,
                     kind=d.kind,
                     labels=labels,

@@ -66,6 +66,24 @@ class FeatureHistogram:
         )
 
 
+class CheckedHistogram(FeatureHistogram):
+    """A histogram that framework code built from values it had made plain and checked (the
+    built-in apps' counts and summaries): `checked` returns it as it is."""
+
+    def checked(self, where: str) -> "FeatureHistogram":
+        return self
+
+
+def plain_counts(counts: Sequence[float], where: str) -> list[float]:
+    """`counts` as plain ints and floats, checked finite and >= 0 (raises naming `where`)."""
+    return _plain_counts(counts, where)
+
+
+def plain_summary(summary: Summary, where: str) -> dict[str, Any]:
+    """`summary` with plain JSON values (raises naming `where`)."""
+    return _plain_summary(summary, where)
+
+
 def _number(value: Any, where: str) -> float:
     """A finite number >= 0 (numpy scalars included) as a float, else an error naming `where`."""
     if isinstance(value, bool) or not isinstance(value, Real):

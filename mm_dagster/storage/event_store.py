@@ -95,12 +95,46 @@ _EndpointStats = tuple[str, int, int, int, int]
 @dataclass(frozen=True)
 class _Rows:
     """Rows read from the store: `table` (the user's columns) sorted by endpoint (in `names`
-    order, which is shard-key order) then time; `owner[i]` is row i's index into `names`."""
+    order, which is shard-key order) then time; `owner[i]` is row i's index into `names`.
+    The sort is applied when `table` is first asked for: `scanned.take(order)` (`order` None:
+    scanned in order), so a reader that gathers columns itself copies them once."""
 
-    table: pa.Table
+    scanned: pa.Table
+    order: np.ndarray | None
     owner: np.ndarray
     names: list[str]
     files: list[CatalogFile]  # what was read (unreadable files were quarantined and left out)
+
+    @functools.cached_property
+    def table(self) -> pa.Table:
+        return self.scanned if self.order is None else self.scanned.take(self.order)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.scanned.num_rows)
+
+    def to_pandas(self) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
+        """The sorted rows as a frame whose float64 columns are views of one (rows x columns)
+        column-major array (each gathered into it in row order: one copy), with their names
+        and the array."""
+        floats = tuple(field.name for field in self.scanned.schema if pa.types.is_float64(field.type))
+        values = np.empty((self.num_rows, len(floats)), dtype=np.float64, order="F")
+        for j, name in enumerate(floats):
+            column = self.scanned[name].to_numpy()  # nulls as NaN, as pandas reads them
+            if self.order is None:
+                values[:, j] = column
+            else:
+                np.take(column, self.order, out=values[:, j], mode="clip")  # unbuffered
+        if not floats:
+            return _to_pandas(self.table), floats, values
+        others = self.scanned.drop_columns(list(floats))
+        others_frame = _to_pandas(others if self.order is None else others.take(self.order))
+        position = {name: j for j, name in enumerate(floats)}
+        columns = {
+            name: values[:, position[name]] if name in position else others_frame[name]
+            for name in self.scanned.column_names
+        }
+        return pd.DataFrame(columns, copy=False), floats, values
 
     def runs(self) -> Iterator[tuple[str, int, int]]:
         """(endpoint id, first row, end row) of each endpoint with rows."""
@@ -299,9 +333,9 @@ class EventStore:
         numbers: dict[str, NumberBlock] = {}
         for members in _by_schema(files):
             rows = self._read_rows(members, window, shard)
-            if not rows.table.num_rows:
+            if not rows.num_rows:
                 continue
-            everything, floats, values = _to_pandas_on_one_float_array(rows.table)
+            everything, floats, values = rows.to_pandas()
             for endpoint_id, lo, hi in rows.runs():
                 frame = everything.iloc[lo:hi]
                 frame.index = pd.RangeIndex(hi - lo)
@@ -409,7 +443,7 @@ class EventStore:
             owners.append(owner)
             tables.append(table.drop_columns(list(SLOT_FILE_COLUMNS)))
         if not tables:
-            return _Rows(pa.table({}), np.empty(0, dtype=np.int64), names, files)
+            return _Rows(pa.table({}), None, np.empty(0, dtype=np.int64), names, files)
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         owner = owners[0] if len(owners) == 1 else np.concatenate(owners)
         return _in_row_order(table, owner, names, files)
@@ -706,10 +740,10 @@ def _rows_of_tables(tables: Mapping[str, pa.Table]) -> _Rows:
 def _in_row_order(table: pa.Table, owner: np.ndarray, names: list[str], files: list[CatalogFile]) -> _Rows:
     """`table`'s rows sorted by owner (`names` order), then time (a stable sort: ties keep their order)."""
     micros = table["timestamp"].cast(pa.int64()).to_numpy()
-    if not _sorted_by(owner, micros):  # a compacted window scans in order: no copy
-        order = np.lexsort((micros, owner))
-        table, owner = table.take(order), owner[order]
-    return _Rows(table, owner, names, files)
+    if _sorted_by(owner, micros):  # a compacted window scans in order: no copy
+        return _Rows(table, None, owner, names, files)
+    order = np.lexsort((micros, owner))
+    return _Rows(table, order, owner[order], names, files)
 
 
 def _endpoint_stats(rows: _Rows) -> list[_EndpointStats]:
@@ -743,23 +777,6 @@ def _writer_options(table: pa.Table) -> dict[str, object]:
     strings += [SHARD_KEY_COLUMN] if SHARD_KEY_COLUMN in table.column_names else []
     compression = {f.name: ("snappy" if pa.types.is_string(f.type) else "none") for f in table.schema}
     return {"use_dictionary": strings, "compression": compression}
-
-
-def _to_pandas_on_one_float_array(table: pa.Table) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
-    """`_to_pandas(table)`, its float64 columns views of one (rows x columns) column-major array
-    (filled column by column, no more memory than pandas' own columns), with their names."""
-    floats = tuple(field.name for field in table.schema if pa.types.is_float64(field.type))
-    values = np.empty((table.num_rows, len(floats)), dtype=np.float64, order="F")
-    if not floats:
-        return _to_pandas(table), floats, values
-    for j, name in enumerate(floats):
-        values[:, j] = table[name].to_numpy()  # nulls as NaN, as pandas reads them
-    position = {name: j for j, name in enumerate(floats)}
-    others = _to_pandas(table.drop_columns(list(floats)))
-    columns = {
-        name: values[:, position[name]] if name in position else others[name] for name in table.column_names
-    }
-    return pd.DataFrame(columns, copy=False), floats, values
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
