@@ -50,7 +50,7 @@ class FeatureHistogram:
         ):
             if len(given) != bins:
                 raise MonitoringError(f"{at}: {what} has {len(given)} bins, labels {bins}")
-            counts[what] = _plain_counts(given, f"{at}: {what}")
+            counts[what] = plain_counts(given, f"{at}: {what}")
         rows = _number(self.window_rows, f"{at}: window_rows")
         if not float(rows).is_integer():
             raise MonitoringError(f"{at}: window_rows must be a whole number, got {self.window_rows!r}")
@@ -61,8 +61,8 @@ class FeatureHistogram:
             counts["reference_counts"],
             counts["window_counts"],
             int(rows),
-            _plain_summary(self.reference_summary, f"{at}: reference_summary"),
-            _plain_summary(self.window_summary, f"{at}: window_summary"),
+            plain_summary(self.reference_summary, f"{at}: reference_summary"),
+            plain_summary(self.window_summary, f"{at}: window_summary"),
         )
 
 
@@ -72,16 +72,6 @@ class CheckedHistogram(FeatureHistogram):
 
     def checked(self, where: str) -> "FeatureHistogram":
         return self
-
-
-def plain_counts(counts: Sequence[float], where: str) -> list[float]:
-    """`counts` as plain ints and floats, checked finite and >= 0 (raises naming `where`)."""
-    return _plain_counts(counts, where)
-
-
-def plain_summary(summary: Summary, where: str) -> dict[str, Any]:
-    """`summary` with plain JSON values (raises naming `where`)."""
-    return _plain_summary(summary, where)
 
 
 def _number(value: Any, where: str) -> float:
@@ -94,7 +84,8 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-def _plain_counts(counts: Sequence[float], where: str) -> list[float]:
+def plain_counts(counts: Sequence[float], where: str) -> list[float]:
+    """`counts` as plain ints and floats, checked finite and >= 0 (raises naming `where`)."""
     if type(counts) is list and set(map(type, counts)) <= {int} and min(counts, default=0) >= 0:
         return list(counts)  # already plain (the built-in apps' counts): no per-value checks
     plain: list[float] = []
@@ -107,7 +98,7 @@ def _plain_counts(counts: Sequence[float], where: str) -> list[float]:
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
-def _plain_summary(summary: Summary, where: str) -> dict[str, Any]:
+def plain_summary(summary: Summary, where: str) -> dict[str, Any]:
     """Summary values as JSON holds them: numpy scalars unwrapped; only str, bool, numbers, None."""
     plain: dict[str, Any] = {}
     for key, value in summary.items():
