@@ -79,3 +79,60 @@ def test_row_measures_equal_the_methods_distance_on_zero_padded_rows(name: str) 
     measured = method.row_measure(normalise(padded), normalise(padded_references))  # type: ignore[attr-defined]
     for i, (w, r) in enumerate(zip(rows, references, strict=True)):
         assert measured[i] == pytest.approx(method.distance(DriftInput("numeric", w, r)), rel=1e-12)
+
+
+def _window_parts(seed: int, features: int, rows: int, shift: float) -> list:
+    """One window's drift parts: `features` numeric columns and a categorical one of a
+    reference of `rows` rows (fewer rows, fewer test bins), the window shifted by `shift`."""
+    import pandas as pd
+
+    from mm_dagster.stats.drift import feature_drift_parts
+    from mm_dagster.stats.feature_stats import compute_feature_stats
+
+    rng = np.random.default_rng(seed)
+    columns = {f"x{i}": rng.normal(size=rows) for i in range(features)}
+    reference = pd.DataFrame({**columns, "c": rng.choice(list("abcdefg"[: 2 + seed % 5]), rows)})
+    stats = compute_feature_stats(reference)
+    window = reference.sample(frac=0.5, random_state=seed).reset_index(drop=True)
+    window[list(columns)] += shift
+    return feature_drift_parts(stats, window, quantile_features={"x0"})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**16), st.integers(2, 6), st.sampled_from([60, 400, 3000]), st.floats(0, 2)
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from(sorted(BUILT_IN_METHODS)),
+)
+def test_windows_and_families_batched_together_get_exactly_their_own_numbers(
+    windows: list[tuple[int, int, int, float]], method: str
+) -> None:
+    from mm_dagster.stats.drift import Family, families_verdicts, family_verdicts, with_distances
+    from mm_dagster.stats.drift_methods import FeaturePolicy, method_registry
+
+    parts = [_window_parts(*w) for w in windows]
+    batched = with_distances(parts)
+    assert batched == [with_distances([p])[0] for p in parts]
+    methods = method_registry()
+    policies = {"x0": FeaturePolicy(method=method), "x1": FeaturePolicy(exclude=True)}
+    families = [Family(drifts, policies, 0.01 * (i + 1), 0.001) for i, drifts in enumerate(batched)]
+    alone = [
+        family_verdicts(
+            f.drifts,
+            methods=methods,
+            policies=policies,
+            alpha_potential=f.alpha_potential,
+            alpha_detected=0.001,
+        )
+        for f in families
+    ]
+    assert families_verdicts(families, methods=methods) == alone
+    assert all(
+        len(v) == len([d for d in f.drifts if d.feature != "x1"])
+        for v, f in zip(alone, families, strict=True)
+    )

@@ -1,6 +1,6 @@
 """The default app: histogram data drift, MLRun-compatible outputs plus per-feature verdicts."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,11 +19,14 @@ from mm_dagster.core.persistence import Persistence
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.thresholds import Thresholds, check_window_alphas
 from mm_dagster.stats.drift import (
+    DriftParts,
+    Family,
     FeatureDrift,
     FeatureVerdict,
     drift_score,
-    family_verdicts,
-    feature_drifts,
+    families_verdicts,
+    feature_drift_parts,
+    with_distances,
 )
 from mm_dagster.stats.drift_methods import (
     DEFAULT_METHOD,
@@ -111,41 +114,72 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             if getattr(self.methods[self._policy(c).method or self.default_method], "needs_quantiles", False)
         }
 
-    def _verdicts(self, drifts: Sequence[FeatureDrift], runs: int) -> list[FeatureVerdict]:
-        """`runs`: the app's runs on the endpoint this window (1 + segments), sharing the budget."""
-        return family_verdicts(
-            drifts,
-            methods=self.methods,
-            policies={d.feature: self._policy(d.feature) for d in drifts},
-            default_method=self.default_method,
-            alpha_potential=self.window_alpha_potential / runs,
-            alpha_detected=self.window_alpha_detected / runs,
-        )
+    def _families(self, drifts: Sequence[FeatureDrift], outputs: Collection[str], runs: int) -> list[Family]:
+        """The run's input and output families; `runs`: the app's runs on the endpoint this
+        window (1 + segments), sharing the budget."""
+        inputs = [d for d in drifts if d.feature not in outputs]
+        predictions = [d for d in drifts if d.feature in outputs]
+        return [
+            Family(
+                family,
+                {d.feature: self._policy(d.feature) for d in family},
+                self.window_alpha_potential / runs,
+                self.window_alpha_detected / runs,
+            )
+            for family in (inputs, predictions)
+        ]
 
     def result_thresholds(self) -> dict[str, tuple[float, float]]:
         return {"general_drift": (self.thresholds.potential, self.thresholds.detected)}
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
-        return self._track(monitoring_context, UiLinks.from_env())
+        outcome = self._track_all([monitoring_context])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def track_window(self, contexts: Sequence[MonitoringApplicationContext]) -> list[Any]:
-        """Every endpoint and segment of the window in one call (see the base class): the links
-        are resolved once and each context's numeric columns are binned in one compiled pass;
-        each entry is exactly what `do_tracking` returns for that context."""
-        links = UiLinks.from_env()
-        outcomes: list[Any] = []
-        for ctx in contexts:
+        """Every endpoint and segment of the window in one call (see the base class): each
+        context's numeric columns are binned in one compiled pass, then the distances and the
+        verdicts of all contexts' features are computed together, and the links resolved once;
+        each entry is exactly what `do_tracking` returns for that context (or what it raised)."""
+        return self._track_all(contexts)
+
+    def _track_all(self, contexts: Sequence[MonitoringApplicationContext]) -> list[Any]:
+        outcomes: list[Any] = [None] * len(contexts)
+        parts: dict[int, list[DriftParts]] = {}
+        for i, ctx in enumerate(contexts):
             try:
-                outcomes.append(self._track(ctx, links))
+                found = self._parts(ctx)
             except Exception as exc:
-                outcomes.append(exc)
+                outcomes[i] = exc
+                continue
+            if found:
+                parts[i] = found
+        drifts = dict(zip(parts, with_distances(list(parts.values())), strict=True))
+        families = {
+            i: self._families(drifts[i], set(contexts[i].label_names), contexts[i].runs_of_endpoint)
+            for i in drifts
+        }
+        judged = families_verdicts(
+            [f for pair in families.values() for f in pair],
+            methods=self.methods,
+            default_method=self.default_method,
+        )
+        links = UiLinks.from_env()
+        for n, i in enumerate(families):
+            try:
+                outcomes[i] = self._outputs(contexts[i], drifts[i], judged[2 * n], judged[2 * n + 1], links)
+            except Exception as exc:
+                outcomes[i] = exc
         return outcomes
 
-    def _track(self, ctx: MonitoringApplicationContext, links: UiLinks) -> Any:
+    def _parts(self, ctx: MonitoringApplicationContext) -> list[DriftParts]:
+        """The context's drift parts ([] with a warning when there is nothing to compare)."""
         if not ctx.feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
-            return None
-        drifts = feature_drifts(
+            return []
+        parts = feature_drift_parts(
             ctx.feature_stats,
             ctx.shared_sample_df,
             mlrun_compatible_binning=self.mlrun_compatible_binning,
@@ -154,9 +188,18 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             summaries=self.drift_report != "never",
             numbers=ctx.shared_sample_numbers,
         )
-        if not drifts:
+        if not parts:
             ctx.logger.warning("no feature of the window has a reference histogram")
-            return None
+        return parts
+
+    def _outputs(
+        self,
+        ctx: MonitoringApplicationContext,
+        drifts: Sequence[FeatureDrift],
+        input_verdicts: Sequence[FeatureVerdict],
+        output_verdicts: Sequence[FeatureVerdict],
+        links: UiLinks,
+    ) -> list[Any]:
         tvd_mean = float(np.mean([d.tvd for d in drifts]))
         hellinger_mean = float(np.mean([d.hellinger for d in drifts]))
         kld_mean = float(np.mean([d.kld for d in drifts]))
@@ -164,10 +207,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         too_small = len(ctx.shared_sample_df) < self.min_window_rows
         general_status = ResultStatusApp.irrelevant if too_small else self.thresholds.status(general)
         outputs_set = set(ctx.label_names)
-        inputs = [d for d in drifts if d.feature not in outputs_set]
-        outputs = [d for d in drifts if d.feature in outputs_set]
-        input_verdicts = self._verdicts(inputs, ctx.runs_of_endpoint)
-        output_verdicts = self._verdicts(outputs, ctx.runs_of_endpoint)
+        has_outputs = any(d.feature in outputs_set for d in drifts)
         results = [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),
@@ -187,7 +227,9 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         ]
         family_results = [
             self._family_result("feature_drift", drifts, input_verdicts, too_small),
-            self._family_result("prediction_drift", drifts, output_verdicts, too_small) if outputs else None,
+            self._family_result("prediction_drift", drifts, output_verdicts, too_small)
+            if has_outputs
+            else None,
         ]
         if self.drift_report != "never":
             ctx.store_histograms(self._histograms.of(ctx, drifts))

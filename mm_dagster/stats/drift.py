@@ -29,6 +29,7 @@ import pandas as pd
 
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.window_events import NumberBlock
+from mm_dagster.stats.column_summary import column_summaries
 from mm_dagster.stats.distances import hellinger, normalise, symmetric_kl, total_variation
 from mm_dagster.stats.drift_methods import (
     CATEGORICAL,
@@ -72,22 +73,7 @@ class FeatureDrift:
     window_summary: dict[str, float] | None = None  # numeric, when asked: finite values' moments
 
 
-def column_summaries(block: np.ndarray) -> list[dict[str, float]]:
-    """mean/std/min/max of each column's finite values ({} for a column without any), for
-    all columns of a (rows x columns) block at once."""
-    finite = np.isfinite(block)
-    counts = finite.sum(axis=0)
-    present = np.where(finite, block, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = present.sum(axis=0) / counts
-        deviations = np.where(finite, block - means, 0.0)
-        stds = np.sqrt((deviations * deviations).sum(axis=0) / counts)
-    minima = np.where(finite, block, np.inf).min(axis=0, initial=np.inf)
-    maxima = np.where(finite, block, -np.inf).max(axis=0, initial=-np.inf)
-    return [
-        {"mean": float(m), "std": float(sd), "min": float(lo), "max": float(hi)} if n else {}
-        for n, m, sd, lo, hi in zip(counts.tolist(), means, stds, minima, maxima, strict=True)
-    ]
+DriftParts = dict[str, Any]  # a `FeatureDrift`'s fields but its distances
 
 
 def _numbers(values: pd.Series | pd.DataFrame) -> np.ndarray:
@@ -117,9 +103,9 @@ def _one_feature(
     binned: tuple[np.ndarray, np.ndarray] | None = None,
     summary: dict[str, float] | None = None,
     with_summary: bool = False,
-) -> dict[str, Any] | None:
+) -> DriftParts | None:
     """The feature's `FeatureDrift` fields but its distances (computed for all features at once
-    by `_with_distances`). `binned`: the column's (histogram, drift) counts when already
+    by `with_distances`). `binned`: the column's (histogram, drift) counts when already
     counted; `summary` its summary when already computed (else computed when `with_summary`)."""
     quantiles = None
     if reference.kind == NUMERIC:
@@ -163,9 +149,11 @@ def _one_feature(
     }
 
 
-def _with_distances(features: Sequence[dict[str, Any]]) -> list[FeatureDrift]:
-    """`FeatureDrift`s with MLRun's distances, computed for all features with the same number of
-    bins at once (row by row, the same numbers as one feature at a time)."""
+def with_distances(windows: Sequence[Sequence[DriftParts]]) -> list[list[FeatureDrift]]:
+    """Each window's `FeatureDrift`s with MLRun's distances, computed for the features of all
+    `windows` with the same number of bins at once (row by row: a feature's numbers do not depend
+    on the others it is computed with)."""
+    features = [f for parts in windows for f in parts]
     by_bins: dict[int, list[int]] = {}
     for i, f in enumerate(features):
         by_bins.setdefault(len(f["window_counts"]), []).append(i)
@@ -178,10 +166,11 @@ def _with_distances(features: Sequence[dict[str, Any]]) -> list[FeatureDrift]:
         )
         for i, row in zip(members, rows, strict=True):
             distances[i] = row
-    return [
+    drifts = iter(
         FeatureDrift(**f, tvd=tvd, hellinger=h, kld=kld)
         for f, (tvd, h, kld) in zip(features, distances, strict=True)
-    ]
+    )
+    return [[next(drifts) for _ in parts] for parts in windows]
 
 
 def feature_drifts(
@@ -194,8 +183,32 @@ def feature_drifts(
     summaries: bool = False,
     numbers: NumberBlock | None = None,
 ) -> list[FeatureDrift]:
-    """Both views for every reference column present in `window` that has a histogram
-    (`quantile_features` also get the window's quantiles, for methods that need them).
+    """Both views of every reference column present in `window` (see `feature_drift_parts`)."""
+    parts = feature_drift_parts(
+        reference_stats,
+        window,
+        mlrun_compatible_binning=mlrun_compatible_binning,
+        quantile_features=quantile_features,
+        prepared=prepared,
+        summaries=summaries,
+        numbers=numbers,
+    )
+    return with_distances([parts])[0]
+
+
+def feature_drift_parts(
+    reference_stats: Mapping[str, Mapping[str, Any]],
+    window: pd.DataFrame,
+    *,
+    mlrun_compatible_binning: bool = False,
+    quantile_features: Collection[str] = (),
+    prepared: Mapping[str, PreparedFeature] | None = None,
+    summaries: bool = False,
+    numbers: NumberBlock | None = None,
+) -> list[DriftParts]:
+    """Both views but MLRun's distances (`with_distances` adds them, for many windows at once)
+    of every reference column present in `window` that has a histogram (`quantile_features`
+    also get the window's quantiles, for methods that need them).
     `prepared`: `prepare_reference(reference_stats)`, when the caller keeps it across windows.
     `summaries`: numeric features also get their window values' mean/std/min/max.
     `numbers`: `window`'s float columns as one array, when the caller has it (else read from
@@ -247,7 +260,7 @@ def feature_drifts(
             drifts = list(pool.map(one, features))
     else:
         drifts = [one(f) for f in features]
-    return _with_distances([d for d in drifts if d is not None])
+    return [d for d in drifts if d is not None]
 
 
 @dataclass(frozen=True)
@@ -266,6 +279,17 @@ class FeatureVerdict:
         return self.distance / self.threshold if self.threshold > 0 else self.distance
 
 
+@dataclass(frozen=True)
+class Family:
+    """Features judged together within one false-alarm budget (one app run's inputs, or its
+    outputs): their drifts, policies and the budget's levels."""
+
+    drifts: Sequence[FeatureDrift]
+    policies: Mapping[str, FeaturePolicy]
+    alpha_potential: float = 0.005
+    alpha_detected: float = 0.0005
+
+
 def family_verdicts(
     drifts: Sequence[FeatureDrift],
     *,
@@ -277,11 +301,24 @@ def family_verdicts(
 ) -> list[FeatureVerdict]:
     """One verdict per feature of the family that is not excluded (see the module docstring).
     A method that does not apply to a feature's kind falls back to `tvd`."""
-    policies = policies or {}
-    judged = [(d, policies.get(d.feature, DEFAULT_POLICY)) for d in drifts]
-    tested = [d for d, policy in judged if not policy.exclude]
-    kept = [policy for _, policy in judged if not policy.exclude]
-    family = max(len(tested), 1)
+    family = Family(drifts, policies or {}, alpha_potential, alpha_detected)
+    return families_verdicts([family], methods=methods, default_method=default_method)[0]
+
+
+def families_verdicts(
+    families: Sequence[Family], *, methods: Mapping[str, DriftMethod], default_method: str = DEFAULT_METHOD
+) -> list[list[FeatureVerdict]]:
+    """`family_verdicts` of each family, the features of all families tested and measured at
+    once (a feature's numbers do not depend on the others it is batched with)."""
+    tested: list[FeatureDrift] = []
+    kept: list[FeaturePolicy] = []
+    sizes: list[int] = []
+    for family in families:
+        judged = [(d, family.policies.get(d.feature, DEFAULT_POLICY)) for d in family.drifts]
+        members = [(d, policy) for d, policy in judged if not policy.exclude]
+        tested += [d for d, _ in members]
+        kept += [policy for _, policy in members]
+        sizes.append(len(members))
     chosen = [_method_of(d, policy, methods, default_method) for d, policy in zip(tested, kept, strict=True)]
     tests = homogeneity_tests(
         [d.test_window for d in tested],
@@ -289,19 +326,28 @@ def family_verdicts(
         [d.kind == CATEGORICAL for d in tested],
     )
     distances = _distances(tested, chosen, tests)
-    verdicts = []
-    for i, (drift, policy, method) in enumerate(zip(tested, kept, chosen, strict=True)):
-        p_value = float(tests.p_values[i])
-        distance = distances[i]
-        threshold = method.default_threshold if policy.threshold is None else policy.threshold
-        status = ResultStatusApp.no_detection
-        if distance > threshold and p_value <= alpha_detected / family:
-            status = ResultStatusApp.detected
-        elif distance > threshold and p_value <= alpha_potential / family:
-            status = ResultStatusApp.potential_detection
-        verdicts.append(
-            FeatureVerdict(drift.feature, method.name, distance, threshold, p_value, policy.weight, status)
-        )
+    p_values = tests.p_values.tolist()
+    verdicts: list[list[FeatureVerdict]] = []
+    start = 0
+    for family, size in zip(families, sizes, strict=True):
+        bonferroni = max(size, 1)
+        ones = []
+        for i in range(start, start + size):
+            drift, policy, method = tested[i], kept[i], chosen[i]
+            p_value, distance = p_values[i], distances[i]
+            threshold = method.default_threshold if policy.threshold is None else policy.threshold
+            status = ResultStatusApp.no_detection
+            if distance > threshold and p_value <= family.alpha_detected / bonferroni:
+                status = ResultStatusApp.detected
+            elif distance > threshold and p_value <= family.alpha_potential / bonferroni:
+                status = ResultStatusApp.potential_detection
+            ones.append(
+                FeatureVerdict(
+                    drift.feature, method.name, distance, threshold, p_value, policy.weight, status
+                )
+            )
+        verdicts.append(ones)
+        start += size
     return verdicts
 
 
@@ -325,10 +371,17 @@ def _distances(
         method = chosen[members[0]]
         row_measure = getattr(method, "row_measure", None)
         if row_measure is not None:
-            rows = np.asarray(members)
-            measured = row_measure(normalise(tests.windows[rows]), normalise(tests.references[rows]))
-            for i, distance in zip(members, np.asarray(measured, dtype=np.float64).tolist(), strict=True):
-                distances[i] = distance
+            # Rows of one width at a time: a row's sums never see another row's zero padding.
+            by_width: dict[int, list[int]] = {}
+            for i in members:
+                by_width.setdefault(int(tests.groups[i]), []).append(i)
+            for width, same in by_width.items():
+                rows = np.asarray(same)
+                measured = row_measure(
+                    normalise(tests.windows[rows, :width]), normalise(tests.references[rows, :width])
+                )
+                for i, distance in zip(same, np.asarray(measured, dtype=np.float64).tolist(), strict=True):
+                    distances[i] = distance
             continue
         for i in members:
             window, reference = tests.merged(i)
