@@ -131,13 +131,13 @@ def _one_feature(
     else:
         w_counts = test_window = bucket_counts(reference.positions or {}, reference.sketch, pd.Series(values))
     window_rows = int(w_counts.sum())
-    if window_rows == 0 or reference.reference_counts.sum() == 0:
+    if window_rows == 0 or reference.reference_total == 0:
         return None
     return {
         "feature": feature,
         "kind": reference.kind,
         "window_rows": window_rows,
-        "reference_rows": int(reference.reference_counts.sum()),
+        "reference_rows": int(reference.reference_total),
         "window_counts": w_counts,
         "reference_counts": reference.reference_counts,
         "test_window": np.asarray(test_window, dtype=np.float64),

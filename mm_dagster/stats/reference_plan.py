@@ -3,6 +3,7 @@ window pays only for binning its own values; apps cache it per (endpoint, refere
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,11 @@ class PreparedFeature:
     std: float | None = None
     positions: Mapping[str, int] | None = None  # categorical: bucket of each top value
     sketch: CategorySketch | None = None
+
+    @cached_property
+    def reference_total(self) -> float:
+        """The sum of `reference_counts` (summed once, not per window)."""
+        return float(self.reference_counts.sum())
 
 
 def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
