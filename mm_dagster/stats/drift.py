@@ -174,26 +174,11 @@ def with_distances(windows: Sequence[Sequence[DriftParts]]) -> list[list[Feature
 
 
 def feature_drifts(
-    reference_stats: Mapping[str, Mapping[str, Any]],
-    window: pd.DataFrame,
-    *,
-    mlrun_compatible_binning: bool = False,
-    quantile_features: Collection[str] = (),
-    prepared: Mapping[str, PreparedFeature] | None = None,
-    summaries: bool = False,
-    numbers: NumberBlock | None = None,
+    reference_stats: Mapping[str, Mapping[str, Any]], window: pd.DataFrame, **options: Any
 ) -> list[FeatureDrift]:
-    """Both views of every reference column present in `window` (see `feature_drift_parts`)."""
-    parts = feature_drift_parts(
-        reference_stats,
-        window,
-        mlrun_compatible_binning=mlrun_compatible_binning,
-        quantile_features=quantile_features,
-        prepared=prepared,
-        summaries=summaries,
-        numbers=numbers,
-    )
-    return with_distances([parts])[0]
+    """Both views of every reference column present in `window` (`options`:
+    `feature_drift_parts`' keywords)."""
+    return with_distances([feature_drift_parts(reference_stats, window, **options)])[0]
 
 
 def feature_drift_parts(
