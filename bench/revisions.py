@@ -13,20 +13,18 @@ turns `--repeat` times. Prints every run, the best of each and their ratio.
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from scale import EVENTS, FEATURES  # noqa: E402
-from scale_data import create_fleet, write_window  # noqa: E402
+from scale import EVENTS, FEATURES, alternating_runs  # noqa: E402
 
 
 def timed_run(checkout: Path, home: str, window_start: datetime, now: datetime) -> float:
@@ -46,24 +44,14 @@ def timed_run(checkout: Path, home: str, window_start: datetime, now: datetime) 
 
 
 def compare(base: Path, size: int, repeat: int) -> None:
-    from mm_dagster.core.windows import Window
-    from mm_dagster.monitoring import Monitoring
-
-    checkouts = {"base": base, "this": ROOT}
-    with tempfile.TemporaryDirectory() as written, tempfile.TemporaryDirectory() as scratch:
-        mm = Monitoring(home=written)
-        now = datetime.now(UTC)
-        window = Window.containing(now - timedelta(hours=2), 10)
-        write_window(mm, create_fleet(mm, size, FEATURES), window, EVENTS, shift=0.0)
-        mm.close()
-        times: dict[str, list[float]] = {name: [] for name in checkouts}
-        for _ in range(repeat):
-            for name, checkout in checkouts.items():
-                home = f"{scratch}/{name}"
-                shutil.rmtree(home, ignore_errors=True)
-                shutil.copytree(written, home)
-                times[name].append(timed_run(checkout, home, window.start, now))
-                print(f"  {size:,} endpoints, {name}: {times[name][-1]:.2f} s", flush=True)
+    times = alternating_runs(
+        size,
+        {
+            name: lambda home, window, now, checkout=checkout: timed_run(checkout, home, window.start, now)
+            for name, checkout in (("base", base), ("this", ROOT))
+        },
+        repeat,
+    )
     best = {name: min(ts) for name, ts in times.items()}
     print(
         f"{size:,} endpoints: base best {best['base']:.2f} s, this checkout best {best['this']:.2f} s "

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,11 +177,12 @@ def measure(size: int, quiet: bool = False) -> dict[str, float]:
     return {"size": size, "calm": calm_s, "storm": storm_s, "floor": floor_s}
 
 
-def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
-    """K=1 in process against K=`shards` on the multiprocess executor, `repeat` times each,
-    alternating, each run in a process of its own on a fresh copy of the window as written
-    (every run reads the same files); the best of each is compared (this machine's other tenants
-    add noise)."""
+def alternating_runs(
+    size: int, variants: Mapping[str, Callable[[str, object, datetime], float]], repeat: int
+) -> dict[str, list[float]]:
+    """Each variant's seconds on one window of `size` endpoints written once: `repeat` turns,
+    the variants alternating, each run on a fresh copy of the window as written (every run reads
+    the same files); a variant is called with that copy's home, the window and the clock."""
     from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
 
@@ -190,15 +192,31 @@ def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
         window = Window.containing(now - timedelta(hours=2), 10)
         write_window(mm, create_fleet(mm, size, FEATURES), window, EVENTS, shift=0.0)
         mm.close()
-        times: dict[int, list[float]] = {1: [], shards: []}
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(repeat):
-            for k in (1, shards):
-                home = f"{scratch}/k{k}"
+            for n, (name, run) in enumerate(variants.items()):
+                home = f"{scratch}/v{n}"
                 shutil.rmtree(home, ignore_errors=True)
                 shutil.copytree(written, home)
-                times[k].append(timed_run_in_own_process(home, window, now, k))
-    one, many = min(times[1]), min(times[shards])
-    runs = ", ".join(f"K={k}: " + " ".join(f"{t:.1f}" for t in ts) + " s" for k, ts in times.items())
+                times[name].append(run(home, window, now))
+                print(f"  {size:,} endpoints, {name}: {times[name][-1]:.2f} s", flush=True)
+    return times
+
+
+def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
+    """K=1 in process against K=`shards` on the multiprocess executor, `repeat` times each,
+    alternating, each run in a process of its own (`alternating_runs`); the best of each is
+    compared (this machine's other tenants add noise)."""
+    times = alternating_runs(
+        size,
+        {
+            f"K={k}": lambda home, window, now, k=k: timed_run_in_own_process(home, window, now, k)
+            for k in (1, shards)
+        },
+        repeat,
+    )
+    one, many = min(times["K=1"]), min(times[f"K={shards}"])
+    runs = ", ".join(f"{k}: " + " ".join(f"{t:.1f}" for t in ts) + " s" for k, ts in times.items())
     print(f"runs: {runs}")
     print(f"best K=1: {one:.2f} s, K={shards}: {many:.2f} s = {many / one:.2f}x (target <= 0.65x)")
 
