@@ -114,20 +114,24 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             if getattr(self.methods[self._policy(c).method or self.default_method], "needs_quantiles", False)
         }
 
-    def _families(self, drifts: Sequence[FeatureDrift], outputs: Collection[str], runs: int) -> list[Family]:
+    def _families(
+        self, drifts: Sequence[FeatureDrift], outputs: Collection[str], runs: int
+    ) -> tuple[Family, Family]:
         """The run's input and output families; `runs`: the app's runs on the endpoint this
         window (1 + segments), sharing the budget."""
-        inputs = [d for d in drifts if d.feature not in outputs]
-        predictions = [d for d in drifts if d.feature in outputs]
-        return [
+        inputs, predictions = (
             Family(
                 family,
                 {d.feature: self._policy(d.feature) for d in family},
                 self.window_alpha_potential / runs,
                 self.window_alpha_detected / runs,
             )
-            for family in (inputs, predictions)
-        ]
+            for family in (
+                [d for d in drifts if d.feature not in outputs],
+                [d for d in drifts if d.feature in outputs],
+            )
+        )
+        return inputs, predictions
 
     def result_thresholds(self) -> dict[str, tuple[float, float]]:
         return {"general_drift": (self.thresholds.potential, self.thresholds.detected)}
@@ -167,9 +171,17 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             default_method=self.default_method,
         )
         links = UiLinks.from_env()
-        for n, i in enumerate(families):
+        verdicts = iter(judged)
+        for i, (_, predictions) in families.items():
+            input_verdicts, output_verdicts = next(verdicts), next(verdicts)
             try:
-                outcomes[i] = self._outputs(contexts[i], drifts[i], judged[2 * n], judged[2 * n + 1], links)
+                outcomes[i] = self._outputs(
+                    contexts[i],
+                    drifts[i],
+                    input_verdicts,
+                    output_verdicts if predictions.drifts else None,
+                    links,
+                )
             except Exception as exc:
                 outcomes[i] = exc
         return outcomes
@@ -197,17 +209,17 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         ctx: MonitoringApplicationContext,
         drifts: Sequence[FeatureDrift],
         input_verdicts: Sequence[FeatureVerdict],
-        output_verdicts: Sequence[FeatureVerdict],
+        output_verdicts: Sequence[FeatureVerdict] | None,
         links: UiLinks,
     ) -> list[Any]:
+        """The run's metrics and results; `output_verdicts` is None when none of the model's
+        outputs has a histogram to compare (then there is no prediction_drift result)."""
         tvd_mean = float(np.mean([d.tvd for d in drifts]))
         hellinger_mean = float(np.mean([d.hellinger for d in drifts]))
         kld_mean = float(np.mean([d.kld for d in drifts]))
         general = (hellinger_mean + tvd_mean) / 2
         too_small = len(ctx.shared_sample_df) < self.min_window_rows
         general_status = ResultStatusApp.irrelevant if too_small else self.thresholds.status(general)
-        outputs_set = set(ctx.label_names)
-        has_outputs = any(d.feature in outputs_set for d in drifts)
         results = [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),
@@ -227,9 +239,9 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         ]
         family_results = [
             self._family_result("feature_drift", drifts, input_verdicts, too_small),
-            self._family_result("prediction_drift", drifts, output_verdicts, too_small)
-            if has_outputs
-            else None,
+            None
+            if output_verdicts is None
+            else self._family_result("prediction_drift", drifts, output_verdicts, too_small),
         ]
         if self.drift_report != "never":
             ctx.store_histograms(self._histograms.of(ctx, drifts))
