@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
+from mm_dagster.stats.reference_plan import PreparedReference, prepare_reference
 
 if TYPE_CHECKING:
     from mm_dagster.applications.context import MonitoringApplicationContext
@@ -63,9 +63,7 @@ class PreparedReferences:
     (`MonitoringApplicationContext.reference_key`), for the apps that compare windows with them."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self._cache: FittedModelCache[tuple[str, int, str], dict[str, PreparedFeature]] = FittedModelCache(
-            max_entries
-        )
+        self._cache: FittedModelCache[tuple[str, int, str], PreparedReference] = FittedModelCache(max_entries)
 
-    def of(self, ctx: "MonitoringApplicationContext") -> dict[str, PreparedFeature]:
+    def of(self, ctx: "MonitoringApplicationContext") -> PreparedReference:
         return self._cache.get_or_fit(ctx.reference_key, lambda: prepare_reference(ctx.feature_stats))

@@ -51,8 +51,17 @@ def summary_table(block: np.ndarray) -> np.ndarray:
     if block.ndim != 2:
         raise ValueError(f"a (rows x columns) block is needed, got shape {block.shape}")
     out = np.zeros((block.shape[1], 5))
-    _summarise(np.asfortranarray(block, dtype=np.float64), out)
+    _summarise(columns_readable(block), out)
     return out
+
+
+def columns_readable(block: np.ndarray) -> np.ndarray:
+    """`block` as float64 whose columns are each contiguous, for kernels that read column by
+    column: a row range of a column-major window array as it is (strided columns, no copy),
+    anything else copied column-major."""
+    if block.dtype == np.float64 and block.strides[0] == block.itemsize:
+        return block
+    return np.asfortranarray(block, dtype=np.float64)
 
 
 def column_summaries(block: np.ndarray) -> list[dict[str, float]]:

@@ -46,7 +46,7 @@ from mm_dagster.stats.feature_stats import (
     bucket_counts,
     histogram_and_drift_counts,
 )
-from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
+from mm_dagster.stats.reference_plan import PreparedFeature, PreparedReference, prepare_reference
 from mm_dagster.stats.union_binning import PackedGrids, column_counts, split_counts, union_counts
 
 PARALLEL_MIN_ROWS = 100_000
@@ -220,9 +220,12 @@ def feature_drift_parts(
         gridded = [i for i, f in enumerate(numeric) if references[f].grid is not None]
         if gridded:
             bins = [references[numeric[i]].bins for i in gridded]
+            names = tuple(numeric[i] for i in gridded)
             counts = union_counts(
                 block[:, gridded] if len(gridded) < len(numeric) else block,
-                PackedGrids.of([references[numeric[i]].grid for i in gridded]),  # type: ignore[misc]
+                references.packed_grids(names)
+                if isinstance(references, PreparedReference)
+                else PackedGrids.of([references[name].grid for name in names]),  # type: ignore[misc]
             )
             split = split_counts(counts, bins, mlrun_compatible_binning)  # type: ignore[arg-type]
             binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})

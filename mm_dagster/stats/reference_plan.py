@@ -10,7 +10,7 @@ import numpy as np
 
 from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins, reference_category_counts
-from mm_dagster.stats.union_binning import UnionGrid, prepared_bins
+from mm_dagster.stats.union_binning import PackedGrids, UnionGrid, prepared_bins
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,28 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
     )
 
 
-def prepare_reference(reference_stats: Mapping[str, Mapping[str, Any]]) -> dict[str, PreparedFeature]:
+class PreparedReference(dict[str, PreparedFeature]):
+    """Each feature of a reference that has something to compare against, by name; with the
+    packed grids of feature sets binned together, packed once per set (a window of the
+    reference usually has the same numeric columns as the last one)."""
+
+    def __init__(self, features: Mapping[str, PreparedFeature]) -> None:
+        super().__init__(features)
+        self._packed: dict[tuple[str, ...], PackedGrids] = {}
+
+    def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
+        """The grids of `names` (features with union bins), in that order, for one kernel call."""
+        packed = self._packed.get(names)
+        if packed is None:
+            packed = PackedGrids.of([self[name].grid for name in names])  # type: ignore[misc]
+            if len(self._packed) < MAX_PACKED_SETS:
+                self._packed[names] = packed
+        return packed
+
+
+MAX_PACKED_SETS = 8  # feature sets remembered per reference
+
+
+def prepare_reference(reference_stats: Mapping[str, Mapping[str, Any]]) -> PreparedReference:
     prepared = {name: prepare_feature(stats) for name, stats in reference_stats.items()}
-    return {name: feature for name, feature in prepared.items() if feature is not None}
+    return PreparedReference({name: feature for name, feature in prepared.items() if feature is not None})

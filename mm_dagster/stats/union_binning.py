@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from mm_dagster.stats.column_summary import columns_readable
 from mm_dagster.stats.feature_stats import NumericBins, split_union_counts
 
 CELLS_PER_EDGE = 32  # as fast as 64 on normal, exponential and log-normal references (measured)
@@ -148,7 +149,7 @@ def union_counts(block: np.ndarray, grids: PackedGrids) -> np.ndarray:
     counts = np.zeros(grids.bins, dtype=np.int64)
     if block.shape[0]:
         _count_block(
-            np.asfortranarray(block, dtype=np.float64),
+            columns_readable(block),
             grids.edges,
             grids.edge_starts,
             grids.lows,
