@@ -1,10 +1,14 @@
 """The schema: created on first use, and columns added by later versions added to old tables."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mm_dagster.core import json_codec
 from mm_dagster.storage import database as db
@@ -60,3 +64,38 @@ def test_json_columns_round_trip_through_the_engine(tmp_path: Path) -> None:
         (doc,) = conn.execute(sa.select(sa.table("t", sa.column("doc", sa.JSON)).c.doc)).one()
     assert doc == stats
     engine.dispose()
+
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=5) | st.integers(-3, 3), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+@settings(max_examples=300, deadline=None)
+def test_json_written_reads_back_as_pythons_json_writes_it(value: object) -> None:
+    expected = json.dumps(json.loads(json.dumps(value)), sort_keys=True)
+    for written in (json_codec.dumps(value), json_codec.dumps_bytes(value)):
+        assert json.dumps(json.loads(written), sort_keys=True) == expected
+        assert json.dumps(json_codec.loads(written), sort_keys=True) == expected
+
+
+def test_json_written_refuses_what_pythons_json_refuses() -> None:
+    with pytest.raises(ValueError):
+        json_codec.dumps_bytes({"a": [1.0, float("nan")]}, allow_nan=False)
+    with pytest.raises(TypeError):
+        json_codec.dumps({"when": datetime(2026, 1, 1)})
+    with pytest.raises(TypeError):
+        json_codec.dumps({"n": np.float32(1.0)})

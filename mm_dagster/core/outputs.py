@@ -1,6 +1,5 @@
 """What `do_tracking` returns: results and metrics (spec §2), validated where they are made."""
 
-import json
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -58,12 +57,12 @@ def encode_extra_data(extra_data: object, name: str) -> dict[str, Any]:
     if not isinstance(extra_data, dict):
         raise AppOutputError(f"{name!r}: extra_data must be a dict, got {type(extra_data).__name__}")
     try:
-        encoded = json.dumps(extra_data, allow_nan=False)
+        encoded = json_codec.dumps_bytes(extra_data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise AppOutputError(f"{name!r}: extra_data is not JSON-serialisable: {exc}") from exc
-    if len(encoded.encode()) > MAX_EXTRA_DATA_BYTES:
+    if len(encoded) > MAX_EXTRA_DATA_BYTES:
         raise AppOutputError(
-            f"{name!r}: extra_data is {len(encoded.encode())} bytes encoded, "
+            f"{name!r}: extra_data is {len(encoded)} bytes encoded, "
             f"over the {MAX_EXTRA_DATA_BYTES}-byte limit"
         )
     decoded: dict[str, Any] = json_codec.loads(encoded)

@@ -1,6 +1,5 @@
 """Engine, schema and time conventions. Times are stored as naive UTC and read back tz-aware."""
 
-import json
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -339,12 +338,13 @@ class EncodedJSON:
     __slots__ = ("text",)
 
     def __init__(self, value: object) -> None:
-        self.text = json.dumps(value)
+        self.text = json_codec.dumps(value)
 
 
 def encode_json(value: object) -> str:
-    """The engines' JSON serializer: `json.dumps`, except for values already encoded."""
-    return value.text if isinstance(value, EncodedJSON) else json.dumps(value)
+    """The engines' JSON serializer: `json_codec.dumps` (read back as `json.dumps` writes), except
+    for values already encoded."""
+    return value.text if isinstance(value, EncodedJSON) else json_codec.dumps(value)
 
 
 def create_engine(url: str) -> Engine:
