@@ -147,3 +147,36 @@ def test_a_window_without_float_columns_has_no_blocks() -> None:
     block = NumberBlock(frame, (), np.empty((2, 0)))
     assert block.select([]) is block.values
     assert WindowEvents({"e": frame}, {}).numbers_of("e") is None
+
+
+def test_rows_of_many_chunks_land_in_their_sorted_places_with_nulls_as_nan() -> None:
+    """The float columns are scattered chunk by chunk into the sorted array: the same frame as
+    sorting the concatenated rows with pandas, nulls read as NaN."""
+    import pyarrow as pa
+
+    from mm_dagster.storage.event_store import _Rows
+
+    rng = np.random.default_rng(3)
+    rows = 1_000
+    owner = rng.integers(0, 7, rows)
+    micros = rng.permutation(rows).astype(np.int64)
+    x = rng.normal(size=rows)
+    y = np.where(rng.random(rows) < 0.2, None, rng.normal(size=rows))
+    table = pa.table(
+        {
+            "timestamp": pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "x": pa.array(x),
+            "y": pa.array(y, pa.float64()),
+            "request_id": pa.array([f"r{i}" for i in range(rows)]),
+        }
+    )
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=97))
+    assert chunked["x"].num_chunks > 5
+    order = np.lexsort((micros, owner))
+    frame, floats, values = _Rows(chunked, order, owner[order], [str(i) for i in range(7)], []).to_pandas()
+    expected = table.to_pandas().iloc[order].reset_index(drop=True)
+    assert floats == ("x", "y")
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), expected, check_dtype=False)
+    np.testing.assert_array_equal(values, expected[["x", "y"]].to_numpy(dtype=np.float64))
+    _, _, unsorted_values = _Rows(chunked, None, owner, [], []).to_pandas()
+    np.testing.assert_array_equal(unsorted_values, table.to_pandas()[["x", "y"]].to_numpy(dtype=np.float64))

@@ -115,16 +115,25 @@ class _Rows:
 
     def to_pandas(self) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
         """The sorted rows as a frame whose float64 columns are views of one (rows x columns)
-        column-major array (each gathered into it in row order: one copy), with their names
-        and the array."""
+        column-major array (each scattered into it chunk by chunk, to its rows' sorted places:
+        one copy, and no column-sized temporary), with their names and the array."""
         floats = tuple(field.name for field in self.scanned.schema if pa.types.is_float64(field.type))
         values = np.empty((self.num_rows, len(floats)), dtype=np.float64, order="F")
+        place = None
+        if self.order is not None and floats:
+            place = np.empty_like(self.order)
+            place[self.order] = np.arange(self.order.size, dtype=self.order.dtype)
         for j, name in enumerate(floats):
-            column = self.scanned[name].to_numpy()  # nulls as NaN, as pandas reads them
-            if self.order is None:
-                values[:, j] = column
-            else:
-                np.take(column, self.order, out=values[:, j], mode="clip")  # unbuffered
+            column = values[:, j]
+            start = 0
+            for chunk in self.scanned[name].chunks:
+                piece = chunk.to_numpy(zero_copy_only=False)  # nulls as NaN, as pandas reads them
+                stop = start + piece.size
+                if place is None:
+                    column[start:stop] = piece
+                else:
+                    column[place[start:stop]] = piece
+                start = stop
         if not floats:
             return _to_pandas(self.table), floats, values
         others = self.scanned.drop_columns(list(floats))
