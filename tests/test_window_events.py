@@ -161,7 +161,10 @@ def test_rows_of_many_chunks_land_in_their_sorted_places_with_nulls_as_nan() -> 
     owner = rng.integers(0, 7, rows)
     micros = rng.permutation(rows).astype(np.int64)
     x = rng.normal(size=rows)
-    y = np.where(rng.random(rows) < 0.2, None, rng.normal(size=rows))
+    y = [
+        None if missing else v
+        for missing, v in zip(rng.random(rows) < 0.2, rng.normal(size=rows), strict=True)
+    ]
     table = pa.table(
         {
             "timestamp": pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
