@@ -27,10 +27,9 @@ import pandas as pd
 from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.deadline import AppTimeoutError, DeadlineWorker
-from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
+from mm_dagster.applications.endpoint_view import EndpointView
 from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
-from mm_dagster.applications.readonly import freeze
 from mm_dagster.applications.silence import empty_sample
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import AppOutputError
@@ -51,7 +50,7 @@ log = logging.getLogger(__name__)
 
 def app_context(
     app: ModelMonitoringApplicationBase,
-    endpoint: ModelEndpoint,
+    endpoint: ModelEndpoint | EndpointView,
     window: Window,
     sample_df: pd.DataFrame,
     artifacts: ArtifactStore,
@@ -161,13 +160,17 @@ class SegmentRun:
 
     key: str
     segment: Segment
-    endpoint: MonitoredEndpoint  # the endpoint with the segment's reference stats
+    endpoint: EndpointView  # the endpoint with the segment's reference stats
     sample_df: pd.DataFrame
     rows_of: Callable[[pd.DataFrame], pd.DataFrame]
 
 
 def segment_runs(
-    endpoint: MonitoredEndpoint, sample_df: pd.DataFrame, registry: EndpointRegistry, window: Window
+    endpoint: ModelEndpoint,
+    sample_df: pd.DataFrame,
+    registry: EndpointRegistry,
+    window: Window,
+    project_name: str = "default",
 ) -> list[SegmentRun]:
     """The endpoint's segments with rows in the window (none without segment columns), or a
     warning saying why there are none."""
@@ -193,7 +196,10 @@ def segment_runs(
         SegmentRun(
             reference.key,
             reference.segment,
-            replace(endpoint, feature_stats=freeze(reference.feature_stats), reference_rows=reference.rows),
+            EndpointView(
+                replace(endpoint, feature_stats=reference.feature_stats, reference_rows=reference.rows),
+                project_name,
+            ),
             rows,
             partial(segments.rows_of, key=reference.key),
         )
@@ -263,7 +269,8 @@ def run_apps_on_window(
     lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
     silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
     ids = sorted(set(events).union(*silent.values()))
-    endpoints = {e.id: monitored_endpoint(e, project_name) for e in registry.list(ids=ids)}
+    endpoints = {e.id: e for e in registry.list(ids=ids)}
+    views = {endpoint_id: EndpointView(e, project_name) for endpoint_id, e in endpoints.items()}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:
         log.warning(
@@ -278,7 +285,7 @@ def run_apps_on_window(
         for endpoint_id, endpoint in endpoints.items()
         if endpoint.segment_columns
         and endpoint_id in events
-        and (runs := segment_runs(endpoint, events[endpoint_id], registry, window))
+        and (runs := segment_runs(endpoint, events[endpoint_id], registry, window, project_name))
     }
     reports = []
     for app in apps:
@@ -304,7 +311,7 @@ def run_apps_on_window(
                     partial(
                         app_context,
                         app,
-                        endpoint,
+                        views[endpoint_id],
                         window,
                         samples[endpoint_id],
                         artifacts,

@@ -86,6 +86,44 @@ def test_one_apps_changes_are_invisible_to_the_next_app_and_to_the_cached_frame(
     pd.testing.assert_frame_equal(Observer.seen["df"], cached)
 
 
+class Views(ModelMonitoringApplicationBase):
+    """Records the endpoint view each context holds (built only when an app asks for it)."""
+
+    def __init__(self, ask: bool) -> None:
+        self.ask = ask
+        self.views: list[object] = []
+        self.stats: list[object] = []
+
+    def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> None:
+        ctx = monitoring_context
+        self.stats.append(ctx.shared_feature_stats)
+        if self.ask:
+            self.views.append(ctx.model_endpoint)
+
+
+def test_the_read_only_endpoint_is_built_once_when_an_app_asks_and_never_otherwise(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mm_dagster.applications import endpoint_view
+
+    built: list[str] = []
+    freeze_view = endpoint_view.monitored_endpoint
+    monkeypatch.setattr(
+        endpoint_view, "monitored_endpoint", lambda e, p="default": built.append(e.id) or freeze_view(e, p)
+    )
+    mm.record_events("fraud-model", traffic_frame(100, window.start, window.end, seed=3))
+    events = mm.read_window(window)
+    reader = Views(ask=False)
+    mm.run_window([reader], window, events)
+    assert built == [] and reader.stats[0] == mm.get_endpoint("fraud-model").feature_stats
+    first, second = Views(ask=True), Views(ask=True)
+    mm.run_window([first, second], window, events)
+    assert built == [endpoint.id]  # one view, shared by both apps' contexts
+    assert first.views[0] is second.views[0]
+    with pytest.raises(TypeError, match="read-only"):
+        first.views[0].feature_stats["f0"]["hist"][0].append(1)  # type: ignore[attr-defined]
+
+
 class Exits(ModelMonitoringApplicationBase):
     def __init__(self, how: str) -> None:
         self.how = how

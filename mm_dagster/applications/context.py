@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_dagster.applications.endpoint_view import MonitoredEndpoint, monitored_endpoint
+from mm_dagster.applications.endpoint_view import EndpointView, MonitoredEndpoint
 from mm_dagster.applications.metric_history import EMPTY, MetricHistory
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
@@ -78,7 +78,7 @@ class MonitoringApplicationContext:
         self,
         *,
         application_name: str,
-        endpoint: ModelEndpoint,
+        endpoint: ModelEndpoint | EndpointView,
         window: Window,
         sample_df: pd.DataFrame,
         artifacts: ArtifactStore,
@@ -106,31 +106,38 @@ class MonitoringApplicationContext:
         # Labels of this endpoint still waiting for their prediction (all windows).
         self.unmatched_labels = unmatched_labels
         self.project_name = project_name
-        endpoint = monitored_endpoint(endpoint, project_name)
+        if not isinstance(endpoint, EndpointView):
+            endpoint = EndpointView(endpoint, project_name)
+        self._endpoint = endpoint
+        loaded = endpoint.endpoint
         # Events of this endpoint and window the recorder could not store, by reason.
         self.invalid_events: dict[str, int] = dict(invalid_events or {})
         self.application_name = application_name
-        self.model_endpoint: MonitoredEndpoint = endpoint
-        self.endpoint_id = endpoint.id
-        self.endpoint_name = endpoint.name
-        self.feature_names = list(endpoint.feature_names)
-        self.label_names = list(endpoint.label_names)
+        self.endpoint_id = loaded.id
+        self.endpoint_name = loaded.name
+        self.feature_names = list(loaded.feature_names)
+        self.label_names = list(loaded.label_names)
         self.window = window
         self.start_infer_time = pd.Timestamp(window.start)
         self.end_infer_time = pd.Timestamp(window.end)
-        last = endpoint.last_request
+        last = loaded.last_request
         # As in MLRun: the time of the endpoint's latest request (None before its first).
         self.latest_request: pd.Timestamp | None = None if last is None else pd.Timestamp(last)
         self._sample_df = sample_df
         self._sample_numbers = None if sample_numbers is None else sample_numbers.of(sample_df)
         self._artifacts = artifacts
         base = logger or logging.getLogger(f"mm_dagster.apps.{application_name}")
-        fields: dict[str, object] = {"app": application_name, "endpoint": endpoint.name, "window": window.key}
+        fields: dict[str, object] = {"app": application_name, "endpoint": loaded.name, "window": window.key}
         if segment:
             fields["segment"] = segment_label(segment)
         self.logger = KeywordLogger(base, fields)
         self.artifact_uris: dict[str, str] = {}
         self.histograms: list[FeatureHistogram] = []
+
+    @property
+    def model_endpoint(self) -> MonitoredEndpoint:
+        """The endpoint, read-only (MLRun's nested attributes too; see `MonitoredEndpoint`)."""
+        return self._endpoint.view
 
     @cached_property
     def sample_df(self) -> pd.DataFrame:
@@ -169,12 +176,18 @@ class MonitoringApplicationContext:
     def reference_key(self) -> tuple[str, int, str]:
         """What identifies the reference this run compares against: (endpoint id, reference
         version, segment key). Apps key what they fit or prepare once per reference by it."""
-        return (self.endpoint_id, self.model_endpoint.reference_version, self.segment_key)
+        return (self.endpoint_id, self._endpoint.endpoint.reference_version, self.segment_key)
 
     @property
     def feature_stats(self) -> FeatureStats:
         """The reference stats (read-only; `copy.deepcopy` gives a mutable copy)."""
         return self.model_endpoint.feature_stats
+
+    @property
+    def shared_feature_stats(self) -> FeatureStats:
+        """The reference stats as loaded, not frozen: shared by every app, so they must never be
+        modified (for apps that only read them; `feature_stats` is the read-only view)."""
+        return self._endpoint.endpoint.feature_stats
 
     @staticmethod
     def dict_to_histogram(histogram_dict: FeatureStats) -> pd.DataFrame:

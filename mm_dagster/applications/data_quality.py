@@ -50,11 +50,11 @@ class DataQualityApplication(ModelMonitoringApplicationBase):
 
     def do_tracking(self, monitoring_context: MonitoringApplicationContext) -> Any:
         ctx = monitoring_context
-        if not ctx.feature_stats:
+        if not ctx.shared_feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no data quality computed")
             return None
         prepared = self._references.of(ctx)
-        checks = rate_checks(ctx.feature_stats, ctx.sample_df, ctx.invalid_events, prepared)
+        checks = rate_checks(ctx.shared_feature_stats, ctx.sample_df, ctx.invalid_events, prepared)
         statuses = [
             check_status(
                 c,

@@ -95,7 +95,7 @@ class DriftHistograms:
         self._described: FittedModelCache[tuple[str, int, str], Described] = FittedModelCache(max_references)
 
     def of(self, ctx: MonitoringApplicationContext, drifts: Sequence[FeatureDrift]) -> list[FeatureHistogram]:
-        described = self._described.get_or_fit(ctx.reference_key, lambda: _describe(ctx.feature_stats))
+        described = self._described.get_or_fit(ctx.reference_key, lambda: _describe(ctx.shared_feature_stats))
         numeric = {
             d.feature: d.window_summary
             if d.window_summary is not None

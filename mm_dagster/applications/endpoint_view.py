@@ -4,6 +4,7 @@
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from mm_dagster.applications.readonly import freeze
@@ -62,3 +63,18 @@ def monitored_endpoint(endpoint: ModelEndpoint, project: str = "default") -> Mon
         return endpoint
     values: dict[str, Any] = {f.name: freeze(getattr(endpoint, f.name)) for f in fields(ModelEndpoint)}
     return MonitoredEndpoint(**values, project=project)
+
+
+class EndpointView:
+    """An endpoint as loaded (`endpoint`) and its read-only view (`view`), made on first use and
+    shared by every app's context of the window: freezing a reference's stats costs ~0.2 ms an
+    endpoint at 20 features, which built-in apps that only read them (`shared_feature_stats`)
+    never pay."""
+
+    def __init__(self, endpoint: ModelEndpoint, project: str = "default") -> None:
+        self.endpoint = endpoint
+        self.project = project
+
+    @cached_property
+    def view(self) -> MonitoredEndpoint:
+        return monitored_endpoint(self.endpoint, self.project)

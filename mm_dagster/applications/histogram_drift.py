@@ -188,14 +188,14 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
 
     def _parts(self, ctx: MonitoringApplicationContext) -> list[DriftParts]:
         """The context's drift parts ([] with a warning when there is nothing to compare)."""
-        if not ctx.feature_stats:
+        if not ctx.shared_feature_stats:
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
             return []
         parts = feature_drift_parts(
-            ctx.feature_stats,
+            ctx.shared_feature_stats,
             ctx.shared_sample_df,
             mlrun_compatible_binning=self.mlrun_compatible_binning,
-            quantile_features=self._quantile_features(ctx.feature_stats),
+            quantile_features=self._quantile_features(ctx.shared_feature_stats),
             prepared=self._references.of(ctx),
             summaries=self.drift_report != "never",
             numbers=ctx.shared_sample_numbers,

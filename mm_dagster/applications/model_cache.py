@@ -66,4 +66,4 @@ class PreparedReferences:
         self._cache: FittedModelCache[tuple[str, int, str], PreparedReference] = FittedModelCache(max_entries)
 
     def of(self, ctx: "MonitoringApplicationContext") -> PreparedReference:
-        return self._cache.get_or_fit(ctx.reference_key, lambda: prepare_reference(ctx.feature_stats))
+        return self._cache.get_or_fit(ctx.reference_key, lambda: prepare_reference(ctx.shared_feature_stats))
