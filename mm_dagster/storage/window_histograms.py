@@ -9,7 +9,7 @@ and reads them back for the window page.
 import json
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,27 +32,33 @@ def _summary(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode(histograms: Sequence[FeatureHistogram]) -> bytes:
-    document = {
+    try:  # the values are checked plain ones (`FeatureHistogram.checked`): orjson writes them as
+        # json does, and non-finite numbers as null, as `_summary` does
+        text = orjson.dumps(_document(histograms, lambda summary: summary))
+    except TypeError:  # an integer beyond 64 bits, say
+        text = json.dumps(_document(histograms, _summary), separators=(",", ":"), allow_nan=False).encode()
+    return zlib.compress(text, 1)
+
+
+def _document(
+    histograms: Sequence[FeatureHistogram], summary: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+) -> dict[str, Any]:
+    return {
         "v": FORMAT_VERSION,
         "features": [
             {
                 "feature": h.feature,
                 "kind": h.kind,
-                "labels": list(h.labels),
-                "reference_counts": list(h.reference_counts),
-                "window_counts": list(h.window_counts),
+                "labels": h.labels,
+                "reference_counts": h.reference_counts,
+                "window_counts": h.window_counts,
                 "window_rows": int(h.window_rows),
-                "reference_summary": _summary(h.reference_summary),
-                "window_summary": _summary(h.window_summary),
+                "reference_summary": summary(h.reference_summary),
+                "window_summary": summary(h.window_summary),
             }
             for h in histograms
         ],
     }
-    try:  # the values are checked plain ones (`FeatureHistogram.checked`): orjson writes them as json does
-        text = orjson.dumps(document)
-    except TypeError:  # an integer beyond 64 bits, say
-        text = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-    return zlib.compress(text, 1)
 
 
 def decode(data: bytes) -> list[FeatureHistogram]:
