@@ -67,7 +67,7 @@ def cost(max_segments: int | None) -> tuple[float, float, int]:
         endpoints = {e.id: e for e in mm.list_endpoints()}
         started = time.perf_counter()
         for endpoint_id, frame in events_by_endpoint.items():
-            segment_runs(endpoints[endpoint_id], frame, mm.endpoints, window)  # type: ignore[arg-type]
+            segment_runs(endpoints[endpoint_id], frame, mm.endpoints, window)
         split = time.perf_counter() - started
         stored = len(mm.results.results(start=window.start, end=window.end, segment=None))
         return best, split, stored
