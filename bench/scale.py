@@ -2,8 +2,9 @@
 
 For each size: the time of one window through Dagster (the monitoring job of
 `build_definitions(MonitoringConfig(apps=[HistogramDataDriftApplication()]))`, the default app,
-executed in process for the window's partition), the cost per endpoint, the same size with every
-endpoint drifted (a storm) and the storm/calm ratio, the floor measured in the same run (reading
+executed in process for the window's partition, in a process of its own that warmed up first),
+the cost per endpoint, the same size with every endpoint drifted (a storm) and the storm/calm
+ratio, the floor measured in the same run (reading
 the window's rows once, one Arrow scan, plus one arithmetic-binning numpy pass over them with no
 Python per endpoint) and the ratio to it; then the fitted exponent of time vs endpoints (log-log;
 target <= 1.1). With `--shards 2`: the largest size again with K = 2 shards on the multiprocess
@@ -151,12 +152,21 @@ def through_dagster(home: str, window: object, now: datetime, shards: int = 1) -
 
 
 def warm_up() -> None:
-    """One small window through Dagster first: imports, the kernel's machine code and Dagster's
-    first-run costs are paid before anything is timed (else the first size's calm run pays them)."""
-    measure(20, quiet=True)
+    """One small window through Dagster first, in this process: imports, the kernel's machine
+    code and Dagster's first-run costs are paid before anything is timed."""
+    from mm_dagster.core.windows import Window
+    from mm_dagster.monitoring import Monitoring
+
+    with tempfile.TemporaryDirectory() as home:
+        mm = Monitoring(home=home)
+        now = datetime.now(UTC)
+        window = Window.containing(now - timedelta(hours=2), 10)
+        write_window(mm, create_fleet(mm, 20, FEATURES), window, EVENTS, shift=0.0)
+        mm.close()
+        through_dagster(home, window, now)
 
 
-def measure(size: int, quiet: bool = False) -> dict[str, float]:
+def measure(size: int) -> dict[str, float]:
     from mm_dagster.core.windows import Window
     from mm_dagster.monitoring import Monitoring
 
@@ -170,8 +180,10 @@ def measure(size: int, quiet: bool = False) -> dict[str, float]:
         write_window(mm, fleet, calm, EVENTS, shift=0.0)
         write_window(mm, fleet, storm, EVENTS, shift=STORM_SHIFT)
         setup_s = time.perf_counter() - setup
-        calm_s = through_dagster(home, calm, now)
-        storm_s = through_dagster(home, storm, now)
+        # Each run in a process of its own, as Dagster runs each window (and a large run's freed
+        # memory stays with the process that ran it, slowing the next size's runs there).
+        calm_s = timed_run_in_own_process(home, calm, now, 1)
+        storm_s = timed_run_in_own_process(home, storm, now, 1)
         floor_s, rows = min(floor_seconds(mm, calm, FEATURES) for _ in range(2))
         read_s = min(_timed(lambda: mm.read_window(calm)) for _ in range(2))
         flagged = sum(
@@ -180,8 +192,6 @@ def measure(size: int, quiet: bool = False) -> dict[str, float]:
             if r.window_start == storm.start
         )
         mm.close()
-    if quiet:
-        return {}
     print(
         f"{size:>9,}{setup_s:>9.0f}{read_s:>9.2f}{floor_s:>9.2f}{calm_s:>10.2f}"
         f"{calm_s / size * 1e3:>10.2f}{storm_s:>10.2f}{storm_s / calm_s:>12.2f}{calm_s / floor_s:>12.1f}"
@@ -272,7 +282,6 @@ def main() -> None:
         timed_run(*args.timed_run)
         return
     if args.sharded_only:  # in a process of its own: the sizes above left this one holding GBs
-        warm_up()
         sharded_vs_one(max(args.sizes), args.shards, args.repeat)
         return
     print(f"endpoints x {EVENTS:,} events x {FEATURES} features, default app, in-process executor")
@@ -280,8 +289,7 @@ def main() -> None:
         f"{'endpoints':>9}{'setup s':>9}{'read s':>9}{'floor s':>9}{'dagster s':>10}{'ms/endp':>10}"
         f"{'storm s':>10}{'storm/calm':>12}{'x floor':>12}"
     )
-    warm_up()
-    runs = [measure(size) for size in args.sizes]
+    runs = [measure(size) for size in args.sizes]  # each run warms up in its own process
     largest = max(runs, key=lambda r: r["size"])
     times_floor = largest["calm"] / largest["floor"]
     print(
