@@ -4,11 +4,11 @@ For each size: the time of one window through Dagster (the monitoring job of
 `build_definitions(MonitoringConfig(apps=[HistogramDataDriftApplication()]))`, the default app,
 executed in process for the window's partition, in a process of its own that warmed up first),
 the cost per endpoint, the same size with every endpoint drifted (a storm) and the storm/calm
-ratio, the floor measured in the same run (reading
-the window's rows once, one Arrow scan, plus one arithmetic-binning numpy pass over them with no
-Python per endpoint) and the ratio to it; then the fitted exponent of time vs endpoints (log-log;
-target <= 1.1). With `--shards 2`: the largest size again with K = 2 shards on the multiprocess
-executor, against K = 1 (target <= 0.65x), each `--repeat` times alternating, best kept.
+ratio, the floor measured in the same run (reading the window's rows once, one Arrow scan, plus
+one arithmetic-binning numpy pass over them with no Python per endpoint) and the ratio to it;
+then the fitted exponent of time vs endpoints (log-log; target <= 1.1). With `--shards 2`: the
+largest size again with K = 2 shards on the multiprocess executor, against K = 1 (target <=
+0.65x), each `--repeat` times alternating, best kept.
 
 Data: endpoints share one reference (stats computed once, rows copied); events are stored as the
 recorder stores them (bench/scale_data.py): two drains per window, each holding half of every
@@ -120,9 +120,6 @@ PRELOAD = [
 ]
 if __name__ == "scale" and "MM_BENCH_SHARDS" in os.environ:  # imported by the forkserver
     sharded_job()
-    import gc
-
-    gc.freeze()
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 

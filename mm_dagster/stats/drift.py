@@ -47,7 +47,7 @@ from mm_dagster.stats.feature_stats import (
     histogram_and_drift_counts,
 )
 from mm_dagster.stats.reference_plan import PreparedFeature, PreparedReference, prepare_reference
-from mm_dagster.stats.union_binning import PackedGrids, column_counts, split_counts, union_counts
+from mm_dagster.stats.union_binning import column_counts, split_counts, union_counts
 
 PARALLEL_MIN_ROWS = 100_000
 MAX_THREADS = 4
@@ -187,7 +187,7 @@ def feature_drift_parts(
     *,
     mlrun_compatible_binning: bool = False,
     quantile_features: Collection[str] = (),
-    prepared: Mapping[str, PreparedFeature] | None = None,
+    prepared: PreparedReference | None = None,
     summaries: bool = False,
     numbers: NumberBlock | None = None,
 ) -> list[DriftParts]:
@@ -222,10 +222,7 @@ def feature_drift_parts(
             bins = [references[numeric[i]].bins for i in gridded]
             names = tuple(numeric[i] for i in gridded)
             counts = union_counts(
-                block[:, gridded] if len(gridded) < len(numeric) else block,
-                references.packed_grids(names)
-                if isinstance(references, PreparedReference)
-                else PackedGrids.of([references[name].grid for name in names]),  # type: ignore[misc]
+                block[:, gridded] if len(gridded) < len(numeric) else block, references.packed_grids(names)
             )
             split = split_counts(counts, bins, mlrun_compatible_binning)  # type: ignore[arg-type]
             binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})
