@@ -1,7 +1,7 @@
 """Windows of many endpoints for bench/scale.py, built fast through the stores' own APIs.
 
 Endpoints: the first is created by the registry from a reference frame; the others are copies
-of its rows (same reference stats, new id and name), inserted in bulk. Events: stored as the
+of its rows (same reference stats and stored drift plan, new id and name), inserted in bulk. Events: stored as the
 recorder stores them, two drains per window, each holding half of every endpoint's events as
 validated Arrow tables stored through `EventIngestor.record_tables` (one slot file per drain for
 all endpoints, acknowledged with its arrival rows and counters in one transaction), not
@@ -52,17 +52,26 @@ def create_fleet(mm: Monitoring, endpoints: int, features: int) -> Fleet:
             .one()
             ._mapping
         )
+        plan = dict(
+            conn.execute(
+                sa.select(db.reference_plans).where(db.reference_plans.c.endpoint_id == first.id)
+            )
+            .one()
+            ._mapping
+        )
         ids, names = [first.id], [first.name]
-        rows, refs = [], []
+        rows, refs, plans = [], [], []
         for e in range(1, endpoints):
             endpoint_id, name = uuid.uuid4().hex, f"model-{e:05d}"
             rows.append({**row, "id": endpoint_id, "name": name})
             refs.append({**ref, "endpoint_id": endpoint_id})
+            plans.append({**plan, "endpoint_id": endpoint_id})
             ids.append(endpoint_id)
             names.append(name)
         for lo in range(0, len(rows), 2000):
             conn.execute(db.endpoints.insert(), rows[lo : lo + 2000])
             conn.execute(db.endpoint_references.insert(), refs[lo : lo + 2000])
+            conn.execute(db.reference_plans.insert(), plans[lo : lo + 2000])
     return Fleet(ids, names, features)
 
 

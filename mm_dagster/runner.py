@@ -27,7 +27,7 @@ import pandas as pd
 from mm_dagster.applications.base import DEFAULT_APP_TIMEOUT_SECONDS, ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.deadline import AppTimeoutError, DeadlineWorker
-from mm_dagster.applications.endpoint_view import EndpointView
+from mm_dagster.applications.endpoint_view import EndpointView, window_views
 from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.silence import empty_sample
@@ -269,8 +269,8 @@ def run_apps_on_window(
     lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
     silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
     ids = sorted(set(events).union(*silent.values()))
-    endpoints = {e.id: e for e in registry.list(ids=ids)}
-    views = {endpoint_id: EndpointView(e, project_name) for endpoint_id, e in endpoints.items()}
+    views = window_views(registry, ids, project_name)
+    endpoints = {endpoint_id: view.loaded for endpoint_id, view in views.items()}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:
         log.warning(

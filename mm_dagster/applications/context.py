@@ -20,6 +20,7 @@ from mm_dagster.core.segments import Segment, segment_key, segment_label
 from mm_dagster.core.window_events import NumberBlock
 from mm_dagster.core.windows import Window
 from mm_dagster.stats.feature_stats import compute_feature_stats
+from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.reference_store import ReferenceStore
 
@@ -109,7 +110,7 @@ class MonitoringApplicationContext:
         if not isinstance(endpoint, EndpointView):
             endpoint = EndpointView(endpoint, project_name)
         self._endpoint = endpoint
-        loaded = endpoint.endpoint
+        loaded = endpoint.loaded
         # Events of this endpoint and window the recorder could not store, by reason.
         self.invalid_events: dict[str, int] = dict(invalid_events or {})
         self.application_name = application_name
@@ -176,12 +177,19 @@ class MonitoringApplicationContext:
     def reference_key(self) -> tuple[str, int, str]:
         """What identifies the reference this run compares against: (endpoint id, reference
         version, segment key). Apps key what they fit or prepare once per reference by it."""
-        return (self.endpoint_id, self._endpoint.endpoint.reference_version, self.segment_key)
+        return (self.endpoint_id, self._endpoint.loaded.reference_version, self.segment_key)
 
     @property
     def feature_stats(self) -> FeatureStats:
         """The reference stats (read-only; `copy.deepcopy` gives a mutable copy)."""
         return self.model_endpoint.feature_stats
+
+    @property
+    def shared_reference_plan(self) -> PreparedReference | None:
+        """The reference stats prepared for drift maths (`stats.reference_plan`), as stored with
+        the reference (`stats.reference_codec`): None when none is stored or for a segment's run.
+        Shared by every app; never modify it."""
+        return self._endpoint.plan
 
     @property
     def shared_feature_stats(self) -> FeatureStats:

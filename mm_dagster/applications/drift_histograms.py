@@ -24,6 +24,7 @@ from mm_dagster.core.histograms import (
     reference_summary,
 )
 from mm_dagster.stats.drift import FeatureDrift
+from mm_dagster.stats.reference_plan import PreparedReference
 
 
 @dataclass
@@ -46,6 +47,12 @@ def _describe(reference_stats: Mapping[str, Mapping[str, Any]]) -> Described:
         )
         for f, stats in reference_stats.items()
     }
+
+
+def _described(ctx: MonitoringApplicationContext, prepared: PreparedReference | None) -> Described:
+    if prepared is not None and prepared.described is not None:
+        return {f: _Described(d.labels, d.summary) for f, d in prepared.described.items()}
+    return _describe(ctx.shared_feature_stats)
 
 
 def counts_list(counts: np.ndarray) -> list[float]:
@@ -94,8 +101,15 @@ class DriftHistograms:
     def __init__(self, max_references: int = 10_000) -> None:
         self._described: FittedModelCache[tuple[str, int, str], Described] = FittedModelCache(max_references)
 
-    def of(self, ctx: MonitoringApplicationContext, drifts: Sequence[FeatureDrift]) -> list[FeatureHistogram]:
-        described = self._described.get_or_fit(ctx.reference_key, lambda: _describe(ctx.shared_feature_stats))
+    def of(
+        self,
+        ctx: MonitoringApplicationContext,
+        drifts: Sequence[FeatureDrift],
+        prepared: PreparedReference | None = None,
+    ) -> list[FeatureHistogram]:
+        """`prepared`: the reference's prepared stats, whose descriptions (a stored plan's) save
+        describing its stats again."""
+        described = self._described.get_or_fit(ctx.reference_key, lambda: _described(ctx, prepared))
         numeric = {
             d.feature: d.window_summary
             if d.window_summary is not None

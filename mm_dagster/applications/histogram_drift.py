@@ -188,15 +188,15 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
 
     def _parts(self, ctx: MonitoringApplicationContext) -> list[DriftParts]:
         """The context's drift parts ([] with a warning when there is nothing to compare)."""
-        if not ctx.shared_feature_stats:
+        prepared = self._references.of(ctx)
+        if not prepared.stats_features:
             ctx.logger.warning("endpoint has no reference feature_stats; no drift computed")
             return []
         parts = feature_drift_parts(
-            ctx.shared_feature_stats,
+            prepared,
             ctx.shared_sample_df,
             mlrun_compatible_binning=self.mlrun_compatible_binning,
-            quantile_features=self._quantile_features(ctx.shared_feature_stats),
-            prepared=self._references.of(ctx),
+            quantile_features=self._quantile_features(prepared),
             summaries=self.drift_report != "never",
             numbers=ctx.shared_sample_numbers,
         )
@@ -244,7 +244,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             else self._family_result("prediction_drift", drifts, output_verdicts, too_small),
         ]
         if self.drift_report != "never":
-            ctx.store_histograms(self._histograms.of(ctx, drifts))
+            ctx.store_histograms(self._histograms.of(ctx, drifts, self._references.of(ctx)))
             page = links.window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
             for r in family_results:
                 if r is not None:

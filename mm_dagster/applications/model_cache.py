@@ -60,10 +60,16 @@ class FittedModelCache(Generic[K, V]):
 
 class PreparedReferences:
     """Each reference's stats turned once into arrays (`stats.reference_plan`), per reference
-    (`MonitoringApplicationContext.reference_key`), for the apps that compare windows with them."""
+    (`MonitoringApplicationContext.reference_key`), for the apps that compare windows with them:
+    the plan stored with the reference when there is one, else prepared from its stats."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self._cache: FittedModelCache[tuple[str, int, str], PreparedReference] = FittedModelCache(max_entries)
 
     def of(self, ctx: "MonitoringApplicationContext") -> PreparedReference:
-        return self._cache.get_or_fit(ctx.reference_key, lambda: prepare_reference(ctx.shared_feature_stats))
+        return self._cache.get_or_fit(ctx.reference_key, lambda: _prepared(ctx))
+
+
+def _prepared(ctx: "MonitoringApplicationContext") -> PreparedReference:
+    plan = ctx.shared_reference_plan
+    return prepare_reference(ctx.shared_feature_stats) if plan is None else plan

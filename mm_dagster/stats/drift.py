@@ -182,26 +182,26 @@ def feature_drifts(
 
 
 def feature_drift_parts(
-    reference_stats: Mapping[str, Mapping[str, Any]],
+    reference: Mapping[str, Mapping[str, Any]] | PreparedReference,
     window: pd.DataFrame,
     *,
     mlrun_compatible_binning: bool = False,
     quantile_features: Collection[str] = (),
-    prepared: PreparedReference | None = None,
     summaries: bool = False,
     numbers: NumberBlock | None = None,
 ) -> list[DriftParts]:
     """Both views but MLRun's distances (`with_distances` adds them, for many windows at once)
     of every reference column present in `window` that has a histogram (`quantile_features`
     also get the window's quantiles, for methods that need them).
-    `prepared`: `prepare_reference(reference_stats)`, when the caller keeps it across windows.
+    `reference`: the reference stats, or `prepare_reference` of them when the caller keeps
+    that across windows.
     `summaries`: numeric features also get their window values' mean/std/min/max.
     `numbers`: `window`'s float columns as one array, when the caller has it (else read from
     `window`).
 
     Columns are binned in parallel threads for large windows (numpy and Arrow release the GIL).
     """
-    references = prepare_reference(reference_stats) if prepared is None else prepared
+    references = reference if isinstance(reference, PreparedReference) else prepare_reference(reference)
     features = [f for f in references if f in window.columns]
     columns: dict[str, pd.Series | np.ndarray] = {}
     binned: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -14,6 +14,14 @@ from mm_dagster.stats.union_binning import PackedGrids, UnionGrid, prepared_bins
 
 
 @dataclass(frozen=True)
+class FeatureDescription:
+    """A reference feature as the window pages show it: its bins' labels and its summary."""
+
+    labels: list[str]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class PreparedFeature:
     kind: str
     reference_counts: np.ndarray  # MLRun's view: the histogram or the category buckets
@@ -71,9 +79,19 @@ class PreparedReference(dict[str, PreparedFeature]):
     packed grids of feature sets binned together, packed once per set (a window of the
     reference usually has the same numeric columns as the last one)."""
 
-    def __init__(self, features: Mapping[str, PreparedFeature]) -> None:
+    def __init__(
+        self,
+        features: Mapping[str, PreparedFeature],
+        *,
+        described: Mapping[str, FeatureDescription] | None = None,
+        packed: Mapping[tuple[str, ...], PackedGrids] | None = None,
+        stats_features: int | None = None,
+    ) -> None:
         super().__init__(features)
-        self._packed: dict[tuple[str, ...], PackedGrids] = {}
+        # the reference's features in its stats (also those with nothing to compare against)
+        self.stats_features = len(features) if stats_features is None else stats_features
+        self._packed: dict[tuple[str, ...], PackedGrids] = dict(packed or {})
+        self.described = described  # a stored plan's bin labels and reference summaries
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""
@@ -90,4 +108,7 @@ MAX_PACKED_SETS = 8  # feature sets remembered per reference
 
 def prepare_reference(reference_stats: Mapping[str, Mapping[str, Any]]) -> PreparedReference:
     prepared = {name: prepare_feature(stats) for name, stats in reference_stats.items()}
-    return PreparedReference({name: feature for name, feature in prepared.items() if feature is not None})
+    return PreparedReference(
+        {name: feature for name, feature in prepared.items() if feature is not None},
+        stats_features=len(reference_stats),
+    )

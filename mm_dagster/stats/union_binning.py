@@ -140,6 +140,22 @@ class PackedGrids:
         """Union bins of all features together (each has one more bin than edges)."""
         return int(self.edges.size + self.lows.size)
 
+    def grids(self) -> list[UnionGrid]:
+        """Each feature's grid (views of the packed arrays)."""
+        edge_starts, table_starts = self.edge_starts.tolist(), self.table_starts.tolist()
+        return [
+            UnionGrid(self.edges[e0:e1], low, scale, self.tables[t0:t1])
+            for e0, e1, low, scale, t0, t1 in zip(
+                edge_starts,
+                edge_starts[1:],
+                self.lows.tolist(),
+                self.scales.tolist(),
+                table_starts,
+                table_starts[1:],
+                strict=False,
+            )
+        ]
+
 
 def union_counts(block: np.ndarray, grids: PackedGrids) -> np.ndarray:
     """Counts of `block`'s non-NaN values (rows x features, float64) in each feature's union
@@ -202,20 +218,81 @@ def _prepare_union(
     histogram_of_union = np.searchsorted(inner, starts, side="right")
     drift_of_union = np.searchsorted(drift_edges, starts, side="right")
     at_max = np.searchsorted(union, maximum, side="right")
-    cells = max(CELLS_PER_EDGE * union.size, 1)
+    low, scale = _grid_scale(union)
+    table = np.empty(_cells(union.size), dtype=TABLE_DTYPE)
+    _fill_table(union, low, scale, table)
+    return union, histogram_of_union, drift_of_union, at_max, low, scale, table
+
+
+@njit(cache=True, nogil=True)
+def _cells(edges: int) -> int:  # pragma: no cover - compiled
+    return max(CELLS_PER_EDGE * edges, 1)
+
+
+@njit(cache=True, nogil=True)
+def _grid_scale(union: np.ndarray) -> tuple[float, float]:  # pragma: no cover - compiled
+    """The grid's first edge and cells per unit of the union's span (0 for an empty or
+    non-finite span: every value falls in the first cell)."""
+    cells = _cells(union.size)
     low, high = union[0], union[-1]
     span = high - low
     scale = 0.0
     if span > 0 and np.isfinite(span) and np.isfinite(cells / span):
         scale = cells / span
+    return low, scale
+
+
+@njit(cache=True, nogil=True)
+def _fill_table(
+    union: np.ndarray, low: float, scale: float, table: np.ndarray
+) -> None:  # pragma: no cover - compiled
     # The union is sorted and its cells never decrease: edges before each cell, counted in one pass.
-    table = np.empty(cells, dtype=TABLE_DTYPE)
+    cells = table.size
     edge = 0
     for cell in range(cells):
         while edge < union.size and _cell_of(union[edge], low, scale, cells) < cell:
             edge += 1
         table[cell] = edge
-    return union, histogram_of_union, drift_of_union, at_max, low, scale, table
+
+
+@njit(cache=True, nogil=True)
+def _fill_grids(
+    edges: np.ndarray,
+    edge_starts: np.ndarray,
+    lows: np.ndarray,
+    scales: np.ndarray,
+    tables: np.ndarray,
+    table_starts: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    for feature in range(lows.size):
+        union = edges[edge_starts[feature] : edge_starts[feature + 1]]
+        low, scale = _grid_scale(union)
+        lows[feature] = low
+        scales[feature] = scale
+        _fill_table(union, low, scale, tables[table_starts[feature] : table_starts[feature + 1]])
+
+
+def packed_grids_of_unions(edges: np.ndarray, edge_starts: np.ndarray) -> PackedGrids:
+    """The packed grids of several features' unions, given concatenated (`edges`, feature i's
+    union `edges[edge_starts[i]:edge_starts[i + 1]]`, each of at most `MAX_TABLE_EDGES`), built
+    in one compiled call: the same grids as `prepared_bins` makes one by one."""
+    sizes = np.diff(edge_starts)
+    if sizes.size and (sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES):
+        raise ValueError(f"unions must hold 1 to {MAX_TABLE_EDGES} edges, got {sizes.min()} to {sizes.max()}")
+    table_starts = np.concatenate(([0], np.cumsum(np.maximum(CELLS_PER_EDGE * sizes, 1)))).astype(np.int64)
+    grids = PackedGrids(
+        edges=np.ascontiguousarray(edges, dtype=np.float64),
+        edge_starts=np.ascontiguousarray(edge_starts, dtype=np.int64),
+        lows=np.zeros(sizes.size),
+        scales=np.zeros(sizes.size),
+        tables=np.empty(int(table_starts[-1]), dtype=TABLE_DTYPE),
+        table_starts=table_starts,
+    )
+    if sizes.size:
+        _fill_grids(
+            grids.edges, grids.edge_starts, grids.lows, grids.scales, grids.tables, grids.table_starts
+        )
+    return grids
 
 
 @njit(cache=True, nogil=True)

@@ -96,6 +96,17 @@ endpoint_references = sa.Table(
     sa.Column("performance", sa.JSON),
 )
 
+# Each reference's drift plan (stats.reference_codec), written with the reference: a window's run
+# reads it instead of parsing and preparing the reference's stats.
+reference_plans = sa.Table(
+    "mm_reference_plans",
+    metadata,
+    sa.Column("endpoint_id", _ID, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("codec", sa.Integer, nullable=False),
+    sa.Column("plan", sa.LargeBinary(length=2**24), nullable=False),
+)
+
 segment_references = sa.Table(
     "mm_segment_references",
     metadata,

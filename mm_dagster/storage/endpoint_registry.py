@@ -1,7 +1,9 @@
 """The endpoint registry (spec §1): deployed models and their reference statistics, in SQL."""
 
+import builtins
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +25,15 @@ from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
 from mm_dagster.core.segments import SegmentReference, check_segment_columns
 from mm_dagster.stats.feature_stats import compute_feature_stats
+from mm_dagster.stats.reference_codec import CODEC_VERSION, plan_bytes
 from mm_dagster.stats.segment_stats import segment_references
 from mm_dagster.storage import database as db
+from mm_dagster.storage.dialect_sql import upsert
 
 
-def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
+def _row_to_endpoint(row: sa.Row[Any], feature_stats: FeatureStats | None = None) -> ModelEndpoint:
+    """The endpoint of a row of `db.endpoints`; `feature_stats` instead of the row's when given
+    (for rows selected without them)."""
     m = row._mapping
     return ModelEndpoint(
         id=m["id"],
@@ -35,7 +41,7 @@ def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
         feature_names=list(m["feature_names"]),
         label_names=list(m["label_names"]),
         column_types=dict(m["column_types"]),
-        feature_stats=dict(m["feature_stats"]),
+        feature_stats=dict(m["feature_stats"]) if feature_stats is None else feature_stats,
         model_name=m["model_name"],
         model_version=m["model_version"],
         model_uri=m["model_uri"],
@@ -51,6 +57,16 @@ def _row_to_endpoint(row: sa.Row[Any]) -> ModelEndpoint:
         task=ModelTask.from_json(m["task"]) if m["task"] else None,
         reference_performance=m["reference_performance"],
     )
+
+
+@dataclass(frozen=True)
+class StoredEndpoint:
+    """An endpoint as stored: its `feature_stats` left empty, their JSON text in `stats_json`, and
+    its current reference's drift plan (`plan`, None when none is stored)."""
+
+    endpoint: ModelEndpoint
+    stats_json: str
+    plan: bytes | None
 
 
 def _check_column_names(names: Sequence[str], what: str, endpoint: str) -> list[str]:
@@ -340,6 +356,23 @@ class EndpointRegistry:
                 performance=performance,
             )
         )
+        self._store_plans(conn, {(endpoint_id, version): plan_bytes(stats)})
+
+    @staticmethod
+    def _store_plans(conn: sa.Connection, plans: Mapping[tuple[str, int], bytes]) -> None:
+        rows = [
+            {"endpoint_id": endpoint_id, "version": version, "codec": CODEC_VERSION, "plan": plan}
+            for (endpoint_id, version), plan in plans.items()
+        ]
+        for lo in range(0, len(rows), 500):
+            upsert(conn, db.reference_plans, rows[lo : lo + 500])
+
+    def store_plans(self, plans: Mapping[tuple[str, int], bytes]) -> None:
+        """Store the drift plans (`stats.reference_codec.plan_bytes`) of references by (endpoint
+        id, reference version), replacing what is stored (for references stored without one)."""
+        if plans:
+            with self.engine.begin() as conn:
+                self._store_plans(conn, plans)
 
     def update_reference(
         self,
@@ -492,6 +525,38 @@ class EndpointRegistry:
         with self.engine.connect() as conn:
             return [_row_to_endpoint(r) for r in conn.execute(query)]
 
+    def for_window(self, ids: Sequence[str]) -> "builtins.list[StoredEndpoint]":
+        """The endpoints among `ids` as a window's run loads them: reference stats as stored
+        (JSON, parsed only by an app that reads them) and the current reference's drift plan of
+        this codec version (None when there is none)."""
+        t, plans = db.endpoints, db.reference_plans
+        version = sa.func.coalesce(t.c.reference_version, 1)
+        query = (
+            sa.select(
+                *(c for c in t.columns if c.name != "feature_stats"),
+                sa.cast(t.c.feature_stats, sa.Text).label("feature_stats_json"),
+                plans.c.plan,
+            )
+            .select_from(
+                t.outerjoin(
+                    plans,
+                    sa.and_(
+                        plans.c.endpoint_id == t.c.id,
+                        plans.c.version == version,
+                        plans.c.codec == CODEC_VERSION,
+                    ),
+                )
+            )
+            .where(t.c.id.in_(list(ids)))
+            .order_by(t.c.name)
+        )
+        with self.engine.connect() as conn:
+            rows: Any = conn.execute(query)
+            return [
+                StoredEndpoint(_row_to_endpoint(r, feature_stats={}), r.feature_stats_json, r.plan)
+                for r in rows
+            ]
+
     def targets(self, ids: Sequence[str]) -> dict[str, tuple[ModelTask, str]]:
         """For the endpoints among `ids` that declare a task: the task and the type of its
         prediction column (what the labels are stored as), without loading reference statistics."""
@@ -527,6 +592,7 @@ class EndpointRegistry:
                 db.app_failures,
                 db.window_histograms,
                 db.endpoint_references,
+                db.reference_plans,
                 db.segment_references,
                 db.labels,
                 db.latency_buckets,

@@ -1,0 +1,191 @@
+"""A reference's drift plan stored as bytes: what `prepare_reference` and the window pages' labels
+make of its stats, written once when the reference is stored and read back by every window's run
+without parsing the stats' JSON or preparing them again (at 10,000 endpoints x 20 features that
+was ~40% of a window's run).
+
+Layout: `MAGIC`, the codec version (one byte), 3 bytes of padding, the header's length (8 bytes,
+little-endian), the header (JSON, padded with spaces to a multiple of 8 bytes), then the float64
+and the int64 arrays, each one contiguous block. The header lists the features in the stats'
+order with where each array lies in its block (start, length), their scalars, labels and
+summaries. Numeric features' unions lie one after another in the float block in the order the
+kernel packs them, so a plan's packed grids are built in one compiled call over one slice.
+Arrays read back are read-only views of the stored bytes.
+"""
+
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mm_dagster.core.histograms import bin_labels, plain_summary, reference_summary
+from mm_dagster.core.json_codec import dumps_bytes, loads
+from mm_dagster.stats.category_sketch import CategorySketch
+from mm_dagster.stats.feature_stats import NUMERIC, NumericBins
+from mm_dagster.stats.reference_plan import (
+    FeatureDescription,
+    PreparedFeature,
+    PreparedReference,
+    prepare_reference,
+)
+from mm_dagster.stats.union_binning import MAX_TABLE_EDGES, UnionGrid, packed_grids_of_unions
+
+MAGIC = b"MMRP"
+CODEC_VERSION = 1
+_PREFIX = struct.Struct("<4sB3xQ")
+
+
+class ReferencePlanError(ValueError):
+    """Bytes that are not a plan this codec version reads (stored by another version: prepare
+    the reference from its stats instead)."""
+
+
+class _Blocks:
+    """The float64 and int64 blocks being written, each array's (start, length) handed back."""
+
+    def __init__(self) -> None:
+        self.floats: list[np.ndarray] = []
+        self.ints: list[np.ndarray] = []
+        self.float_size = 0
+        self.int_size = 0
+
+    def floats_of(self, values: np.ndarray) -> list[int]:
+        array = np.ascontiguousarray(values, dtype="<f8")
+        self.floats.append(array)
+        self.float_size += array.size
+        return [self.float_size - array.size, array.size]
+
+    def ints_of(self, values: np.ndarray) -> list[int]:
+        array = np.ascontiguousarray(values, dtype="<i8")
+        self.ints.append(array)
+        self.int_size += array.size
+        return [self.int_size - array.size, array.size]
+
+
+def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """The stored plan of `reference_stats` (see the module docstring)."""
+    prepared = prepare_reference(reference_stats)
+    blocks = _Blocks()
+    gridded = [
+        name
+        for name, f in prepared.items()
+        if f.bins is not None and f.grid is not None and f.bins.union.size <= MAX_TABLE_EDGES
+    ]
+    unions = {name: blocks.floats_of(prepared[name].bins.union) for name in gridded}  # type: ignore[union-attr]
+    features = []
+    for name, feature in prepared.items():
+        stats = reference_stats[name]
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": feature.kind,
+            "counts": blocks.floats_of(feature.reference_counts),
+            "labels": bin_labels(stats),
+            "summary": plain_summary(reference_summary(stats), f"feature {name!r}: reference_summary"),
+        }
+        if feature.kind == NUMERIC:
+            entry["edges"] = blocks.floats_of(feature.edges)  # type: ignore[arg-type]
+            entry["std"] = feature.std
+        else:
+            entry["positions"] = list(feature.positions or {})
+            entry["sketch"] = None if feature.sketch is None else feature.sketch.to_json()
+        bins = feature.bins
+        if bins is not None:
+            entry["test"] = blocks.floats_of(feature.test_reference)
+            entry["quantiles"] = blocks.floats_of(feature.quantiles)  # type: ignore[arg-type]
+            entry["drift_edges"] = blocks.floats_of(bins.drift_edges)
+            entry["union"] = unions[name] if name in unions else blocks.floats_of(bins.union)
+            entry["histogram_of_union"] = blocks.ints_of(bins.histogram_of_union)
+            entry["drift_of_union"] = blocks.ints_of(bins.drift_of_union)
+            entry["at_max"] = bins.at_max
+        features.append(entry)
+    header = dumps_bytes(
+        {
+            "stats_features": len(reference_stats),
+            "gridded": gridded,
+            "features": features,
+            "floats": blocks.float_size,
+            "ints": blocks.int_size,
+        }
+    )
+    header += b" " * (-len(header) % 8)
+    return b"".join(
+        [_PREFIX.pack(MAGIC, CODEC_VERSION, len(header)), header]
+        + [a.tobytes() for a in blocks.floats]
+        + [a.tobytes() for a in blocks.ints]
+    )
+
+
+def plan_from_bytes(data: bytes) -> PreparedReference:
+    """The `PreparedReference` a plan holds, with its features' descriptions (`described`) and
+    the packed grids of its numeric features (one set, in the stats' order), as `plan_bytes`
+    was given; `ReferencePlanError` for bytes of another codec version or none."""
+    if len(data) < _PREFIX.size:
+        raise ReferencePlanError(f"a reference plan has at least {_PREFIX.size} bytes, got {len(data)}")
+    magic, version, header_size = _PREFIX.unpack_from(data)
+    if magic != MAGIC or version != CODEC_VERSION:
+        raise ReferencePlanError(f"not a plan of reference codec {CODEC_VERSION}: {magic!r} {version}")
+    start = _PREFIX.size + header_size
+    header = loads(data[_PREFIX.size : start])
+    floats = np.frombuffer(data, dtype="<f8", count=header["floats"], offset=start)
+    ints = np.frombuffer(data, dtype="<i8", count=header["ints"], offset=start + floats.nbytes)
+    gridded: list[str] = header["gridded"]
+    entries: list[dict[str, Any]] = header["features"]
+    grids: dict[str, UnionGrid] = {}
+    packed = None
+    if gridded:
+        unions = {f["name"]: f["union"] for f in entries if "union" in f}
+        spans = [unions[name] for name in gridded]
+        first = spans[0][0]
+        starts = np.array([s for s, _ in spans] + [spans[-1][0] + spans[-1][1]], dtype=np.int64) - first
+        packed = packed_grids_of_unions(floats[first : first + int(starts[-1])], starts)
+        grids = dict(zip(gridded, packed.grids(), strict=True))
+    features: dict[str, PreparedFeature] = {}
+    described: dict[str, FeatureDescription] = {}
+    for f in entries:
+        name = f["name"]
+        c0, cn = f["counts"]
+        counts = floats[c0 : c0 + cn]
+        described[name] = FeatureDescription(f["labels"], f["summary"])
+        if f["kind"] != NUMERIC:
+            sketch = f["sketch"]
+            features[name] = PreparedFeature(
+                f["kind"],
+                counts,
+                counts,
+                positions={key: i for i, key in enumerate(f["positions"])},
+                sketch=None if sketch is None else CategorySketch.from_json(sketch),
+            )
+            continue
+        e0, en = f["edges"]
+        edges = floats[e0 : e0 + en]
+        if "union" not in f:  # stats from before mass-following bins
+            features[name] = PreparedFeature(NUMERIC, counts, counts, edges=edges, std=f["std"])
+            continue
+        (u0, un), (d0, dn), (h0, hn), (o0, on) = (
+            f["union"],
+            f["drift_edges"],
+            f["histogram_of_union"],
+            f["drift_of_union"],
+        )
+        (t0, tn), (q0, qn) = f["test"], f["quantiles"]
+        union = floats[u0 : u0 + un]
+        bins = NumericBins(
+            edges, floats[d0 : d0 + dn], union, ints[h0 : h0 + hn], ints[o0 : o0 + on], f["at_max"]
+        )
+        grid = grids.get(name)
+        features[name] = PreparedFeature(
+            NUMERIC,
+            counts,
+            floats[t0 : t0 + tn],
+            edges=edges,
+            bins=bins,
+            grid=UnionGrid.of(union) if grid is None else grid,
+            quantiles=floats[q0 : q0 + qn],
+            std=f["std"],
+        )
+    return PreparedReference(
+        features,
+        described=described,
+        packed={tuple(gridded): packed} if packed is not None else None,
+        stats_features=int(header["stats_features"]),
+    )
