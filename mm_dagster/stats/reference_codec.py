@@ -12,14 +12,16 @@ kernel packs them, so a plan's packed grids are built in one compiled call over 
 Arrays read back are read-only views of the stored bytes.
 """
 
+import json
 import struct
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 
 from mm_dagster.core.histograms import bin_labels, plain_summary, reference_summary
-from mm_dagster.core.json_codec import dumps_bytes, loads
+from mm_dagster.core.json_codec import dumps_bytes
 from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins
 from mm_dagster.stats.reference_plan import (
@@ -115,6 +117,16 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
     )
 
 
+def _header(text: bytes) -> dict[str, Any]:
+    """The header as `plan_bytes` wrote it: integers it wrote are spans and counts (never the
+    64-bit ones `json_codec.loads` checks for); NaN in a summary makes orjson refuse it."""
+    try:
+        header: dict[str, Any] = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        header = json.loads(text)
+    return header
+
+
 def plan_from_bytes(data: bytes) -> PreparedReference:
     """The `PreparedReference` a plan holds, with its features' descriptions (`described`) and
     the packed grids of its numeric features (one set, in the stats' order), as `plan_bytes`
@@ -125,7 +137,7 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
     if magic != MAGIC or version != CODEC_VERSION:
         raise ReferencePlanError(f"not a plan of reference codec {CODEC_VERSION}: {magic!r} {version}")
     start = _PREFIX.size + header_size
-    header = loads(data[_PREFIX.size : start])
+    header = _header(data[_PREFIX.size : start])
     floats = np.frombuffer(data, dtype="<f8", count=header["floats"], offset=start)
     ints = np.frombuffer(data, dtype="<i8", count=header["ints"], offset=start + floats.nbytes)
     gridded: list[str] = header["gridded"]
