@@ -1,11 +1,11 @@
 """Windows of many endpoints for bench/scale.py, built fast through the stores' own APIs.
 
 Endpoints: the first is created by the registry from a reference frame; the others are copies
-of its rows (same reference stats and stored drift plan, new id and name), inserted in bulk. Events: stored as the
-recorder stores them, two drains per window, each holding half of every endpoint's events as
-validated Arrow tables stored through `EventIngestor.record_tables` (one slot file per drain for
-all endpoints, acknowledged with its arrival rows and counters in one transaction), not
-compacted, as the controller would find a closed window.
+of its rows (same reference stats and stored drift plan, new id and name), inserted in bulk.
+Events: stored as the recorder stores them, two drains per window, each holding half of every
+endpoint's events as validated Arrow tables stored through `EventIngestor.record_tables` (one
+slot file per drain for all endpoints, acknowledged with its arrival rows and counters in one
+transaction), not compacted, as the controller would find a closed window.
 """
 
 import sys
@@ -53,9 +53,7 @@ def create_fleet(mm: Monitoring, endpoints: int, features: int) -> Fleet:
             ._mapping
         )
         plan = dict(
-            conn.execute(
-                sa.select(db.reference_plans).where(db.reference_plans.c.endpoint_id == first.id)
-            )
+            conn.execute(sa.select(db.reference_plans).where(db.reference_plans.c.endpoint_id == first.id))
             .one()
             ._mapping
         )
