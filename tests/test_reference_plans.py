@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from mm_dagster.applications import HistogramDataDriftApplication, ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.drift_histograms import _describe
-from mm_dagster.applications.endpoint_view import EndpointView, window_views
+from mm_dagster.applications.endpoint_view import EndpointView, WindowStats, window_views
 from mm_dagster.core import json_codec
 from mm_dagster.core.endpoint import ModelEndpoint
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import ModelMonitoringApplicationMetric
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
@@ -167,7 +168,11 @@ def test_every_stored_reference_has_its_plan_and_deleting_the_endpoint_removes_t
     assert _plans(mm) == {(endpoint.id, 1): CODEC_VERSION, (endpoint.id, 2): CODEC_VERSION}
     (stored,) = mm.endpoints.for_window([endpoint.id])
     assert stored.endpoint.feature_stats == {} and stored.endpoint.reference_version == 2
-    assert json_codec.loads(stored.stats_json) == updated.feature_stats
+    texts = mm.endpoints.stats_texts({endpoint.id: 2})
+    assert json_codec.loads(texts[endpoint.id]) == updated.feature_stats
+    assert json_codec.loads(mm.endpoints.stats_texts({endpoint.id: 1})[endpoint.id]) == endpoint.feature_stats
+    with pytest.raises(MonitoringError, match=f"{endpoint.id} \\(version 3\\)"):
+        mm.endpoints.stats_texts({endpoint.id: 3})
     assert stored.plan is not None and list(plan_from_bytes(stored.plan)) == list(updated.feature_stats)
     mm.endpoints.delete(endpoint.id)
     assert _plans(mm) == {}
@@ -219,6 +224,22 @@ def test_a_plan_of_another_codec_is_ignored_and_the_stats_prepared(
 ) -> None:
     (stored,) = mm.endpoints.for_window([endpoint.id])
     assert stored.plan is not None
-    view = EndpointView(stored.endpoint, stats_json=stored.stats_json, plan=b"MMRP\xff" + stored.plan[5:])
+    stats = WindowStats(mm.endpoints, {endpoint.id: 1})
+    view = EndpointView(stored.endpoint, stats=stats, plan=b"MMRP\xff" + stored.plan[5:])
     assert view.plan is None
     assert view.endpoint.feature_stats == endpoint.feature_stats
+
+
+def test_an_endpoint_from_before_reference_history_reads_its_own_stats(
+    mm: Monitoring, endpoint: ModelEndpoint, window: Window
+) -> None:
+    with mm.engine.begin() as conn:
+        conn.execute(db.endpoint_references.delete())
+        conn.execute(db.reference_plans.delete())
+        conn.execute(db.endpoints.update().values(reference_version=None))
+    texts = mm.endpoints.stats_texts({endpoint.id: 1})
+    assert json_codec.loads(texts[endpoint.id]) == endpoint.feature_stats
+    mm.record_events(endpoint.name, traffic_frame(300, window.start, window.end, seed=6))
+    (report,) = mm.run_window([HistogramDataDriftApplication()], window)
+    assert report.outputs[endpoint.id] and not report.failures
+    assert _plans(mm) == {(endpoint.id, 1): CODEC_VERSION}

@@ -3,7 +3,8 @@
 `.spec.label_names`, `.status.feature_stats`), with every container read-only."""
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import cached_property
@@ -73,14 +74,31 @@ def monitored_endpoint(endpoint: ModelEndpoint, project: str = "default") -> Mon
     return MonitoredEndpoint(**values, project=project)
 
 
+class WindowStats:
+    """The reference stats of a window's endpoints, read (as JSON text, in one query for all)
+    when the first app asks for one endpoint's, and parsed per endpoint by its view."""
+
+    def __init__(self, registry: EndpointRegistry, versions: Mapping[str, int]) -> None:
+        self._registry = registry
+        self._versions = dict(versions)
+        self._texts: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def text(self, endpoint_id: str) -> str:
+        with self._lock:
+            if self._texts is None:
+                self._texts = self._registry.stats_texts(self._versions)
+            return self._texts[endpoint_id]
+
+
 class EndpointView:
-    """An endpoint as loaded (`loaded`: its reference stats maybe not parsed yet), with its stats
+    """An endpoint as loaded (`loaded`: maybe without its reference stats), with its stats
     (`endpoint`), its read-only view (`view`) and its stored drift plan (`plan`), each made on
     first use and shared by every app's context of the window: built-in apps that read the plan
-    never parse the stats (~0.3 ms an endpoint at 20 features), nor freeze them for the view
-    (~0.2 ms).
+    never read nor parse the stats (~46 KB of JSON an endpoint at 20 features), nor freeze them
+    for the view.
 
-    `stats_json`: the stats as stored, when `endpoint` was loaded without them; `plan`: the stored
+    `stats`: where the stats are, when `endpoint` was loaded without them; `plan`: the stored
     plan of its reference (`stats.reference_codec`), bytes or decoded."""
 
     def __init__(
@@ -88,19 +106,20 @@ class EndpointView:
         endpoint: ModelEndpoint,
         project: str = "default",
         *,
-        stats_json: str | None = None,
+        stats: WindowStats | None = None,
         plan: bytes | PreparedReference | None = None,
     ) -> None:
         self.loaded = endpoint
         self.project = project
-        self._stats_json = stats_json
+        self._stats = stats
         self._plan = plan
 
     @cached_property
     def endpoint(self) -> ModelEndpoint:
-        if self._stats_json is None:
+        if self._stats is None:
             return self.loaded
-        stats, self._stats_json = json_codec.loads(self._stats_json), None
+        stats = json_codec.loads(self._stats.text(self.loaded.id))
+        self._stats = None
         return replace(self.loaded, feature_stats=stats)
 
     @cached_property
@@ -127,27 +146,28 @@ def window_views(
     without a drift plan (before plans, or by another codec version) gets one now, stored for the
     next windows; one whose plan cannot be made runs without (its apps prepare the stats)."""
     stored = registry.for_window(ids)
+    stats = WindowStats(registry, {s.endpoint.id: s.endpoint.reference_version for s in stored})
     views: dict[str, EndpointView] = {}
     made: dict[tuple[str, int], bytes] = {}
     for s in stored:
         endpoint = s.endpoint
-        if s.plan is not None:
-            views[endpoint.id] = EndpointView(endpoint, project, stats_json=s.stats_json, plan=s.plan)
-            continue
-        view = EndpointView(endpoint, project, stats_json=s.stats_json)
-        try:
-            made[(endpoint.id, endpoint.reference_version)] = plan = plan_bytes(view.endpoint.feature_stats)
-        except Exception:
-            log.warning(
-                "endpoint %r (%s), reference version %d: no drift plan could be made; its apps "
-                "prepare the reference stats each window",
-                endpoint.name,
-                endpoint.id,
-                endpoint.reference_version,
-                exc_info=True,
-            )
-            plan = None
-        views[endpoint.id] = EndpointView(view.endpoint, project, plan=plan)
+        view = EndpointView(endpoint, project, stats=stats, plan=s.plan)
+        if s.plan is None:
+            try:
+                plan = plan_bytes(view.endpoint.feature_stats)
+            except Exception:
+                log.warning(
+                    "endpoint %r (%s), reference version %d: no drift plan could be made; its "
+                    "apps prepare the reference stats each window",
+                    endpoint.name,
+                    endpoint.id,
+                    endpoint.reference_version,
+                    exc_info=True,
+                )
+            else:
+                made[(endpoint.id, endpoint.reference_version)] = plan
+                view = EndpointView(view.endpoint, project, plan=plan)
+        views[endpoint.id] = view
     try:
         registry.store_plans(made)
     except Exception:

@@ -61,11 +61,10 @@ def _row_to_endpoint(row: sa.Row[Any], feature_stats: FeatureStats | None = None
 
 @dataclass(frozen=True)
 class StoredEndpoint:
-    """An endpoint as stored: its `feature_stats` left empty, their JSON text in `stats_json`, and
-    its current reference's drift plan (`plan`, None when none is stored)."""
+    """An endpoint as stored, its `feature_stats` left empty (`EndpointRegistry.stats_texts`
+    reads them), with its current reference's drift plan (`plan`, None when none is stored)."""
 
     endpoint: ModelEndpoint
-    stats_json: str
     plan: bytes | None
 
 
@@ -526,15 +525,14 @@ class EndpointRegistry:
             return [_row_to_endpoint(r) for r in conn.execute(query)]
 
     def for_window(self, ids: Sequence[str]) -> "builtins.list[StoredEndpoint]":
-        """The endpoints among `ids` as a window's run loads them: reference stats as stored
-        (JSON, parsed only by an app that reads them) and the current reference's drift plan of
-        this codec version (None when there is none)."""
+        """The endpoints among `ids` as a window's run loads them: without their reference
+        stats (`stats_texts` reads those, for the apps that read them), with the current
+        reference's drift plan of this codec version (None when there is none)."""
         t, plans = db.endpoints, db.reference_plans
         version = sa.func.coalesce(t.c.reference_version, 1)
         query = (
             sa.select(
                 *(c for c in t.columns if c.name != "feature_stats"),
-                sa.cast(t.c.feature_stats, sa.Text).label("feature_stats_json"),
                 plans.c.plan,
             )
             .select_from(
@@ -552,10 +550,35 @@ class EndpointRegistry:
         )
         with self.engine.connect() as conn:
             rows: Any = conn.execute(query)
-            return [
-                StoredEndpoint(_row_to_endpoint(r, feature_stats={}), r.feature_stats_json, r.plan)
-                for r in rows
-            ]
+            return [StoredEndpoint(_row_to_endpoint(r, feature_stats={}), r.plan) for r in rows]
+
+    def stats_texts(self, versions: Mapping[str, int]) -> dict[str, str]:
+        """The reference stats, as stored (JSON text), of each endpoint id of `versions` in its
+        reference version there (an endpoint from before reference history: its own)."""
+        r, t = db.endpoint_references, db.endpoints
+        pairs = list(versions.items())
+        texts: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for lo in range(0, len(pairs), 5000):
+                query = sa.select(r.c.endpoint_id, sa.cast(r.c.feature_stats, sa.Text)).where(
+                    sa.tuple_(r.c.endpoint_id, r.c.version).in_(pairs[lo : lo + 5000])
+                )
+                texts.update((endpoint_id, text) for endpoint_id, text in conn.execute(query))
+            older = [e for e in versions if e not in texts]
+            for lo in range(0, len(older), 5000):
+                query = sa.select(t.c.id, t.c.reference_version, sa.cast(t.c.feature_stats, sa.Text)).where(
+                    t.c.id.in_(older[lo : lo + 5000])
+                )
+                for endpoint_id, version, text in conn.execute(query):
+                    if (version or 1) == versions[endpoint_id]:
+                        texts[endpoint_id] = text
+        missing = sorted(set(versions) - set(texts))
+        if missing:
+            raise MonitoringError(
+                f"no reference stats stored for {len(missing)} endpoint(s) in the version asked: "
+                + ", ".join(f"{e} (version {versions[e]})" for e in missing[:5])
+            )
+        return texts
 
     def targets(self, ids: Sequence[str]) -> dict[str, tuple[ModelTask, str]]:
         """For the endpoints among `ids` that declare a task: the task and the type of its
