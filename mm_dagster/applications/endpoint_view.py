@@ -13,6 +13,7 @@ from typing import Any
 from mm_dagster.applications.readonly import freeze
 from mm_dagster.core import json_codec
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.stats.reference_codec import ReferencePlanError, plan_bytes, plan_from_bytes
 from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -88,7 +89,13 @@ class WindowStats:
         with self._lock:
             if self._texts is None:
                 self._texts = self._registry.stats_texts(self._versions)
-            return self._texts[endpoint_id]
+        text = self._texts.get(endpoint_id)
+        if text is None:
+            raise MonitoringError(
+                f"endpoint {endpoint_id}: no reference stats stored for reference version "
+                f"{self._versions.get(endpoint_id)}"
+            )
+        return text
 
 
 class EndpointView:
@@ -118,9 +125,7 @@ class EndpointView:
     def endpoint(self) -> ModelEndpoint:
         if self._stats is None:
             return self.loaded
-        stats = json_codec.loads(self._stats.text(self.loaded.id))
-        self._stats = None
-        return replace(self.loaded, feature_stats=stats)
+        return replace(self.loaded, feature_stats=json_codec.loads(self._stats.text(self.loaded.id)))
 
     @cached_property
     def view(self) -> MonitoredEndpoint:
@@ -135,8 +140,6 @@ class EndpointView:
             return plan_from_bytes(self._plan)
         except ReferencePlanError:
             return None
-        finally:
-            self._plan = None
 
 
 def window_views(
