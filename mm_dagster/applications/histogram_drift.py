@@ -237,24 +237,24 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 },
             ),
         ]
-        family_results = [
-            self._family_result("feature_drift", drifts, input_verdicts, too_small),
-            None
-            if output_verdicts is None
-            else self._family_result("prediction_drift", drifts, output_verdicts, too_small),
-        ]
+        page = None
         if self.drift_report != "never":
             ctx.store_histograms(self._histograms.of(ctx, drifts, self._references.of(ctx)))
             page = links.window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
-            for r in family_results:
-                if r is not None:
-                    r.extra_data["report"] = page
-        results.extend(r for r in family_results if r is not None)
+        results.append(self._family_result("feature_drift", drifts, input_verdicts, too_small, page))
+        if output_verdicts is not None:
+            results.append(self._family_result("prediction_drift", drifts, output_verdicts, too_small, page))
         return results
 
     def _family_result(
-        self, name: str, drifts: Sequence[FeatureDrift], verdicts: Sequence[FeatureVerdict], too_small: bool
+        self,
+        name: str,
+        drifts: Sequence[FeatureDrift],
+        verdicts: Sequence[FeatureVerdict],
+        too_small: bool,
+        page: str | None,
     ) -> ModelMonitoringApplicationResult:
+        """`page`: the window page's address (None when no histograms are stored)."""
         tvd = {d.feature: d.tvd for d in drifts}
         worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
         drifting = sorted(
@@ -267,7 +267,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             kind=ResultKindApp.data_drift,
             status=ResultStatusApp.irrelevant if too_small else worst,
             extra_data={
-                "report": None,
+                "report": page,
                 "drifting_features": [v.feature for v in drifting],
                 "tested_features": len(verdicts),
                 "window_alpha": {
