@@ -3,6 +3,7 @@ keep a labelled reference sample; bad input is reported, never a crash of the wi
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from mm_dagster.core.outputs import ModelMonitoringApplicationResult
 from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.runner import run_app_on_endpoint, run_apps_on_window
+from mm_dagster.storage.endpoint_registry import EndpointRegistry, StoredEndpoint
 from mm_dagster.storage.reference_store import ReferenceStore
 
 from .conftest import past_window
@@ -257,15 +259,19 @@ def test_settings_are_validated(kwargs: dict[str, object]) -> None:
         EstimatedPerformanceApplication(**kwargs)  # type: ignore[arg-type]
 
 
-class EndpointsWithTasks:
-    """The registry the window runner reads, holding endpoints whose task is set (until the
-    registry persists `ModelTask`, worker labels' part)."""
+class EndpointsWithTasks(EndpointRegistry):
+    """The stored registry, its endpoints declaring the tasks of `endpoints` (whose stored
+    references keep the target, which `create_endpoint` with a task would take as a label)."""
 
-    def __init__(self, endpoints: list[ModelEndpoint]) -> None:
-        self.endpoints = endpoints
+    def __init__(self, registry: EndpointRegistry, endpoints: list[ModelEndpoint]) -> None:
+        super().__init__(registry.engine, registry.clock)
+        self.tasks = {e.id: e.task for e in endpoints}
 
-    def list(self, ids: list[str] | None = None) -> list[ModelEndpoint]:
-        return [e for e in self.endpoints if ids is None or e.id in ids]
+    def for_window(self, ids: Sequence[str]) -> list[StoredEndpoint]:
+        return [
+            dataclasses.replace(s, endpoint=dataclasses.replace(s.endpoint, task=self.tasks[s.endpoint.id]))
+            for s in super().for_window(ids)
+        ]
 
 
 def test_window_runner_isolates_bad_endpoints(mm: Monitoring) -> None:
@@ -289,7 +295,7 @@ def test_window_runner_isolates_bad_endpoints(mm: Monitoring) -> None:
         [app],
         past_window(),
         events,
-        EndpointsWithTasks([unlabelled, invalid, regressor, healthy]),  # type: ignore[arg-type]
+        EndpointsWithTasks(mm.endpoints, [unlabelled, invalid, regressor, healthy]),
         mm.results,
         mm.artifacts,
         mm.references,

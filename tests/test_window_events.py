@@ -99,14 +99,8 @@ def test_the_drift_is_the_same_from_the_block_and_from_pandas(mm: Monitoring) ->
         endpoint = mm.get_endpoint(name)
         frame = events[endpoint.id]
         prepared = prepare_reference(endpoint.feature_stats)
-        options = {"prepared": prepared, "summaries": True}
-        from_pandas = feature_drifts(endpoint.feature_stats, frame, **options)  # type: ignore[arg-type]
-        from_block = feature_drifts(
-            endpoint.feature_stats,
-            frame,
-            numbers=events.numbers_of(endpoint.id),
-            **options,  # type: ignore[arg-type]
-        )
+        from_pandas = feature_drifts(prepared, frame, summaries=True)
+        from_block = feature_drifts(prepared, frame, numbers=events.numbers_of(endpoint.id), summaries=True)
         assert repr(from_block) == repr(from_pandas)
 
 

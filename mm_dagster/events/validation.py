@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -113,6 +114,18 @@ def _as_text(endpoint: ModelEndpoint, col: str, s: pd.Series, labels: pd.Index) 
         if pos is None:
             raise _fail(endpoint, col, None, "expected text") from None
         raise _fail(endpoint, col, _row(labels, pos), f"expected text, got {objects[pos]!r}") from None
+
+
+def _quiet_decimal_nans(s: pd.Series) -> pd.Series:
+    """`s` with signalling-NaN decimals as quiet ones: a missing value, as pandas reads a quiet
+    one (it raises `decimal.InvalidOperation` on a signalling one, in `isna` and `to_numeric`)."""
+    objects = s.to_numpy(dtype=object)
+    signalling = [i for i, v in enumerate(objects) if isinstance(v, Decimal) and v.is_snan()]
+    if not signalling:
+        return s
+    objects = objects.copy()
+    objects[signalling] = Decimal("NaN")
+    return pd.Series(objects, index=s.index, dtype=object)
 
 
 def _numeric(endpoint: ModelEndpoint, col: str, s: pd.Series, labels: pd.Index) -> pa.Array:
@@ -317,6 +330,9 @@ def validate_events(
     df = df.copy(deep=False)
     df.columns = columns
     df.index = pd.RangeIndex(len(df))
+    for position, dtype in enumerate(df.dtypes):
+        if pd.api.types.is_object_dtype(dtype):
+            df.isetitem(position, _quiet_decimal_nans(df.iloc[:, position]))
 
     if "endpoint_id" in columns:
         ids = _as_text(endpoint, "endpoint_id", df["endpoint_id"], labels)

@@ -174,11 +174,11 @@ def with_distances(windows: Sequence[Sequence[DriftParts]]) -> list[list[Feature
 
 
 def feature_drifts(
-    reference_stats: Mapping[str, Mapping[str, Any]], window: pd.DataFrame, **options: Any
+    reference: Mapping[str, Mapping[str, Any]] | PreparedReference, window: pd.DataFrame, **options: Any
 ) -> list[FeatureDrift]:
     """Both views of every reference column present in `window` (`options`:
     `feature_drift_parts`' keywords)."""
-    return with_distances([feature_drift_parts(reference_stats, window, **options)])[0]
+    return with_distances([feature_drift_parts(reference, window, **options)])[0]
 
 
 def feature_drift_parts(
