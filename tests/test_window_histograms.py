@@ -2,9 +2,12 @@
 window, replaced on a re-run, kept apart per segment; apps store their own through the context."""
 
 import dataclasses
+import json
 import math
+import zlib
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,15 +21,16 @@ from mm_dagster.applications import (
 from mm_dagster.applications.drift_histograms import DriftHistograms
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.histograms import CheckedHistogram, FeatureHistogram
+from mm_dagster.core.histograms import CheckedHistogram, FeatureHistogram, PlannedHistogram
 from mm_dagster.core.segments import segment_key
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.runner import app_context
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.stats.drift import feature_drifts
+from mm_dagster.stats.reference_codec import CODEC_VERSION
 from mm_dagster.storage import database as db
-from mm_dagster.storage.window_histograms import WindowHistogramStore, decode, encode
+from mm_dagster.storage.window_histograms import WindowHistogramStore, decode, encode, joined
 
 from .conftest import NOW
 from .test_segments import frame as segment_frame
@@ -223,3 +227,105 @@ def test_the_drift_apps_histograms_are_stored_as_checked_ones(mm: Monitoring) ->
     broken = [replace(d, reference_counts=-d.reference_counts) if d.feature == "f1" else d for d in drifts]
     with pytest.raises(MonitoringError, match="feature 'f1': reference_counts must be finite and >= 0"):
         DriftHistograms().of(ctx, broken)
+
+
+def _stored_document(mm: Monitoring) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(zlib.decompress(_raw(mm)))
+    return document
+
+
+def test_planned_histograms_store_the_window_side_and_read_back_whole(mm: Monitoring) -> None:
+    """A reference with a stored plan: the drift app stores each feature's window side and the
+    reference version only; read back, the histograms equal the whole ones made without a plan,
+    whatever happened to the reference since (updated; its plan of another codec version)."""
+    mm.create_endpoint("fraud", reference=reference_frame(4000, seed=1), label_names=["prediction"])
+    (w,) = windows(1)
+    mm.record_events("fraud", traffic_frame(300, w.start, w.end, TrafficShape(mean_shift=1.0), seed=3))
+    app = HistogramDataDriftApplication()
+    mm.run_window([app], w)
+    ep = mm.get_endpoint("fraud")
+
+    document = _stored_document(mm)
+    assert document["v"] == 2
+    assert all(
+        set(f) == {"feature", "kind", "window_counts", "window_rows", "window_summary", "reference"}
+        for f in document["features"]
+    )
+    assert {f["reference"] for f in document["features"]} == {1}
+    assert all(isinstance(h, PlannedHistogram) and not h.labels for h in decode(_raw(mm)))
+
+    whole_ctx = app_context_for(mm, ep, w)  # no plan: the whole histograms, as before plans
+    HistogramDataDriftApplication().do_tracking(whole_ctx)
+    whole = [dataclasses.astuple(h) for h in decode(encode(whole_ctx.histograms))]
+    store = WindowHistogramStore(mm.engine)
+
+    def read() -> list[tuple[Any, ...]]:
+        stored = store.window(ep.id, app.name, w.start)
+        assert stored is not None and all(type(h) is FeatureHistogram for h in stored.features)
+        return [dataclasses.astuple(h) for h in stored.features]
+
+    assert read() == whole
+    c0 = next(h for h in store.window(ep.id, app.name, w.start).features if h.feature == "c0")  # type: ignore[union-attr]
+    assert c0.window_summary["top"] in c0.labels and c0.window_summary["count"] == 300
+
+    mm.endpoints.update_reference(ep.id, reference_frame(1000, seed=9))  # version 2
+    assert read() == whole  # still the reference the window was compared with
+    with mm.engine.begin() as conn:  # version 1's plan as an older codec wrote it
+        conn.execute(sa.update(db.reference_plans).where(db.reference_plans.c.version == 1).values(codec=0))
+    assert read() == whole  # made again from the stats of version 1, and stored
+    with mm.engine.connect() as conn:
+        codecs = dict(conn.execute(sa.select(db.reference_plans.c.version, db.reference_plans.c.codec)).all())
+    assert codecs == {1: CODEC_VERSION, 2: CODEC_VERSION}
+
+
+def _raw(mm: Monitoring) -> bytes:
+    with mm.engine.connect() as conn:
+        (data,) = conn.execute(sa.select(db.window_histograms.c.data)).one()
+    return bytes(data)
+
+
+def test_planned_histograms_without_their_plan_keep_the_window_side() -> None:
+    planned = PlannedHistogram("f0", "numeric", (), (), [3, 4], 7, {}, {"mean": 1.0}, reference_version=5)
+    category = PlannedHistogram("c0", "categorical", (), (), [1, 5, 0], 6, {}, {}, reference_version=5)
+    plans_asked: list[int] = []
+
+    def no_plan(version: int) -> None:
+        plans_asked.append(version)
+
+    got = joined(decode(encode([planned, category])), no_plan)
+    assert plans_asked == [5]  # once per version
+    assert [dataclasses.astuple(h) for h in got] == [
+        ("f0", "numeric", ["bin 0", "bin 1"], [0, 0], [3, 4], 7, {}, {"mean": 1.0}),
+        (
+            "c0",
+            "categorical",
+            ["bin 0", "bin 1", "bin 2"],
+            [0, 0, 0],
+            [1, 5, 0],
+            6,
+            {},
+            {"top": "bin 1", "freq": 5, "count": 6},
+        ),
+    ]
+
+
+def test_rows_of_format_1_are_read_as_they_are() -> None:
+    document = {
+        "v": 1,
+        "features": [
+            {
+                "feature": "c0",
+                "kind": "categorical",
+                "labels": ["web", "(other)", "(unseen)"],
+                "reference_counts": [5, 1, 0],
+                "window_counts": [2, 0, 1],
+                "window_rows": 3,
+                "reference_summary": {"top": "web", "freq": 5, "count": 6},
+                "window_summary": {"top": "web", "freq": 2, "count": 3},
+            }
+        ],
+    }
+    (back,) = decode(zlib.compress(json.dumps(document).encode()))
+    assert dataclasses.astuple(back) == tuple(document["features"][0].values())
+    with pytest.raises(MonitoringError, match="format 9"):
+        decode(zlib.compress(json.dumps({"v": 9, "features": []}).encode()))

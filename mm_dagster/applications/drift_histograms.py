@@ -1,8 +1,10 @@
 """The drift app's per-feature histograms of a window, as the window page needs them.
 
-Cheap by design (it runs on every analysed window): bin labels and reference summaries are made
-once per reference; the window's summaries come from one numpy conversion of its numeric columns
-(mean/std/min/max) and from the category buckets already counted (the top bucket).
+Cheap by design (it runs on every analysed window): a reference with a stored plan gives only the
+window side (its labels and reference side are joined from the plan when the page is read);
+otherwise bin labels and reference summaries are made once per reference. The window's numeric
+summaries come from one numpy conversion of its numeric columns (mean/std/min/max), categorical
+ones from the category buckets already counted (the top bucket).
 """
 
 from collections.abc import Mapping, Sequence
@@ -18,10 +20,13 @@ from mm_dagster.core.histograms import (
     NUMERIC,
     CheckedHistogram,
     FeatureHistogram,
+    PlannedHistogram,
     bin_labels,
+    counts_list,
     plain_counts,
     plain_summary,
     reference_summary,
+    top_bucket,
 )
 from mm_dagster.stats.drift import FeatureDrift
 from mm_dagster.stats.reference_plan import PreparedReference
@@ -55,17 +60,6 @@ def _described(ctx: MonitoringApplicationContext, prepared: PreparedReference | 
     return _describe(ctx.shared_feature_stats)
 
 
-def counts_list(counts: np.ndarray) -> list[float]:
-    """Counts as a list, whole ones as ints (shorter stored)."""
-    if counts.dtype.kind in "iu":
-        integers: list[float] = counts.tolist()
-        return integers
-    values: list[float] = counts.tolist()
-    if all(v.is_integer() for v in values):  # a few dozen values: faster than numpy's calls
-        return [int(v) for v in values]
-    return values
-
-
 def numeric_summaries(sample: pd.DataFrame, features: Sequence[str]) -> dict[str, dict[str, float]]:
     """mean/std/min/max of each column's finite values (columns without any left out)."""
     out: dict[str, dict[str, float]] = {}
@@ -86,15 +80,6 @@ def numeric_summaries(sample: pd.DataFrame, features: Sequence[str]) -> dict[str
     return out
 
 
-def top_bucket(labels: Sequence[str], counts: np.ndarray) -> dict[str, Any]:
-    """The fullest category bucket (`(unseen)` when the window's values are mostly new)."""
-    total = int(counts.sum())
-    if not total:
-        return {}
-    top = int(np.argmax(counts))
-    return {"top": labels[top], "freq": int(counts[top]), "count": total}
-
-
 class DriftHistograms:
     """Turns an app's `FeatureDrift`s into `FeatureHistogram`s, labels cached per reference."""
 
@@ -107,9 +92,11 @@ class DriftHistograms:
         drifts: Sequence[FeatureDrift],
         prepared: PreparedReference | None = None,
     ) -> list[FeatureHistogram]:
-        """`prepared`: the reference's prepared stats, whose descriptions (a stored plan's) save
-        describing its stats again."""
-        described = self._described.get_or_fit(ctx.reference_key, lambda: _described(ctx, prepared))
+        """`prepared`: the reference's prepared stats. When they are the endpoint's stored plan, a
+        feature whose bins are the plan's gets a `PlannedHistogram`: its window side only, the
+        rest joined from the plan when the window is read (no labels made at run time, half the
+        stored bytes). Otherwise a whole histogram, the reference's labels and summaries made
+        once per reference (from a stored plan's descriptions when there is one)."""
         numeric = {
             d.feature: d.window_summary
             if d.window_summary is not None
@@ -117,8 +104,28 @@ class DriftHistograms:
             for d in drifts
             if d.kind == NUMERIC
         }
+        planned = prepared is not None and prepared.has_descriptions and not ctx.segment_key
+        version = ctx.reference_key[1]
+        described: Described | None = None
         histograms: list[FeatureHistogram] = []
         for d in drifts:
+            if planned and len(d.window_counts) == len(d.reference_counts):
+                histograms.append(
+                    PlannedHistogram(
+                        d.feature,
+                        d.kind,
+                        (),
+                        (),
+                        counts_list(d.window_counts),
+                        d.window_rows,
+                        {},
+                        numeric.get(d.feature, {}),
+                        reference_version=version,
+                    )
+                )
+                continue
+            if described is None:
+                described = self._described.get_or_fit(ctx.reference_key, lambda: _described(ctx, prepared))
             reference = described.get(d.feature) or _Described([], {})
             labels = reference.labels
             if len(labels) != len(d.window_counts):  # a binning the labels do not describe
@@ -142,7 +149,7 @@ class DriftHistograms:
                     reference_summary=reference.summary,
                     window_summary=numeric.get(d.feature, {})
                     if d.kind == NUMERIC
-                    else top_bucket(labels, d.window_counts),
+                    else top_bucket(labels, counts_list(d.window_counts)),
                 )
             )
         return histograms

@@ -74,6 +74,37 @@ class CheckedHistogram(FeatureHistogram):
         return self
 
 
+@dataclass(frozen=True)
+class PlannedHistogram(CheckedHistogram):
+    """The window side of a built-in app's histogram of a feature of the endpoint's stored
+    reference plan (`stats.reference_codec`) of `reference_version`: labels, reference counts
+    and reference summary are left empty here and in storage, and joined from that plan when the
+    window is read (`storage.window_histograms`); a categorical window summary is made then
+    (it names the top bucket by its label)."""
+
+    reference_version: int = 1
+
+
+def counts_list(counts: Any) -> list[float]:
+    """Counts (a numpy array) as a list, whole ones as ints (shorter stored)."""
+    if counts.dtype.kind in "iu":
+        integers: list[float] = counts.tolist()
+        return integers
+    values: list[float] = counts.tolist()
+    if all(v.is_integer() for v in values):  # a few dozen values: faster than numpy's calls
+        return [int(v) for v in values]
+    return values
+
+
+def top_bucket(labels: Sequence[str], counts: Sequence[float]) -> dict[str, Any]:
+    """The fullest category bucket (`(unseen)` when the window's values are mostly new)."""
+    total = sum(counts)
+    if not total:
+        return {}
+    top = max(range(len(counts)), key=counts.__getitem__)
+    return {"top": labels[top], "freq": int(counts[top]), "count": int(total)}
+
+
 def _number(value: Any, where: str) -> float:
     """A finite number >= 0 (numpy scalars included) as a float, else an error naming `where`."""
     if isinstance(value, bool) or not isinstance(value, Real):

@@ -3,11 +3,13 @@ make of its stats, written once when the reference is stored and read back by ev
 without parsing the stats' JSON or preparing them again (at 10,000 endpoints x 20 features that
 was ~30% of a window's run, profiled).
 
-Layout: `MAGIC`, the codec version (one byte), 3 bytes of padding, the header's length (8 bytes,
-little-endian), the header (JSON, padded with spaces to a multiple of 8 bytes), then the float64
-and the int64 arrays, each one contiguous block. The header lists the features in the stats'
-order with where each array lies in its block (start, length), their scalars, labels and
-summaries. Numeric features' unions lie one after another in the float block in the order the
+Layout: `MAGIC`, the codec version (one byte), 3 bytes of padding, the lengths of the header and
+of the descriptions (8 bytes each, little-endian), the header and the descriptions (JSON, each
+padded with spaces to a multiple of 8 bytes), then the float64 and the int64 arrays, each one
+contiguous block. The header lists the features in the stats' order with where each array lies
+in its block (start, length) and their scalars; the descriptions, each feature's bin labels and
+reference summary in the same order, are parsed only when asked for (the window pages, not the
+runs). Numeric features' unions lie one after another in the float block in the order the
 kernel packs them, so a plan's packed grids are built in one compiled call over one slice.
 Arrays read back are read-only views of the stored bytes.
 """
@@ -33,8 +35,8 @@ from mm_dagster.stats.reference_plan import (
 from mm_dagster.stats.union_binning import MAX_TABLE_EDGES, UnionGrid, packed_grids_of_unions
 
 MAGIC = b"MMRP"
-CODEC_VERSION = 1
-_PREFIX = struct.Struct("<4sB3xQ")
+CODEC_VERSION = 2
+_PREFIX = struct.Struct("<4sB3xQQ")
 
 
 class ReferencePlanError(ValueError):
@@ -67,15 +69,19 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
         if f.bins is not None and f.grid is not None and f.bins.union.size <= MAX_TABLE_EDGES
     ]
     unions = {name: floats.add(prepared[name].bins.union) for name in gridded}  # type: ignore[union-attr]
-    features = []
+    features, descriptions = [], []
     for name, feature in prepared.items():
         stats = reference_stats[name]
+        descriptions.append(
+            [
+                bin_labels(stats),
+                plain_summary(reference_summary(stats), f"feature {name!r}: reference_summary"),
+            ]
+        )
         entry: dict[str, Any] = {
             "name": name,
             "kind": feature.kind,
             "counts": floats.add(feature.reference_counts),
-            "labels": bin_labels(stats),
-            "summary": plain_summary(reference_summary(stats), f"feature {name!r}: reference_summary"),
         }
         if feature.kind == NUMERIC:
             entry["edges"] = floats.add(feature.edges)  # type: ignore[arg-type]
@@ -93,31 +99,36 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
             entry["drift_of_union"] = ints.add(bins.drift_of_union)
             entry["at_max"] = bins.at_max
         features.append(entry)
-    header = dumps_bytes(
-        {
-            "stats_features": len(reference_stats),
-            "gridded": gridded,
-            "features": features,
-            "floats": floats.size,
-            "ints": ints.size,
-        }
+    header = _padded(
+        dumps_bytes(
+            {
+                "stats_features": len(reference_stats),
+                "gridded": gridded,
+                "features": features,
+                "floats": floats.size,
+                "ints": ints.size,
+            }
+        )
     )
-    header += b" " * (-len(header) % 8)
+    described = _padded(dumps_bytes(descriptions))
     return b"".join(
-        [_PREFIX.pack(MAGIC, CODEC_VERSION, len(header)), header]
+        [_PREFIX.pack(MAGIC, CODEC_VERSION, len(header), len(described)), header, described]
         + [a.tobytes() for a in floats.arrays]
         + [a.tobytes() for a in ints.arrays]
     )
 
 
-def _header(text: bytes) -> dict[str, Any]:
-    """The header as `plan_bytes` wrote it: integers it wrote are spans and counts (never the
-    64-bit ones `json_codec.loads` checks for); NaN in a summary makes orjson refuse it."""
+def _padded(text: bytes) -> bytes:
+    return text + b" " * (-len(text) % 8)
+
+
+def _json(text: bytes) -> Any:
+    """JSON `plan_bytes` wrote: integers it wrote are spans and counts (never the 64-bit ones
+    `json_codec.loads` checks for); NaN in a summary makes orjson refuse it."""
     try:
-        header: dict[str, Any] = orjson.loads(text)
+        return orjson.loads(text)
     except orjson.JSONDecodeError:
-        header = json.loads(text)
-    return header
+        return json.loads(text)
 
 
 def plan_from_bytes(data: bytes) -> PreparedReference:
@@ -126,11 +137,13 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
     was given; `ReferencePlanError` for bytes of another codec version or none."""
     if len(data) < _PREFIX.size:
         raise ReferencePlanError(f"a reference plan has at least {_PREFIX.size} bytes, got {len(data)}")
-    magic, version, header_size = _PREFIX.unpack_from(data)
+    magic, version = data[:4], data[4]
     if magic != MAGIC or version != CODEC_VERSION:
         raise ReferencePlanError(f"not a plan of reference codec {CODEC_VERSION}: {magic!r} {version}")
-    start = _PREFIX.size + header_size
-    header = _header(data[_PREFIX.size : start])
+    _, _, header_size, described_size = _PREFIX.unpack_from(data)
+    described_at = _PREFIX.size + header_size
+    start = described_at + described_size
+    header: dict[str, Any] = _json(data[_PREFIX.size : described_at])
     floats = np.frombuffer(data, dtype="<f8", count=header["floats"], offset=start)
     ints = np.frombuffer(data, dtype="<i8", count=header["ints"], offset=start + floats.nbytes)
     gridded: list[str] = header["gridded"]
@@ -145,12 +158,18 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
         packed = packed_grids_of_unions(floats[first : first + int(starts[-1])], starts)
         grids = dict(zip(gridded, packed.grids(), strict=True))
     features: dict[str, PreparedFeature] = {}
-    described: dict[str, FeatureDescription] = {}
+
+    def described() -> dict[str, FeatureDescription]:
+        descriptions = _json(data[described_at:start])
+        return {
+            f["name"]: FeatureDescription(labels, summary)
+            for f, (labels, summary) in zip(entries, descriptions, strict=True)
+        }
+
     for f in entries:
         name = f["name"]
         c0, cn = f["counts"]
         counts = floats[c0 : c0 + cn]
-        described[name] = FeatureDescription(f["labels"], f["summary"])
         if f["kind"] != NUMERIC:
             sketch = f["sketch"]
             features[name] = PreparedFeature(

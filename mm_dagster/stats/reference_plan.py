@@ -1,7 +1,7 @@
 """A reference's stats turned once into the arrays a window's drift needs (per feature), so a
 window pays only for binning its own values; apps cache it per (endpoint, reference version)."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -83,7 +83,9 @@ class PreparedReference(dict[str, PreparedFeature]):
         self,
         features: Mapping[str, PreparedFeature],
         *,
-        described: Mapping[str, FeatureDescription] | None = None,
+        described: Mapping[str, FeatureDescription]
+        | Callable[[], Mapping[str, FeatureDescription]]
+        | None = None,
         packed: Mapping[tuple[str, ...], PackedGrids] | None = None,
         stats_features: int | None = None,
     ) -> None:
@@ -91,7 +93,19 @@ class PreparedReference(dict[str, PreparedFeature]):
         # the reference's features in its stats (also those with nothing to compare against)
         self.stats_features = len(features) if stats_features is None else stats_features
         self._packed: dict[tuple[str, ...], PackedGrids] = dict(packed or {})
-        self.described = described  # a stored plan's bin labels and reference summaries
+        self._described = described
+
+    @property
+    def has_descriptions(self) -> bool:
+        """Whether this is a stored plan, with its features' descriptions (see `described`)."""
+        return self._described is not None
+
+    @property
+    def described(self) -> Mapping[str, FeatureDescription] | None:
+        """A stored plan's bin labels and reference summaries (read from it on first use)."""
+        if callable(self._described):
+            self._described = self._described()
+        return self._described
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""

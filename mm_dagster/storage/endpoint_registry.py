@@ -1,6 +1,7 @@
 """The endpoint registry (spec §1): deployed models and their reference statistics, in SQL."""
 
 import builtins
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from mm_dagster.core import json_codec
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.endpoint import (
     COLUMN_TYPES,
@@ -25,10 +27,13 @@ from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
 from mm_dagster.core.segments import SegmentReference, check_segment_columns
 from mm_dagster.stats.feature_stats import compute_feature_stats
-from mm_dagster.stats.reference_codec import CODEC_VERSION, plan_bytes
+from mm_dagster.stats.reference_codec import CODEC_VERSION, plan_bytes, plan_from_bytes
+from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.stats.segment_stats import segment_references
 from mm_dagster.storage import database as db
 from mm_dagster.storage.dialect_sql import upsert
+
+log = logging.getLogger(__name__)
 
 
 def _row_to_endpoint(row: sa.Row[Any], feature_stats: FeatureStats | None = None) -> ModelEndpoint:
@@ -365,6 +370,30 @@ class EndpointRegistry:
         ]
         for lo in range(0, len(rows), 500):
             upsert(conn, db.reference_plans, rows[lo : lo + 500])
+
+    def reference_plan(self, endpoint_id: str, version: int) -> PreparedReference | None:
+        """The drift plan of the endpoint's reference `version`: the stored one, else (stored by
+        another codec version, or before plans) one made from that version's stats and stored;
+        None when the version's stats are gone or no plan can be made of them."""
+        p = db.reference_plans
+        query = sa.select(p.c.plan).where(
+            p.c.endpoint_id == endpoint_id, p.c.version == version, p.c.codec == CODEC_VERSION
+        )
+        with self.engine.connect() as conn:
+            stored = conn.execute(query).scalar()
+        if stored is None:
+            text = self.stats_texts({endpoint_id: version}).get(endpoint_id)
+            if text is None:
+                return None
+            try:
+                stored = plan_bytes(json_codec.loads(text))
+            except Exception:
+                log.warning(
+                    "endpoint %s, reference version %d: no drift plan", endpoint_id, version, exc_info=True
+                )
+                return None
+            self.store_plans({(endpoint_id, version): stored})
+        return plan_from_bytes(stored)
 
     def store_plans(self, plans: Mapping[tuple[str, int], bytes]) -> None:
         """Store the drift plans (`stats.reference_codec.plan_bytes`) of references by (endpoint

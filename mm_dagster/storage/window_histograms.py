@@ -1,5 +1,8 @@
 """Per-window histogram counts (`core.histograms.FeatureHistogram`), one compact row per
-(endpoint, app, segment, window): zlib-compressed JSON.
+(endpoint, app, segment, window): zlib-compressed JSON. A `PlannedHistogram` (a built-in app's,
+on a reference with a stored plan) is stored as its window side and the reference version; its
+labels, reference counts and summary are joined from that version's plan when read (format 2;
+rows of format 1 hold every histogram whole and are read as they are).
 
 Rows are written by `ResultsStore.replace_window` in the transaction that stores the window's
 results, with the same replace semantics (a re-run never duplicates); this module encodes them
@@ -19,11 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.histograms import FeatureHistogram
+from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, PlannedHistogram, counts_list, top_bucket
 from mm_dagster.core.segments import ENDPOINT_WIDE
+from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.storage import database as db
+from mm_dagster.storage.endpoint_registry import EndpointRegistry
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _summary(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,32 +49,47 @@ def encode(histograms: Sequence[FeatureHistogram]) -> bytes:
 def _document(
     histograms: Sequence[FeatureHistogram], summary: Callable[[Mapping[str, Any]], Mapping[str, Any]]
 ) -> dict[str, Any]:
-    return {
-        "v": FORMAT_VERSION,
-        "features": [
-            {
-                "feature": h.feature,
-                "kind": h.kind,
-                "labels": h.labels,
-                "reference_counts": h.reference_counts,
-                "window_counts": h.window_counts,
-                "window_rows": int(h.window_rows),
-                "reference_summary": summary(h.reference_summary),
-                "window_summary": summary(h.window_summary),
-            }
-            for h in histograms
-        ],
-    }
+    features: list[dict[str, Any]] = []
+    for h in histograms:
+        entry = {
+            "feature": h.feature,
+            "kind": h.kind,
+            "window_counts": h.window_counts,
+            "window_rows": int(h.window_rows),
+            "window_summary": summary(h.window_summary),
+        }
+        if isinstance(h, PlannedHistogram):
+            entry["reference"] = h.reference_version
+        else:
+            entry["labels"] = h.labels
+            entry["reference_counts"] = h.reference_counts
+            entry["reference_summary"] = summary(h.reference_summary)
+        features.append(entry)
+    return {"v": FORMAT_VERSION, "features": features}
 
 
 def decode(data: bytes) -> list[FeatureHistogram]:
+    """The stored histograms, a `PlannedHistogram` (window side only) for each stored so
+    (`joined` gives them their reference side)."""
     document = json.loads(zlib.decompress(data))
-    if document.get("v") != FORMAT_VERSION:
+    if document.get("v") not in READABLE_VERSIONS:
         raise MonitoringError(
-            f"stored window histograms have format {document.get('v')!r}, not {FORMAT_VERSION}"
+            f"stored window histograms have format {document.get('v')!r}, not one of {READABLE_VERSIONS}"
         )
     return [
-        FeatureHistogram(
+        PlannedHistogram(
+            f["feature"],
+            f["kind"],
+            (),
+            (),
+            f["window_counts"],
+            f["window_rows"],
+            {},
+            f.get("window_summary", {}),
+            reference_version=f["reference"],
+        )
+        if "reference" in f
+        else FeatureHistogram(
             f["feature"],
             f["kind"],
             f["labels"],
@@ -80,6 +101,52 @@ def decode(data: bytes) -> list[FeatureHistogram]:
         )
         for f in document["features"]
     ]
+
+
+def joined(
+    histograms: Sequence[FeatureHistogram], plan_of: Callable[[int], PreparedReference | None]
+) -> list[FeatureHistogram]:
+    """`histograms` with each `PlannedHistogram` made whole from the plan of its reference version
+    (`plan_of`, asked once per version). Bins the plan does not describe are labelled by number;
+    a feature the plan lacks (its reference gone) keeps its window side, reference counts 0."""
+    plans: dict[int, PreparedReference | None] = {}
+    whole: list[FeatureHistogram] = []
+    for h in histograms:
+        if not isinstance(h, PlannedHistogram):
+            whole.append(h)
+            continue
+        if h.reference_version not in plans:
+            plans[h.reference_version] = plan_of(h.reference_version)
+        plan = plans[h.reference_version]
+        bins = len(h.window_counts)
+        labels: Sequence[str] = []
+        reference_counts: list[float] = [0] * bins
+        reference_summary: Mapping[str, Any] = {}
+        if plan is not None and h.feature in plan:
+            counts = counts_list(plan[h.feature].reference_counts)
+            if len(counts) == bins:
+                reference_counts = counts
+                description = (plan.described or {}).get(h.feature)
+                if description is not None:
+                    labels, reference_summary = description.labels, description.summary
+        if len(labels) != bins:
+            labels = [f"bin {i}" for i in range(bins)]
+        window_summary = h.window_summary
+        if h.kind != NUMERIC and not window_summary:
+            window_summary = top_bucket(labels, h.window_counts)
+        whole.append(
+            FeatureHistogram(
+                h.feature,
+                h.kind,
+                labels,
+                reference_counts,
+                h.window_counts,
+                h.window_rows,
+                reference_summary,
+                window_summary,
+            )
+        )
+    return whole
 
 
 def histogram_rows(
@@ -108,6 +175,7 @@ class WindowHistogramStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._plans = EndpointRegistry(engine)
 
     def _where(self, endpoint_id: str, app: str, segment: str) -> sa.ColumnElement[bool]:
         t = db.window_histograms
@@ -132,7 +200,7 @@ class WindowHistogramStore:
             m["segment"],
             db.from_db_time(m["window_start"]),
             db.from_db_time(m["window_end"]),
-            decode(m["data"]),
+            joined(decode(m["data"]), lambda version: self._plans.reference_plan(endpoint_id, version)),
         )
 
     def neighbours(
