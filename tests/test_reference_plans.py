@@ -1,6 +1,8 @@
 """Stored reference drift plans: the bytes give back exactly what preparing the stats gives, runs
 read them instead of the stats, and references stored without one get one."""
 
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +35,8 @@ from mm_dagster.stats.union_binning import packed_grids_of_unions, prepared_bins
 from mm_dagster.storage import database as db
 from mm_dagster.storage.window_histograms import WindowHistogramStore
 
+from .conftest import NOW
+
 
 def _assert_same_feature(expected: PreparedFeature, got: PreparedFeature) -> None:
     assert got.kind == expected.kind
@@ -43,6 +47,11 @@ def _assert_same_feature(expected: PreparedFeature, got: PreparedFeature) -> Non
             np.testing.assert_array_equal(g, e, err_msg=name)
     assert got.std == expected.std or (np.isnan(got.std) and np.isnan(expected.std))  # type: ignore[arg-type]
     assert got.positions == expected.positions
+    assert (
+        got.reference_total
+        == expected.reference_total
+        == pytest.approx(float(expected.reference_counts.sum()))
+    )
     assert (got.sketch is None) == (expected.sketch is None)
     if expected.sketch is not None:
         np.testing.assert_array_equal(got.sketch.bits, expected.sketch.bits)  # type: ignore[union-attr]
@@ -147,6 +156,8 @@ def test_bytes_of_another_codec_version_are_refused_by_name() -> None:
         (data[:5], "at least"),
         (b"XXXX" + data[4:], "not a plan"),
         (data[:4] + bytes([CODEC_VERSION + 1]) + data[5:], "not a plan"),
+        (data[:-8], "a damaged plan"),  # an array cut short
+        (data[:24] + b"!" + data[25:], "a damaged plan"),  # the header's JSON
     ):
         with pytest.raises(ReferencePlanError, match=says):
             plan_from_bytes(bad)
@@ -244,3 +255,22 @@ def test_an_endpoint_from_before_reference_history_reads_its_own_stats(
     (report,) = mm.run_window([HistogramDataDriftApplication()], window)
     assert report.outputs[endpoint.id] and not report.failures
     assert _plans(mm) == {(endpoint.id, 1): CODEC_VERSION}
+
+
+def test_a_damaged_stored_plan_falls_back_to_the_stats(
+    mm: Monitoring, endpoint: ModelEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plan whose bytes were damaged after they were stored is not used: the window runs on
+    the reference stats and gives what a run with the plan gives."""
+    window = Window.containing(NOW - timedelta(hours=1), 10)
+    mm.record_events(endpoint.name, traffic_frame(400, window.start, window.end, seed=5))
+    app = HistogramDataDriftApplication()
+    mm.run_window([app], window)
+    clean = [(r.name, r.value, r.status) for r in mm.results.results(endpoint.id, app.name)]
+    (stored,) = mm.endpoints.for_window([endpoint.id])
+    mm.endpoints.store_plans({(endpoint.id, 1): stored.plan[:-8]})  # type: ignore[index]
+    mm.run_window([HistogramDataDriftApplication()], window)  # an app that has not seen the plan
+    assert [(r.name, r.value, r.status) for r in mm.results.results(endpoint.id, app.name)] == clean
+    assert (
+        "'fraud-model'" in caplog.text and "stored drift plan of reference version 1 not read" in caplog.text
+    )

@@ -138,7 +138,15 @@ class EndpointView:
             return self._plan
         try:
             return plan_from_bytes(self._plan)
-        except ReferencePlanError:
+        except ReferencePlanError as exc:
+            log.warning(
+                "endpoint %r (%s): stored drift plan of reference version %d not read (%s); its apps "
+                "prepare the reference stats",
+                self.loaded.name,
+                self.loaded.id,
+                self.loaded.reference_version,
+                exc,
+            )
             return None
 
 

@@ -101,17 +101,24 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 persistence if isinstance(persistence, Persistence) else Persistence(*persistence)
             )
 
-    def _policy(self, feature: str) -> FeaturePolicy:
-        policy = self.policies.get(feature, FeaturePolicy())
+    def _with_floor(self, policy: FeaturePolicy) -> FeaturePolicy:
         if policy.threshold is None and self.effect_size_floor is not None:
             return FeaturePolicy(policy.exclude, policy.method, self.effect_size_floor, policy.weight)
         return policy
 
+    def _policy(self, feature: str) -> FeaturePolicy:
+        return self._with_floor(self.policies.get(feature, FeaturePolicy()))
+
+    def _policies(self, features: Iterable[str]) -> dict[str, FeaturePolicy]:
+        """Each feature's policy (those without their own share one, made once per call)."""
+        unlisted = self._with_floor(FeaturePolicy())
+        return {f: self._policy(f) if f in self.policies else unlisted for f in features}
+
     def _quantile_features(self, columns: Iterable[str]) -> set[str]:
         return {
             c
-            for c in columns
-            if getattr(self.methods[self._policy(c).method or self.default_method], "needs_quantiles", False)
+            for c, policy in self._policies(columns).items()
+            if getattr(self.methods[policy.method or self.default_method], "needs_quantiles", False)
         }
 
     def _families(
@@ -122,7 +129,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         inputs, predictions = (
             Family(
                 family,
-                {d.feature: self._policy(d.feature) for d in family},
+                self._policies(d.feature for d in family),
                 self.window_alpha_potential / runs,
                 self.window_alpha_detected / runs,
             )

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import pandas as pd
 
@@ -49,8 +50,8 @@ class Window:
     start: datetime
     end: datetime
 
-    @property
-    def key(self) -> str:
+    @cached_property
+    def key(self) -> str:  # made once: a window's run names it for every endpoint
         return self.start.strftime(PARTITION_KEY_FORMAT)
 
     @property

@@ -35,7 +35,7 @@ from mm_dagster.stats.reference_plan import (
 from mm_dagster.stats.union_binning import MAX_TABLE_EDGES, UnionGrid, packed_grids_of_unions
 
 MAGIC = b"MMRP"
-CODEC_VERSION = 2
+CODEC_VERSION = 3
 _PREFIX = struct.Struct("<4sB3xQQ")
 
 
@@ -82,6 +82,7 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
             "name": name,
             "kind": feature.kind,
             "counts": floats.add(feature.reference_counts),
+            "total": feature.reference_total,
         }
         if feature.kind == NUMERIC:
             entry["edges"] = floats.add(feature.edges)  # type: ignore[arg-type]
@@ -140,6 +141,13 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
     magic, version = data[:4], data[4]
     if magic != MAGIC or version != CODEC_VERSION:
         raise ReferencePlanError(f"not a plan of reference codec {CODEC_VERSION}: {magic!r} {version}")
+    try:
+        return _plan(data)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # bytes damaged since written
+        raise ReferencePlanError(f"a damaged plan of reference codec {CODEC_VERSION}: {exc!r}") from exc
+
+
+def _plan(data: bytes) -> PreparedReference:
     _, _, header_size, described_size = _PREFIX.unpack_from(data)
     described_at = _PREFIX.size + header_size
     start = described_at + described_size
@@ -178,12 +186,15 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
                 counts,
                 positions={key: i for i, key in enumerate(f["positions"])},
                 sketch=None if sketch is None else CategorySketch.from_json(sketch),
+                total=f["total"],
             )
             continue
         e0, en = f["edges"]
         edges = floats[e0 : e0 + en]
         if "union" not in f:  # stats from before mass-following bins
-            features[name] = PreparedFeature(NUMERIC, counts, counts, edges=edges, std=f["std"])
+            features[name] = PreparedFeature(
+                NUMERIC, counts, counts, edges=edges, std=f["std"], total=f["total"]
+            )
             continue
         (u0, un), (d0, dn), (h0, hn), (o0, on) = (
             f["union"],
@@ -206,6 +217,7 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
             grid=UnionGrid.of(union) if grid is None else grid,
             quantiles=floats[q0 : q0 + qn],
             std=f["std"],
+            total=f["total"],
         )
     return PreparedReference(
         features,

@@ -3,7 +3,6 @@ window pays only for binning its own values; apps cache it per (endpoint, refere
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,12 +32,17 @@ class PreparedFeature:
     std: float | None = None
     positions: Mapping[str, int] | None = None  # categorical: bucket of each top value
     sketch: CategorySketch | None = None
+    total: float | None = None  # the sum of `reference_counts`, when the maker summed them
 
-    @cached_property
+    @property
     def reference_total(self) -> float:
-        """The sum of `reference_counts` (summed once, not per window; a few dozen counts: Python's
-        sum of the list costs a fraction of numpy's call)."""
-        return float(sum(self.reference_counts.tolist()))
+        """The sum of `reference_counts` (a few dozen counts: Python's sum of the list costs a
+        fraction of numpy's call; `prepare_feature` and stored plans sum them once)."""
+        return self.total if self.total is not None else _total(self.reference_counts)
+
+
+def _total(counts: np.ndarray) -> float:
+    return float(sum(counts.tolist()))
 
 
 def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
@@ -49,7 +53,9 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
         counts = np.asarray(stats["hist"][0], dtype=np.float64)
         edges = np.asarray(stats["hist"][1], dtype=np.float64)
         if "drift_edges" not in stats:  # stored before mass-following bins: test on the histogram
-            return PreparedFeature(NUMERIC, counts, counts, edges=edges, std=stats.get("std"))
+            return PreparedFeature(
+                NUMERIC, counts, counts, edges=edges, std=stats.get("std"), total=_total(counts)
+            )
         bins, grid = prepared_bins(edges, np.asarray(stats["drift_edges"], dtype=np.float64))
         return PreparedFeature(
             NUMERIC,
@@ -60,6 +66,7 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
             grid=grid,
             quantiles=np.asarray(stats["quantiles"], dtype=np.float64),
             std=stats.get("std"),
+            total=_total(counts),
         )
     freqs = stats.get("freqs")
     if not freqs:
@@ -71,6 +78,7 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
         counts,
         positions={key: i for i, key in enumerate(freqs)},
         sketch=CategorySketch.from_json(stats["sketch"]) if "sketch" in stats else None,
+        total=_total(counts),
     )
 
 
