@@ -107,11 +107,11 @@ def test_deleted_endpoint_events_are_skipped(mm: Monitoring, window: Window, two
 def test_fewer_collections_during_a_window_and_the_collector_restored_after() -> None:
     import gc
 
-    from mm_dagster.runner import YOUNG_COLLECTION_THRESHOLD, fewer_collections
+    from mm_dagster.runner import MIDDLE_COLLECTION_EVERY, YOUNG_COLLECTION_THRESHOLD, fewer_collections
 
     before = gc.get_threshold()
     with fewer_collections():
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, before[2])
         assert gc.get_freeze_count() > 0  # what was alive is out of the collector's reach
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
     with pytest.raises(ZeroDivisionError), fewer_collections():
@@ -121,7 +121,7 @@ def test_fewer_collections_during_a_window_and_the_collector_restored_after() ->
         frozen = gc.get_freeze_count()
         with fewer_collections():
             pass
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, before[2])
         assert gc.get_freeze_count() == frozen
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
