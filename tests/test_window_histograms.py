@@ -28,7 +28,7 @@ from mm_dagster.monitoring import Monitoring
 from mm_dagster.runner import app_context
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.stats.drift import feature_drifts
-from mm_dagster.stats.reference_codec import CODEC_VERSION
+from mm_dagster.stats.reference_codec import CODEC_VERSION, plan_from_bytes
 from mm_dagster.storage import database as db
 from mm_dagster.storage.window_histograms import WindowHistogramStore, decode, encode, joined
 
@@ -276,6 +276,14 @@ def test_planned_histograms_store_the_window_side_and_read_back_whole(mm: Monito
     with mm.engine.connect() as conn:
         codecs = dict(conn.execute(sa.select(db.reference_plans.c.version, db.reference_plans.c.codec)).all())
     assert codecs == {1: CODEC_VERSION, 2: CODEC_VERSION}
+    with mm.engine.begin() as conn:  # version 1's plan damaged since it was stored
+        plans = db.reference_plans
+        (plan,) = conn.execute(sa.select(plans.c.plan).where(plans.c.version == 1)).one()
+        conn.execute(sa.update(plans).where(plans.c.version == 1).values(plan=plan[:-8]))
+    assert read() == whole  # made again from the stats, and stored
+    with mm.engine.connect() as conn:
+        (plan,) = conn.execute(sa.select(plans.c.plan).where(plans.c.version == 1)).one()
+    assert list(plan_from_bytes(plan)) == list(ep.feature_stats)
 
 
 def _raw(mm: Monitoring) -> bytes:

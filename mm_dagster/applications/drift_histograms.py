@@ -94,7 +94,7 @@ class DriftHistograms:
     ) -> list[FeatureHistogram]:
         """`prepared`: the reference's prepared stats. When they are the endpoint's stored plan, a
         feature whose bins are the plan's gets a `PlannedHistogram`: its window side only, the
-        rest joined from the plan when the window is read (no labels made at run time, half the
+        rest joined from the plan when the window is read (no labels made at run time, under half the
         stored bytes). Otherwise a whole histogram, the reference's labels and summaries made
         once per reference (from a stored plan's descriptions when there is one)."""
         numeric = {

@@ -27,7 +27,7 @@ from mm_dagster.core.model_task import ModelTask, TaskKind
 from mm_dagster.core.names import ENDPOINT_ID, check_column_name, check_endpoint_name
 from mm_dagster.core.segments import SegmentReference, check_segment_columns
 from mm_dagster.stats.feature_stats import compute_feature_stats
-from mm_dagster.stats.reference_codec import CODEC_VERSION, plan_bytes, plan_from_bytes
+from mm_dagster.stats.reference_codec import CODEC_VERSION, ReferencePlanError, plan_bytes, plan_from_bytes
 from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.stats.segment_stats import segment_references
 from mm_dagster.storage import database as db
@@ -373,27 +373,34 @@ class EndpointRegistry:
 
     def reference_plan(self, endpoint_id: str, version: int) -> PreparedReference | None:
         """The drift plan of the endpoint's reference `version`: the stored one, else (stored by
-        another codec version, or before plans) one made from that version's stats and stored;
-        None when the version's stats are gone or no plan can be made of them."""
+        another codec version, before plans, or damaged) one made from that version's stats and
+        stored (when it can be: a reader may not write); None when the version's stats are gone
+        or no plan can be made of them."""
         p = db.reference_plans
         query = sa.select(p.c.plan).where(
             p.c.endpoint_id == endpoint_id, p.c.version == version, p.c.codec == CODEC_VERSION
         )
         with self.engine.connect() as conn:
             stored = conn.execute(query).scalar()
-        if stored is None:
-            text = self.stats_texts({endpoint_id: version}).get(endpoint_id)
-            if text is None:
-                return None
+        where = f"endpoint {endpoint_id}, reference version {version}"
+        if stored is not None:
             try:
-                stored = plan_bytes(json_codec.loads(text))
-            except Exception:
-                log.warning(
-                    "endpoint %s, reference version %d: no drift plan", endpoint_id, version, exc_info=True
-                )
-                return None
-            self.store_plans({(endpoint_id, version): stored})
-        return plan_from_bytes(stored)
+                return plan_from_bytes(stored)
+            except ReferencePlanError as exc:
+                log.warning("%s: stored drift plan not read (%s); made again from the stats", where, exc)
+        text = self.stats_texts({endpoint_id: version}).get(endpoint_id)
+        if text is None:
+            return None
+        try:
+            made = plan_bytes(json_codec.loads(text))
+        except Exception:
+            log.warning("%s: no drift plan can be made of the stats", where, exc_info=True)
+            return None
+        try:
+            self.store_plans({(endpoint_id, version): made})
+        except sa.exc.SQLAlchemyError:
+            log.warning("%s: the drift plan made again could not be stored", where, exc_info=True)
+        return plan_from_bytes(made)
 
     def store_plans(self, plans: Mapping[tuple[str, int], bytes]) -> None:
         """Store the drift plans (`stats.reference_codec.plan_bytes`) of references by (endpoint
