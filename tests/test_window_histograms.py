@@ -4,6 +4,7 @@ window, replaced on a re-run, kept apart per segment; apps store their own throu
 import dataclasses
 import json
 import math
+import struct
 import zlib
 from dataclasses import replace
 from datetime import timedelta
@@ -28,7 +29,8 @@ from mm_dagster.monitoring import Monitoring
 from mm_dagster.runner import app_context
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.stats.drift import feature_drifts
-from mm_dagster.stats.reference_codec import CODEC_VERSION, plan_from_bytes
+from mm_dagster.stats.feature_stats import compute_feature_stats
+from mm_dagster.stats.reference_codec import CODEC_VERSION, ReferencePlanError, plan_bytes, plan_from_bytes
 from mm_dagster.storage import database as db
 from mm_dagster.storage.window_histograms import WindowHistogramStore, decode, encode, joined
 
@@ -337,3 +339,21 @@ def test_rows_of_format_1_are_read_as_they_are() -> None:
     assert dataclasses.astuple(back) == tuple(document["features"][0].values())
     with pytest.raises(MonitoringError, match="format 9"):
         decode(zlib.compress(json.dumps({"v": 9, "features": []}).encode()))
+
+
+def test_a_plan_with_damaged_descriptions_gives_its_counts_and_numbered_bins() -> None:
+    stats = compute_feature_stats(reference_frame(500, seed=2)[["f0"]])
+    data = plan_bytes(stats)
+    header_size = struct.unpack_from("<Q", data, 8)[0]
+    damaged = data[: 24 + header_size] + b"!" + data[25 + header_size :]
+    plan = plan_from_bytes(damaged)  # the header and the arrays are intact
+    with pytest.raises(ReferencePlanError, match="damaged descriptions"):
+        _ = plan.described
+    bins = len(plan["f0"].reference_counts)
+    window = PlannedHistogram(
+        "f0", "numeric", (), (), [1] * bins, bins, {}, {"mean": 0.0}, reference_version=1
+    )
+    (got,) = joined([window], lambda version: plan_from_bytes(damaged))
+    assert got.labels == [f"bin {i}" for i in range(bins)]
+    assert got.reference_counts == [int(c) for c in stats["f0"]["hist"][0]]
+    assert got.reference_summary == {}

@@ -168,11 +168,14 @@ def _plan(data: bytes) -> PreparedReference:
     features: dict[str, PreparedFeature] = {}
 
     def described() -> dict[str, FeatureDescription]:
-        descriptions = _json(data[described_at:start])
-        return {
-            f["name"]: FeatureDescription(labels, summary)
-            for f, (labels, summary) in zip(entries, descriptions, strict=True)
-        }
+        try:
+            descriptions = _json(data[described_at:start])
+            return {
+                f["name"]: FeatureDescription(labels, summary)
+                for f, (labels, summary) in zip(entries, descriptions, strict=True)
+            }
+        except (TypeError, ValueError) as exc:
+            raise ReferencePlanError(f"a plan's damaged descriptions: {exc!r}") from exc
 
     for f in entries:
         name = f["name"]

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, PlannedHistogram, counts_list, top_bucket
 from mm_dagster.core.segments import ENDPOINT_WIDE
+from mm_dagster.stats.reference_codec import ReferencePlanError
 from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.storage import database as db
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -126,7 +127,10 @@ def joined(
             counts = counts_list(plan[h.feature].reference_counts)
             if len(counts) == bins:
                 reference_counts = counts
-                description = (plan.described or {}).get(h.feature)
+                try:
+                    description = (plan.described or {}).get(h.feature)
+                except ReferencePlanError:  # its labels and summaries damaged: bins by number
+                    description = None
                 if description is not None:
                     labels, reference_summary = description.labels, description.summary
         if len(labels) != bins:
