@@ -23,6 +23,7 @@ from mm_dagster.core.histograms import (
     PlannedHistogram,
     bin_labels,
     counts_list,
+    numbered_bins,
     plain_counts,
     plain_summary,
     reference_summary,
@@ -129,7 +130,7 @@ class DriftHistograms:
             reference = described.get(d.feature) or _Described([], {})
             labels = reference.labels
             if len(labels) != len(d.window_counts):  # a binning the labels do not describe
-                labels = [f"bin {i}" for i in range(len(d.window_counts))]
+                labels = numbered_bins(len(d.window_counts))
             if reference.counts is None or len(reference.counts) != len(d.reference_counts):
                 reference.counts = plain_counts(
                     counts_list(d.reference_counts), f"feature {d.feature!r}: reference_counts"

@@ -85,6 +85,11 @@ class PlannedHistogram(CheckedHistogram):
     reference_version: int = 1
 
 
+def numbered_bins(bins: int) -> list[str]:
+    """Labels of bins that no reference describes (a binning its labels do not fit)."""
+    return [f"bin {i}" for i in range(bins)]
+
+
 def counts_list(counts: Any) -> list[float]:
     """Counts (a numpy array) as a list, whole ones as ints (shorter stored)."""
     if counts.dtype.kind in "iu":

@@ -22,7 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, PlannedHistogram, counts_list, top_bucket
+from mm_dagster.core.histograms import (
+    NUMERIC,
+    FeatureHistogram,
+    PlannedHistogram,
+    counts_list,
+    numbered_bins,
+    top_bucket,
+)
 from mm_dagster.core.segments import ENDPOINT_WIDE
 from mm_dagster.stats.reference_codec import ReferencePlanError
 from mm_dagster.stats.reference_plan import PreparedReference
@@ -134,7 +141,7 @@ def joined(
                 if description is not None:
                     labels, reference_summary = description.labels, description.summary
         if len(labels) != bins:
-            labels = [f"bin {i}" for i in range(bins)]
+            labels = numbered_bins(bins)
         window_summary = h.window_summary
         if h.kind != NUMERIC and not window_summary:
             window_summary = top_bucket(labels, h.window_counts)
