@@ -13,6 +13,7 @@ from mm_dagster.stats.feature_stats import (
 )
 from mm_dagster.stats.union_binning import (
     PackedGrids,
+    PackedSplit,
     UnionGrid,
     column_counts,
     prepared_bins,
@@ -140,3 +141,21 @@ def test_a_union_too_wide_for_16_bit_tables_gets_32_bit_ones_and_the_same_counts
     [_, (histogram, drift)] = split_counts(both, [narrow, bins])
     np.testing.assert_array_equal(histogram, expected[0])
     np.testing.assert_array_equal(drift, expected[1])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(reference_and_window(), min_size=1, max_size=4), st.booleans(), st.integers(0, 2**32 - 1))
+def test_a_packed_split_splits_as_split_counts_does(
+    data: list[tuple[np.ndarray, np.ndarray]], mlrun: bool, seed: int
+) -> None:
+    bins = [_bins(reference) for reference, _ in data]
+    counts = np.random.default_rng(seed).integers(0, 1000, sum(b.union.size + 1 for b in bins))
+    got = PackedSplit.of(bins).split(counts, mlrun)
+    expected = split_counts(counts, bins, mlrun)
+    assert len(got) == len(expected)
+    for (histogram, drift), (expected_histogram, expected_drift) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(histogram, expected_histogram)
+        np.testing.assert_array_equal(drift, expected_drift)
+        assert histogram.dtype == expected_histogram.dtype and drift.dtype == expected_drift.dtype
+        assert not histogram.flags.writeable and not drift.flags.writeable
+    assert PackedSplit.of([]).split(np.zeros(0, dtype=np.int64)) == []

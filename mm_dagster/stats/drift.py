@@ -219,12 +219,11 @@ def feature_drift_parts(
         # Every column with union bins counted in one kernel call (stats.union_binning).
         gridded = [i for i, f in enumerate(numeric) if references[f].grid is not None]
         if gridded:
-            bins = [references[numeric[i]].bins for i in gridded]
             names = tuple(numeric[i] for i in gridded)
             counts = union_counts(
                 block[:, gridded] if len(gridded) < len(numeric) else block, references.packed_grids(names)
             )
-            split = split_counts(counts, bins, mlrun_compatible_binning)  # type: ignore[arg-type]
+            split = references.packed_split(names).split(counts, mlrun_compatible_binning)
             binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})
 
     def one(feature: str) -> dict[str, Any] | None:

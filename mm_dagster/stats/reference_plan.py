@@ -9,7 +9,7 @@ import numpy as np
 
 from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins, reference_category_counts
-from mm_dagster.stats.union_binning import PackedGrids, UnionGrid, prepared_bins
+from mm_dagster.stats.union_binning import PackedGrids, PackedSplit, UnionGrid, prepared_bins
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ class PreparedReference(dict[str, PreparedFeature]):
         # the reference's features in its stats (also those with nothing to compare against)
         self.stats_features = len(features) if stats_features is None else stats_features
         self._packed: dict[tuple[str, ...], PackedGrids] = dict(packed or {})
+        self._splits: dict[tuple[str, ...], PackedSplit] = {}
         self._described = described
 
     @property
@@ -114,6 +115,15 @@ class PreparedReference(dict[str, PreparedFeature]):
         if callable(self._described):
             self._described = self._described()
         return self._described
+
+    def packed_split(self, names: tuple[str, ...]) -> PackedSplit:
+        """How the union counts of `names` (features with union bins, in that order) split."""
+        split = self._splits.get(names)
+        if split is None:
+            split = PackedSplit.of([self[name].bins for name in names])  # type: ignore[misc]
+            if len(self._splits) < MAX_PACKED_SETS:
+                self._splits[names] = split
+        return split
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""

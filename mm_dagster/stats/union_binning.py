@@ -202,6 +202,61 @@ def column_counts(values: np.ndarray, grid: UnionGrid) -> np.ndarray:
     return counts
 
 
+@dataclass(frozen=True)
+class PackedSplit:
+    """`split_counts` for one set of features, made once (a window of the reference usually has
+    the same numeric columns as the last one): where each union bin of each feature goes in the
+    concatenated histograms and drift bins, so all features split in two `bincount` calls."""
+
+    histogram_of_union: np.ndarray  # into the concatenated histograms
+    drift_of_union: np.ndarray  # into the concatenated drift bins
+    at_max: np.ndarray  # each feature's union bin holding its reference max (into the counts)
+    histogram_ends: np.ndarray  # where each feature's histogram ends in the concatenated ones
+    drift_ends: np.ndarray
+
+    @classmethod
+    def of(cls, bins: Sequence[NumericBins]) -> "PackedSplit":
+        def ends(sizes: list[int]) -> np.ndarray:
+            return np.cumsum([0, *sizes], dtype=np.int64)
+
+        histogram_ends = ends([b.edges.size - 1 for b in bins])
+        drift_ends = ends([b.drift_edges.size + 1 for b in bins])
+        union_ends = ends([b.union.size + 1 for b in bins])
+        return cls(
+            np.concatenate(
+                [[], *(b.histogram_of_union + histogram_ends[i] for i, b in enumerate(bins))]
+            ).astype(np.int64),
+            np.concatenate([[], *(b.drift_of_union + drift_ends[i] for i, b in enumerate(bins))]).astype(
+                np.int64
+            ),
+            np.asarray([b.at_max for b in bins], dtype=np.int64) + union_ends[:-1],
+            histogram_ends[1:],
+            drift_ends[1:],
+        )
+
+    def split(
+        self, counts: np.ndarray, mlrun_compatible: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`split_counts(counts, bins, mlrun_compatible)` of the `bins` this was made of; the
+        arrays are read-only views of two shared ones."""
+        if not self.at_max.size:
+            return []
+        histograms = np.bincount(self.histogram_of_union, counts, int(self.histogram_ends[-1])).astype(
+            np.int64
+        )
+        drifts = np.bincount(self.drift_of_union, counts, int(self.drift_ends[-1])).astype(np.int64)
+        if not mlrun_compatible:
+            at_max = counts[self.at_max]
+            histograms[self.histogram_ends - 2] += at_max
+            histograms[self.histogram_ends - 1] -= at_max
+        histograms.flags.writeable = drifts.flags.writeable = False
+        h_ends, d_ends = self.histogram_ends.tolist(), self.drift_ends.tolist()
+        return [
+            (histograms[h0:h1], drifts[d0:d1])
+            for h0, h1, d0, d1 in zip([0, *h_ends[:-1]], h_ends, [0, *d_ends[:-1]], d_ends, strict=True)
+        ]
+
+
 def split_counts(
     counts: np.ndarray, bins: Sequence[NumericBins], mlrun_compatible: bool = False
 ) -> list[tuple[np.ndarray, np.ndarray]]:
