@@ -3,7 +3,7 @@ window pays only for binning its own values; apps cache it per (endpoint, refere
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -118,21 +118,26 @@ class PreparedReference(dict[str, PreparedFeature]):
 
     def packed_split(self, names: tuple[str, ...]) -> PackedSplit:
         """How the union counts of `names` (features with union bins, in that order) split."""
-        split = self._splits.get(names)
-        if split is None:
-            split = PackedSplit.of([self[name].bins for name in names])  # type: ignore[misc]
-            if len(self._splits) < MAX_PACKED_SETS:
-                self._splits[names] = split
-        return split
+        return _remembered(self._splits, names, lambda: PackedSplit.of([self[n].bins for n in names]))  # type: ignore[misc]
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""
-        packed = self._packed.get(names)
-        if packed is None:
-            packed = PackedGrids.of([self[name].grid for name in names])  # type: ignore[misc]
-            if len(self._packed) < MAX_PACKED_SETS:
-                self._packed[names] = packed
-        return packed
+        return _remembered(self._packed, names, lambda: PackedGrids.of([self[n].grid for n in names]))  # type: ignore[misc]
+
+
+Packed = TypeVar("Packed")
+
+
+def _remembered(
+    sets: dict[tuple[str, ...], Packed], names: tuple[str, ...], make: Callable[[], Packed]
+) -> Packed:
+    """`sets[names]`, made by `make` when missing (and kept, up to `MAX_PACKED_SETS` sets)."""
+    packed = sets.get(names)
+    if packed is None:
+        packed = make()
+        if len(sets) < MAX_PACKED_SETS:
+            sets[names] = packed
+    return packed
 
 
 MAX_PACKED_SETS = 8  # feature sets remembered per reference
