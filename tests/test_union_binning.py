@@ -10,6 +10,7 @@ from mm_dagster.stats.feature_stats import (
     NumericBins,
     compute_feature_stats,
     histogram_and_drift_counts,
+    split_union_counts,
 )
 from mm_dagster.stats.union_binning import (
     PackedGrids,
@@ -145,13 +146,17 @@ def test_a_union_too_wide_for_16_bit_tables_gets_32_bit_ones_and_the_same_counts
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(reference_and_window(), min_size=1, max_size=4), st.booleans(), st.integers(0, 2**32 - 1))
-def test_a_packed_split_splits_as_split_counts_does(
+def test_a_packed_split_splits_as_split_union_counts_does(
     data: list[tuple[np.ndarray, np.ndarray]], mlrun: bool, seed: int
 ) -> None:
     bins = [_bins(reference) for reference, _ in data]
     counts = np.random.default_rng(seed).integers(0, 1000, sum(b.union.size + 1 for b in bins))
     got = PackedSplit.of(bins).split(counts, mlrun)
-    expected = split_counts(counts, bins, mlrun)
+    starts = np.cumsum([0, *(b.union.size + 1 for b in bins)])
+    expected = [
+        split_union_counts(counts[lo:hi], b, mlrun_compatible=mlrun)
+        for b, lo, hi in zip(bins, starts, starts[1:], strict=False)
+    ]
     assert len(got) == len(expected)
     for (histogram, drift), (expected_histogram, expected_drift) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(histogram, expected_histogram)

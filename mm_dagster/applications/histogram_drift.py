@@ -106,13 +106,10 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             return FeaturePolicy(policy.exclude, policy.method, self.effect_size_floor, policy.weight)
         return policy
 
-    def _policy(self, feature: str) -> FeaturePolicy:
-        return self._with_floor(self.policies.get(feature, FeaturePolicy()))
-
     def _policies(self, features: Iterable[str]) -> dict[str, FeaturePolicy]:
         """Each feature's policy (those without their own share one, made once per call)."""
         unlisted = self._with_floor(FeaturePolicy())
-        return {f: self._policy(f) if f in self.policies else unlisted for f in features}
+        return {f: self._with_floor(self.policies[f]) if f in self.policies else unlisted for f in features}
 
     def _quantile_features(self, columns: Iterable[str]) -> set[str]:
         return {

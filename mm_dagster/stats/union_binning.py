@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from mm_dagster.stats.column_summary import columns_readable
-from mm_dagster.stats.feature_stats import NumericBins, split_union_counts
+from mm_dagster.stats.feature_stats import NumericBins
 
 CELLS_PER_EDGE = 32  # as fast as 64 on normal, exponential and log-normal references (measured)
 # Table entries count edges: 16 bits hold any union of up to 32,767 edges (a feature's union has
@@ -204,9 +204,11 @@ def column_counts(values: np.ndarray, grid: UnionGrid) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PackedSplit:
-    """`split_counts` for one set of features, made once (a window of the reference usually has
-    the same numeric columns as the last one): where each union bin of each feature goes in the
-    concatenated histograms and drift bins, so all features split in two `bincount` calls."""
+    """How the union counts of a set of features split into their histograms and drift bins
+    (`feature_stats.split_union_counts` of each, its vectorised form), made once per set (a
+    window of the reference usually has the same numeric columns as the last one): where each
+    union bin of each feature goes in the concatenated histograms and drift bins, so all
+    features split in two `bincount` calls."""
 
     histogram_of_union: np.ndarray  # into the concatenated histograms
     drift_of_union: np.ndarray  # into the concatenated drift bins
@@ -237,8 +239,8 @@ class PackedSplit:
     def split(
         self, counts: np.ndarray, mlrun_compatible: bool = False
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`split_counts(counts, bins, mlrun_compatible)` of the `bins` this was made of; the
-        arrays are read-only views of two shared ones."""
+        """`split_union_counts` of each of the `bins` this was made of, on its part of `counts`
+        (in the same order); the arrays are read-only views of two shared ones."""
         if not self.at_max.size:
             return []
         histograms = np.bincount(self.histogram_of_union, counts, int(self.histogram_ends[-1])).astype(
@@ -261,14 +263,9 @@ def split_counts(
     counts: np.ndarray, bins: Sequence[NumericBins], mlrun_compatible: bool = False
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each feature's (histogram counts, drift counts) from its union counts, exactly as
-    `feature_stats.histogram_and_drift_counts` gives them."""
-    out = []
-    start = 0
-    for b in bins:
-        combined = counts[start : start + b.union.size + 1]
-        start += b.union.size + 1
-        out.append(split_union_counts(combined, b, mlrun_compatible=mlrun_compatible))
-    return out
+    `feature_stats.histogram_and_drift_counts` gives them (read-only; `PackedSplit` keeps the
+    split of a feature set that is split again and again)."""
+    return PackedSplit.of(bins).split(counts, mlrun_compatible)
 
 
 @njit(cache=True, nogil=True)
