@@ -44,6 +44,7 @@ from mm_dagster.core.window_events import NumberBlock, WindowEvents
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
 from mm_dagster.storage.files import StorageRoot, write_atomically
+from mm_dagster.storage.float_block import FloatBlock, float_columns
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ ENDPOINT_COLUMN = "_mm_endpoint"
 SHARD_KEY_COLUMN = "_mm_shard_key"
 SLOT_FILE_COLUMNS = (ENDPOINT_COLUMN, SHARD_KEY_COLUMN)
 SLOT_FILE_ROW_GROUP = 65_536
+# batches scanned ahead of the one being gathered: few, so their memory is reused
+_READAHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
 COMPACTION_BATCH_ROWS = 2_000_000  # rows merged in memory at once (a key range of the slot)
 
 
@@ -104,6 +107,8 @@ class _Rows:
     owner: np.ndarray
     names: list[str]
     files: list[CatalogFile]  # what was read (unreadable files were quarantined and left out)
+    floats: FloatBlock | None = None  # the float columns, kept apart from `scanned`, unsorted
+    columns: list[str] | None = None  # every column's name, in order, when `floats` is set
 
     @functools.cached_property
     def table(self) -> pa.Table:
@@ -115,9 +120,28 @@ class _Rows:
 
     def to_pandas(self) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
         """The sorted rows as a frame whose float64 columns are views of one (rows x columns)
-        column-major array (each scattered into it chunk by chunk, to its rows' sorted places:
-        one copy, and no column-sized temporary), with their names and the array."""
-        floats = tuple(field.name for field in self.scanned.schema if pa.types.is_float64(field.type))
+        column-major array, with their names and the array. Floats kept apart are sorted in
+        place; else each column is scattered into the array chunk by chunk, to its rows' sorted
+        places (one copy, and no column-sized temporary)."""
+        if self.floats is not None:
+            floats, values = self.floats.names, self.floats.values(self.order)
+            column_names = self.columns or [*self.scanned.column_names, *floats]
+        else:
+            floats = tuple(field.name for field in self.scanned.schema if pa.types.is_float64(field.type))
+            values = self._scattered(floats)
+            column_names = self.scanned.column_names
+        if not floats:
+            return _to_pandas(self.table), floats, values
+        others = self.scanned.drop_columns([f for f in floats if f in self.scanned.column_names])
+        others_frame = _to_pandas(others if self.order is None else others.take(self.order))
+        position = {name: j for j, name in enumerate(floats)}
+        columns = {
+            name: values[:, position[name]] if name in position else others_frame[name]
+            for name in column_names
+        }
+        return pd.DataFrame(columns, copy=False), floats, values
+
+    def _scattered(self, floats: tuple[str, ...]) -> np.ndarray:
         values = np.empty((self.num_rows, len(floats)), dtype=np.float64, order="F")
         place = None
         if self.order is not None and floats:
@@ -134,16 +158,7 @@ class _Rows:
                 else:
                     column[place[start:stop]] = piece
                 start = stop
-        if not floats:
-            return _to_pandas(self.table), floats, values
-        others = self.scanned.drop_columns(list(floats))
-        others_frame = _to_pandas(others if self.order is None else others.take(self.order))
-        position = {name: j for j, name in enumerate(floats)}
-        columns = {
-            name: values[:, position[name]] if name in position else others_frame[name]
-            for name in self.scanned.column_names
-        }
-        return pd.DataFrame(columns, copy=False), floats, values
+        return values
 
     def runs(self) -> Iterator[tuple[str, int, int]]:
         """(endpoint id, first row, end row) of each endpoint with rows."""
@@ -341,7 +356,7 @@ class EventStore:
         frames: dict[str, pd.DataFrame] = {}
         numbers: dict[str, NumberBlock] = {}
         for members in _by_schema(files):
-            rows = self._read_rows(members, window, shard)
+            rows = self._read_rows(members, window, shard, floats_apart=True)
             if not rows.num_rows:
                 continue
             everything, floats, values = rows.to_pandas()
@@ -407,16 +422,21 @@ class EventStore:
         return found
 
     def _read_rows(
-        self, files: Mapping[str, Sequence[CatalogFile]], window: Window | None, shard: Shard = EVERY_ENDPOINT
+        self,
+        files: Mapping[str, Sequence[CatalogFile]],
+        window: Window | None,
+        shard: Shard = EVERY_ENDPOINT,
+        floats_apart: bool = False,
     ) -> _Rows:
         """The rows of `files` (by endpoint; in `window` if given), sorted. Endpoints whose files
         have different columns are read alone, their tables unified. Files that cannot be read
-        are quarantined, with every endpoint they held, and left out."""
+        are quarantined, with every endpoint they held, and left out. `floats_apart`: see
+        `_scan_rows`."""
         names = sorted(files, key=lambda e: (shard_key(e), e))
         listed = [f for e in names for f in files[e]]
         while True:
             try:
-                return self._scan_rows(names, listed, window, shard)
+                return self._scan_rows(names, listed, window, shard, floats_apart)
             except (pa.ArrowInvalid, OSError):
                 unreadable = [f for f in _by_file(listed).values() if not self._readable(f, window)]
                 if not unreadable:
@@ -425,37 +445,53 @@ class EventStore:
                 listed = [f for f in listed if f.file not in gone]
 
     def _scan_rows(
-        self, names: list[str], files: list[CatalogFile], window: Window | None, shard: Shard
+        self,
+        names: list[str],
+        files: list[CatalogFile],
+        window: Window | None,
+        shard: Shard,
+        floats_apart: bool = False,
     ) -> _Rows:
+        """`floats_apart`: the float64 columns gathered into one array as batches arrive
+        (`storage.float_block`), not kept in the table."""
         index_of = {e: i for i, e in enumerate(names)}
         own = [f for f in files if not f.shared_file]
         shared = sorted({f.file for f in files if f.shared_file})
-        tables: list[pa.Table] = []
-        owners: list[np.ndarray] = []
+        scans: list[tuple[ds.Dataset, ds.Expression | None, np.ndarray | None]] = []
         if own:
-            owner_of_file = np.array([index_of[f.endpoint_id] for f in own], dtype=np.int64)
             paths = [self._absolute(f.path) for f in own]
+            owners_of_files = np.array([index_of[f.endpoint_id] for f in own], dtype=np.int64)
             dataset = ds.dataset(paths, format=file_format(self._local), filesystem=self.fs)
-            table = dataset.to_table(
-                columns=[*dataset.schema.names, "__fragment_index"], filter=_time_filter(window)
-            )
-            owners.append(owner_of_file[table["__fragment_index"].to_numpy()])
-            tables.append(table.drop_columns(["__fragment_index"]))
+            scans.append((dataset, _time_filter(window), owners_of_files))
         if shared:
             paths = [self._absolute(p) for p in shared]
             dataset = ds.dataset(paths, format=slot_file_format(self._local), filesystem=self.fs)
-            table = dataset.to_table(filter=_all_of(_key_filter(shard), _time_filter(window)))
-            owner = _positions(table[ENDPOINT_COLUMN], index_of)
-            ours = owner >= 0
-            if not ours.all():  # other endpoints of the slot than those asked for
-                table, owner = table.filter(pa.array(ours)), owner[ours]
-            owners.append(owner)
-            tables.append(table.drop_columns(list(SLOT_FILE_COLUMNS)))
-        if not tables:
+            scans.append((dataset, _all_of(_key_filter(shard), _time_filter(window)), None))
+        if not scans:
             return _Rows(pa.table({}), None, np.empty(0, dtype=np.int64), names, files)
+        user_columns = [n for n in scans[0][0].schema.names if n not in SLOT_FILE_COLUMNS]
+        block = None
+        if floats_apart:
+            floats = float_columns(scans[0][0].schema, SLOT_FILE_COLUMNS)
+            block = FloatBlock(floats, sum(f.events for f in files)) if floats else None
+        tables: list[pa.Table] = []
+        owners: list[np.ndarray] = []
+        for dataset, condition, owner_of_file in scans:
+            scanned = _Batches(block)
+            if owner_of_file is not None:  # an endpoint's own files
+                columns = [*dataset.schema.names, "__fragment_index"]
+                for batch in dataset.to_batches(columns=columns, filter=condition, **_READAHEAD):
+                    owner = owner_of_file[batch.column("__fragment_index").to_numpy()]
+                    scanned.add(batch.drop_columns(["__fragment_index"]), owner)
+            else:
+                for batch in dataset.to_batches(filter=condition, **_READAHEAD):
+                    owner = _positions(pa.chunked_array([batch.column(ENDPOINT_COLUMN)]), index_of)
+                    scanned.add(batch.drop_columns(list(SLOT_FILE_COLUMNS)), owner)
+            tables.append(scanned.table(dataset.schema))
+            owners.append(scanned.owner())
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         owner = owners[0] if len(owners) == 1 else np.concatenate(owners)
-        return _in_row_order(table, owner, names, files)
+        return _in_row_order(table, owner, names, files, block, user_columns)
 
     def _scan(self, paths: list[str], window: Window | None) -> pa.Table:
         return ds.dataset(paths, format="parquet", filesystem=self.fs).to_table(filter=_time_filter(window))
@@ -746,13 +782,50 @@ def _rows_of_tables(tables: Mapping[str, pa.Table]) -> _Rows:
     return _in_row_order(pa.concat_tables(parts), owner, names, [])
 
 
-def _in_row_order(table: pa.Table, owner: np.ndarray, names: list[str], files: list[CatalogFile]) -> _Rows:
-    """`table`'s rows sorted by owner (`names` order), then time (a stable sort: ties keep their order)."""
+class _Batches:
+    """A scan's batches as they arrive: the rows of the endpoints asked for (owner >= 0), each
+    row's owner, and their float columns apart in `block` when given."""
+
+    def __init__(self, block: FloatBlock | None) -> None:
+        self.block = block
+        self.batches: list[pa.RecordBatch] = []
+        self.owners: list[np.ndarray] = []
+
+    def add(self, batch: pa.RecordBatch, owner: np.ndarray) -> None:
+        ours = owner >= 0
+        keep = None if ours.all() else ours
+        if self.block is not None:
+            self.block.add(batch, keep)
+            batch = batch.drop_columns(list(self.block.names))
+        if keep is not None:  # other endpoints of the slot than those asked for
+            batch, owner = batch.filter(pa.array(keep)), owner[keep]
+        self.batches.append(batch)
+        self.owners.append(owner)
+
+    def table(self, schema: pa.Schema) -> pa.Table:
+        """The rows kept, as a table of `schema`'s columns but the slot file's and those apart."""
+        apart = {*SLOT_FILE_COLUMNS, *(self.block.names if self.block is not None else ())}
+        return pa.Table.from_batches(self.batches, pa.schema(f for f in schema if f.name not in apart))
+
+    def owner(self) -> np.ndarray:
+        return np.concatenate(self.owners) if self.owners else np.empty(0, dtype=np.int64)
+
+
+def _in_row_order(
+    table: pa.Table,
+    owner: np.ndarray,
+    names: list[str],
+    files: list[CatalogFile],
+    floats: FloatBlock | None = None,
+    columns: list[str] | None = None,
+) -> _Rows:
+    """`table`'s rows sorted by owner (`names` order), then time (a stable sort: ties keep their
+    order); `floats`: the rows' float columns kept apart, `columns` all the columns' order."""
     micros = table["timestamp"].cast(pa.int64()).to_numpy()
     if _sorted_by(owner, micros):  # a compacted window scans in order: no copy
-        return _Rows(table, None, owner, names, files)
+        return _Rows(table, None, owner, names, files, floats, columns)
     order = np.lexsort((micros, owner))
-    return _Rows(table, order, owner[order], names, files)
+    return _Rows(table, order, owner[order], names, files, floats, columns)
 
 
 def _endpoint_stats(rows: _Rows) -> list[_EndpointStats]:
