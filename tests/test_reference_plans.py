@@ -106,6 +106,10 @@ def test_a_plan_gives_back_what_preparing_the_stats_gives(reference: pd.DataFram
     assert got.stats_features == expected.stats_features == len(stats)
     for name in expected:
         _assert_same_feature(expected[name], got[name])
+    gridded = tuple(n for n, f in expected.items() if f.has_grid)
+    stored_split, made_split = got.packed_split(gridded), expected.packed_split(gridded)
+    for part in ("histogram_of_union", "drift_of_union", "at_max", "histogram_ends", "drift_ends"):
+        np.testing.assert_array_equal(getattr(stored_split, part), getattr(made_split, part), err_msg=part)
     described = _describe(stats)
     assert got.described is not None
     assert {f: (d.labels, d.summary) for f, d in got.described.items()} == {

@@ -217,7 +217,7 @@ def feature_drift_parts(
         if summaries:
             summarised.update(zip(numeric, column_summaries(block), strict=True))
         # Every column with union bins counted in one kernel call (stats.union_binning).
-        gridded = [i for i, f in enumerate(numeric) if references[f].grid is not None]
+        gridded = [i for i, f in enumerate(numeric) if references[f].has_grid]
         if gridded:
             names = tuple(numeric[i] for i in gridded)
             counts = union_counts(

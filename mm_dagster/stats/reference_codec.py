@@ -10,13 +10,16 @@ contiguous block. The header lists the features in the stats' order with where e
 in its block (start, length) and their scalars; the descriptions, each feature's bin labels and
 reference summary in the same order, are parsed only when asked for (the window pages, not the
 runs). Numeric features' unions lie one after another in the float block in the order the
-kernel packs them, so a plan's packed grids are built in one compiled call over one slice.
-Arrays read back are read-only views of the stored bytes.
+kernel packs them, so a plan's packed grids are built in one compiled call over one slice, and
+how their union counts split into histograms and drift bins (`PackedSplit`) is stored whole
+(codec 4; making it took ~80 us a plan). A feature's own grid is made when first asked for (the
+runs use the packed ones). Arrays read back are read-only views of the stored bytes.
 """
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,11 +35,12 @@ from mm_dagster.stats.reference_plan import (
     PreparedReference,
     prepare_reference,
 )
-from mm_dagster.stats.union_binning import MAX_TABLE_EDGES, UnionGrid, packed_grids_of_unions
+from mm_dagster.stats.union_binning import MAX_TABLE_EDGES, PackedSplit, UnionGrid, packed_grids_of_unions
 
 MAGIC = b"MMRP"
-CODEC_VERSION = 3
+CODEC_VERSION = 4
 _PREFIX = struct.Struct("<4sB3xQQ")
+_SPLIT_PARTS = ("histogram_of_union", "drift_of_union", "at_max", "histogram_ends", "drift_ends")
 
 
 class ReferencePlanError(ValueError):
@@ -69,6 +73,8 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
         if f.bins is not None and f.grid is not None and f.bins.union.size <= MAX_TABLE_EDGES
     ]
     unions = {name: floats.add(prepared[name].bins.union) for name in gridded}  # type: ignore[union-attr]
+    split = PackedSplit.of([prepared[name].bins for name in gridded])  # type: ignore[misc]
+    split_spans = [ints.add(getattr(split, part)) for part in _SPLIT_PARTS]
     features, descriptions = [], []
     for name, feature in prepared.items():
         stats = reference_stats[name]
@@ -105,6 +111,7 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
             {
                 "stats_features": len(reference_stats),
                 "gridded": gridded,
+                "split": split_spans,
                 "features": features,
                 "floats": floats.size,
                 "ints": ints.size,
@@ -156,15 +163,16 @@ def _plan(data: bytes) -> PreparedReference:
     ints = np.frombuffer(data, dtype="<i8", count=header["ints"], offset=start + floats.nbytes)
     gridded: list[str] = header["gridded"]
     entries: list[dict[str, Any]] = header["features"]
-    grids: dict[str, UnionGrid] = {}
-    packed = None
+    grids: dict[str, Callable[[], UnionGrid]] = {}
+    packed = split = None
     if gridded:
         unions = {f["name"]: f["union"] for f in entries if "union" in f}
         spans = [unions[name] for name in gridded]
         first = spans[0][0]
         starts = np.array([s for s, _ in spans] + [spans[-1][0] + spans[-1][1]], dtype=np.int64) - first
         packed = packed_grids_of_unions(floats[first : first + int(starts[-1])], starts)
-        grids = dict(zip(gridded, packed.grids(), strict=True))
+        grids = {name: partial(packed.grid, i) for i, name in enumerate(gridded)}
+        split = PackedSplit(*(ints[i0 : i0 + n] for i0, n in header["split"]))
     features: dict[str, PreparedFeature] = {}
 
     def described() -> dict[str, FeatureDescription]:
@@ -210,14 +218,13 @@ def _plan(data: bytes) -> PreparedReference:
         bins = NumericBins(
             edges, floats[d0 : d0 + dn], union, ints[h0 : h0 + hn], ints[o0 : o0 + on], f["at_max"]
         )
-        grid = grids.get(name)
         features[name] = PreparedFeature(
             NUMERIC,
             counts,
             floats[t0 : t0 + tn],
             edges=edges,
             bins=bins,
-            grid=UnionGrid.of(union) if grid is None else grid,
+            grid_made=grids.get(name) or partial(UnionGrid.of, union),
             quantiles=floats[q0 : q0 + qn],
             std=f["std"],
             total=f["total"],
@@ -226,5 +233,6 @@ def _plan(data: bytes) -> PreparedReference:
         features,
         described=described,
         packed={tuple(gridded): packed} if packed is not None else None,
+        splits={tuple(gridded): split} if split is not None else None,
         stats_features=int(header["stats_features"]),
     )

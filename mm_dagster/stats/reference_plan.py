@@ -1,6 +1,7 @@
 """A reference's stats turned once into the arrays a window's drift needs (per feature), so a
 window pays only for binning its own values; apps cache it per (endpoint, reference version)."""
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,12 +28,22 @@ class PreparedFeature:
     test_reference: np.ndarray  # the verdict's: counts on the mass-following bins
     edges: np.ndarray | None = None  # numeric: MLRun's 23 edges
     bins: NumericBins | None = None  # numeric with mass-following bins
-    grid: UnionGrid | None = None  # the lookup grid of `bins.union` (stats.union_binning)
+    # the lookup grid of `bins.union` (stats.union_binning), or how to make it when first asked for
+    grid_made: UnionGrid | Callable[[], UnionGrid] | None = None
     quantiles: np.ndarray | None = None
     std: float | None = None
     positions: Mapping[str, int] | None = None  # categorical: bucket of each top value
     sketch: CategorySketch | None = None
     total: float | None = None  # the sum of `reference_counts`, when the maker summed them
+
+    @property
+    def has_grid(self) -> bool:
+        return self.grid_made is not None
+
+    @functools.cached_property
+    def grid(self) -> UnionGrid | None:
+        """The lookup grid of `bins.union` (None without union bins)."""
+        return self.grid_made() if callable(self.grid_made) else self.grid_made
 
     @property
     def reference_total(self) -> float:
@@ -63,7 +74,7 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
             np.asarray(stats["drift_counts"], dtype=np.float64),
             edges=edges,
             bins=bins,
-            grid=grid,
+            grid_made=grid,
             quantiles=np.asarray(stats["quantiles"], dtype=np.float64),
             std=stats.get("std"),
             total=_total(counts),
@@ -95,13 +106,14 @@ class PreparedReference(dict[str, PreparedFeature]):
         | Callable[[], Mapping[str, FeatureDescription]]
         | None = None,
         packed: Mapping[tuple[str, ...], PackedGrids] | None = None,
+        splits: Mapping[tuple[str, ...], PackedSplit] | None = None,
         stats_features: int | None = None,
     ) -> None:
         super().__init__(features)
         # the reference's features in its stats (also those with nothing to compare against)
         self.stats_features = len(features) if stats_features is None else stats_features
         self._packed: dict[tuple[str, ...], PackedGrids] = dict(packed or {})
-        self._splits: dict[tuple[str, ...], PackedSplit] = {}
+        self._splits: dict[tuple[str, ...], PackedSplit] = dict(splits or {})
         self._described = described
 
     @property

@@ -155,6 +155,12 @@ class PackedGrids:
         """Union bins of all features together (each has one more bin than edges)."""
         return int(self.edges.size + self.lows.size)
 
+    def grid(self, i: int) -> UnionGrid:
+        """Feature i's grid (views of the packed arrays)."""
+        e0, e1 = int(self.edge_starts[i]), int(self.edge_starts[i + 1])
+        t0, t1 = int(self.table_starts[i]), int(self.table_starts[i + 1])
+        return UnionGrid(self.edges[e0:e1], float(self.lows[i]), float(self.scales[i]), self.tables[t0:t1])
+
     def grids(self) -> list[UnionGrid]:
         """Each feature's grid (views of the packed arrays)."""
         edge_starts, table_starts = self.edge_starts.tolist(), self.table_starts.tolist()
