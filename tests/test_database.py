@@ -77,6 +77,7 @@ _JSON_VALUES = st.recursive(
     _JSON_SCALARS,
     lambda inner: (
         st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
         | st.dictionaries(st.text(max_size=5) | st.integers(-3, 3), inner, max_size=4)
     ),
     max_leaves=20,
@@ -95,6 +96,11 @@ def test_json_written_reads_back_as_pythons_json_writes_it(value: object) -> Non
 def test_json_written_refuses_what_pythons_json_refuses() -> None:
     with pytest.raises(ValueError):
         json_codec.dumps_bytes({"a": [1.0, float("nan")]}, allow_nan=False)
+    for beside_none in ({"a": None, "b": ({"c": float("inf")},)}, [None, 2.0, [-float("inf")]]):
+        with pytest.raises(ValueError):  # a null orjson wrote for a None does not hide them
+            json_codec.dumps_bytes(beside_none, allow_nan=False)
+    written = json_codec.dumps_bytes({"a": None, "b": [1.5, (2.5,)]}, allow_nan=False)
+    assert written == b'{"a":null,"b":[1.5,[2.5]]}'
     with pytest.raises(TypeError):
         json_codec.dumps({"when": datetime(2026, 1, 1)})
     with pytest.raises(TypeError):

@@ -8,6 +8,7 @@ orjson refuses and Python's json accepts (NaN and Infinity literals, lone surrog
 """
 
 import json
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -55,15 +56,35 @@ def dumps_bytes(value: Any, *, allow_nan: bool = True) -> bytes:
     """`json.dumps(value, allow_nan=allow_nan).encode()` as a reader sees it (the same values read
     back, spacing and escapes aside). orjson writes what it can, but for texts holding `null`: it
     writes NaN and infinities as null, so those (and integers beyond 64 bits, non-str keys, lone
-    surrogates, what orjson refuses) go through `json.dumps`, with its errors, written compactly.
+    surrogates, what orjson refuses) go through `json.dumps`, with its errors, written compactly;
+    a `null` next to finite floats only is a None, written by orjson as json.dumps writes it.
     Beyond json.dumps, plain enums and UUIDs are written as their values."""
     try:
         data = orjson.dumps(value, option=_AS_JSON_DOES)
     except TypeError:
         return _json_dumps(value, allow_nan)
-    if b"null" in data:  # a None, or a NaN or infinity orjson wrote as null
+    if b"null" in data and not _floats_finite(value):  # a NaN or infinity orjson wrote as null
         return _json_dumps(value, allow_nan)
     return data
+
+
+def _floats_finite(value: Any) -> bool:
+    """Whether every float in what orjson wrote of `value` is finite (then each `null` it wrote
+    is a None, as json.dumps writes it): a walk ~4x cheaper than writing it with json.dumps."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is float:
+            if item - item != 0:  # NaN - NaN and inf - inf are NaN
+                return False
+        elif kind is dict:
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif isinstance(item, Enum):
+            pending.append(item.value)
+    return True
 
 
 def _json_dumps(value: Any, allow_nan: bool) -> bytes:
