@@ -14,15 +14,21 @@ import sqlalchemy as sa
 from mm_dagster.alerts import LogChannel, data_drift_detected
 from mm_dagster.alerts.service import AlertService
 from mm_dagster.applications import HistogramDataDriftApplication
-from mm_dagster.core.schemas import ResultStatusApp
+from mm_dagster.core.clock import fixed_clock
+from mm_dagster.core.outputs import ModelMonitoringApplicationMetric, ModelMonitoringApplicationResult
+from mm_dagster.core.report import Outputs
+from mm_dagster.core.schemas import ResultKindApp, ResultStatusApp
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 from mm_dagster.storage import database as db
 from mm_dagster.storage.alert_store import AlertStore
+from mm_dagster.storage.results_store import ResultsStore
 
 from .conftest import past_window
 from .postgres import fresh_database, reachable_or_skip
+from .test_properties_results_store import ENDPOINTS
+from .test_result_heads import NOW, WINDOWS, heads, latest
 from .test_segments import COUNTRIES, by_segment, frame, traffic
 
 URLS = {
@@ -81,6 +87,44 @@ def test_results_store_replaces_and_serves_latest(scaled: Monitoring) -> None:
         assert conn.execute(sa.text("SELECT count(*) FROM mm_latest_results")).scalar_one() == 3
     got = mm.get_endpoint("m")
     assert got.event_count == 900 and got.feature_stats == ep.feature_stats
+
+
+def _outputs(names: list[str], value: float) -> Outputs:
+    results = [
+        ModelMonitoringApplicationResult(n, value, ResultKindApp.data_drift, ResultStatusApp.no_detection, {})
+        for n in names
+    ]
+    return results, [ModelMonitoringApplicationMetric(n, value) for n in names]
+
+
+def test_result_heads_follow_rewrites_on_scale_databases(database_url: str) -> None:
+    """The heads advance in the database (an upsert from the window's rows, newer-or-equal
+    windows only: each dialect's SQL), fall back when a re-run drops a name, and stay put for
+    a failed endpoint and an older window."""
+    engine = db.create_engine(database_url)
+    store = ResultsStore(engine, fixed_clock(NOW))
+    newest, middle, oldest = WINDOWS[0], WINDOWS[1], WINDOWS[2]
+    one, two = ENDPOINTS[:2]
+    steps: list[tuple[Window, dict[str, Outputs], dict[str, str]]] = [
+        (middle, {one: _outputs(["a", "b"], 1.0), two: _outputs(["a"], 2.0)}, {}),
+        (oldest, {one: _outputs(["a", "b", "c"], 3.0)}, {}),
+        (middle, {one: _outputs(["a"], 4.0)}, {two: "boom"}),
+        (newest, {one: _outputs(["b"], 5.0), two: _outputs(["a"], 6.0)}, {}),
+        (middle, {one: _outputs(["a", "b"], 7.0), two: _outputs(["c"], 8.0)}, {}),
+    ]
+    for window, outputs, failures in steps:
+        store.replace_window("drift", window, outputs, failures)
+        assert heads(engine) == latest(engine)
+    with engine.connect() as conn:
+        values = dict(
+            conn.execute(
+                sa.select(db.result_heads.c.name, db.result_heads.c.value).where(
+                    db.result_heads.c.endpoint_id == one
+                )
+            ).all()
+        )
+    assert values == {"a": 7.0, "b": 5.0, "c": 3.0}
+    engine.dispose()
 
 
 def test_arrivals_and_alert_outbox(scaled: Monitoring) -> None:

@@ -86,3 +86,33 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> 
     else:
         raise NotImplementedError(f"no upsert for the {dialect} dialect")
     conn.execute(statement, rows)
+
+
+def upsert_newer_from(conn: sa.Connection, table: sa.Table, source: sa.Select[Any], newer_by: str) -> None:
+    """Insert the rows `source` selects (one column per column of `table`, in its order); a row
+    whose primary key is stored already replaces it only when its `newer_by` is not older:
+    one statement, the rows never leave the database."""
+    keys = [c.name for c in table.primary_key.columns]
+    names = [c.name for c in table.columns]
+    updated = [n for n in names if n not in keys]
+    dialect = conn.dialect.name
+    statement: Any
+    if dialect in ("sqlite", "postgresql"):
+        dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        insert = dialect_insert(table).from_select(names, source)
+        statement = insert.on_conflict_do_update(
+            index_elements=keys,
+            set_={n: insert.excluded[n] for n in updated},
+            where=insert.excluded[newer_by] >= table.c[newer_by],
+        )
+    elif dialect in ("mysql", "mariadb"):
+        # Assignments run left to right, each seeing those before it: whether `newer_by` was
+        # replaced or kept, the comparison gives the same answer for every column after it.
+        my_insert = mysql.insert(table).from_select(names, source)
+        newer = my_insert.inserted[newer_by] >= table.c[newer_by]
+        statement = my_insert.on_duplicate_key_update(
+            [(n, sa.case((newer, my_insert.inserted[n]), else_=table.c[n])) for n in updated]
+        )
+    else:
+        raise NotImplementedError(f"no upsert for the {dialect} dialect")
+    conn.execute(statement)

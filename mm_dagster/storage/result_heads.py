@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mm_dagster.storage import database as db
-from mm_dagster.storage.dialect_sql import upsert
+from mm_dagster.storage.dialect_sql import upsert_newer_from
 
 SeriesKey = tuple[str, str, str]  # (endpoint_id, name, segment)
 
@@ -32,27 +32,24 @@ def advance_heads(
 ) -> None:
     """`replaced` maps each endpoint whose (app, window starting at `start`) rows were replaced
     to the segments kept (failed ones); `written` holds the result rows and the metric rows, in
-    the order of `db.HEADS`."""
+    the order of `db.HEADS`, already stored. The window's stored rows of those endpoints become
+    heads in one statement per chunk of endpoints, in the database (a kept segment's rows are
+    heads already, or older than theirs)."""
     for (heads, series), rows in zip(db.HEADS, written, strict=True):
-        new = {(r["endpoint_id"], r["name"], r["segment"]): r for r in rows}
-        existing: dict[SeriesKey, datetime] = {}
-        for chunk in db.in_chunks(sorted(replaced)):
-            query = sa.select(heads.c.endpoint_id, heads.c.name, heads.c.segment, heads.c.window_start).where(
-                heads.c.app == app, heads.c.endpoint_id.in_(chunk)
+        columns = [series.c[c.name] for c in heads.columns]
+        for chunk in db.in_chunks(sorted({r["endpoint_id"] for r in rows})):
+            window_rows = sa.select(*columns).where(
+                series.c.app == app, series.c.window_start == start, series.c.endpoint_id.in_(chunk)
             )
-            existing.update({(e, n, s): w for e, n, s, w in conn.execute(query)})
-        ahead = [
-            _head_row(heads, row) for key, row in new.items() if key not in existing or existing[key] <= start
-        ]
-        if ahead:
-            upsert(conn, heads, ahead)
-        orphaned = [
-            key
-            for key, window_start in existing.items()
-            if window_start == start and key not in new and key[2] not in replaced[key[0]]
-        ]
-        for key in orphaned:
-            _fall_back(conn, heads, series, app, key)
+            upsert_newer_from(conn, heads, window_rows, "window_start")
+        new = {(r["endpoint_id"], r["name"], r["segment"]) for r in rows}
+        for chunk in db.in_chunks(sorted(replaced)):
+            query = sa.select(heads.c.endpoint_id, heads.c.name, heads.c.segment).where(
+                heads.c.app == app, heads.c.window_start == start, heads.c.endpoint_id.in_(chunk)
+            )
+            stored: list[SeriesKey] = [(e, n, s) for e, n, s in conn.execute(query)]
+            for key in [k for k in stored if k not in new and k[2] not in replaced[k[0]]]:
+                _fall_back(conn, heads, series, app, key)
 
 
 def _fall_back(conn: sa.Connection, heads: sa.Table, series: sa.Table, app: str, key: SeriesKey) -> None:
