@@ -582,11 +582,12 @@ class EndpointRegistry:
                 )
             )
             .where(t.c.id.in_(list(ids)))
-            .order_by(t.c.name)
         )
         with self.engine.connect() as conn:
             rows: Any = conn.execute(query)
-            return [StoredEndpoint(_row_to_endpoint(r, feature_stats={}), r.plan) for r in rows]
+            stored = [StoredEndpoint(_row_to_endpoint(r, feature_stats={}), r.plan) for r in rows]
+        # Sorted here: a database sorting the rows would carry every plan's bytes through its sort.
+        return sorted(stored, key=lambda s: s.endpoint.name)
 
     def stats_texts(self, versions: Mapping[str, int]) -> dict[str, str]:
         """The reference stats, as stored (JSON text), of each endpoint id of `versions` in its
