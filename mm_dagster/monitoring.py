@@ -33,7 +33,7 @@ from mm_dagster.events.recorder import (
 from mm_dagster.events.validation import EventRules
 from mm_dagster.reports.endpoint_page import render_endpoint_page
 from mm_dagster.reports.html import PLOTLY_JS, plotly_js
-from mm_dagster.runner import fewer_collections, run_apps_on_window
+from mm_dagster.runner import analysing_a_window, run_apps_on_window
 from mm_dagster.storage.arrival_log import ArrivalLog
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.database import create_engine
@@ -340,7 +340,7 @@ class Monitoring:
         (the `MonitoringConfig.project` under Dagster). Each shard's analysis stores its own
         endpoints' results; the reports cover those endpoints only (`window_report` reads the
         whole window's back)."""
-        with fewer_collections():  # the read too: its frames live until the apps end
+        with analysing_a_window():  # the read too: its frames live until the apps end
             return self._run_window(apps, window, events, project_name, shard)
 
     def _run_window(

