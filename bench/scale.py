@@ -33,6 +33,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import mm_dagster  # noqa: F401  first, as a code location imports it (it chooses Arrow's allocator)
+
+# isort: split
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
