@@ -57,8 +57,8 @@ ENDPOINT_COLUMN = "_mm_endpoint"
 SHARD_KEY_COLUMN = "_mm_shard_key"
 SLOT_FILE_COLUMNS = (ENDPOINT_COLUMN, SHARD_KEY_COLUMN)
 SLOT_FILE_ROW_GROUP = 65_536
-# batches scanned ahead of the one being gathered: few, so their memory is reused
-_READAHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
+# batches and files scanned ahead of the one being gathered: few, so their memory is reused
+BATCH_READAHEAD, FRAGMENT_READAHEAD = 2, 1
 COMPACTION_BATCH_ROWS = 2_000_000  # rows merged in memory at once (a key range of the slot)
 
 
@@ -480,11 +480,11 @@ class EventStore:
             scanned = _Batches(block)
             if owner_of_file is not None:  # an endpoint's own files
                 columns = [*dataset.schema.names, "__fragment_index"]
-                for batch in dataset.to_batches(columns=columns, filter=condition, **_READAHEAD):
+                for batch in _scanned_batches(dataset, condition, columns):
                     owner = owner_of_file[batch.column("__fragment_index").to_numpy()]
                     scanned.add(batch.drop_columns(["__fragment_index"]), owner)
             else:
-                for batch in dataset.to_batches(filter=condition, **_READAHEAD):
+                for batch in _scanned_batches(dataset, condition):
                     owner = _positions(pa.chunked_array([batch.column(ENDPOINT_COLUMN)]), index_of)
                     scanned.add(batch.drop_columns(list(SLOT_FILE_COLUMNS)), owner)
             tables.append(scanned.table(dataset.schema))
@@ -780,6 +780,18 @@ def _rows_of_tables(tables: Mapping[str, pa.Table]) -> _Rows:
     parts = [tables[e] for e in names]
     owner = np.repeat(np.arange(len(names), dtype=np.int64), [t.num_rows for t in parts])
     return _in_row_order(pa.concat_tables(parts), owner, names, [])
+
+
+def _scanned_batches(
+    dataset: ds.Dataset, condition: ds.Expression | None, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The rows of `dataset` matching `condition`, batch by batch, few scanned ahead."""
+    yield from dataset.to_batches(
+        columns=columns,
+        filter=condition,
+        batch_readahead=BATCH_READAHEAD,
+        fragment_readahead=FRAGMENT_READAHEAD,
+    )
 
 
 class _Batches:
