@@ -308,5 +308,9 @@ def test_processes_starting_together_on_an_empty_postgresql_database_all_get_the
         rendered = url.render_as_string(hide_password=False)
         with context.Pool(6) as pool:
             pool.map(_open_store, [rendered] * 6)
+            # Workers end on their own before the pool's exit terminates them: a worker killed
+            # while it held the task queue's lock left another waiting on it and the join hung.
+            pool.close()
+            pool.join()
         tables = set(sa.inspect(sa.create_engine(url)).get_table_names())
         assert {"mm_results", "mm_metrics", "mm_alert_events", "mm_event_files"} <= tables
