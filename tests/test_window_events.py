@@ -144,11 +144,12 @@ def test_a_window_without_float_columns_has_no_blocks() -> None:
 
 
 def test_rows_of_many_chunks_land_in_their_sorted_places_with_nulls_as_nan() -> None:
-    """The float columns are scattered chunk by chunk into the sorted array: the same frame as
+    """The float columns, gathered batch by batch and sorted in place, give the same frame as
     sorting the concatenated rows with pandas, nulls read as NaN."""
     import pyarrow as pa
 
     from mm_dagster.storage.event_store import _Rows
+    from mm_dagster.storage.float_block import FloatBlock, float_columns
 
     rng = np.random.default_rng(3)
     rows = 1_000
@@ -170,10 +171,19 @@ def test_rows_of_many_chunks_land_in_their_sorted_places_with_nulls_as_nan() -> 
     chunked = pa.Table.from_batches(table.to_batches(max_chunksize=97))
     assert chunked["x"].num_chunks > 5
     order = np.lexsort((micros, owner))
-    frame, floats, values = _Rows(chunked, order, owner[order], [str(i) for i in range(7)], []).to_pandas()
+
+    def read(order: np.ndarray | None, owner: np.ndarray) -> _Rows:
+        """The rows as a window read keeps them: the float columns gathered batch by batch."""
+        block = FloatBlock(float_columns(chunked.schema), chunked.num_rows // 2)  # it grows
+        for batch in chunked.to_batches():
+            block.add(batch)
+        others = chunked.drop_columns(list(block.names))
+        return _Rows(others, order, owner, [str(i) for i in range(7)], [], block, chunked.column_names)
+
+    frame, floats, values = read(order, owner[order]).to_pandas()
     expected = table.to_pandas().iloc[order].reset_index(drop=True)
     assert floats == ("x", "y")
     pd.testing.assert_frame_equal(frame.reset_index(drop=True), expected, check_dtype=False)
     np.testing.assert_array_equal(values, expected[["x", "y"]].to_numpy(dtype=np.float64))
-    _, _, unsorted_values = _Rows(chunked, None, owner, [], []).to_pandas()
+    _, _, unsorted_values = read(None, owner).to_pandas()
     np.testing.assert_array_equal(unsorted_values, table.to_pandas()[["x", "y"]].to_numpy(dtype=np.float64))

@@ -120,45 +120,18 @@ class _Rows:
 
     def to_pandas(self) -> tuple[pd.DataFrame, tuple[str, ...], np.ndarray]:
         """The sorted rows as a frame whose float64 columns are views of one (rows x columns)
-        column-major array, with their names and the array. Floats kept apart are sorted in
-        place; else each column is scattered into the array chunk by chunk, to its rows' sorted
-        places (one copy, and no column-sized temporary)."""
-        if self.floats is not None:
-            floats, values = self.floats.names, self.floats.values(self.order)
-            column_names = self.columns or [*self.scanned.column_names, *floats]
-        else:
-            floats = tuple(field.name for field in self.scanned.schema if pa.types.is_float64(field.type))
-            values = self._scattered(floats)
-            column_names = self.scanned.column_names
-        if not floats:
-            return _to_pandas(self.table), floats, values
-        others = self.scanned.drop_columns([f for f in floats if f in self.scanned.column_names])
-        others_frame = _to_pandas(others if self.order is None else others.take(self.order))
+        column-major array (the floats kept apart, sorted in place), with their names and the
+        array; rows read without floats apart: the table's frame, and no array's columns."""
+        if self.floats is None:
+            return _to_pandas(self.table), (), np.empty((self.num_rows, 0), dtype=np.float64, order="F")
+        floats, values = self.floats.names, self.floats.values(self.order)
+        others_frame = _to_pandas(self.scanned if self.order is None else self.scanned.take(self.order))
         position = {name: j for j, name in enumerate(floats)}
         columns = {
             name: values[:, position[name]] if name in position else others_frame[name]
-            for name in column_names
+            for name in self.columns or [*self.scanned.column_names, *floats]
         }
         return pd.DataFrame(columns, copy=False), floats, values
-
-    def _scattered(self, floats: tuple[str, ...]) -> np.ndarray:
-        values = np.empty((self.num_rows, len(floats)), dtype=np.float64, order="F")
-        place = None
-        if self.order is not None and floats:
-            place = np.empty_like(self.order)
-            place[self.order] = np.arange(self.order.size, dtype=self.order.dtype)
-        for j, name in enumerate(floats):
-            column = values[:, j]
-            start = 0
-            for chunk in self.scanned[name].chunks:
-                piece = chunk.to_numpy(zero_copy_only=False)  # nulls as NaN, as pandas reads them
-                stop = start + piece.size
-                if place is None:
-                    column[start:stop] = piece
-                else:
-                    column[place[start:stop]] = piece
-                start = stop
-        return values
 
     def runs(self) -> Iterator[tuple[str, int, int]]:
         """(endpoint id, first row, end row) of each endpoint with rows."""
