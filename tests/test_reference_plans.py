@@ -153,15 +153,20 @@ def test_the_packed_grids_of_a_plan_are_the_ones_made_one_by_one() -> None:
         packed_grids_of_unions(np.zeros(0), np.array([0, 0]))
 
 
+PREFIX_SIZE = 32  # magic, version, padding, three lengths
+
+
 def test_bytes_of_another_codec_version_are_refused_by_name() -> None:
     data = plan_bytes(compute_feature_stats(reference_frame(200, seed=1)))
     assert data.startswith(MAGIC)
+    entries_at = PREFIX_SIZE + int.from_bytes(data[8:16], "little")
     for bad, says in (
         (data[:5], "at least"),
         (b"XXXX" + data[4:], "not a plan"),
         (data[:4] + bytes([CODEC_VERSION + 1]) + data[5:], "not a plan"),
         (data[:-8], "a damaged plan"),  # an array cut short
-        (data[:24] + b"!" + data[25:], "a damaged plan"),  # the header's JSON
+        (data[:PREFIX_SIZE] + b"!" + data[PREFIX_SIZE + 1 :], "a damaged plan"),  # the header's JSON
+        (data[:entries_at] + b"!" + data[entries_at + 1 :], "a damaged plan"),  # the entries' JSON
     ):
         with pytest.raises(ReferencePlanError, match=says):
             plan_from_bytes(bad)
@@ -278,3 +283,19 @@ def test_a_damaged_stored_plan_falls_back_to_the_stats(
     assert (
         "'fraud-model'" in caplog.text and "stored drift plan of reference version 1 not read" in caplog.text
     )
+
+
+def test_a_plans_packed_sets_are_read_without_making_its_features() -> None:
+    stats = compute_feature_stats(reference_frame(300, numeric_features=5, categorical_features=2, seed=3))
+    plan, expected = plan_from_bytes(plan_bytes(stats)), prepare_reference(stats)
+    names = tuple(n for n in plan if n in plan.gridded)
+    assert list(plan) == list(expected) and plan.gridded == expected.gridded and len(names) == 6
+    counts, split, grids = plan.packed_counts(names), plan.packed_split(names), plan.packed_grids(names)
+    assert plan._features is None  # what a run of the packed path reads makes no feature
+    want = expected.packed_counts(names)
+    for name in ("histograms", "histogram_ends", "tests", "drift_ends", "totals"):
+        np.testing.assert_array_equal(getattr(counts, name), getattr(want, name), err_msg=name)
+    for name in ("histogram_of_union", "drift_of_union", "at_max", "histogram_ends", "drift_ends"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(expected.packed_split(names), name))
+    np.testing.assert_array_equal(grids.tables, expected.packed_grids(names).tables)
+    assert repr(plan["c0"]) == repr(expected["c0"]) and plan._features is not None

@@ -344,9 +344,10 @@ def test_rows_of_format_1_are_read_as_they_are() -> None:
 def test_a_plan_with_damaged_descriptions_gives_its_counts_and_numbered_bins() -> None:
     stats = compute_feature_stats(reference_frame(500, seed=2)[["f0"]])
     data = plan_bytes(stats)
-    header_size = struct.unpack_from("<Q", data, 8)[0]
-    damaged = data[: 24 + header_size] + b"!" + data[25 + header_size :]
-    plan = plan_from_bytes(damaged)  # the header and the arrays are intact
+    header_size, entries_size = struct.unpack_from("<QQ", data, 8)
+    described_at = 32 + header_size + entries_size  # after the prefix, the header and the entries
+    damaged = data[:described_at] + b"!" + data[described_at + 1 :]
+    plan = plan_from_bytes(damaged)  # the header, the entries and the arrays are intact
     with pytest.raises(ReferencePlanError, match="damaged descriptions"):
         _ = plan.described
     bins = len(plan["f0"].reference_counts)

@@ -1,6 +1,6 @@
 """The default app: histogram data drift, MLRun-compatible outputs plus per-feature verdicts."""
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -8,6 +8,13 @@ import numpy as np
 from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.applications.context import MonitoringApplicationContext
 from mm_dagster.applications.drift_histograms import DriftHistograms
+from mm_dagster.applications.drift_runs import (
+    FeaturePlans,
+    PackedRun,
+    RunDrift,
+    packed_run,
+    packed_run_drifts,
+)
 from mm_dagster.applications.model_cache import PreparedReferences
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.links import UiLinks
@@ -21,8 +28,8 @@ from mm_dagster.core.thresholds import Thresholds, check_window_alphas
 from mm_dagster.stats.drift import (
     DriftParts,
     Family,
+    FamilyVerdicts,
     FeatureDrift,
-    FeatureVerdict,
     drift_score,
     families_verdicts,
     feature_drift_parts,
@@ -154,11 +161,54 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         return self._track_all(contexts)
 
     def _track_all(self, contexts: Sequence[MonitoringApplicationContext]) -> list[Any]:
+        """Each context's outputs (or what it raised): the runs of the packed case together
+        (`drift_runs`), the others feature by feature (`stats.drift`)."""
         outcomes: list[Any] = [None] * len(contexts)
-        parts: dict[int, list[DriftParts]] = {}
+        packed: dict[int, PackedRun] = {}
+        general: list[int] = []
+        plans = FeaturePlans(self._policies, self.methods, self.default_method)
         for i, ctx in enumerate(contexts):
             try:
-                found = self._parts(ctx)
+                run = packed_run(
+                    ctx,
+                    self._references.of(ctx),
+                    plans,
+                    mlrun_compatible=self.mlrun_compatible_binning,
+                    with_histograms=self.drift_report != "never",
+                )
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            if run is None:
+                general.append(i)
+            else:
+                packed[i] = run
+        found = dict(self._general_drifts(contexts, general, outcomes))
+        computed = packed_run_drifts(
+            list(packed.values()), self.window_alpha_potential, self.window_alpha_detected
+        )
+        for i, drift in zip(packed, computed, strict=True):
+            if drift is None:
+                contexts[i].logger.warning("no feature of the window has a reference histogram")
+            else:
+                found[i] = drift
+        links = UiLinks.from_env()
+        for i in sorted(found):
+            try:
+                outcomes[i] = self._outputs(contexts[i], found[i], links)
+            except Exception as exc:
+                outcomes[i] = exc
+        return outcomes
+
+    def _general_drifts(
+        self, contexts: Sequence[MonitoringApplicationContext], chosen: Sequence[int], outcomes: list[Any]
+    ) -> Iterator[tuple[int, RunDrift]]:
+        """The `RunDrift` of each chosen context, feature by feature (`stats.drift`); what one
+        raised goes to `outcomes`."""
+        parts: dict[int, list[DriftParts]] = {}
+        for i in chosen:
+            try:
+                found = self._parts(contexts[i])
             except Exception as exc:
                 outcomes[i] = exc
                 continue
@@ -174,21 +224,25 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             methods=self.methods,
             default_method=self.default_method,
         )
-        links = UiLinks.from_env()
         verdicts = iter(judged)
         for i, (_, predictions) in families.items():
             input_verdicts, output_verdicts = next(verdicts), next(verdicts)
+            ctx = contexts[i]
             try:
-                outcomes[i] = self._outputs(
-                    contexts[i],
-                    drifts[i],
-                    input_verdicts,
-                    output_verdicts if predictions.drifts else None,
-                    links,
+                histograms = None
+                if self.drift_report != "never":
+                    histograms = self._histograms.of(ctx, drifts[i], self._references.of(ctx))
+                yield (
+                    i,
+                    RunDrift.of(
+                        drifts[i],
+                        FamilyVerdicts.of(input_verdicts),
+                        FamilyVerdicts.of(output_verdicts) if predictions.drifts else None,
+                        histograms,
+                    ),
                 )
             except Exception as exc:
                 outcomes[i] = exc
-        return outcomes
 
     def _parts(self, ctx: MonitoringApplicationContext) -> list[DriftParts]:
         """The context's drift parts ([] with a warning when there is nothing to compare)."""
@@ -208,21 +262,15 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             ctx.logger.warning("no feature of the window has a reference histogram")
         return parts
 
-    def _outputs(
-        self,
-        ctx: MonitoringApplicationContext,
-        drifts: Sequence[FeatureDrift],
-        input_verdicts: Sequence[FeatureVerdict],
-        output_verdicts: Sequence[FeatureVerdict] | None,
-        links: UiLinks,
-    ) -> list[Any]:
-        """The run's metrics and results; `output_verdicts` is None when none of the model's
-        outputs has a histogram to compare (then there is no prediction_drift result)."""
-        tvd_mean = float(np.mean([d.tvd for d in drifts]))
-        hellinger_mean = float(np.mean([d.hellinger for d in drifts]))
-        kld_mean = float(np.mean([d.kld for d in drifts]))
+    def _outputs(self, ctx: MonitoringApplicationContext, drift: RunDrift, links: UiLinks) -> list[Any]:
+        """The run's metrics and results (no prediction_drift result when none of the model's
+        outputs has a histogram to compare)."""
+        tvd_mean = float(np.mean(drift.tvd))
+        hellinger_mean = float(np.mean(drift.hellinger))
+        kld_mean = float(np.mean(drift.kld))
         general = (hellinger_mean + tvd_mean) / 2
-        too_small = len(ctx.shared_sample_df) < self.min_window_rows
+        rows = len(ctx.shared_sample_df)
+        too_small = rows < self.min_window_rows
         general_status = ResultStatusApp.irrelevant if too_small else self.thresholds.status(general)
         results = [
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
@@ -235,35 +283,44 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 status=general_status,
                 extra_data={
                     "features": {
-                        d.feature: {"tvd": d.tvd, "hellinger": d.hellinger, "kld": d.kld} for d in drifts
+                        f: {"tvd": t, "hellinger": h, "kld": k}
+                        for f, t, h, k in zip(
+                            drift.features, drift.tvd, drift.hellinger, drift.kld, strict=True
+                        )
                     },
-                    "rows": len(ctx.shared_sample_df),
+                    "rows": rows,
                 },
             ),
         ]
         page = None
-        if self.drift_report != "never":
-            ctx.store_histograms(self._histograms.of(ctx, drifts, self._references.of(ctx)))
+        if drift.histograms is not None:
+            ctx.store_histograms(drift.histograms)
             page = links.window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
-        results.append(self._family_result("feature_drift", drifts, input_verdicts, too_small, page))
-        if output_verdicts is not None:
-            results.append(self._family_result("prediction_drift", drifts, output_verdicts, too_small, page))
+        tvd = dict(zip(drift.features, drift.tvd, strict=True))
+        results.append(self._family_result("feature_drift", drift.inputs, tvd, too_small, page))
+        if drift.outputs is not None:
+            results.append(self._family_result("prediction_drift", drift.outputs, tvd, too_small, page))
         return results
 
     def _family_result(
         self,
         name: str,
-        drifts: Sequence[FeatureDrift],
-        verdicts: Sequence[FeatureVerdict],
+        verdicts: FamilyVerdicts,
+        tvd: Mapping[str, float],
         too_small: bool,
         page: str | None,
     ) -> ModelMonitoringApplicationResult:
-        """`page`: the window page's address (None when no histograms are stored)."""
-        tvd = {d.feature: d.tvd for d in drifts}
-        worst = max((v.status for v in verdicts), default=ResultStatusApp.no_detection)
+        """`tvd`: MLRun's TVD of each compared feature; `page`: the window page's address (None
+        when no histograms are stored)."""
+        worst = max(verdicts.statuses, default=ResultStatusApp.no_detection)
+        relative = verdicts.relative_distances
         drifting = sorted(
-            (v for v in verdicts if v.status >= ResultStatusApp.potential_detection),
-            key=lambda v: (-v.status, v.p_value, -v.relative_distance),
+            (
+                i
+                for i, status in enumerate(verdicts.statuses)
+                if status >= ResultStatusApp.potential_detection
+            ),
+            key=lambda i: (-verdicts.statuses[i], verdicts.p_values[i], -relative[i]),
         )
         return ModelMonitoringApplicationResult(
             name=name,
@@ -272,23 +329,32 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             status=ResultStatusApp.irrelevant if too_small else worst,
             extra_data={
                 "report": page,
-                "drifting_features": [v.feature for v in drifting],
-                "tested_features": len(verdicts),
+                "drifting_features": [verdicts.features[i] for i in drifting],
+                "tested_features": len(verdicts.features),
                 "window_alpha": {
                     "potential": self.window_alpha_potential,
                     "detected": self.window_alpha_detected,
                 },
                 "features": {
-                    v.feature: {
-                        "method": v.method,
-                        "distance": v.distance,
-                        "threshold": v.threshold,
-                        "p_value": v.p_value,
-                        "weight": v.weight,
-                        "tvd": tvd[v.feature],
-                        "status": int(v.status),
+                    feature: {
+                        "method": method,
+                        "distance": distance,
+                        "threshold": threshold,
+                        "p_value": p_value,
+                        "weight": weight,
+                        "tvd": tvd[feature],
+                        "status": int(status),
                     }
-                    for v in verdicts
+                    for feature, method, distance, threshold, p_value, weight, status in zip(
+                        verdicts.features,
+                        verdicts.methods,
+                        verdicts.distances,
+                        verdicts.thresholds,
+                        verdicts.p_values,
+                        verdicts.weights,
+                        verdicts.statuses,
+                        strict=True,
+                    )
                 },
             },
         )

@@ -47,6 +47,7 @@ from mm_dagster.stats.feature_stats import (
     bucket_counts,
     histogram_and_drift_counts,
 )
+from mm_dagster.stats.packed_drift import row_measured, verdict_statuses
 from mm_dagster.stats.reference_plan import PreparedFeature, PreparedReference, prepare_reference
 from mm_dagster.stats.union_binning import column_counts, split_counts, union_counts
 
@@ -311,27 +312,37 @@ def families_verdicts(
         [d.kind == CATEGORICAL for d in tested],
     )
     distances = _distances(tested, chosen, tests)
+    thresholds = [
+        method.default_threshold if policy.threshold is None else policy.threshold
+        for method, policy in zip(chosen, kept, strict=True)
+    ]
+    bonferroni = np.repeat([max(size, 1) for size in sizes], sizes)
+    statuses = verdict_statuses(
+        distances,
+        np.asarray(thresholds, dtype=np.float64),
+        tests.p_values,
+        np.repeat([family.alpha_potential for family in families], sizes) / bonferroni,
+        np.repeat([family.alpha_detected for family in families], sizes) / bonferroni,
+    ).tolist()
     p_values = tests.p_values.tolist()
+    measured = distances.tolist()
     verdicts: list[list[FeatureVerdict]] = []
     start = 0
-    for family, size in zip(families, sizes, strict=True):
-        bonferroni = max(size, 1)
-        ones = []
-        for i in range(start, start + size):
-            drift, policy, method = tested[i], kept[i], chosen[i]
-            p_value, distance = p_values[i], distances[i]
-            threshold = method.default_threshold if policy.threshold is None else policy.threshold
-            status = ResultStatusApp.no_detection
-            if distance > threshold and p_value <= family.alpha_detected / bonferroni:
-                status = ResultStatusApp.detected
-            elif distance > threshold and p_value <= family.alpha_potential / bonferroni:
-                status = ResultStatusApp.potential_detection
-            ones.append(
+    for size in sizes:
+        verdicts.append(
+            [
                 FeatureVerdict(
-                    drift.feature, method.name, distance, threshold, p_value, policy.weight, status
+                    tested[i].feature,
+                    chosen[i].name,
+                    measured[i],
+                    thresholds[i],
+                    p_values[i],
+                    kept[i].weight,
+                    ResultStatusApp(statuses[i]),
                 )
-            )
-        verdicts.append(ones)
+                for i in range(start, start + size)
+            ]
+        )
         start += size
     return verdicts
 
@@ -345,28 +356,19 @@ def _method_of(
 
 def _distances(
     drifts: Sequence[FeatureDrift], chosen: Sequence[DriftMethod], tests: HomogeneityTests
-) -> list[float]:
-    """Each feature's distance by its method on its merged test bins: one call per method for
-    the methods measuring all rows at once, one call per feature for the others."""
-    distances = [0.0] * len(drifts)
+) -> np.ndarray:
+    """Each feature's distance by its method on its merged test bins: one call per method and
+    merged width for the methods measuring rows at once (`row_measured`), one call per feature
+    for the others."""
+    distances = np.zeros(len(drifts))
     by_method: dict[str, list[int]] = {}
     for i, method in enumerate(chosen):
         by_method.setdefault(method.name, []).append(i)
     for members in by_method.values():
         method = chosen[members[0]]
-        row_measure = getattr(method, "row_measure", None)
-        if row_measure is not None:
-            # Rows of one width at a time: a row's sums never see another row's zero padding.
-            by_width: dict[int, list[int]] = {}
-            for i in members:
-                by_width.setdefault(int(tests.groups[i]), []).append(i)
-            for width, same in by_width.items():
-                rows = np.asarray(same)
-                measured = row_measure(
-                    normalise(tests.windows[rows, :width]), normalise(tests.references[rows, :width])
-                )
-                for i, distance in zip(same, np.asarray(measured, dtype=np.float64).tolist(), strict=True):
-                    distances[i] = distance
+        if getattr(method, "row_measure", None) is not None:
+            rows = np.asarray(members, dtype=np.int64)
+            distances[rows] = row_measured(method, tests, rows)
             continue
         for i in members:
             window, reference = tests.merged(i)
@@ -383,10 +385,42 @@ def _distances(
     return distances
 
 
-def drift_score(verdicts: Sequence[FeatureVerdict]) -> float:
+@dataclass(frozen=True)
+class FamilyVerdicts:
+    """One family's verdicts as columns, in the family's order (what a result reports)."""
+
+    features: list[str]
+    methods: list[str]
+    distances: list[float]
+    thresholds: list[float]
+    p_values: list[float]
+    weights: list[float]
+    statuses: list[ResultStatusApp]
+
+    @classmethod
+    def of(cls, verdicts: Sequence[FeatureVerdict]) -> "FamilyVerdicts":
+        return cls(
+            [v.feature for v in verdicts],
+            [v.method for v in verdicts],
+            [v.distance for v in verdicts],
+            [v.threshold for v in verdicts],
+            [v.p_value for v in verdicts],
+            [v.weight for v in verdicts],
+            [v.status for v in verdicts],
+        )
+
+    @property
+    def relative_distances(self) -> list[float]:
+        """Each distance in units of its feature's threshold (1.0 = at the threshold)."""
+        return [d / t if t > 0 else d for d, t in zip(self.distances, self.thresholds, strict=True)]
+
+
+def drift_score(verdicts: FamilyVerdicts) -> float:
     """Importance-weighted mean of the features' relative distances (0 when nothing is weighted);
     sums exactly rounded (`math.fsum`: a few dozen values, where numpy's call costs ~10x more)."""
-    total = math.fsum(v.weight for v in verdicts)
+    total = math.fsum(verdicts.weights)
     if total <= 0:
         return 0.0
-    return math.fsum(v.weight * v.relative_distance for v in verdicts) / total
+    return (
+        math.fsum(w * r for w, r in zip(verdicts.weights, verdicts.relative_distances, strict=True)) / total
+    )

@@ -19,7 +19,7 @@ from scipy import special
 
 from mm_dagster.stats.drift_test import LAMBDA, MIN_EXPECTED, merge_groups
 
-_UNGROUPED = -1
+UNGROUPED = -1
 
 
 @njit(cache=True, nogil=True)
@@ -62,7 +62,7 @@ def _tables(
     scale = 2.0 / (LAMBDA * (LAMBDA + 1.0))
     for i in range(windows.shape[0]):
         b = bins[i]
-        if b > 0 and groups[i, 0] == _UNGROUPED:
+        if b > 0 and groups[i, 0] == UNGROUPED:
             _greedy_groups(windows[i], references[i], b, groups[i])
         count = 0
         for j in range(b):
@@ -125,13 +125,24 @@ def homogeneity_tests(
     width = int(bins.max(initial=0))
     window_counts = np.zeros((n, width))
     reference_counts = np.zeros((n, width))
-    groups = np.full((n, max(width, 1)), _UNGROUPED, dtype=np.int64)
+    groups = np.full((n, max(width, 1)), UNGROUPED, dtype=np.int64)
     for i, (window, reference, apart) in enumerate(zip(windows, references, categorical, strict=True)):
         b = bins[i]
         window_counts[i, :b] = window
         reference_counts[i, :b] = reference
         if apart and b:
             groups[i, :b] = merge_groups(window, reference, categorical=True)
+    return padded_homogeneity_tests(window_counts, reference_counts, bins, groups)
+
+
+def padded_homogeneity_tests(
+    window_counts: np.ndarray, reference_counts: np.ndarray, bins: np.ndarray, groups: np.ndarray
+) -> HomogeneityTests:
+    """`homogeneity_tests` of features whose counts are already stacked: row i's first `bins[i]`
+    entries of `window_counts` and `reference_counts` (float64, zero-padded (features x width)),
+    `groups` (features x max(width, 1), int64) -1 where the kernel merges a numeric feature's bins,
+    else the categorical grouping."""
+    n, width = window_counts.shape
     merged_windows = np.zeros((n, width))
     merged_references = np.zeros((n, width))
     group_counts = np.zeros(n, dtype=np.int64)

@@ -3,19 +3,23 @@ make of its stats, written once when the reference is stored and read back by ev
 without parsing the stats' JSON or preparing them again (at 10,000 endpoints x 20 features that
 was ~30% of a window's run, profiled).
 
-Layout: `MAGIC`, the codec version (one byte), 3 bytes of padding, the lengths of the header and
-of the descriptions (8 bytes each, little-endian), the header and the descriptions (JSON, each
-padded with spaces to a multiple of 8 bytes), then the float64 and the int64 arrays, each one
-contiguous block. The header lists the features in the stats' order with where each array lies
-in its block (start, length) and their scalars; the descriptions, each feature's bin labels and
-reference summary in the same order, are parsed only when asked for (the window pages, not the
-runs). Numeric features' unions lie one after another in the float block in the order the
-kernel packs them, so a plan's packed grids are built in one compiled call over one slice, and
-how their union counts split into histograms and drift bins (`PackedSplit`) is stored whole
-(codec 4; making it took ~80 us a plan). A feature's own grid is made when first asked for (the
-runs use the packed ones). Arrays read back are read-only views of the stored bytes.
+Layout: `MAGIC`, the codec version (one byte), 3 bytes of padding, the lengths of the header, of
+the feature entries and of the descriptions (8 bytes each, little-endian), those three (JSON,
+each padded with spaces to a multiple of 8 bytes), then the float64 and the int64 arrays, each
+one contiguous block. The header names the features in the stats' order, those with union bins
+(`gridded`), and where their packed arrays lie; the entries say where each feature's arrays lie
+in the blocks (start, length) and its scalars; the descriptions, each feature's bin labels and
+reference summary in the same order. Entries and descriptions are parsed only when asked for
+(a run of the packed path needs neither). The gridded features' unions, reference histograms,
+reference drift-bin counts and totals each lie one after another in the float block, so a
+plan's packed grids are built in one compiled call over one slice and its packed reference
+counts are slices; how their union counts split into histograms and drift bins (`PackedSplit`)
+is stored whole. A feature's own grid is made when first asked for (the runs use the packed
+ones). Arrays read back are read-only views of the stored bytes. Codec 5 (codec 4 had no
+packed counts and one header with the entries).
 """
 
+import itertools
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -31,15 +35,22 @@ from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins
 from mm_dagster.stats.reference_plan import (
     FeatureDescription,
+    PackedReferenceCounts,
     PreparedFeature,
     PreparedReference,
     prepare_reference,
 )
-from mm_dagster.stats.union_binning import MAX_TABLE_EDGES, PackedSplit, UnionGrid, packed_grids_of_unions
+from mm_dagster.stats.union_binning import (
+    MAX_TABLE_EDGES,
+    PackedGrids,
+    PackedSplit,
+    UnionGrid,
+    packed_grids_of_unions,
+)
 
 MAGIC = b"MMRP"
-CODEC_VERSION = 4
-_PREFIX = struct.Struct("<4sB3xQQ")
+CODEC_VERSION = 5
+_PREFIX = struct.Struct("<4sB3xQQQ")
 _SPLIT_PARTS = ("histogram_of_union", "drift_of_union", "at_max", "histogram_ends", "drift_ends")
 
 
@@ -73,6 +84,9 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
         if f.bins is not None and f.grid is not None and f.bins.union.size <= MAX_TABLE_EDGES
     ]
     unions = {name: floats.add(prepared[name].bins.union) for name in gridded}  # type: ignore[union-attr]
+    counts = {name: floats.add(prepared[name].reference_counts) for name in gridded}
+    tests = {name: floats.add(prepared[name].test_reference) for name in gridded}
+    totals = floats.add(np.array([prepared[name].reference_total for name in gridded]))
     split = PackedSplit.of([prepared[name].bins for name in gridded])  # type: ignore[misc]
     split_spans = [ints.add(getattr(split, part)) for part in _SPLIT_PARTS]
     features, descriptions = [], []
@@ -87,7 +101,7 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
         entry: dict[str, Any] = {
             "name": name,
             "kind": feature.kind,
-            "counts": floats.add(feature.reference_counts),
+            "counts": counts[name] if name in counts else floats.add(feature.reference_counts),
             "total": feature.reference_total,
         }
         if feature.kind == NUMERIC:
@@ -98,7 +112,7 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
             entry["sketch"] = None if feature.sketch is None else feature.sketch.to_json()
         bins = feature.bins
         if bins is not None:
-            entry["test"] = floats.add(feature.test_reference)
+            entry["test"] = tests[name] if name in tests else floats.add(feature.test_reference)
             entry["quantiles"] = floats.add(feature.quantiles)  # type: ignore[arg-type]
             entry["drift_edges"] = floats.add(bins.drift_edges)
             entry["union"] = unions[name] if name in unions else floats.add(bins.union)
@@ -106,24 +120,41 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
             entry["drift_of_union"] = ints.add(bins.drift_of_union)
             entry["at_max"] = bins.at_max
         features.append(entry)
+    spans = [[unions[n] for n in gridded], [counts[n] for n in gridded], [tests[n] for n in gridded]]
     header = _padded(
         dumps_bytes(
             {
                 "stats_features": len(reference_stats),
+                "names": list(prepared),
                 "gridded": gridded,
                 "split": split_spans,
-                "features": features,
+                "gridded_spans": [_joined(s) for s in spans] + [totals],
+                "union_starts": [0, *np.cumsum([unions[n][1] for n in gridded]).tolist()],
                 "floats": floats.size,
                 "ints": ints.size,
             }
         )
     )
+    entries = _padded(dumps_bytes(features))
     described = _padded(dumps_bytes(descriptions))
     return b"".join(
-        [_PREFIX.pack(MAGIC, CODEC_VERSION, len(header), len(described)), header, described]
+        [
+            _PREFIX.pack(MAGIC, CODEC_VERSION, len(header), len(entries), len(described)),
+            header,
+            entries,
+            described,
+        ]
         + [a.tobytes() for a in floats.arrays]
         + [a.tobytes() for a in ints.arrays]
     )
+
+
+def _joined(spans: list[list[int]]) -> list[int]:
+    """The one span that consecutive `spans` make together."""
+    if not spans:
+        return [0, 0]
+    assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(spans)), "spans not consecutive"
+    return [spans[0][0], spans[-1][0] + spans[-1][1] - spans[0][0]]
 
 
 def _padded(text: bytes) -> bytes:
@@ -155,36 +186,75 @@ def plan_from_bytes(data: bytes) -> PreparedReference:
 
 
 def _plan(data: bytes) -> PreparedReference:
-    _, _, header_size, described_size = _PREFIX.unpack_from(data)
-    described_at = _PREFIX.size + header_size
+    _, _, header_size, entries_size, described_size = _PREFIX.unpack_from(data)
+    entries_at = _PREFIX.size + header_size
+    described_at = entries_at + entries_size
     start = described_at + described_size
-    header: dict[str, Any] = _json(data[_PREFIX.size : described_at])
+    header: dict[str, Any] = _json(data[_PREFIX.size : entries_at])
     floats = np.frombuffer(data, dtype="<f8", count=header["floats"], offset=start)
     ints = np.frombuffer(data, dtype="<i8", count=header["ints"], offset=start + floats.nbytes)
-    gridded: list[str] = header["gridded"]
-    entries: list[dict[str, Any]] = header["features"]
-    grids: dict[str, Callable[[], UnionGrid]] = {}
-    packed = split = None
+    gridded: tuple[str, ...] = tuple(header["gridded"])
+    packed: PackedGrids | None = None
+    sets: dict[str, Any] = {}
     if gridded:
-        unions = {f["name"]: f["union"] for f in entries if "union" in f}
-        spans = [unions[name] for name in gridded]
-        first = spans[0][0]
-        starts = np.array([s for s, _ in spans] + [spans[-1][0] + spans[-1][1]], dtype=np.int64) - first
-        packed = packed_grids_of_unions(floats[first : first + int(starts[-1])], starts)
-        grids = {name: partial(packed.grid, i) for i, name in enumerate(gridded)}
+        (u0, un), (c0, cn), (t0, tn), (s0, sn) = header["gridded_spans"]
         split = PackedSplit(*(ints[i0 : i0 + n] for i0, n in header["split"]))
-    features: dict[str, PreparedFeature] = {}
+        starts = np.asarray(header["union_starts"], dtype=np.int64)
+        packed = packed_grids_of_unions(floats[u0 : u0 + un], starts)
+        sets = {
+            "packed": {gridded: packed},
+            "splits": {gridded: split},
+            "counts": {
+                gridded: PackedReferenceCounts(
+                    floats[c0 : c0 + cn],
+                    split.histogram_ends,
+                    floats[t0 : t0 + tn],
+                    split.drift_ends,
+                    floats[s0 : s0 + sn],
+                )
+            },
+        }
 
     def described() -> dict[str, FeatureDescription]:
         try:
             descriptions = _json(data[described_at:start])
             return {
-                f["name"]: FeatureDescription(labels, summary)
-                for f, (labels, summary) in zip(entries, descriptions, strict=True)
+                name: FeatureDescription(labels, summary)
+                for name, (labels, summary) in zip(header["names"], descriptions, strict=True)
             }
         except (TypeError, ValueError) as exc:
             raise ReferencePlanError(f"a plan's damaged descriptions: {exc!r}") from exc
 
+    entries = _json(data[entries_at:described_at])  # parsed now: damage shows while reading
+
+    def features() -> dict[str, PreparedFeature]:
+        try:
+            return _features(entries, floats, ints, gridded, packed)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ReferencePlanError(f"a damaged plan of reference codec {CODEC_VERSION}: {exc!r}") from exc
+
+    return PreparedReference(
+        features,
+        names=header["names"],
+        gridded=gridded,
+        described=described,
+        stats_features=int(header["stats_features"]),
+        **sets,
+    )
+
+
+def _features(
+    entries: list[dict[str, Any]],
+    floats: np.ndarray,
+    ints: np.ndarray,
+    gridded: tuple[str, ...],
+    packed: PackedGrids | None,
+) -> dict[str, PreparedFeature]:
+    """The plan's features from their header entries (made when a run first asks for one)."""
+    grids: dict[str, Callable[[], UnionGrid]] = {}
+    if packed is not None:
+        grids = {name: partial(packed.grid, i) for i, name in enumerate(gridded)}
+    features: dict[str, PreparedFeature] = {}
     for f in entries:
         name = f["name"]
         c0, cn = f["counts"]
@@ -229,10 +299,4 @@ def _plan(data: bytes) -> PreparedReference:
             std=f["std"],
             total=f["total"],
         )
-    return PreparedReference(
-        features,
-        described=described,
-        packed={tuple(gridded): packed} if packed is not None else None,
-        splits={tuple(gridded): split} if split is not None else None,
-        stats_features=int(header["stats_features"]),
-    )
+    return features

@@ -2,7 +2,7 @@
 window pays only for binning its own values; apps cache it per (endpoint, reference version)."""
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -93,28 +93,80 @@ def prepare_feature(stats: Mapping[str, Any]) -> PreparedFeature | None:
     )
 
 
-class PreparedReference(dict[str, PreparedFeature]):
+@dataclass(frozen=True)
+class PackedReferenceCounts:
+    """The reference side of a set of features with union bins, in the set's order, one feature
+    after another: histogram counts ending at `histogram_ends`, counts on the drift bins ending
+    at `drift_ends` (as `PackedSplit` lays out a window's), and each feature's total."""
+
+    histograms: np.ndarray
+    histogram_ends: np.ndarray
+    tests: np.ndarray
+    drift_ends: np.ndarray
+    totals: np.ndarray
+
+
+class PreparedReference(Mapping[str, PreparedFeature]):
     """Each feature of a reference that has something to compare against, by name; with the
     packed grids of feature sets binned together, packed once per set (a window of the
-    reference usually has the same numeric columns as the last one)."""
+    reference usually has the same numeric columns as the last one).
+
+    `features` may be a function making them (a stored plan's): they are made when one is first
+    asked for, and `names`, `gridded` (the numeric features with union bins) and the packed sets
+    given with it answer until then, so a run that needs only the packed sets makes no
+    per-feature objects."""
 
     def __init__(
         self,
-        features: Mapping[str, PreparedFeature],
+        features: Mapping[str, PreparedFeature] | Callable[[], Mapping[str, PreparedFeature]],
         *,
+        names: Sequence[str] | None = None,
+        gridded: Collection[str] | None = None,
         described: Mapping[str, FeatureDescription]
         | Callable[[], Mapping[str, FeatureDescription]]
         | None = None,
         packed: Mapping[tuple[str, ...], PackedGrids] | None = None,
         splits: Mapping[tuple[str, ...], PackedSplit] | None = None,
+        counts: Mapping[tuple[str, ...], PackedReferenceCounts] | None = None,
         stats_features: int | None = None,
     ) -> None:
-        super().__init__(features)
+        if callable(features):
+            if names is None or gridded is None or stats_features is None:
+                raise ValueError("features made later need their names, gridded names and stats_features")
+            self._features: Mapping[str, PreparedFeature] | None = None
+            self._make = features
+        else:
+            self._features = dict(features)
+            names = list(self._features)
+            if gridded is None:
+                gridded = [n for n, f in self._features.items() if f.kind == NUMERIC and f.has_grid]
+        self._names = tuple(names)
+        self._known = frozenset(self._names)
+        self.gridded = frozenset(gridded)
         # the reference's features in its stats (also those with nothing to compare against)
-        self.stats_features = len(features) if stats_features is None else stats_features
+        self.stats_features = len(self._names) if stats_features is None else stats_features
         self._packed: dict[tuple[str, ...], PackedGrids] = dict(packed or {})
         self._splits: dict[tuple[str, ...], PackedSplit] = dict(splits or {})
+        self._counts: dict[tuple[str, ...], PackedReferenceCounts] = dict(counts or {})
         self._described = described
+
+    @property
+    def features(self) -> Mapping[str, PreparedFeature]:
+        if self._features is None:
+            self._features = self._make()
+        return self._features
+
+    def __getitem__(self, name: str) -> PreparedFeature:
+        return self.features[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._known
 
     @property
     def has_descriptions(self) -> bool:
@@ -131,6 +183,22 @@ class PreparedReference(dict[str, PreparedFeature]):
     def packed_split(self, names: tuple[str, ...]) -> PackedSplit:
         """How the union counts of `names` (features with union bins, in that order) split."""
         return _remembered(self._splits, names, lambda: PackedSplit.of([self[n].bins for n in names]))  # type: ignore[misc]
+
+    def packed_counts(self, names: tuple[str, ...]) -> PackedReferenceCounts:
+        """The reference counts of `names` (features with union bins), in that order."""
+
+        def make() -> PackedReferenceCounts:
+            split = self.packed_split(names)
+            features = [self[n] for n in names]
+            return PackedReferenceCounts(
+                np.concatenate([f.reference_counts for f in features]).astype(np.float64),
+                split.histogram_ends,
+                np.concatenate([f.test_reference for f in features]).astype(np.float64),
+                split.drift_ends,
+                np.array([f.reference_total for f in features], dtype=np.float64),
+            )
+
+        return _remembered(self._counts, names, make)
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""

@@ -249,6 +249,18 @@ class PackedSplit:
         (in the same order); the arrays are read-only views of two shared ones."""
         if not self.at_max.size:
             return []
+        histograms, drifts = self.split_packed(counts, mlrun_compatible)
+        h_ends, d_ends = self.histogram_ends.tolist(), self.drift_ends.tolist()
+        return [
+            (histograms[h0:h1], drifts[d0:d1])
+            for h0, h1, d0, d1 in zip([0, *h_ends[:-1]], h_ends, [0, *d_ends[:-1]], d_ends, strict=True)
+        ]
+
+    def split_packed(
+        self, counts: np.ndarray, mlrun_compatible: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`split`'s histograms and drift counts, each feature's after the one before (ending at
+        `histogram_ends` and `drift_ends`), as two read-only int64 arrays."""
         histograms = np.bincount(self.histogram_of_union, counts, int(self.histogram_ends[-1])).astype(
             np.int64
         )
@@ -258,11 +270,7 @@ class PackedSplit:
             histograms[self.histogram_ends - 2] += at_max
             histograms[self.histogram_ends - 1] -= at_max
         histograms.flags.writeable = drifts.flags.writeable = False
-        h_ends, d_ends = self.histogram_ends.tolist(), self.drift_ends.tolist()
-        return [
-            (histograms[h0:h1], drifts[d0:d1])
-            for h0, h1, d0, d1 in zip([0, *h_ends[:-1]], h_ends, [0, *d_ends[:-1]], d_ends, strict=True)
-        ]
+        return histograms, drifts
 
 
 def split_counts(
