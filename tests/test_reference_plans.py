@@ -299,3 +299,8 @@ def test_a_plans_packed_sets_are_read_without_making_its_features() -> None:
         np.testing.assert_array_equal(getattr(split, name), getattr(expected.packed_split(names), name))
     np.testing.assert_array_equal(grids.tables, expected.packed_grids(names).tables)
     assert repr(plan["c0"]) == repr(expected["c0"]) and plan._features is not None
+    for name in names:  # each feature's own bins, taken from the packed split
+        got, want = plan[name].bins, expected[name].bins
+        for part in ("edges", "drift_edges", "union", "histogram_of_union", "drift_of_union"):
+            np.testing.assert_array_equal(getattr(got, part), getattr(want, part), err_msg=f"{name} {part}")
+        assert got.at_max == want.at_max

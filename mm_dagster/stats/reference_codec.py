@@ -6,7 +6,7 @@ was ~30% of a window's run, profiled).
 Layout: `MAGIC`, the codec version (one byte), 3 bytes of padding, the lengths of the header, of
 the feature entries and of the descriptions (8 bytes each, little-endian), those three (JSON,
 each padded with spaces to a multiple of 8 bytes), then the float64 and the int64 arrays, each
-one contiguous block. The header names the features in the stats' order, those with union bins
+one contiguous block (int32: indexes into a few thousand bins). The header names the features in the stats' order, those with union bins
 (`gridded`), and where their packed arrays lie; the entries say where each feature's arrays lie
 in the blocks (start, length) and its scalars; the descriptions, each feature's bin labels and
 reference summary in the same order. Entries and descriptions are parsed only when asked for
@@ -14,8 +14,9 @@ reference summary in the same order. Entries and descriptions are parsed only wh
 reference drift-bin counts and totals each lie one after another in the float block, so a
 plan's packed grids are built in one compiled call over one slice and its packed reference
 counts are slices; how their union counts split into histograms and drift bins (`PackedSplit`)
-is stored whole. A feature's own grid is made when first asked for (the runs use the packed
-ones). Arrays read back are read-only views of the stored bytes. Codec 5 (codec 4 had no
+is stored whole, and a gridded feature's own split is its part of it. The packed grids are made
+when a run asks for them and not kept (a run bins each endpoint's window once); a feature's own
+grid is made when first asked for. Arrays read back are read-only views of the stored bytes. Codec 5 (codec 4 had no
 packed counts and one header with the entries).
 """
 
@@ -77,7 +78,7 @@ class _Block:
 def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
     """The stored plan of `reference_stats` (see the module docstring)."""
     prepared = prepare_reference(reference_stats)
-    floats, ints = _Block("<f8"), _Block("<i8")
+    floats, ints = _Block("<f8"), _Block("<i4")
     gridded = [
         name
         for name, f in prepared.items()
@@ -115,10 +116,14 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
             entry["test"] = tests[name] if name in tests else floats.add(feature.test_reference)
             entry["quantiles"] = floats.add(feature.quantiles)  # type: ignore[arg-type]
             entry["drift_edges"] = floats.add(bins.drift_edges)
-            entry["union"] = unions[name] if name in unions else floats.add(bins.union)
-            entry["histogram_of_union"] = ints.add(bins.histogram_of_union)
-            entry["drift_of_union"] = ints.add(bins.drift_of_union)
             entry["at_max"] = bins.at_max
+            if name in unions:  # where its union bins go: its part of the packed split
+                entry["packed"] = gridded.index(name)
+                entry["union"] = unions[name]
+            else:
+                entry["union"] = floats.add(bins.union)
+                entry["histogram_of_union"] = ints.add(bins.histogram_of_union)
+                entry["drift_of_union"] = ints.add(bins.drift_of_union)
         features.append(entry)
     spans = [[unions[n] for n in gridded], [counts[n] for n in gridded], [tests[n] for n in gridded]]
     header = _padded(
@@ -192,17 +197,22 @@ def _plan(data: bytes) -> PreparedReference:
     start = described_at + described_size
     header: dict[str, Any] = _json(data[_PREFIX.size : entries_at])
     floats = np.frombuffer(data, dtype="<f8", count=header["floats"], offset=start)
-    ints = np.frombuffer(data, dtype="<i8", count=header["ints"], offset=start + floats.nbytes)
+    ints = np.frombuffer(data, dtype="<i4", count=header["ints"], offset=start + floats.nbytes)
     gridded: tuple[str, ...] = tuple(header["gridded"])
-    packed: PackedGrids | None = None
+    made: Callable[[], PackedGrids] | None = None
+    split: PackedSplit | None = None
+    starts: np.ndarray | None = None
     sets: dict[str, Any] = {}
     if gridded:
         (u0, un), (c0, cn), (t0, tn), (s0, sn) = header["gridded_spans"]
         split = PackedSplit(*(ints[i0 : i0 + n] for i0, n in header["split"]))
         starts = np.asarray(header["union_starts"], dtype=np.int64)
-        packed = packed_grids_of_unions(floats[u0 : u0 + un], starts)
+        sizes = np.diff(starts)
+        if starts[-1] != un or sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES:  # damaged
+            raise ValueError(f"union sizes {sizes.tolist()} do not fit {un} edges")
+        made = partial(packed_grids_of_unions, floats[u0 : u0 + un], starts)
         sets = {
-            "packed": {gridded: packed},
+            "made_grids": {gridded: made},
             "splits": {gridded: split},
             "counts": {
                 gridded: PackedReferenceCounts(
@@ -225,11 +235,16 @@ def _plan(data: bytes) -> PreparedReference:
         except (TypeError, ValueError) as exc:
             raise ReferencePlanError(f"a plan's damaged descriptions: {exc!r}") from exc
 
-    entries = _json(data[entries_at:described_at])  # parsed now: damage shows while reading
+    # Parsed now so that damage shows while reading, and dropped: a run of the packed path never
+    # needs them, and 10,000 plans' parsed entries would hold ~0.33 GB until the run ends.
+    _json(data[entries_at:described_at])
 
     def features() -> dict[str, PreparedFeature]:
         try:
-            return _features(entries, floats, ints, gridded, packed)
+            packed = None if made is None else made()
+            return _features(
+                _json(data[entries_at:described_at]), floats, ints, gridded, packed, split, starts
+            )
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ReferencePlanError(f"a damaged plan of reference codec {CODEC_VERSION}: {exc!r}") from exc
 
@@ -243,12 +258,26 @@ def _plan(data: bytes) -> PreparedReference:
     )
 
 
+def split_part(split: PackedSplit, i: int, union_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feature `i` of a packed split's own `histogram_of_union` and `drift_of_union` (where its
+    union bins go in its histogram and drift bins: the split's, less the features' before it)."""
+    first, end = union_starts[i] + i, union_starts[i + 1] + i + 1  # a union of n edges: n + 1 bins
+    histogram_start = split.histogram_ends[i - 1] if i else 0
+    drift_start = split.drift_ends[i - 1] if i else 0
+    return (
+        split.histogram_of_union[first:end] - histogram_start,
+        split.drift_of_union[first:end] - drift_start,
+    )
+
+
 def _features(
     entries: list[dict[str, Any]],
     floats: np.ndarray,
     ints: np.ndarray,
     gridded: tuple[str, ...],
     packed: PackedGrids | None,
+    split: PackedSplit | None,
+    union_starts: np.ndarray | None,
 ) -> dict[str, PreparedFeature]:
     """The plan's features from their header entries (made when a run first asks for one)."""
     grids: dict[str, Callable[[], UnionGrid]] = {}
@@ -277,16 +306,15 @@ def _features(
                 NUMERIC, counts, counts, edges=edges, std=f["std"], total=f["total"]
             )
             continue
-        (u0, un), (d0, dn), (h0, hn), (o0, on) = (
-            f["union"],
-            f["drift_edges"],
-            f["histogram_of_union"],
-            f["drift_of_union"],
-        )
-        (t0, tn), (q0, qn) = f["test"], f["quantiles"]
+        (u0, un), (d0, dn), (t0, tn), (q0, qn) = f["union"], f["drift_edges"], f["test"], f["quantiles"]
         union = floats[u0 : u0 + un]
+        if "packed" in f:
+            histogram_of_union, drift_of_union = split_part(split, f["packed"], union_starts)  # type: ignore[arg-type]
+        else:
+            (h0, hn), (o0, on) = f["histogram_of_union"], f["drift_of_union"]
+            histogram_of_union, drift_of_union = ints[h0 : h0 + hn], ints[o0 : o0 + on]
         bins = NumericBins(
-            edges, floats[d0 : d0 + dn], union, ints[h0 : h0 + hn], ints[o0 : o0 + on], f["at_max"]
+            edges, floats[d0 : d0 + dn], union, histogram_of_union, drift_of_union, f["at_max"]
         )
         features[name] = PreparedFeature(
             NUMERIC,
