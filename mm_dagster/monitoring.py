@@ -9,7 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from mm_dagster.applications.base import ModelMonitoringApplicationBase, silence_lookback
+from mm_dagster.applications.base import (
+    RECORDER_COLUMNS,
+    ModelMonitoringApplicationBase,
+    event_columns_read,
+    silence_lookback,
+)
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
@@ -316,11 +321,22 @@ class Monitoring:
     ) -> Callable[[Any], Any]:
         return monitored(predict, endpoint, recorder or self.recorder())
 
-    def read_window(self, window: Window, shard: Shard = EVERY_ENDPOINT) -> dict[str, pd.DataFrame]:
+    def read_window(
+        self, window: Window, shard: Shard = EVERY_ENDPOINT, columns: str = "all"
+    ) -> dict[str, pd.DataFrame]:
         """The window's events per endpoint (of `shard`'s endpoints only); endpoints with a task
         get their target column (labels joined by request id, null where not labelled), one label
-        query for all. A `WindowEvents`: the frames' float columns as read come with them."""
-        events = self.events.read_window(window, shard=shard)
+        query for all. A `WindowEvents`: the frames' float columns as read come with them.
+        `columns`: "all", or "model" (what apps with `event_columns = "model"` read: not the
+        recorder's latencies and errors, nor request ids unless labels are joined)."""
+        leave_out: set[str] = set()
+        if columns == "model":
+            leave_out = set(RECORDER_COLUMNS)
+            if self.endpoints.has_tasks():
+                leave_out.discard("request_id")
+        elif columns != "all":
+            raise MonitoringError(f"columns must be 'all' or 'model', got {columns!r}")
+        events = self.events.read_window(window, shard=shard, leave_out=leave_out)
         targets = self.endpoints.targets(list(events))
         if not targets:
             return events
@@ -352,7 +368,7 @@ class Monitoring:
         shard: Shard,
     ) -> list[AppWindowReport]:
         if events is None:
-            events = self.read_window(window, shard)
+            events = self.read_window(window, shard, event_columns_read(apps))
         elif isinstance(events, WindowEvents):
             events = events.derived(shard.part_of(events))
         else:

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_dagster.applications import HistogramDataDriftApplication
+from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
+from mm_dagster.applications.base import event_columns_read
 from mm_dagster.core.clock import fixed_clock
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.shards import Shard
 from mm_dagster.core.window_events import NumberBlock, WindowEvents, numbers_of
 from mm_dagster.core.windows import Window
@@ -19,6 +21,8 @@ from mm_dagster.simulation import reference_frame, traffic_frame
 from mm_dagster.stats import drift
 from mm_dagster.stats.drift import feature_drifts
 from mm_dagster.stats.reference_plan import prepare_reference
+
+from .labelled_model import BINARY, OUTPUTS, binary_frame
 
 WINDOW = Window.containing("2026-11-20T10:00:00Z", 10)
 LATER = datetime(2026, 11, 20, 13, tzinfo=UTC)
@@ -187,3 +191,56 @@ def test_rows_of_many_chunks_land_in_their_sorted_places_with_nulls_as_nan() -> 
     np.testing.assert_array_equal(values, expected[["x", "y"]].to_numpy(dtype=np.float64))
     _, _, unsorted_values = read(None, owner).to_pandas()
     np.testing.assert_array_equal(unsorted_values, table.to_pandas()[["x", "y"]].to_numpy(dtype=np.float64))
+
+
+def test_a_read_for_model_columns_leaves_the_recorders_columns_out(mm: Monitoring) -> None:
+    whole, model = mm.read_window(WINDOW), mm.read_window(WINDOW, columns="model")
+    assert set(whole) == set(model)
+    for endpoint_id, frame in whole.items():
+        left = model[endpoint_id]
+        assert {"request_id", "latency_us", "error"} <= set(frame.columns)
+        assert list(left.columns) == [
+            c for c in frame.columns if c not in ("request_id", "latency_us", "error")
+        ]
+        pd.testing.assert_frame_equal(left, frame[list(left.columns)])
+        np.testing.assert_array_equal(
+            numbers_of(model, endpoint_id).values, numbers_of(whole, endpoint_id).values
+        )  # type: ignore[union-attr]
+    with pytest.raises(MonitoringError, match="'all' or 'model'"):
+        mm.read_window(WINDOW, columns="some")
+
+
+def test_apps_reading_model_columns_store_what_they_store_from_every_column(tmp_path: Path) -> None:
+    stored = []
+    for columns in ("model", "all"):
+        with Monitoring(home=str(tmp_path / columns), clock=fixed_clock(LATER)) as mm:
+            for i, name in enumerate(NAMES):
+                mm.create_endpoint(name, reference=reference_frame(400, seed=i), label_names=["prediction"])
+                mm.record_events(name, traffic_frame(80, WINDOW.start, WINDOW.end, seed=20 + i))
+            events = mm.read_window(WINDOW, columns=columns)
+            assert ("request_id" in next(iter(events.values())).columns) == (columns == "all")
+            mm.run_window([HistogramDataDriftApplication()], WINDOW, events)
+            stored.append(
+                sorted(
+                    (mm.get_endpoint(r.endpoint_id).name, r.name, r.value, r.status, repr(r.extra_data))
+                    for r in mm.results.results(app="histogram-data-drift")
+                )
+            )
+    assert stored[0] and stored[0] == stored[1]
+    assert event_columns_read([HistogramDataDriftApplication()]) == "model"
+    assert event_columns_read([HistogramDataDriftApplication(), OperationalApplication()]) == "all"
+
+
+def test_a_model_read_keeps_request_ids_when_labels_are_joined(tmp_path: Path) -> None:
+    with Monitoring(home=str(tmp_path / "home"), clock=fixed_clock(LATER)) as mm:
+        frame = binary_frame(60, seed=3)
+        mm.create_endpoint("labelled", reference=frame, label_names=OUTPUTS[BINARY.kind], task=BINARY)
+        events = frame.drop(columns=["label"]).assign(
+            request_id=[f"r{i}" for i in range(60)],
+            timestamp=pd.Timestamp(WINDOW.start) + pd.to_timedelta(np.arange(60), unit="s"),
+        )
+        mm.record_events("labelled", events)
+        mm.record_labels("labelled", frame[["label"]].assign(request_id=[f"r{i}" for i in range(60)]))
+        (read,) = mm.read_window(WINDOW, columns="model").values()
+    assert "request_id" in read.columns and "latency_us" not in read.columns
+    assert read["label"].tolist() == frame["label"].tolist()

@@ -4,6 +4,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.names import APP_NAME, check_name, kebab_case
 from mm_dagster.core.persistence import Persistence
 from mm_dagster.core.traffic import check_lookback
@@ -40,6 +41,11 @@ class ModelMonitoringApplicationBase(ABC):
     # error (recorded as the app's failure for that endpoint), never a result no check watches.
     # Empty (the default): one `within_thresholds` check over all the app's results.
     RESULT_NAMES: ClassVar[tuple[str, ...]] = ()
+    # The event columns the app reads from `sample_df`: "all", or "model" (the model's inputs,
+    # outputs, target and segment columns and the timestamp: not the recorder's request ids,
+    # latencies and errors). When every app of a run reads "model", the run does not read those
+    # columns from storage (request ids still, when an endpoint's labels need joining).
+    event_columns: ClassVar[str] = "all"
 
     @property
     def name(self) -> str:
@@ -81,6 +87,18 @@ class ModelMonitoringApplicationBase(ABC):
     def tracks_windows(self) -> bool:
         """Whether the app overrides `track_window` (the runner then calls it once per window)."""
         return type(self).track_window is not ModelMonitoringApplicationBase.track_window
+
+
+RECORDER_COLUMNS = ("request_id", "latency_us", "error")  # what "model" leaves out
+
+
+def event_columns_read(apps: Iterable[ModelMonitoringApplicationBase]) -> str:
+    """ "model" when every app reads the model's columns only, else "all"."""
+    declared = {app.event_columns for app in apps}
+    unknown = declared - {"all", "model"}
+    if unknown:
+        raise MonitoringError(f"event_columns must be 'all' or 'model', got {sorted(unknown)}")
+    return "model" if declared == {"model"} else "all"
 
 
 def silence_lookback(apps: Iterable[ModelMonitoringApplicationBase]) -> int | None:

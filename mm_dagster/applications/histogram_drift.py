@@ -66,6 +66,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
 
     NAME = "histogram-data-drift"
     RESULT_NAMES = ("general_drift", "feature_drift", "prediction_drift")
+    event_columns = "model"
 
     def __init__(
         self,

@@ -35,7 +35,7 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
     )
 
     _monitoring: Monitoring | None = PrivateAttr(default=None)
-    _windows: "OrderedDict[tuple[Window, Shard], dict[str, pd.DataFrame]]" = PrivateAttr(
+    _windows: "OrderedDict[tuple[Window, Shard, str], dict[str, pd.DataFrame]]" = PrivateAttr(
         default_factory=OrderedDict
     )
 
@@ -68,12 +68,15 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
             )
         return self._monitoring
 
-    def window_events(self, window: Window, shard: Shard = EVERY_ENDPOINT) -> dict[str, pd.DataFrame]:
-        """The window's events per endpoint (of `shard`), read once while the resource is set up."""
-        key = (window, shard)
+    def window_events(
+        self, window: Window, shard: Shard = EVERY_ENDPOINT, columns: str = "all"
+    ) -> dict[str, pd.DataFrame]:
+        """The window's events per endpoint (of `shard`; `columns`: see `Monitoring.read_window`),
+        read once while the resource is set up."""
+        key = (window, shard, columns)
         events = self._windows.get(key)
         if events is None:
-            events = self._windows[key] = self.monitoring.read_window(window, shard)
+            events = self._windows[key] = self.monitoring.read_window(window, shard, columns)
             while len(self._windows) > CACHED_WINDOWS:
                 self._windows.popitem(last=False)
         else:

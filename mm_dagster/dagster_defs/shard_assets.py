@@ -15,7 +15,7 @@ from dagster import (
     asset,
 )
 
-from mm_dagster.applications.base import ModelMonitoringApplicationBase
+from mm_dagster.applications.base import ModelMonitoringApplicationBase, event_columns_read
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.shards import Shard
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS, app_logs_in_run, resource_of, windows_of_run
@@ -78,8 +78,9 @@ def build_shard_asset(
                         f"(slot {compacted.slot_start:%H:%M}) before reading them"
                     )
                 with analysing_a_window():  # the read too: its frames live until the apps end
+                    events = mm.window_events(window, shard, event_columns_read(apps))
                     reports = mm.monitoring.run_window(
-                        apps, window, mm.window_events(window, shard), project_name=project, shard=shard
+                        apps, window, events, project_name=project, shard=shard
                     )
                 context.add_asset_metadata(
                     shard_summary(reports, time.perf_counter() - started),

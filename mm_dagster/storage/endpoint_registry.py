@@ -612,6 +612,12 @@ class EndpointRegistry:
                         texts[endpoint_id] = text
         return texts
 
+    def has_tasks(self) -> bool:
+        """Whether any endpoint declares a task (its labels are joined to its events by id)."""
+        t = db.endpoints
+        with self.engine.connect() as conn:  # a task-less endpoint's may be JSON null, not SQL NULL
+            return any(task for (task,) in conn.execute(sa.select(t.c.task).where(t.c.task.is_not(None))))
+
     def targets(self, ids: Sequence[str]) -> dict[str, tuple[ModelTask, str]]:
         """For the endpoints among `ids` that declare a task: the task and the type of its
         prediction column (what the labels are stored as), without loading reference statistics."""

@@ -26,7 +26,7 @@ import logging
 import operator
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -315,9 +315,11 @@ class EventStore:
         window: Window,
         endpoint_ids: set[str] | None = None,
         shard: Shard = EVERY_ENDPOINT,
+        leave_out: Collection[str] = (),
     ) -> WindowEvents:
         """The window's events per endpoint (of `endpoint_ids`, and of `shard`), sorted by
-        timestamp, with each frame's float columns as one array (`core.window_events`).
+        timestamp, with each frame's float columns as one array (`core.window_events`); the
+        columns `leave_out` are not read (`timestamp` always is).
         Endpoints whose files share one set of columns are read in one scan (a compacted slot
         is one file). A file that cannot be read is quarantined (logged with its path) and the
         rest of the window is still returned."""
@@ -329,7 +331,7 @@ class EventStore:
         frames: dict[str, pd.DataFrame] = {}
         numbers: dict[str, NumberBlock] = {}
         for members in _by_schema(files):
-            rows = self._read_rows(members, window, shard, floats_apart=True)
+            rows = self._read_rows(members, window, shard, floats_apart=True, leave_out=leave_out)
             if not rows.num_rows:
                 continue
             everything, floats, values = rows.to_pandas()
@@ -400,16 +402,17 @@ class EventStore:
         window: Window | None,
         shard: Shard = EVERY_ENDPOINT,
         floats_apart: bool = False,
+        leave_out: Collection[str] = (),
     ) -> _Rows:
         """The rows of `files` (by endpoint; in `window` if given), sorted. Endpoints whose files
         have different columns are read alone, their tables unified. Files that cannot be read
-        are quarantined, with every endpoint they held, and left out. `floats_apart`: see
-        `_scan_rows`."""
+        are quarantined, with every endpoint they held, and left out. `floats_apart`,
+        `leave_out`: see `_scan_rows`."""
         names = sorted(files, key=lambda e: (shard_key(e), e))
         listed = [f for e in names for f in files[e]]
         while True:
             try:
-                return self._scan_rows(names, listed, window, shard, floats_apart)
+                return self._scan_rows(names, listed, window, shard, floats_apart, leave_out)
             except (pa.ArrowInvalid, OSError):
                 unreadable = [f for f in _by_file(listed).values() if not self._readable(f, window)]
                 if not unreadable:
@@ -424,9 +427,12 @@ class EventStore:
         window: Window | None,
         shard: Shard,
         floats_apart: bool = False,
+        leave_out: Collection[str] = (),
     ) -> _Rows:
         """`floats_apart`: the float64 columns gathered into one array as batches arrive
-        (`storage.float_block`), not kept in the table."""
+        (`storage.float_block`), not kept in the table; `leave_out`: columns not read (never
+        `timestamp`, which orders the rows)."""
+        leave_out = set(leave_out) - {"timestamp"}
         index_of = {e: i for i, e in enumerate(names)}
         own = [f for f in files if not f.shared_file]
         shared = sorted({f.file for f in files if f.shared_file})
@@ -442,25 +448,25 @@ class EventStore:
             scans.append((dataset, _all_of(_key_filter(shard), _time_filter(window)), None))
         if not scans:
             return _Rows(pa.table({}), None, np.empty(0, dtype=np.int64), names, files)
-        user_columns = [n for n in scans[0][0].schema.names if n not in SLOT_FILE_COLUMNS]
+        user_columns = [n for n in scans[0][0].schema.names if n not in {*SLOT_FILE_COLUMNS, *leave_out}]
         block = None
         if floats_apart:
-            floats = float_columns(scans[0][0].schema, SLOT_FILE_COLUMNS)
+            floats = float_columns(scans[0][0].schema, [*SLOT_FILE_COLUMNS, *leave_out])
             block = FloatBlock(floats, sum(f.events for f in files)) if floats else None
         tables: list[pa.Table] = []
         owners: list[np.ndarray] = []
         for dataset, condition, owner_of_file in scans:
             scanned = _Batches(block)
+            read = [n for n in dataset.schema.names if n not in leave_out]
             if owner_of_file is not None:  # an endpoint's own files
-                columns = [*dataset.schema.names, "__fragment_index"]
-                for batch in _scanned_batches(dataset, condition, columns):
+                for batch in _scanned_batches(dataset, condition, [*read, "__fragment_index"]):
                     owner = owner_of_file[batch.column("__fragment_index").to_numpy()]
                     scanned.add(batch.drop_columns(["__fragment_index"]), owner)
             else:
-                for batch in _scanned_batches(dataset, condition):
+                for batch in _scanned_batches(dataset, condition, read):
                     owner = _positions(pa.chunked_array([batch.column(ENDPOINT_COLUMN)]), index_of)
                     scanned.add(batch.drop_columns(list(SLOT_FILE_COLUMNS)), owner)
-            tables.append(scanned.table(dataset.schema))
+            tables.append(scanned.table(pa.schema(f for f in dataset.schema if f.name not in leave_out)))
             owners.append(scanned.owner())
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         owner = owners[0] if len(owners) == 1 else np.concatenate(owners)
