@@ -301,6 +301,7 @@ def run_apps_on_window(
     project_name: str = "default",
     recent_traffic: Mapping[str, Collection[Window]] | None = None,
     unmatched_labels: Mapping[str, int] | None = None,
+    deadlines: dict[str, float] | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app.
 
@@ -308,6 +309,9 @@ def run_apps_on_window(
     lines. `events` is never modified: each app gets its own view of each frame. An app with
     `silent_endpoint_windows` also runs, on an empty frame, on the endpoints that `recent_traffic`
     (endpoint id -> windows with its events before this one) shows steady and `events` silent.
+    `deadlines` (app name -> `time.monotonic()` deadline), when given, is where each app's budget
+    for the window runs out: set by the first call that runs the app, kept by the next (a window
+    analysed in parts shares one budget per app).
     """
     lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
     silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
@@ -392,7 +396,7 @@ def run_apps_on_window(
                 )
                 for run in runs
             ]
-        for call, outcome in zip(calls, _run_calls(app, calls), strict=True):
+        for call, outcome in zip(calls, _run_calls(app, calls, deadlines), strict=True):
             if isinstance(outcome, str):
                 if call.segment == ENDPOINT_WIDE:
                     report.failures[call.endpoint_id] = outcome
@@ -427,12 +431,16 @@ def _keep(report: AppWindowReport, endpoint_id: str, segment: str, outcome: Call
         report.histograms.setdefault(endpoint_id, {})[segment] = outcome.histograms
 
 
-def _run_calls(app: ModelMonitoringApplicationBase, calls: Sequence[AppCall]) -> list[CallOutcome | str]:
+def _run_calls(
+    app: ModelMonitoringApplicationBase, calls: Sequence[AppCall], deadlines: dict[str, float] | None = None
+) -> list[CallOutcome | str]:
     """Each call's outcome or failure, within the app's time budget: one `track_window` call
     for all when the app has the batch hook (per call when it fails as a whole), else one
     `do_tracking` call each, one after another in one worker thread."""
     budget = _budget(app)
     deadline = None if budget is None else time.monotonic() + budget
+    if deadline is not None and deadlines is not None:
+        deadline = deadlines.setdefault(app.name, deadline)
     worker = DeadlineWorker(name=f"mm-app-{app.name}")
     try:
         if app.tracks_windows and calls:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from dagster import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
@@ -40,6 +42,7 @@ from mm_dagster.core.windows import Window
 from mm_dagster.dagster_defs import build_definitions
 from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
+from mm_dagster.runner import run_apps_on_window
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
 
 from .analysis_snapshot import analysis_snapshot
@@ -263,3 +266,50 @@ def test_a_report_read_without_most_extra_data_flags_what_a_full_one_does(
     assert with_some.flagged(limit) == with_all.flagged(limit)
     for name in ("a", "b"):
         assert with_some.of_result(name).flagged(limit) == with_all.of_result(name).flagged(limit)
+
+
+@pytest.mark.parametrize("part_endpoints", [1, 5])
+def test_a_window_analysed_in_parts_stores_what_one_read_of_it_does(
+    tmp_path: Path, part_endpoints: int
+) -> None:
+    window = past_window(60)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    seed(whole, window)
+    shutil.copytree(whole, parts)
+    apps = [HistogramDataDriftApplication(), OperationalApplication()]
+    with Monitoring(home=str(whole), clock=fixed_clock(NOW)) as mm:
+        read_once = mm.run_window(apps, window, mm.read_window(window))
+        expected = analysis_snapshot(mm.settings.database_url)
+    with Monitoring(home=str(parts), clock=fixed_clock(NOW), analysis_part_endpoints=part_endpoints) as mm:
+        shard = Shard(1, 2)
+        pieces = mm.window_parts(window, shard)
+        assert len(pieces) == -(-len(shard.select(mm.endpoints.names())) // part_endpoints)
+        held = [[e for e in mm.endpoints.names() if p.holds(e)] for p in pieces]
+        assert sorted(e for part in held for e in part) == sorted(shard.select(mm.endpoints.names()))
+        reports = [r for s in all_shards(2) for r in mm.run_window(apps, window, shard=s)]  # read in parts
+        assert analysis_snapshot(mm.settings.database_url) == expected
+    for app in apps:
+        merged = [r for r in reports if r.app == app.name]
+        (once,) = [r for r in read_once if r.app == app.name]
+        assert sorted(e for r in merged for e in r.outputs) == sorted(once.outputs)
+        assert {e: n for r in merged for e, n in r.endpoint_names.items()} == once.endpoint_names
+
+
+def test_parts_of_a_window_share_each_apps_time_budget(tmp_path: Path) -> None:
+    window = past_window(60)
+    seed(tmp_path, window, endpoints=3)
+    with Monitoring(home=str(tmp_path), clock=fixed_clock(NOW)) as mm:
+        spent = {"histogram-data-drift": time.monotonic()}  # the budget an earlier part used up
+        (report,) = run_apps_on_window(
+            [HistogramDataDriftApplication()],
+            window,
+            mm.read_window(window),
+            mm.endpoints,
+            mm.results,
+            mm.artifacts,
+            deadlines=spent,
+        )
+        assert not report.outputs and len(report.failures) == 3
+        assert all("timed out" in failure for failure in report.failures.values())
+        with pytest.raises(MonitoringError, match="analysis_part_endpoints must be >= 1"):
+            Monitoring(home=str(tmp_path), analysis_part_endpoints=0)

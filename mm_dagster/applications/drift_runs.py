@@ -9,7 +9,7 @@ run goes through `stats.drift` feature by feature; both give the same numbers, s
 outputs (tests/test_packed_drift.py runs both on the same windows).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from mm_dagster.stats.drift import PARALLEL_MIN_ROWS, FamilyVerdicts, FeatureDri
 from mm_dagster.stats.drift_methods import DEFAULT_METHOD, DriftMethod, FeaturePolicy
 from mm_dagster.stats.packed_drift import (
     PackedCounts,
+    PackedDistances,
     packed_distances,
     packed_tests,
     row_measured,
@@ -87,6 +88,7 @@ class FeaturePlan:
 
     excluded: np.ndarray
     methods: list[DriftMethod | None]
+    method_codes: np.ndarray  # each method's position in the app's registry (-1 where excluded)
     thresholds: list[float]  # as the policies give them (0.0 where excluded)
     weights: list[float]
     is_output: np.ndarray
@@ -121,9 +123,11 @@ class FeaturePlan:
             for name, method in zip(names, chosen, strict=True)
         ]
         judged_as_output = set(outputs)
+        code = {name: i for i, name in enumerate(methods)}
         return cls(
             np.array([policies[n].exclude for n in names], dtype=bool),
             chosen,
+            np.array([-1 if m is None else code[m.name] for m in chosen], dtype=np.int64),
             thresholds,
             [policies[n].weight for n in names],
             np.array([n in judged_as_output for n in names], dtype=bool),
@@ -188,7 +192,12 @@ def packed_run(
 class FeaturePlans:
     """`FeaturePlan.of` per (features, outputs), made once per set within one app call."""
 
-    def __init__(self, policies_of: Any, methods: Mapping[str, DriftMethod], default_method: str) -> None:
+    def __init__(
+        self,
+        policies_of: Callable[[Iterable[str]], Mapping[str, FeaturePolicy]],
+        methods: Mapping[str, DriftMethod],
+        default_method: str,
+    ) -> None:
         self._policies_of = policies_of
         self._methods = methods
         self._default_method = default_method
@@ -222,14 +231,12 @@ def packed_run_drifts(
     is_output = np.concatenate([r.plan.is_output for r in runs])
     tested = np.flatnonzero(distances.kept & ~excluded)
     tests = packed_tests(window_tests, reference_tests, tested)
-    methods = [m for r in runs for m in r.plan.methods]
+    codes = np.concatenate([r.plan.method_codes for r in runs])[tested]
     measured = np.zeros(tested.size)
-    by_method: dict[str, list[int]] = {}
-    for position, feature in enumerate(tested.tolist()):
-        by_method.setdefault(methods[feature].name, []).append(position)  # type: ignore[union-attr]
-    for positions in by_method.values():
-        rows = np.asarray(positions, dtype=np.int64)
-        measured[rows] = row_measured(methods[int(tested[rows[0]])], tests, rows)  # type: ignore[arg-type]
+    for code in np.unique(codes).tolist():
+        rows = np.flatnonzero(codes == code)
+        run, at = _located(runs, int(tested[rows[0]]))
+        measured[rows] = row_measured(runs[run].plan.methods[at], tests, rows)  # type: ignore[arg-type]
     # each tested feature's family: (run, is output); its size is the family's Bonferroni count
     family = run_of[tested] * 2 + is_output[tested]
     family_size = np.bincount(family, minlength=2 * len(runs))
@@ -246,9 +253,18 @@ def packed_run_drifts(
     return _run_drifts(runs, distances, window, tested, measured, tests.p_values, statuses, is_output)
 
 
+def _located(runs: Sequence[PackedRun], feature: int) -> tuple[int, int]:
+    """(run, position in its run) of the `feature`-th feature of all runs."""
+    for run, r in enumerate(runs):
+        if feature < len(r.names):
+            return run, feature
+        feature -= len(r.names)
+    raise IndexError(feature)
+
+
 def _run_drifts(
     runs: Sequence[PackedRun],
-    distances: Any,
+    distances: PackedDistances,
     window: PackedCounts,
     tested: np.ndarray,
     measured: np.ndarray,

@@ -1,6 +1,6 @@
 """What one app did on one window: per-endpoint outputs and failures (a plain value)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from mm_dagster.core.histograms import FeatureHistogram
@@ -51,6 +51,20 @@ class AppWindowReport:
     @property
     def endpoints_analysed(self) -> int:
         return len(self.outputs)
+
+    @classmethod
+    def merged(cls, parts: Sequence["AppWindowReport"]) -> "AppWindowReport":
+        """One report of an app's window from the reports of its parts (disjoint endpoints)."""
+        whole = cls(app=parts[0].app, window=parts[0].window)
+        for part in parts:
+            whole.outputs.update(part.outputs)
+            whole.failures.update(part.failures)
+            whole.endpoint_names.update(part.endpoint_names)
+            whole.artifacts.update(part.artifacts)
+            whole.segment_outputs.update(part.segment_outputs)
+            whole.segment_failures.update(part.segment_failures)
+            whole.histograms.update(part.histograms)
+        return whole
 
     def keyed_outputs(self) -> Iterator[tuple[str, str, Outputs]]:
         """(endpoint id, segment key, outputs): endpoint-wide ("" key) first, then segments."""

@@ -1,18 +1,10 @@
-"""The Dagster resource that owns a deployment's runtime state: its stores and the per-run
-cache of window events."""
+"""The Dagster resource that owns a deployment's runtime state: its stores."""
 
-from collections import OrderedDict
-
-import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.shards import EVERY_ENDPOINT, Shard
-from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import DEFAULT_BASE_PERIOD, Monitoring, StorageSettings
-
-CACHED_WINDOWS = 2
 
 
 class MonitoringResource(ConfigurableResource["MonitoringResource"]):
@@ -22,7 +14,7 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
 
     The stores are built once per run (per step process with a multiprocess executor) and per
     sensor tick, in `setup_for_execution`, and released in `teardown_after_execution`. A window's
-    events (of one shard) are read once per process and run.
+    events are read by the analysis step that uses them, in parts (`Monitoring.analyse_window`).
     """
 
     home: str = Field(default="", description="MM_HOME; default ./.mm_home")
@@ -35,9 +27,6 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
     )
 
     _monitoring: Monitoring | None = PrivateAttr(default=None)
-    _windows: "OrderedDict[tuple[Window, Shard, str], dict[str, pd.DataFrame]]" = PrivateAttr(
-        default_factory=OrderedDict
-    )
 
     def settings(self) -> StorageSettings:
         return StorageSettings.resolve(
@@ -51,13 +40,11 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._monitoring = Monitoring(self.settings())
-        self._windows = OrderedDict()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._monitoring is not None:
             self._monitoring.close()
         self._monitoring = None
-        self._windows = OrderedDict()
 
     @property
     def monitoring(self) -> Monitoring:
@@ -67,18 +54,3 @@ class MonitoringResource(ConfigurableResource["MonitoringResource"]):
                 "outside Dagster use Monitoring(resource.settings())"
             )
         return self._monitoring
-
-    def window_events(
-        self, window: Window, shard: Shard = EVERY_ENDPOINT, columns: str = "all"
-    ) -> dict[str, pd.DataFrame]:
-        """The window's events per endpoint (of `shard`; `columns`: see `Monitoring.read_window`),
-        read once while the resource is set up."""
-        key = (window, shard, columns)
-        events = self._windows.get(key)
-        if events is None:
-            events = self._windows[key] = self.monitoring.read_window(window, shard, columns)
-            while len(self._windows) > CACHED_WINDOWS:
-                self._windows.popitem(last=False)
-        else:
-            self._windows.move_to_end(key)
-        return events

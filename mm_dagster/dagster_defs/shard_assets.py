@@ -15,12 +15,11 @@ from dagster import (
     asset,
 )
 
-from mm_dagster.applications.base import ModelMonitoringApplicationBase, event_columns_read
+from mm_dagster.applications.base import ModelMonitoringApplicationBase
 from mm_dagster.core.report import AppWindowReport
 from mm_dagster.core.shards import Shard
 from mm_dagster.dagster_defs.assets import WINDOW_EVENTS, app_logs_in_run, resource_of, windows_of_run
 from mm_dagster.dagster_defs.config import DefinitionNames
-from mm_dagster.runner import analysing_a_window
 
 
 def shard_summary(reports: Sequence[AppWindowReport], seconds: float) -> dict[str, float | int]:
@@ -77,11 +76,7 @@ def build_shard_asset(
                         f"{compacted.endpoints} endpoints into {compacted.files_written} "
                         f"(slot {compacted.slot_start:%H:%M}) before reading them"
                     )
-                with analysing_a_window():  # the read too: its frames live until the apps end
-                    events = mm.window_events(window, shard, event_columns_read(apps))
-                    reports = mm.monitoring.run_window(
-                        apps, window, events, project_name=project, shard=shard
-                    )
+                reports = mm.monitoring.analyse_window(apps, window, shard, project)
                 context.add_asset_metadata(
                     shard_summary(reports, time.perf_counter() - started),
                     asset_key=key,
