@@ -261,8 +261,12 @@ class FeatureVerdict:
 
     @property
     def relative_distance(self) -> float:
-        """The distance in units of the feature's threshold (1.0 = at the threshold)."""
-        return self.distance / self.threshold if self.threshold > 0 else self.distance
+        return relative_distance(self.distance, self.threshold)
+
+
+def relative_distance(distance: float, threshold: float) -> float:
+    """The distance in units of the feature's threshold (1.0 = at the threshold)."""
+    return distance / threshold if threshold > 0 else distance
 
 
 @dataclass(frozen=True)
@@ -412,7 +416,7 @@ class FamilyVerdicts:
     @property
     def relative_distances(self) -> list[float]:
         """Each distance in units of its feature's threshold (1.0 = at the threshold)."""
-        return [d / t if t > 0 else d for d, t in zip(self.distances, self.thresholds, strict=True)]
+        return [relative_distance(d, t) for d, t in zip(self.distances, self.thresholds, strict=True)]
 
 
 def drift_score(verdicts: FamilyVerdicts) -> float:
