@@ -112,16 +112,13 @@ class DriftHistograms:
         for d in drifts:
             if planned and len(d.window_counts) == len(d.reference_counts):
                 histograms.append(
-                    PlannedHistogram(
+                    PlannedHistogram.window_side(
                         d.feature,
                         d.kind,
-                        (),
-                        (),
                         counts_list(d.window_counts),
                         d.window_rows,
-                        {},
                         numeric.get(d.feature, {}),
-                        reference_version=version,
+                        version,
                     )
                 )
                 continue

@@ -11,7 +11,6 @@ outputs (tests/test_packed_drift.py runs both on the same windows).
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -64,20 +63,6 @@ class RunDrift:
             outputs,
             histograms,
         )
-
-
-def planned_histogram(
-    feature: str,
-    kind: str,
-    window_counts: list[float],
-    window_rows: int,
-    summary: dict[str, Any],
-    version: int,
-) -> PlannedHistogram:
-    """The window side of a feature's histogram whose bins are the stored plan's."""
-    return PlannedHistogram(
-        feature, kind, (), (), window_counts, window_rows, {}, summary, reference_version=version
-    )
 
 
 @dataclass(frozen=True)
@@ -227,6 +212,7 @@ def packed_run_drifts(
     reference_tests = PackedCounts(np.concatenate([r.reference.tests for r in runs]), window_tests.widths)
     sizes = [len(r.names) for r in runs]
     run_of = np.repeat(np.arange(len(runs)), sizes)
+    firsts = np.cumsum(sizes) - sizes  # each run's first feature among all runs
     excluded = np.concatenate([r.plan.excluded for r in runs])
     is_output = np.concatenate([r.plan.is_output for r in runs])
     tested = np.flatnonzero(distances.kept & ~excluded)
@@ -235,8 +221,11 @@ def packed_run_drifts(
     measured = np.zeros(tested.size)
     for code in np.unique(codes).tolist():
         rows = np.flatnonzero(codes == code)
-        run, at = _located(runs, int(tested[rows[0]]))
-        measured[rows] = row_measured(runs[run].plan.methods[at], tests, rows)  # type: ignore[arg-type]
+        feature = int(tested[rows[0]])
+        run = int(run_of[feature])
+        method = runs[run].plan.methods[feature - int(firsts[run])]
+        assert method is not None, "a tested feature is not excluded: it has a method"
+        measured[rows] = row_measured(method, tests, rows)
     # each tested feature's family: (run, is output); its size is the family's Bonferroni count
     family = run_of[tested] * 2 + is_output[tested]
     family_size = np.bincount(family, minlength=2 * len(runs))
@@ -251,15 +240,6 @@ def packed_run_drifts(
         alpha_detected / per_run / bonferroni,
     )
     return _run_drifts(runs, distances, window, tested, measured, tests.p_values, statuses, is_output)
-
-
-def _located(runs: Sequence[PackedRun], feature: int) -> tuple[int, int]:
-    """(run, position in its run) of the `feature`-th feature of all runs."""
-    for run, r in enumerate(runs):
-        if feature < len(r.names):
-            return run, feature
-        feature -= len(r.names)
-    raise IndexError(feature)
 
 
 def _run_drifts(
@@ -309,7 +289,7 @@ def _run_drifts(
         histograms: list[FeatureHistogram] | None = None
         if run.summaries is not None:
             histograms = [
-                planned_histogram(
+                PlannedHistogram.window_side(
                     run.names[i - features.start],
                     NUMERIC,
                     counts[starts[i] : starts[i] + widths[i]],

@@ -84,6 +84,29 @@ class PlannedHistogram(CheckedHistogram):
 
     reference_version: int = 1
 
+    @classmethod
+    def window_side(
+        cls,
+        feature: str,
+        kind: str,
+        window_counts: list[float],
+        window_rows: int,
+        window_summary: dict[str, Any],
+        reference_version: int,
+    ) -> "PlannedHistogram":
+        """A feature's window side, its labels, reference counts and summary left to the plan."""
+        return cls(
+            feature,
+            kind,
+            (),
+            (),
+            window_counts,
+            window_rows,
+            {},
+            window_summary,
+            reference_version=reference_version,
+        )
+
 
 def numbered_bins(bins: int) -> list[str]:
     """Labels of bins that no reference describes (a binning its labels do not fit)."""

@@ -457,7 +457,8 @@ class EventStore:
         owners: list[np.ndarray] = []
         for dataset, condition, owner_of_file in scans:
             scanned = _Batches(block)
-            read = [n for n in dataset.schema.names if n not in leave_out]
+            kept = pa.schema(f for f in dataset.schema if f.name not in leave_out)
+            read = kept.names
             if owner_of_file is not None:  # an endpoint's own files
                 for batch in _scanned_batches(dataset, condition, [*read, "__fragment_index"]):
                     owner = owner_of_file[batch.column("__fragment_index").to_numpy()]
@@ -466,7 +467,7 @@ class EventStore:
                 for batch in _scanned_batches(dataset, condition, read):
                     owner = _positions(pa.chunked_array([batch.column(ENDPOINT_COLUMN)]), index_of)
                     scanned.add(batch.drop_columns(list(SLOT_FILE_COLUMNS)), owner)
-            tables.append(scanned.table(pa.schema(f for f in dataset.schema if f.name not in leave_out)))
+            tables.append(scanned.table(kept))
             owners.append(scanned.owner())
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
         owner = owners[0] if len(owners) == 1 else np.concatenate(owners)
@@ -762,9 +763,9 @@ def _rows_of_tables(tables: Mapping[str, pa.Table]) -> _Rows:
 
 
 def _scanned_batches(
-    dataset: ds.Dataset, condition: ds.Expression | None, columns: list[str] | None = None
+    dataset: ds.Dataset, condition: ds.Expression | None, columns: list[str]
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of `dataset` matching `condition`, batch by batch, few scanned ahead."""
+    """`columns` of the rows of `dataset` matching `condition`, batch by batch, few scanned ahead."""
     yield from dataset.to_batches(
         columns=columns,
         filter=condition,

@@ -85,16 +85,13 @@ def decode(data: bytes) -> list[FeatureHistogram]:
             f"stored window histograms have format {document.get('v')!r}, not one of {READABLE_VERSIONS}"
         )
     return [
-        PlannedHistogram(
+        PlannedHistogram.window_side(
             f["feature"],
             f["kind"],
-            (),
-            (),
             f["window_counts"],
             f["window_rows"],
-            {},
             f.get("window_summary", {}),
-            reference_version=f["reference"],
+            f["reference"],
         )
         if "reference" in f
         else FeatureHistogram(
