@@ -5,7 +5,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_dagster.storage.float_block import FloatBlock, float_columns
+from mm_dagster.storage.float_block import FloatBlock, FloatBuffer, float_columns
 
 
 def _batches(sizes: list[int], seed: int) -> list[pa.RecordBatch]:
@@ -65,3 +65,29 @@ def test_gathered_rows_equal_the_table_in_any_order(
     assert (
         block.rows < 2 or sorted_values.strides[0] == 8
     )  # each column contiguous (the kernels read columns)
+
+
+def test_a_buffer_gives_a_block_the_memory_of_the_last_one_once_nothing_holds_it() -> None:
+    buffer = FloatBuffer()
+    first = FloatBlock(("b", "a"), 30, buffer)
+    first.add(_batches([30], 1)[0])
+    kept = first.values()[5:9]  # a view a frame would hold
+    del first
+    second = FloatBlock(("b", "a"), 20, buffer)  # the memory is still seen: new memory
+    assert buffer.reused == 0 and not np.shares_memory(second.values(), kept)
+    before = kept.copy()
+    second.add(_batches([20], 2)[0])
+    np.testing.assert_array_equal(kept, before)  # what the first block's frames see is untouched
+    del second, kept
+    third = FloatBlock(("b", "a"), 25, buffer)
+    assert buffer.reused == 1
+    batch = _batches([25], 3)[0]
+    third.add(batch)
+    np.testing.assert_array_equal(third.values()[:, 0], batch.column("b").to_numpy())
+    assert third.values().strides[0] == 8  # column-major, as without a buffer
+    del third
+    larger = FloatBlock(("b", "a"), 40, buffer)  # too small a memory: new, kept from now on
+    assert buffer.reused == 1
+    del larger
+    FloatBlock(("b", "a"), 40, buffer)
+    assert buffer.reused == 2

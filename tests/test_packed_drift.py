@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mm_dagster.applications import HistogramDataDriftApplication, histogram_drift
+from mm_dagster.applications import HistogramDataDriftApplication, drift_runs, histogram_drift
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.schemas import ResultStatusApp
 from mm_dagster.core.window_events import numbers_of
@@ -92,6 +92,7 @@ def stored(home: Path, app_name: str, packed: bool, monkeypatch: pytest.MonkeyPa
 
     with Monitoring(home=str(home), clock=fixed_clock(LATER)) as mm, monkeypatch.context() as patch:
         patch.setattr(histogram_drift, "packed_run_drifts", counting)
+        patch.setattr(drift_runs, "RUNS_AT_ONCE", 4)  # the 11 packed runs computed 4, 4 and 3 at once
         names = []
         for seed in range(12):
             name = f"model-{seed}"

@@ -272,9 +272,12 @@ def test_labels_replace_match_and_reopen_their_window(scaled: Monitoring) -> Non
     from .labelled_model import BINARY, as_events, as_labels, binary_frame
 
     mm = scaled
+    mm.create_endpoint("plain", reference=binary_frame(500, seed=1), label_names=["prediction", "score"])
+    assert not mm.endpoints.has_tasks()  # a task-less endpoint's task is JSON null
     ep = mm.create_endpoint(
         "scorer", reference=binary_frame(500, seed=1), label_names=["prediction", "score"], task=BINARY
     )
+    assert mm.endpoints.has_tasks()
     assert mm.get_endpoint("scorer").task == BINARY and ep.reference_performance is not None
     window = past_window(60)
     frame = binary_frame(40, seed=2)

@@ -3,6 +3,7 @@ alerts for one shard in process as for four shards in four step processes."""
 
 import itertools
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -270,7 +271,7 @@ def test_a_report_read_without_most_extra_data_flags_what_a_full_one_does(
 
 @pytest.mark.parametrize("part_endpoints", [1, 5])
 def test_a_window_analysed_in_parts_stores_what_one_read_of_it_does(
-    tmp_path: Path, part_endpoints: int
+    tmp_path: Path, part_endpoints: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     window = past_window(60)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
@@ -286,8 +287,11 @@ def test_a_window_analysed_in_parts_stores_what_one_read_of_it_does(
         assert len(pieces) == -(-len(shard.select(mm.endpoints.names())) // part_endpoints)
         held = [[e for e in mm.endpoints.names() if p.holds(e)] for p in pieces]
         assert sorted(e for part in held for e in part) == sorted(shard.select(mm.endpoints.names()))
-        reports = [r for s in all_shards(2) for r in mm.run_window(apps, window, shard=s)]  # read in parts
+        with caplog.at_level(logging.DEBUG, logger="mm_dagster.monitoring"):
+            reports = [r for s in all_shards(2) for r in mm.run_window(apps, window, shard=s)]  # in parts
         assert analysis_snapshot(mm.settings.database_url) == expected
+    reused = [int(m.split(": ")[1].split()[0]) for m in caplog.messages if "parts read into" in m]
+    assert reused and sum(reused) >= (1 if part_endpoints == 1 else 0)  # equal parts reuse the memory
     for app in apps:
         merged = [r for r in reports if r.app == app.name]
         (once,) = [r for r in read_once if r.app == app.name]

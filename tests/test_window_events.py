@@ -234,7 +234,10 @@ def test_apps_reading_model_columns_store_what_they_store_from_every_column(tmp_
 def test_a_model_read_keeps_request_ids_when_labels_are_joined(tmp_path: Path) -> None:
     with Monitoring(home=str(tmp_path / "home"), clock=fixed_clock(LATER)) as mm:
         frame = binary_frame(60, seed=3)
+        mm.create_endpoint("plain", reference=frame, label_names=OUTPUTS[BINARY.kind])
+        assert not mm.endpoints.has_tasks()  # a task-less endpoint's task is JSON null
         mm.create_endpoint("labelled", reference=frame, label_names=OUTPUTS[BINARY.kind], task=BINARY)
+        assert mm.endpoints.has_tasks()
         events = frame.drop(columns=["label"]).assign(
             request_id=[f"r{i}" for i in range(60)],
             timestamp=pd.Timestamp(WINDOW.start) + pd.to_timedelta(np.arange(60), unit="s"),

@@ -31,6 +31,10 @@ from mm_dagster.stats.packed_drift import (
 from mm_dagster.stats.reference_plan import PackedReferenceCounts, PreparedReference
 from mm_dagster.stats.union_binning import union_counts
 
+# Runs computed together: a few hundred keep their arrays (a few MB) in the caches and in memory
+# the allocator reuses; a whole part's 2,500 at once made arrays of tens of MB, each new memory.
+RUNS_AT_ONCE = 256
+
 
 @dataclass(frozen=True)
 class RunDrift:
@@ -200,9 +204,19 @@ class FeaturePlans:
 def packed_run_drifts(
     runs: Sequence[PackedRun], alpha_potential: float, alpha_detected: float
 ) -> list[RunDrift | None]:
-    """Each run's `RunDrift` (None for a run with no feature to compare), all runs computed
-    together; `alpha_*`: the app's window levels (each run's family gets them divided by its
-    `runs_of_endpoint` and then by its tested features, as `stats.drift.Family` does)."""
+    """Each run's `RunDrift` (None for a run with no feature to compare), `RUNS_AT_ONCE` runs
+    computed together; `alpha_*`: the app's window levels (each run's family gets them divided
+    by its `runs_of_endpoint` and then by its tested features, as `stats.drift.Family` does)."""
+    return [
+        drift
+        for lo in range(0, len(runs), RUNS_AT_ONCE)
+        for drift in _packed_run_drifts(runs[lo : lo + RUNS_AT_ONCE], alpha_potential, alpha_detected)
+    ]
+
+
+def _packed_run_drifts(
+    runs: Sequence[PackedRun], alpha_potential: float, alpha_detected: float
+) -> list[RunDrift | None]:
     if not runs:
         return []
     window = PackedCounts.of([r.histograms for r in runs], [r.reference.histogram_ends for r in runs])

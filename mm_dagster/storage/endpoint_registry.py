@@ -615,8 +615,10 @@ class EndpointRegistry:
     def has_tasks(self) -> bool:
         """Whether any endpoint declares a task (its labels are joined to its events by id)."""
         t = db.endpoints
-        with self.engine.connect() as conn:  # a task-less endpoint's may be JSON null, not SQL NULL
-            return any(task for (task,) in conn.execute(sa.select(t.c.task).where(t.c.task.is_not(None))))
+        # a task-less endpoint's task may be JSON null, not SQL NULL
+        declared = sa.select(t.c.id).where(t.c.task.is_not(None), sa.cast(t.c.task, sa.Text) != "null")
+        with self.engine.connect() as conn:
+            return conn.execute(declared.limit(1)).first() is not None
 
     def targets(self, ids: Sequence[str]) -> dict[str, tuple[ModelTask, str]]:
         """For the endpoints among `ids` that declare a task: the task and the type of its

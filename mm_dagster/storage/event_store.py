@@ -44,7 +44,7 @@ from mm_dagster.core.window_events import NumberBlock, WindowEvents
 from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
 from mm_dagster.storage.files import StorageRoot, write_atomically
-from mm_dagster.storage.float_block import FloatBlock, float_columns
+from mm_dagster.storage.float_block import FloatBlock, FloatBuffer, float_columns
 
 log = logging.getLogger(__name__)
 
@@ -316,22 +316,29 @@ class EventStore:
         endpoint_ids: set[str] | None = None,
         shard: Shard = EVERY_ENDPOINT,
         leave_out: Collection[str] = (),
+        *,
+        listed: Mapping[str, Sequence[CatalogFile]] | None = None,
+        float_buffer: FloatBuffer | None = None,
     ) -> WindowEvents:
         """The window's events per endpoint (of `endpoint_ids`, and of `shard`), sorted by
         timestamp, with each frame's float columns as one array (`core.window_events`); the
         columns `leave_out` are not read (`timestamp` always is).
         Endpoints whose files share one set of columns are read in one scan (a compacted slot
         is one file). A file that cannot be read is quarantined (logged with its path) and the
-        rest of the window is still returned."""
-        files = self.catalog.live_files(
-            self.slot_of(window.start), window.end, sorted(endpoint_ids) if endpoint_ids else None
-        )
-        if shard.count > 1:
-            files = shard.part_of(files)
+        rest of the window is still returned. `listed`: the window's live files as the catalog
+        listed them for every endpoint (`window_files`), when the caller has them; `float_buffer`:
+        where the float columns are gathered (see `storage.float_block`)."""
+        if listed is None:
+            listed = self.window_files(window, endpoint_ids)
+        elif endpoint_ids:
+            listed = {e: fs for e, fs in listed.items() if e in endpoint_ids}
+        files = shard.part_of(listed) if shard.count > 1 else listed
         frames: dict[str, pd.DataFrame] = {}
         numbers: dict[str, NumberBlock] = {}
         for members in _by_schema(files):
-            rows = self._read_rows(members, window, shard, floats_apart=True, leave_out=leave_out)
+            rows = self._read_rows(
+                members, window, shard, floats_apart=True, leave_out=leave_out, float_buffer=float_buffer
+            )
             if not rows.num_rows:
                 continue
             everything, floats, values = rows.to_pandas()
@@ -344,6 +351,14 @@ class EventStore:
                     rows_of_endpoint.flags.writeable = False
                     numbers[endpoint_id] = NumberBlock(frame, floats, rows_of_endpoint)
         return WindowEvents({endpoint_id: frames[endpoint_id] for endpoint_id in sorted(frames)}, numbers)
+
+    def window_files(
+        self, window: Window, endpoint_ids: Collection[str] | None = None
+    ) -> dict[str, list[CatalogFile]]:
+        """The live files of the slots `window` overlaps, by endpoint (of `endpoint_ids` only)."""
+        return self.catalog.live_files(
+            self.slot_of(window.start), window.end, sorted(endpoint_ids) if endpoint_ids else None
+        )
 
     def request_times(
         self, endpoint_id: str, request_ids: Sequence[str], since: datetime, until: datetime
@@ -403,16 +418,17 @@ class EventStore:
         shard: Shard = EVERY_ENDPOINT,
         floats_apart: bool = False,
         leave_out: Collection[str] = (),
+        float_buffer: FloatBuffer | None = None,
     ) -> _Rows:
         """The rows of `files` (by endpoint; in `window` if given), sorted. Endpoints whose files
         have different columns are read alone, their tables unified. Files that cannot be read
         are quarantined, with every endpoint they held, and left out. `floats_apart`,
-        `leave_out`: see `_scan_rows`."""
+        `leave_out`, `float_buffer`: see `_scan_rows`."""
         names = sorted(files, key=lambda e: (shard_key(e), e))
         listed = [f for e in names for f in files[e]]
         while True:
             try:
-                return self._scan_rows(names, listed, window, shard, floats_apart, leave_out)
+                return self._scan_rows(names, listed, window, shard, floats_apart, leave_out, float_buffer)
             except (pa.ArrowInvalid, OSError):
                 unreadable = [f for f in _by_file(listed).values() if not self._readable(f, window)]
                 if not unreadable:
@@ -428,10 +444,11 @@ class EventStore:
         shard: Shard,
         floats_apart: bool = False,
         leave_out: Collection[str] = (),
+        float_buffer: FloatBuffer | None = None,
     ) -> _Rows:
         """`floats_apart`: the float64 columns gathered into one array as batches arrive
-        (`storage.float_block`), not kept in the table; `leave_out`: columns not read (never
-        `timestamp`, which orders the rows)."""
+        (`storage.float_block`; in `float_buffer`'s memory when given), not kept in the table;
+        `leave_out`: columns not read (never `timestamp`, which orders the rows)."""
         leave_out = set(leave_out) - {"timestamp"}
         index_of = {e: i for i, e in enumerate(names)}
         own = [f for f in files if not f.shared_file]
@@ -452,7 +469,7 @@ class EventStore:
         block = None
         if floats_apart:
             floats = float_columns(scans[0][0].schema, [*SLOT_FILE_COLUMNS, *leave_out])
-            block = FloatBlock(floats, sum(f.events for f in files)) if floats else None
+            block = FloatBlock(floats, sum(f.events for f in files), float_buffer) if floats else None
         tables: list[pa.Table] = []
         owners: list[np.ndarray] = []
         for dataset, condition, owner_of_file in scans:
