@@ -86,8 +86,8 @@ def test_a_buffer_gives_a_block_the_memory_of_the_last_one_once_nothing_holds_it
     np.testing.assert_array_equal(third.values()[:, 0], batch.column("b").to_numpy())
     assert third.values().strides[0] == 8  # column-major, as without a buffer
     del third
-    larger = FloatBlock(("b", "a"), 40, buffer)  # too small a memory: new, kept from now on
+    larger = FloatBlock(("b", "a"), 60, buffer)  # too small a memory (room for 37): new, kept
     assert buffer.reused == 1
     del larger
-    FloatBlock(("b", "a"), 40, buffer)
+    FloatBlock(("b", "a"), 70, buffer)  # room for a quarter more than the largest block
     assert buffer.reused == 2

@@ -48,8 +48,9 @@ class FloatBuffer:
             if free and 0 < size <= self._memory.size:
                 self.reused += 1
                 memory = self._memory
-            else:
-                memory = np.empty(size, dtype=np.float64)
+            else:  # room for a next block a little larger (the part of a window next to this
+                # one): memory never written to costs nothing
+                memory = np.empty(size + size // 4, dtype=np.float64)
                 if free and size > self._memory.size:
                     self._memory = memory
         return memory[:size].reshape((rows, columns), order="F")
