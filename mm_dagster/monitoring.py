@@ -474,12 +474,10 @@ class Monitoring:
         store's slots tile the window (no file is read), else from reading the window."""
         tiled = (window.end - window.start) % self.events.slot_length == timedelta(0)
         if tiled and self.events.slot_of(window.start) == window.start:
-            files = self.catalog.live_files(window.start, window.end)
-            counts = {
-                endpoint_id: (sum(f.events for f in fs), sum(f.errors for f in fs))
-                for endpoint_id, fs in sorted(files.items())
+            counts = self.catalog.event_counts(window.start, window.end)
+            return {
+                endpoint_id: counts[endpoint_id] for endpoint_id in sorted(counts) if counts[endpoint_id][0]
             }
-            return {endpoint_id: c for endpoint_id, c in counts.items() if c[0]}
         return {
             endpoint_id: (len(df), int(df["error"].notna().sum()))
             for endpoint_id, df in self.events.read_window(window).items()

@@ -137,6 +137,22 @@ class EventCatalog:
                 by_endpoint[f.endpoint_id].append(f)
         return dict(by_endpoint)
 
+    def event_counts(self, slot_from: datetime, slot_before: datetime) -> dict[str, tuple[int, int]]:
+        """(events, errors) of the live files of the slots starting in [slot_from, slot_before),
+        by endpoint id (endpoints with a live file there only), summed by the database."""
+        t = db.event_files
+        query = (
+            sa.select(t.c.endpoint_id, sa.func.sum(t.c.events), sa.func.sum(t.c.errors))
+            .where(
+                t.c.slot_start >= db.to_db_time(slot_from),
+                t.c.slot_start < db.to_db_time(slot_before),
+                t.c.state == LIVE,
+            )
+            .group_by(t.c.endpoint_id)
+        )
+        with self.engine.connect() as conn:
+            return {e: (int(events), int(errors)) for e, events, errors in conn.execute(query)}
+
     def fragmented(
         self, slot_before: datetime, slot_from: datetime | None = None, min_files: int = 2
     ) -> list[datetime]:

@@ -532,8 +532,11 @@ class EventStore:
         hold none but theirs. Shards compact their parts at once without touching each other's
         files; a later whole-slot compaction merges the parts. Nothing is merged unless the files
         number at least `min_files`."""
+        threshold = max(2, min_files)
+        if slot_start not in self.catalog.fragmented(slot_start + self.slot_length, slot_start, threshold):
+            return None  # the whole slot has too few files: so has any part of it (no listing)
         files = self.mergeable_files(slot_start, part)
-        if len({f.file for fs in files.values() for f in fs}) < max(2, min_files):
+        if len({f.file for fs in files.values() for f in fs}) < threshold:
             return None
         merged: list[CatalogFile] = []
         written: list[WrittenFile] = []
