@@ -348,19 +348,22 @@ class Monitoring:
         columns: str,
         listed: Mapping[str, Sequence[CatalogFile]] | None = None,
         float_buffer: FloatBuffer | None = None,
+        tasks: bool | None = None,
     ) -> dict[str, pd.DataFrame]:
-        """`read_window`; `listed`, `float_buffer`: see `EventStore.read_window`."""
+        """`read_window`; `listed`, `float_buffer`: see `EventStore.read_window`; `tasks`:
+        whether any endpoint declares a task, when the caller asked (`has_tasks`): without
+        one, no labels are joined."""
+        if columns not in ("all", "model"):
+            raise MonitoringError(f"columns must be 'all' or 'model', got {columns!r}")
+        if tasks is None:
+            tasks = self.endpoints.has_tasks()
         leave_out: set[str] = set()
         if columns == "model":
-            leave_out = set(RECORDER_COLUMNS)
-            if self.endpoints.has_tasks():
-                leave_out.discard("request_id")
-        elif columns != "all":
-            raise MonitoringError(f"columns must be 'all' or 'model', got {columns!r}")
+            leave_out = set(RECORDER_COLUMNS) - ({"request_id"} if tasks else set())
         events = self.events.read_window(
             window, shard=shard, leave_out=leave_out, listed=listed, float_buffer=float_buffer
         )
-        targets = self.endpoints.targets(list(events))
+        targets = self.endpoints.targets(list(events)) if tasks else {}
         if not targets:
             return events
         return join_labels(events, targets, self.labels.for_window(window, list(targets)))
@@ -407,10 +410,11 @@ class Monitoring:
         parts: list[list[AppWindowReport]] = []
         listed = self.events.window_files(window)
         float_buffer = FloatBuffer()
+        tasks = self.endpoints.has_tasks()
         pieces = self.window_parts(window, shard, listed)
         for part in pieces:
             with analysing_a_window():  # the read too: its frames live until the apps end
-                events = self._read_window(window, part, columns, listed, float_buffer)
+                events = self._read_window(window, part, columns, listed, float_buffer, tasks)
                 parts.append(self._run_window(apps, window, events, project_name, part, deadlines))
                 del events
         if len(pieces) > 1:

@@ -834,7 +834,8 @@ def _in_row_order(
     """`table`'s rows sorted by owner (`names` order), then time (a stable sort: ties keep their
     order); `floats`: the rows' float columns kept apart, `columns` all the columns' order."""
     micros = table["timestamp"].cast(pa.int64()).to_numpy()
-    if _sorted_by(owner, micros):  # a compacted window scans in order: no copy
+    # one file (a compacted slot) scans in order: no copy; rows of several are checked no further
+    if len({f.file for f in files}) < 2 and _sorted_by(owner, micros):
         return _Rows(table, None, owner, names, files, floats, columns)
     order = np.lexsort((micros, owner))
     return _Rows(table, order, owner[order], names, files, floats, columns)
