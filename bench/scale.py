@@ -186,13 +186,22 @@ def measure(size: int, repeat: int) -> dict[str, float]:
         # memory stays with the process that ran it, slowing the next size's runs there), on a
         # fresh copy of the windows as written; the best of `repeat`, calm and storm alternating
         # (this machine's speed drifts from run to run), as the floor is the best of its runs.
-        times = alternating_copies(home, f"{scratch}/run", {"calm": calm, "storm": storm}, now, repeat)
+        times = alternating_copies(
+            home,
+            scratch,
+            {
+                name: lambda copy, window=window: timed_run_in_own_process(copy, window, now, 1)
+                for name, window in (("calm", calm), ("storm", storm))
+            },
+            repeat,
+            f"{size:,} endpoints",
+        )
         calm_s, storm_s = min(times["calm"]), min(times["storm"])
         mm = Monitoring(home=home)
         floor_s, rows = min(floor_seconds(mm, calm, FEATURES) for _ in range(2))
         read_s = min(_timed(lambda: mm.read_window(calm)) for _ in range(2))
         mm.close()
-        with Monitoring(home=f"{scratch}/run") as last:  # the last storm run's results
+        with Monitoring(home=f"{scratch}/v1") as last:  # the last storm run's results
             flagged = sum(
                 r.status.name == "detected"
                 for r in last.results.results(
@@ -210,16 +219,19 @@ def measure(size: int, repeat: int) -> dict[str, float]:
 
 
 def alternating_copies(
-    written: str, home: str, windows: Mapping[str, object], now: datetime, repeat: int
+    written: str, scratch: str, runs: Mapping[str, Callable[[str], float]], repeat: int, label: str
 ) -> dict[str, list[float]]:
-    """Seconds of each of `windows` through Dagster (K = 1, a process of its own per run),
-    `repeat` turns, the windows alternating, each run on a fresh copy of `written` at `home`."""
-    times: dict[str, list[float]] = {name: [] for name in windows}
+    """Each of `runs`' seconds, `repeat` turns, the runs alternating, each on a fresh copy of the
+    home `written` (every run reads the same files): run n is called with its copy's home,
+    `scratch`/v<n> (the last turn's copies are left there)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
-        for name, window in windows.items():
+        for n, (name, run) in enumerate(runs.items()):
+            home = f"{scratch}/v{n}"
             shutil.rmtree(home, ignore_errors=True)
             shutil.copytree(written, home)
-            times[name].append(timed_run_in_own_process(home, window, now, 1))
+            times[name].append(run(home))
+            print(f"  {label}, {name}: {times[name][-1]:.2f} s", flush=True)
     return times
 
 
@@ -238,15 +250,8 @@ def alternating_runs(
         window = Window.containing(now - timedelta(hours=2), 10)
         write_window(mm, create_fleet(mm, size, FEATURES), window, EVENTS, shift=0.0)
         mm.close()
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(repeat):
-            for n, (name, run) in enumerate(variants.items()):
-                home = f"{scratch}/v{n}"
-                shutil.rmtree(home, ignore_errors=True)
-                shutil.copytree(written, home)
-                times[name].append(run(home, window, now))
-                print(f"  {size:,} endpoints, {name}: {times[name][-1]:.2f} s", flush=True)
-    return times
+        runs = {name: lambda home, run=run: run(home, window, now) for name, run in variants.items()}
+        return alternating_copies(written, scratch, runs, repeat, f"{size:,} endpoints")
 
 
 def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
