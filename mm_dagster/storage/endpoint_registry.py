@@ -64,6 +64,13 @@ def _row_to_endpoint(row: sa.Row[Any], feature_stats: FeatureStats | None = None
     )
 
 
+def _declares_task() -> sa.ColumnElement[bool]:
+    """The condition on `db.endpoints` of an endpoint that declares a task (a task-less
+    endpoint's task may be JSON null, not SQL NULL)."""
+    task = db.endpoints.c.task
+    return sa.and_(task.is_not(None), sa.cast(task, sa.Text) != "null")
+
+
 @dataclass(frozen=True)
 class StoredEndpoint:
     """An endpoint as stored, its `feature_stats` left empty (`EndpointRegistry.stats_texts`
@@ -614,9 +621,7 @@ class EndpointRegistry:
 
     def has_tasks(self) -> bool:
         """Whether any endpoint declares a task (its labels are joined to its events by id)."""
-        t = db.endpoints
-        # a task-less endpoint's task may be JSON null, not SQL NULL
-        declared = sa.select(t.c.id).where(t.c.task.is_not(None), sa.cast(t.c.task, sa.Text) != "null")
+        declared = sa.select(db.endpoints.c.id).where(_declares_task())
         with self.engine.connect() as conn:
             return conn.execute(declared.limit(1)).first() is not None
 
@@ -628,7 +633,7 @@ class EndpointRegistry:
         with self.engine.connect() as conn:
             for chunk in db.in_chunks(list(ids)):
                 query = sa.select(t.c.id, t.c.task, t.c.column_types).where(
-                    t.c.id.in_(chunk), t.c.task.is_not(None)
+                    t.c.id.in_(chunk), _declares_task()
                 )
                 for endpoint_id, task_json, types in conn.execute(query):
                     if task_json:

@@ -89,6 +89,16 @@ def _catalog_file(row: sa.Row[Any]) -> CatalogFile:
     )
 
 
+def _live_in_slots(slot_from: datetime, slot_before: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """The conditions on `db.event_files` of a live file of a slot starting in [slot_from, slot_before)."""
+    t = db.event_files
+    return (
+        t.c.slot_start >= db.to_db_time(slot_from),
+        t.c.slot_start < db.to_db_time(slot_before),
+        t.c.state == LIVE,
+    )
+
+
 class EventCatalog:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
@@ -123,11 +133,7 @@ class EventCatalog:
     ) -> dict[str, list[CatalogFile]]:
         """Live files of the slots starting in [slot_from, slot_before), by endpoint id."""
         t = db.event_files
-        query = sa.select(t).where(
-            t.c.slot_start >= db.to_db_time(slot_from),
-            t.c.slot_start < db.to_db_time(slot_before),
-            t.c.state == LIVE,
-        )
+        query = sa.select(t).where(*_live_in_slots(slot_from, slot_before))
         if endpoint_ids is not None:
             query = query.where(t.c.endpoint_id.in_(list(endpoint_ids)))
         by_endpoint: dict[str, list[CatalogFile]] = defaultdict(list)
@@ -143,11 +149,7 @@ class EventCatalog:
         t = db.event_files
         query = (
             sa.select(t.c.endpoint_id, sa.func.sum(t.c.events), sa.func.sum(t.c.errors))
-            .where(
-                t.c.slot_start >= db.to_db_time(slot_from),
-                t.c.slot_start < db.to_db_time(slot_before),
-                t.c.state == LIVE,
-            )
+            .where(*_live_in_slots(slot_from, slot_before))
             .group_by(t.c.endpoint_id)
         )
         with self.engine.connect() as conn:
