@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from dagster import Definitions, EnvVar, build_sensor_context, instance_for_test
@@ -48,6 +49,7 @@ IMMUTABLE = (
     int,
     float,
     bool,
+    np.generic,  # numpy scalars
     type(None),
     datetime,
     timedelta,

@@ -13,6 +13,8 @@ from mm_dagster.stats.feature_stats import (
     split_union_counts,
 )
 from mm_dagster.stats.union_binning import (
+    FINE_CELLS,
+    FINE_VALUES_PER_CELL,
     PackedGrids,
     PackedSplit,
     UnionGrid,
@@ -90,15 +92,16 @@ def test_grid_counts_equal_the_binary_search(data: tuple[np.ndarray, np.ndarray]
         np.searchsorted(bins.union, window[~np.isnan(window)], side="right"), minlength=bins.union.size + 1
     )
     np.testing.assert_array_equal(column_counts(window, grid), union)
-    # As many values as the grid has cells, or more: the values of cells without an edge are
-    # tallied by cell (the same counts).
+    # Twice as many values as the grid has cells, or more: the values of cells without an edge
+    # are tallied by cell; many more, on a finer grid made for the call (the same counts).
     if window.size:
-        repeated = np.resize(window, grid.table.size + window.size)
-        present = repeated[~np.isnan(repeated)]
-        expected = np.bincount(
-            np.searchsorted(bins.union, present, side="right"), minlength=bins.union.size + 1
-        )
-        np.testing.assert_array_equal(column_counts(repeated, grid), expected)
+        for size in (2 * grid.table.size, FINE_VALUES_PER_CELL * FINE_CELLS * grid.table.size):
+            repeated = np.resize(window, size + window.size)
+            present = repeated[~np.isnan(repeated)]
+            expected = np.bincount(
+                np.searchsorted(bins.union, present, side="right"), minlength=bins.union.size + 1
+            )
+            np.testing.assert_array_equal(column_counts(repeated, grid), expected)
 
 
 def test_a_block_of_features_is_counted_column_by_column() -> None:

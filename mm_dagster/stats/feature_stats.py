@@ -30,6 +30,7 @@ import pandas as pd
 
 from mm_dagster.core.endpoint import FeatureStats
 from mm_dagster.core.errors import MonitoringError
+from mm_dagster.stats.category_counting import KnownCategories, arrow_text, known_counts, rest_value_counts
 from mm_dagster.stats.category_sketch import CategorySketch
 
 N_BINS = 20
@@ -268,10 +269,18 @@ def bucket_counts(
     positions: Mapping[str, int], sketch: CategorySketch | None, values: pd.Series
 ) -> np.ndarray:
     """`category_counts` with the reference's buckets already looked up."""
-    observed = values.value_counts(dropna=True)
     counts = np.zeros(len(positions) + 2, dtype=np.float64)
+    text = arrow_text(values)
+    if text is None:
+        observed = values.value_counts(dropna=True)
+        pairs = zip(observed.index, observed.to_numpy(), strict=True)
+    else:  # Arrow strings: the known categories counted in one compiled pass
+        names = sorted(positions, key=positions.__getitem__)
+        known, rest = known_counts(text, KnownCategories.of(names))
+        counts[[positions[name] for name in names]] = known
+        pairs = zip(*rest_value_counts(rest), strict=True)
     rest_values, rest_counts = [], []
-    for value, count in zip(observed.index, observed.to_numpy(), strict=True):
+    for value, count in pairs:
         i = positions.get(value if isinstance(value, str) else str(value))
         if i is None:
             rest_values.append(str(value))
