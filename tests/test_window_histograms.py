@@ -358,3 +358,22 @@ def test_a_plan_with_damaged_descriptions_gives_its_counts_and_numbered_bins() -
     assert got.labels == [f"bin {i}" for i in range(bins)]
     assert got.reference_counts == [int(c) for c in stats["f0"]["hist"][0]]
     assert got.reference_summary == {}
+
+
+def test_a_window_side_is_the_planned_histogram_its_fields_make() -> None:
+    made = PlannedHistogram.window_side("f0", "numeric", [3, 4], 7, {"mean": 1.0}, 5)
+    whole = PlannedHistogram("f0", "numeric", (), (), [3, 4], 7, {}, {"mean": 1.0}, reference_version=5)
+    assert made == whole
+    assert dataclasses.asdict(made) == {
+        "feature": "f0",
+        "kind": "numeric",
+        "labels": (),
+        "reference_counts": (),
+        "window_counts": [3, 4],
+        "window_rows": 7,
+        "reference_summary": {},
+        "window_summary": {"mean": 1.0},
+        "reference_version": 5,
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.window_rows = 8  # type: ignore[misc]

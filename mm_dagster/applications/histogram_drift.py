@@ -1,6 +1,7 @@
 """The default app: histogram data drift, MLRun-compatible outputs plus per-feature verdicts."""
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -193,10 +194,10 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
                 contexts[i].logger.warning("no feature of the window has a reference histogram")
             else:
                 found[i] = drift
-        links = UiLinks.from_env()
+        pages = UiLinks.from_env().windows_of(self.name)
         for i in sorted(found):
             try:
-                outcomes[i] = self._outputs(contexts[i], found[i], links)
+                outcomes[i] = self._outputs(contexts[i], found[i], pages)
             except Exception as exc:
                 outcomes[i] = exc
         return outcomes
@@ -263,12 +264,12 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             ctx.logger.warning("no feature of the window has a reference histogram")
         return parts
 
-    def _outputs(self, ctx: MonitoringApplicationContext, drift: RunDrift, links: UiLinks) -> list[Any]:
+    def _outputs(
+        self, ctx: MonitoringApplicationContext, drift: RunDrift, pages: Callable[[str, datetime, str], str]
+    ) -> list[Any]:
         """The run's metrics and results (no prediction_drift result when none of the model's
-        outputs has a histogram to compare)."""
-        tvd_mean = float(np.mean(drift.tvd))
-        hellinger_mean = float(np.mean(drift.hellinger))
-        kld_mean = float(np.mean(drift.kld))
+        outputs has a histogram to compare); `pages`: the app's window pages (`UiLinks.windows_of`)."""
+        tvd_mean, hellinger_mean, kld_mean = np.mean([drift.tvd, drift.hellinger, drift.kld], axis=1).tolist()
         general = (hellinger_mean + tvd_mean) / 2
         rows = len(ctx.shared_sample_df)
         too_small = rows < self.min_window_rows
@@ -296,7 +297,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         page = None
         if drift.histograms is not None:
             ctx.store_histograms(drift.histograms)
-            page = links.window(ctx.endpoint_name, ctx.window.start, self.name, ctx.segment_key)
+            page = pages(ctx.endpoint_name, ctx.window.start, ctx.segment_key)
         tvd = dict(zip(drift.features, drift.tvd, strict=True))
         results.append(self._family_result("feature_drift", drift.inputs, tvd, too_small, page))
         if drift.outputs is not None:

@@ -11,7 +11,7 @@ the picture. Paths:
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode, urlsplit
@@ -54,12 +54,30 @@ class UiLinks:
     def window(self, endpoint_name: str, window_start: datetime, app: str, segment: str = "") -> str:
         return f"{self.base_url}{window_path(endpoint_name, window_start, app, segment)}"
 
+    def windows_of(self, app: str) -> Callable[[str, datetime, str], str]:
+        """`window` of `app` for many endpoints (a batch of one window): the part after the
+        endpoint's made once per (window, segment)."""
+        suffixes: dict[tuple[datetime, str], str] = {}
+
+        def page(endpoint_name: str, window_start: datetime, segment: str = "") -> str:
+            suffix = suffixes.get((window_start, segment))
+            if suffix is None:
+                suffix = suffixes[window_start, segment] = window_suffix(window_start, app, segment)
+            return f"{self.base_url}{endpoint_path(endpoint_name)}{suffix}"
+
+        return page
+
 
 def endpoint_path(endpoint_name: str) -> str:
     return f"/endpoints/{quote(endpoint_name, safe='')}"
 
 
 def window_path(endpoint_name: str, window_start: datetime, app: str, segment: str = "") -> str:
+    return f"{endpoint_path(endpoint_name)}{window_suffix(window_start, app, segment)}"
+
+
+def window_suffix(window_start: datetime, app: str, segment: str = "") -> str:
+    """A window page's path after its endpoint's: `/windows/{window key}?app=...`."""
     query = {"app": app, **({"segment": segment} if segment else {})}
     key = quote(window_start.strftime(PARTITION_KEY_FORMAT), safe="")
-    return f"{endpoint_path(endpoint_name)}/windows/{key}?{urlencode(query)}"
+    return f"/windows/{key}?{urlencode(query)}"
