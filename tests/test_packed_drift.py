@@ -168,3 +168,21 @@ def test_statuses_need_a_large_distance_and_a_significant_test() -> None:
         np.array([1e-5, 1e-5, 1e-5, 1e-5, 1e-4]),
     )
     assert statuses.tolist() == [2, 1, 0, 0, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 6), max_size=5), min_size=1, max_size=6))
+def test_packed_counts_of_parts_keep_each_features_counts(widths_of_parts: list[list[int]]) -> None:
+    ends = [np.cumsum(np.asarray(w, dtype=np.int64)) for w in widths_of_parts]
+    parts = [np.arange(sum(w), dtype=np.float64) + 100 * k for k, w in enumerate(widths_of_parts)]
+    packed = PackedCounts.of(parts, ends)
+    assert packed.widths.tolist() == [w for widths in widths_of_parts for w in widths]
+    assert packed.widths.dtype == np.int64
+    features = [
+        part[e - w : e]
+        for part, e_, w_ in zip(parts, ends, widths_of_parts, strict=True)
+        for e, w in zip(e_, w_, strict=True)
+    ]
+    for i, expected in enumerate(features):
+        start = int(packed.starts[i])
+        np.testing.assert_array_equal(packed.values[start : start + int(packed.widths[i])], expected)

@@ -37,8 +37,12 @@ class PackedCounts:
         """`parts[k]` holds features one after another, ending at `ends[k]` (cumulative)."""
         if not parts:
             return cls(np.zeros(0), np.zeros(0, dtype=np.int64))
-        bounds = np.concatenate([np.diff(e, prepend=0) for e in ends]).astype(np.int64)
-        return cls(np.concatenate(parts), bounds)
+        sizes = np.fromiter((len(e) for e in ends), dtype=np.int64, count=len(ends))
+        flat = np.concatenate(ends).astype(np.int64)
+        widths = np.diff(flat, prepend=0)
+        firsts = (np.cumsum(sizes) - sizes)[sizes > 0]  # each part's first feature starts at 0
+        widths[firsts] = flat[firsts]
+        return cls(np.concatenate(parts), widths)
 
     @cached_property
     def starts(self) -> np.ndarray:
