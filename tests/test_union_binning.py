@@ -167,3 +167,13 @@ def test_a_packed_split_splits_as_split_union_counts_does(
         assert histogram.dtype == expected_histogram.dtype and drift.dtype == expected_drift.dtype
         assert not histogram.flags.writeable and not drift.flags.writeable
     assert PackedSplit.of([]).split(np.zeros(0, dtype=np.int64)) == []
+
+
+def test_a_span_too_narrow_for_a_finer_grid_keeps_its_own() -> None:
+    # cells / span is finite, FINE_CELLS times it is not: the column is counted on the grid kept.
+    grid = UnionGrid.of(np.array([0.0, 1e-306, 2e-306]))
+    assert np.isfinite(grid.scale) and not np.isfinite(grid.scale * FINE_CELLS)
+    values = np.resize(np.array([-1.0, 0.0, 5e-307, 1e-306, 1.5e-306, 2e-306, 1.0, np.nan]), 10_000)
+    present = values[~np.isnan(values)]
+    expected = np.bincount(np.searchsorted(grid.edges, present, side="right"), minlength=4)
+    np.testing.assert_array_equal(column_counts(values, grid), expected)

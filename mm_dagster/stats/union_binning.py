@@ -46,8 +46,9 @@ FINE_VALUES_PER_CELL = 8
 def _count_column(
     values: np.ndarray, edges: np.ndarray, low: float, scale: float, table: np.ndarray, counts: np.ndarray
 ) -> None:  # pragma: no cover - compiled; tests/test_union_binning.py checks it against numpy
-    if values.size >= FINE_VALUES_PER_CELL * FINE_CELLS * table.size:
-        fine_scale = scale * FINE_CELLS
+    fine_scale = scale * FINE_CELLS
+    # (a span so narrow that the finer scale overflows keeps its grid)
+    if values.size >= FINE_VALUES_PER_CELL * FINE_CELLS * table.size and np.isfinite(fine_scale):
         fine = np.empty(FINE_CELLS * table.size, dtype=table.dtype)
         _fill_table(edges, low, fine_scale, fine)
         _count_by_cell(values, edges, low, fine_scale, fine, counts)
