@@ -45,6 +45,7 @@ from mm_dagster.core.windows import Window, validate_base_period
 from mm_dagster.storage.event_catalog import CatalogFile, EventCatalog
 from mm_dagster.storage.files import StorageRoot, write_atomically
 from mm_dagster.storage.float_block import FloatBlock, FloatBuffer, float_columns
+from mm_dagster.storage.row_order import row_order
 
 log = logging.getLogger(__name__)
 
@@ -833,11 +834,9 @@ def _in_row_order(
 ) -> _Rows:
     """`table`'s rows sorted by owner (`names` order), then time (a stable sort: ties keep their
     order); `floats`: the rows' float columns kept apart, `columns` all the columns' order."""
-    micros = table["timestamp"].cast(pa.int64()).to_numpy()
-    # one file (a compacted slot) scans in order: no copy; rows of several are checked no further
-    if len({f.file for f in files}) < 2 and _sorted_by(owner, micros):
+    order = row_order(owner, table["timestamp"].cast(pa.int64()).to_numpy())
+    if order is None:  # one file (a compacted slot) scans in order: no copy
         return _Rows(table, None, owner, names, files, floats, columns)
-    order = np.lexsort((micros, owner))
     return _Rows(table, order, owner[order], names, files, floats, columns)
 
 
@@ -849,12 +848,6 @@ def _endpoint_stats(rows: _Rows) -> list[_EndpointStats]:
         (endpoint_id, hi - lo, int(errors[hi] - errors[lo]), int(micros[lo]), int(micros[hi - 1]))
         for endpoint_id, lo, hi in rows.runs()
     ]
-
-
-def _sorted_by(first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether rows are in (first, second) order already."""
-    step, tie_step = np.diff(first), np.diff(second)
-    return bool(np.all((step > 0) | ((step == 0) & (tie_step >= 0))))
 
 
 def schema_key(schema: pa.Schema) -> str:
