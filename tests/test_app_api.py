@@ -1,3 +1,4 @@
+import json
 import logging
 import math
 from pathlib import Path
@@ -165,6 +166,25 @@ def test_wrong_return_types(
 def test_result_extra_data_of_64k_is_accepted() -> None:
     r = ModelMonitoringApplicationResult("r", 1, KIND, OK, {"x": "y" * 60_000})
     assert r.value == 1.0 and isinstance(r.value, float)
+
+
+def test_a_result_of_json_values_keeps_its_encoding_for_the_store() -> None:
+    """`of_json_values` (the built-in apps' results) checks what the constructor checks, keeps
+    extra_data as given and hands the store the encoding the constructor's result would get."""
+    extra = {"features": {"a": {"tvd": 0.25, "status": 2}}, "report": None, "drifting": ["a"], "rows": 7}
+    kept = ModelMonitoringApplicationResult.of_json_values("r", 1, KIND, 2, extra)
+    made = ModelMonitoringApplicationResult("r", 1, KIND, 2, extra)
+    assert kept == made and kept.extra_data is extra
+    assert isinstance(kept.value, float) and kept.status is ResultStatusApp.detected
+    assert kept.extra_data_json() == made.extra_data_json() == json.dumps(extra, separators=(",", ":"))
+    with pytest.raises(AppOutputError, match="'r': extra_data is not JSON-serialisable"):
+        ModelMonitoringApplicationResult.of_json_values("r", 1, KIND, OK, {"x": math.nan})
+    with pytest.raises(AppOutputError, match="over the 65536-byte limit"):
+        ModelMonitoringApplicationResult.of_json_values("r", 1, KIND, OK, {"x": "y" * 70_000})
+    with pytest.raises(AppOutputError, match="value must be finite"):
+        ModelMonitoringApplicationResult.of_json_values("r", math.inf, KIND, OK, {})
+    with pytest.raises(AppOutputError, match="unknown status"):
+        ModelMonitoringApplicationResult.of_json_values("r", 1, KIND, 9, {})  # type: ignore[arg-type]
 
 
 class ContextProbe(ModelMonitoringApplicationBase):

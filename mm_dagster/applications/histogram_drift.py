@@ -278,7 +278,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             ModelMonitoringApplicationMetric("hellinger_mean", hellinger_mean),
             ModelMonitoringApplicationMetric("kld_mean", kld_mean),
             ModelMonitoringApplicationMetric("tvd_mean", tvd_mean),
-            ModelMonitoringApplicationResult(
+            ModelMonitoringApplicationResult.of_json_values(
                 name="general_drift",
                 value=general,
                 kind=ResultKindApp.data_drift,
@@ -324,7 +324,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
             ),
             key=lambda i: (-verdicts.statuses[i], verdicts.p_values[i], -relative[i]),
         )
-        return ModelMonitoringApplicationResult(
+        return ModelMonitoringApplicationResult.of_json_values(
             name=name,
             value=drift_score(verdicts),
             kind=ResultKindApp.data_drift,

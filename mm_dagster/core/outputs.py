@@ -53,7 +53,8 @@ def _coerce_enum(enum: type[EnumT], value: object, name: str, field_name: str) -
     raise AppOutputError(f"{name!r}: unknown {field_name} {value!r} (one of {choices})")
 
 
-def encode_extra_data(extra_data: object, name: str) -> dict[str, Any]:
+def _checked_json(extra_data: object, name: str) -> bytes:
+    """`extra_data` encoded, or AppOutputError naming what is wrong with it."""
     if not isinstance(extra_data, dict):
         raise AppOutputError(f"{name!r}: extra_data must be a dict, got {type(extra_data).__name__}")
     try:
@@ -65,7 +66,13 @@ def encode_extra_data(extra_data: object, name: str) -> dict[str, Any]:
             f"{name!r}: extra_data is {len(encoded)} bytes encoded, "
             f"over the {MAX_EXTRA_DATA_BYTES}-byte limit"
         )
-    decoded: dict[str, Any] = json_codec.loads(encoded)
+    return encoded
+
+
+def encode_extra_data(extra_data: object, name: str) -> dict[str, Any]:
+    """`extra_data` as it reads back once stored (tuples as lists, numpy numbers as Python's),
+    or AppOutputError."""
+    decoded: dict[str, Any] = json_codec.loads(_checked_json(extra_data, name))
     return decoded
 
 
@@ -83,6 +90,34 @@ class ModelMonitoringApplicationResult:
         self.kind = _coerce_enum(ResultKindApp, self.kind, self.name, "kind")
         self.status = _coerce_enum(ResultStatusApp, self.status, self.name, "status")
         self.extra_data = encode_extra_data(self.extra_data, self.name)
+
+    @classmethod
+    def of_json_values(
+        cls,
+        name: str,
+        value: float,
+        kind: ResultKindApp,
+        status: ResultStatusApp,
+        extra_data: dict[str, Any],
+    ) -> "ModelMonitoringApplicationResult":
+        """A result whose `extra_data` holds JSON's own values only (str keys; dicts, lists, str,
+        int, float, bool and None), as a built-in app makes it, and is not changed afterwards:
+        checked as any result is, but its extra_data is encoded once, kept as it is (it reads
+        back equal) and the encoding is what the results store writes (`extra_data_json`)."""
+        result = object.__new__(cls)
+        result.name = _check_name(name, "result")
+        result.value = _check_value(value, result.name)
+        result.kind = _coerce_enum(ResultKindApp, kind, result.name, "kind")
+        result.status = _coerce_enum(ResultStatusApp, status, result.name, "status")
+        result.__dict__["_json"] = _checked_json(extra_data, result.name).decode()
+        result.extra_data = extra_data
+        return result
+
+    def extra_data_json(self) -> str:
+        """`extra_data` encoded as the results store writes it (the encoding kept by
+        `of_json_values`, else made now)."""
+        encoded: str | None = self.__dict__.get("_json")
+        return json_codec.dumps(self.extra_data) if encoded is None else encoded
 
     @classmethod
     def stored(

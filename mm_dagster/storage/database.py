@@ -351,6 +351,13 @@ class EncodedJSON:
     def __init__(self, value: object) -> None:
         self.text = json_codec.dumps(value)
 
+    @classmethod
+    def of_text(cls, text: str) -> "EncodedJSON":
+        """A value encoded already (by `json_codec.dumps`)."""
+        encoded = object.__new__(cls)
+        encoded.text = text
+        return encoded
+
 
 def encode_json(value: object) -> str:
     """The engines' JSON serializer: `json_codec.dumps` (read back as `json.dumps` writes), except

@@ -127,7 +127,7 @@ def _output_rows(
             "kind": r.kind.value,
             "status": int(r.status),
             "value": r.value,
-            "extra_data": db.EncodedJSON(r.extra_data),
+            "extra_data": db.EncodedJSON.of_text(r.extra_data_json()),
             "updated_at": now,
         }
         for r in results
