@@ -85,7 +85,44 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> 
         statement = my_insert.on_duplicate_key_update({c: my_insert.inserted[c] for c in updated})
     else:
         raise NotImplementedError(f"no upsert for the {dialect} dialect")
-    conn.execute(statement, rows)
+    execute_many(conn, table, statement, rows)
+
+
+def execute_many(conn: sa.Connection, table: sa.Table, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """`conn.execute(statement, rows)` for a statement writing `rows` (each with the same keys,
+    columns of `table`). On SQLite the statement is compiled here and the driver given the rows'
+    values, each bound as SQLAlchemy binds it, a date and time column's once per distinct value
+    (a window's rows share their times): SQLAlchemy's own per-row work took twice the driver's
+    time (10,000 endpoints' results: ~1 s of 1.5). Elsewhere SQLAlchemy batches the rows itself."""
+    if conn.dialect.name != "sqlite" or len(rows) < 2:
+        conn.execute(statement, rows)
+        return
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    names = list(compiled.positiontup or ())
+    if not names or any(n not in table.c or n not in rows[0] for n in names):
+        conn.execute(statement, rows)
+        return
+    binds = [_bound(table.c[n].type, conn.dialect) for n in names]
+    values = [
+        tuple(bind(row[n]) if bind else row[n] for n, bind in zip(names, binds, strict=True)) for row in rows
+    ]
+    conn.exec_driver_sql(compiled.string, values)
+
+
+def _bound(column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """How `dialect` binds a value of `column_type` (None: as it is); a date and time's binding
+    remembered per value."""
+    bind = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if bind is None or not isinstance(column_type, sa.DateTime):
+        return bind
+    seen: dict[Any, Any] = {}
+
+    def bound_once(value: Any) -> Any:
+        if value not in seen:
+            seen[value] = bind(value)
+        return seen[value]
+
+    return bound_once
 
 
 def upsert_newer_from(conn: sa.Connection, table: sa.Table, source: sa.Select[Any], newer_by: str) -> None:
