@@ -29,14 +29,11 @@ def _rises(order: np.ndarray, owner: np.ndarray, micros: np.ndarray) -> bool:  #
     return True
 
 
-_SCANNED = np.empty(0, dtype=np.int64)
-
-
 def row_order(owner: np.ndarray, micros: np.ndarray) -> np.ndarray | None:
     """The stable permutation that puts rows in (owner, micros) order, None when they are in
     that order as scanned. `owner`: each row's endpoint index, `micros`: its time (int64)."""
     owner, micros = np.ascontiguousarray(owner, np.int64), np.ascontiguousarray(micros, np.int64)
-    if len(owner) < 2 or _rises(_SCANNED, owner, micros):
+    if len(owner) < 2 or _rises(np.empty(0, dtype=np.int64), owner, micros):
         return None
     order = np.argsort(owner, kind="stable")
     if _rises(order, owner, micros):
