@@ -76,6 +76,17 @@ def _fill_slots(
 
 
 @njit(cache=True, nogil=True)
+def _short_words(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Each value of at most 8 bytes as one word (0 for longer ones)."""
+    words = np.zeros(offsets.size - 1, dtype=np.uint64)
+    for code in range(words.size):
+        length = offsets[code + 1] - offsets[code]
+        if length <= 8:
+            words[code] = _word(data, offsets[code], length)
+    return words
+
+
+@njit(cache=True, nogil=True)
 def _same(
     data: np.ndarray, start: int, end: int, other: np.ndarray, o_start: int, o_end: int
 ) -> bool:  # pragma: no cover - compiled
@@ -96,6 +107,7 @@ def _count_known(
     first_bit: int,
     known_data: np.ndarray,
     known_offsets: np.ndarray,
+    short_words: np.ndarray,
     slots: np.ndarray,
     counts: np.ndarray,
     unknown_rows: np.ndarray,
@@ -103,14 +115,9 @@ def _count_known(
     """Counts each non-null value that is a known category; writes the rows of the others to
     `unknown_rows` (as many as it holds) and returns how many there are. `data`: the values'
     bytes, `words` the same memory as 8-byte words; `validity`: Arrow's bitmap from `first_bit`
-    (empty: no nulls)."""
+    (empty: no nulls); `short_words`: each known category of at most 8 bytes (most are) as the
+    word it is compared as, with its length (`KnownCategories`)."""
     mask = np.uint64(slots.size - 1)
-    # Categories of at most 8 bytes (most are) are compared as one word and their length.
-    short_words = np.zeros(known_offsets.size - 1, dtype=np.uint64)
-    for code in range(short_words.size):
-        length = known_offsets[code + 1] - known_offsets[code]
-        if length <= 8:
-            short_words[code] = _word(known_data, known_offsets[code], length)
     unknown = 0
     for i in range(offsets.size - 1):
         if validity.size:
@@ -158,10 +165,12 @@ def _count_known(
 @dataclass(frozen=True)
 class KnownCategories:
     """Categories as the kernel looks them up: their UTF-8 bytes end to end, where each ends,
-    and an open-addressing table of their codes (-1: empty) at most half full."""
+    those of at most 8 bytes as one word each, and an open-addressing table of their codes (-1:
+    empty) at most half full."""
 
     data: np.ndarray
     offsets: np.ndarray
+    short_words: np.ndarray
     slots: np.ndarray
 
     @classmethod
@@ -171,7 +180,7 @@ class KnownCategories:
         data = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.zeros(0, np.uint8)
         slots = np.full(1 << max(3, (2 * len(names)).bit_length()), -1, dtype=np.int64)
         _fill_slots(data, offsets, slots)
-        return cls(data, offsets, slots)
+        return cls(data, offsets, _short_words(data, offsets), slots)
 
     @property
     def size(self) -> int:
@@ -215,7 +224,17 @@ def _count_chunk(chunk: pa.Array, known: KnownCategories, counts: np.ndarray) ->
         if validity_buffer is None or chunk.null_count == 0
         else np.frombuffer(validity_buffer, dtype=np.uint8)
     )
-    arrays = (offsets, data, words, validity, chunk.offset, known.data, known.offsets, known.slots)
+    arrays = (
+        offsets,
+        data,
+        words,
+        validity,
+        chunk.offset,
+        known.data,
+        known.offsets,
+        known.short_words,
+        known.slots,
+    )
     unknown_rows = np.empty(min(len(chunk), UNKNOWN_ROWS_KEPT), dtype=np.int64)
     unknown = int(_count_known(*arrays, counts, unknown_rows))
     if unknown > unknown_rows.size:  # many unseen values: a second pass collects their rows
