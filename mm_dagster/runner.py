@@ -93,7 +93,7 @@ class CallOutcome:
 
     outputs: Outputs
     artifacts: dict[str, str]
-    histograms: list[FeatureHistogram]
+    histograms: Sequence[FeatureHistogram]
 
 
 def track(app: ModelMonitoringApplicationBase, context: MonitoringApplicationContext) -> CallOutcome:

@@ -22,7 +22,7 @@ from mm_dagster.applications import (
 from mm_dagster.applications.drift_histograms import DriftHistograms
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.histograms import CheckedHistogram, FeatureHistogram, PlannedHistogram
+from mm_dagster.core.histograms import CheckedHistogram, FeatureHistogram, PlannedHistogram, WindowSides
 from mm_dagster.core.segments import segment_key
 from mm_dagster.core.windows import Window
 from mm_dagster.monitoring import Monitoring
@@ -32,7 +32,7 @@ from mm_dagster.stats.drift import feature_drifts
 from mm_dagster.stats.feature_stats import compute_feature_stats
 from mm_dagster.stats.reference_codec import CODEC_VERSION, ReferencePlanError, plan_bytes, plan_from_bytes
 from mm_dagster.storage import database as db
-from mm_dagster.storage.window_histograms import WindowHistogramStore, decode, encode, joined
+from mm_dagster.storage.window_histograms import SIDES_MAGIC, WindowHistogramStore, decode, encode, joined
 
 from .conftest import NOW
 from .test_segments import frame as segment_frame
@@ -377,3 +377,62 @@ def test_a_window_side_is_the_planned_histogram_its_fields_make() -> None:
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.window_rows = 8  # type: ignore[misc]
+
+
+def _sides() -> WindowSides:
+    summaries = [[3, 0.5, 1.0, -1.0, 2.0], [0, 0.0, 0.0, 0.0, 0.0], [15, 1.0, math.inf, -1e308, 1e308]]
+    return WindowSides(["a", "b", "c"], np.array([1, 2, 3, 4, 5, 6]), [2, 3, 6], [3, 0, 15], summaries, 4)
+
+
+def test_window_sides_are_the_planned_histograms_their_arrays_hold() -> None:
+    sides = _sides()
+    expected = [
+        PlannedHistogram.window_side(
+            "a", "numeric", [1, 2], 3, {"mean": 0.5, "std": 1.0, "min": -1.0, "max": 2.0}, 4
+        ),
+        PlannedHistogram.window_side("b", "numeric", [3], 0, {}, 4),  # no finite value: no summary
+        PlannedHistogram.window_side(  # a non-finite summary value reads as None, as JSON stores it
+            "c", "numeric", [4, 5, 6], 15, {"mean": 1.0, "std": None, "min": -1e308, "max": 1e308}, 4
+        ),
+    ]
+    assert list(sides) == expected and sides == expected and expected == sides
+    assert sides[-1] == expected[2] and sides[1:] == expected[1:] and len(sides) == 3
+    assert list(sides.select([2, 0])) == [expected[2], expected[0]]
+    assert sides.select([1]) == [expected[1]] and sides.select([]) == []
+    with pytest.raises(MonitoringError, match="window sides of 2 features do not fit"):
+        WindowSides(["a", "b"], np.array([1, 2]), [1, 3], [1, 1], np.zeros((2, 5)), 1)
+
+
+def test_window_sides_are_stored_as_arrays_and_read_back_as_their_histograms() -> None:
+    sides = _sides()
+    data = encode(sides)
+    assert data.startswith(SIDES_MAGIC) and decode(data) == list(sides)
+    # prefix 16, header 55 padded to 56, per feature end, rows and 5 summary values, counts as int32
+    assert len(data) == 16 + 56 + 3 * (8 + 8 + 40) + 6 * 4
+    wide = WindowSides(["a"], np.array([2**40, 1]), [2], [2**40 + 1], [[2, 0.0, 0.0, 0.0, 1.0]], 1)
+    assert decode(encode(wide)) == list(wide)
+    with pytest.raises(MonitoringError, match="format 9, not 3"):
+        decode(data[:4] + bytes([9]) + data[5:])
+
+
+def test_the_packed_drift_path_stores_window_sides_that_read_back_whole(mm: Monitoring) -> None:
+    """Every feature numeric, read as the window's one float array: the drift app's packed path
+    stores each run's window sides as arrays (format 3); read back, they are the whole histograms
+    the per-feature path makes without a plan."""
+    reference = reference_frame(4000, categorical_features=0, seed=1)
+    mm.create_endpoint("fraud", reference=reference, label_names=["prediction"])
+    (w,) = windows(1)
+    traffic = traffic_frame(300, w.start, w.end, TrafficShape(mean_shift=1.0), categorical_features=0, seed=3)
+    traffic.loc[traffic.index[::7], "f1"] = np.nan
+    mm.record_events("fraud", traffic)
+    app = HistogramDataDriftApplication()
+    mm.run_window([app], w)
+    ep = mm.get_endpoint("fraud")
+    assert _raw(mm).startswith(SIDES_MAGIC)
+    whole_ctx = app_context_for(mm, ep, w)
+    HistogramDataDriftApplication().do_tracking(whole_ctx)
+    whole = [dataclasses.astuple(h) for h in decode(encode(whole_ctx.histograms))]
+    stored = WindowHistogramStore(mm.engine).window(ep.id, app.name, w.start)
+    assert stored is not None and [dataclasses.astuple(h) for h in stored.features] == whole
+    f1 = next(h for h in stored.features if h.feature == "f1")
+    assert f1.window_rows == sum(f1.window_counts) == 300 - len(traffic.index[::7])

@@ -2,7 +2,7 @@
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,7 @@ from mm_dagster.applications.endpoint_view import EndpointView, MonitoredEndpoin
 from mm_dagster.applications.metric_history import EMPTY, MetricHistory
 from mm_dagster.core.endpoint import FeatureStats, ModelEndpoint
 from mm_dagster.core.errors import MonitoringError
-from mm_dagster.core.histograms import FeatureHistogram
+from mm_dagster.core.histograms import FeatureHistogram, WindowSides
 from mm_dagster.core.segments import Segment, segment_key, segment_label
 from mm_dagster.core.window_events import NumberBlock
 from mm_dagster.core.windows import Window
@@ -133,7 +133,7 @@ class MonitoringApplicationContext:
             fields["segment"] = segment_label(segment)
         self.logger = KeywordLogger(base, fields)
         self.artifact_uris: dict[str, str] = {}
-        self.histograms: list[FeatureHistogram] = []
+        self.histograms: Sequence[FeatureHistogram] = []
 
     @property
     def model_endpoint(self) -> MonitoredEndpoint:
@@ -279,11 +279,15 @@ class MonitoringApplicationContext:
         window, in the same transaction, and replaced with them on a re-run; a later call for the
         same feature replaces its earlier histogram. Counts and summaries may be numpy values;
         raises on histograms that do not fit together (bins of the labels, reference and window
-        counts) or hold what cannot be stored."""
+        counts) or hold what cannot be stored. `WindowSides` (a built-in app's, checked as they
+        were made) are kept as they are when they are the first histograms stored."""
+        if isinstance(histograms, WindowSides) and not self.histograms:
+            self.histograms = histograms
+            return
         where = f"app {self.application_name!r}, endpoint {self.endpoint_name!r}, window {self.window.key}"
         given = [histogram.checked(where) for histogram in histograms]
         replaced = {h.feature for h in given}
-        self.histograms = [h for h in self.histograms if h.feature not in replaced] + given
+        self.histograms = [*(h for h in self.histograms if h.feature not in replaced), *given]
 
     @property
     def _owner(self) -> str:

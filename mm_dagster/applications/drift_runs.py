@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mm_dagster.applications.context import MonitoringApplicationContext
-from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, PlannedHistogram
+from mm_dagster.core.histograms import NUMERIC, FeatureHistogram, WindowSides
 from mm_dagster.core.schemas import ResultStatusApp
-from mm_dagster.stats.column_summary import column_summaries
+from mm_dagster.stats.column_summary import summary_table
 from mm_dagster.stats.drift import PARALLEL_MIN_ROWS, FamilyVerdicts, FeatureDrift
 from mm_dagster.stats.drift_methods import DEFAULT_METHOD, DriftMethod, FeaturePolicy
 from mm_dagster.stats.packed_drift import (
@@ -48,7 +48,7 @@ class RunDrift:
     kld: list[float]
     inputs: FamilyVerdicts
     outputs: FamilyVerdicts | None
-    histograms: list[FeatureHistogram] | None
+    histograms: Sequence[FeatureHistogram] | None
 
     @classmethod
     def of(
@@ -56,7 +56,7 @@ class RunDrift:
         drifts: Sequence[FeatureDrift],
         inputs: FamilyVerdicts,
         outputs: FamilyVerdicts | None,
-        histograms: list[FeatureHistogram] | None,
+        histograms: Sequence[FeatureHistogram] | None,
     ) -> "RunDrift":
         return cls(
             [d.feature for d in drifts],
@@ -136,7 +136,7 @@ class PackedRun:
     reference: PackedReferenceCounts
     histograms: np.ndarray  # the window's histogram counts, one feature after another
     drifts: np.ndarray  # the window's counts on the drift bins
-    summaries: list[dict[str, float]] | None
+    summaries: np.ndarray | None  # each feature's window summary (`summary_table`)
     runs_of_endpoint: int
     version: int
 
@@ -172,7 +172,7 @@ def packed_run(
         prepared.packed_counts(names),
         histograms,
         drifts,
-        column_summaries(block) if with_histograms else None,
+        summary_table(block) if with_histograms else None,
         ctx.runs_of_endpoint,
         ctx.reference_key[1],
     )
@@ -253,13 +253,12 @@ def _packed_run_drifts(
         alpha_potential / per_run / bonferroni,
         alpha_detected / per_run / bonferroni,
     )
-    return _run_drifts(runs, distances, window, tested, measured, tests.p_values, statuses, is_output)
+    return _run_drifts(runs, distances, tested, measured, tests.p_values, statuses, is_output)
 
 
 def _run_drifts(
     runs: Sequence[PackedRun],
     distances: PackedDistances,
-    window: PackedCounts,
     tested: np.ndarray,
     measured: np.ndarray,
     p_values: np.ndarray,
@@ -267,14 +266,11 @@ def _run_drifts(
     is_output: np.ndarray,
 ) -> list[RunDrift | None]:
     """The runs' `RunDrift`s from the packed arrays (Python lists, one slice per run)."""
-    kept, rows = distances.kept.tolist(), distances.window_rows.tolist()
+    kept, window_rows = distances.kept.tolist(), distances.window_rows
     tvd, hellinger, kld = distances.tvd.tolist(), distances.hellinger.tolist(), distances.kld.tolist()
     outputs = is_output.tolist()
     verdict_at = dict(zip(tested.tolist(), range(tested.size), strict=True))
     measured_l, p_l, status_l = measured.tolist(), p_values.tolist(), statuses.tolist()
-    counts = window.values.tolist()
-    starts = window.starts.tolist()
-    widths = window.widths.tolist()
     status_of = {int(s): s for s in ResultStatusApp}  # an enum's call costs ~1 µs a feature
     drifts: list[RunDrift | None] = []
     first = 0
@@ -301,19 +297,18 @@ def _run_drifts(
                     [status_of[status_l[k]] for k in at],
                 )
             )
-        histograms: list[FeatureHistogram] | None = None
+        histograms: WindowSides | None = None
         if run.summaries is not None:
-            histograms = [
-                PlannedHistogram.window_side(
-                    run.names[i - features.start],
-                    NUMERIC,
-                    counts[starts[i] : starts[i] + widths[i]],
-                    int(rows[i]),
-                    run.summaries[i - features.start],
-                    run.version,
-                )
-                for i in compared
-            ]
+            histograms = WindowSides(
+                run.names,
+                run.histograms,
+                run.reference.histogram_ends,
+                window_rows[features.start : features.stop],
+                run.summaries,
+                run.version,
+            )
+            if len(compared) < len(run.names):
+                histograms = histograms.select([i - features.start for i in compared])
         drifts.append(
             RunDrift(
                 [run.names[i - features.start] for i in compared],

@@ -46,7 +46,7 @@ class AppWindowReport:
     segment_outputs: dict[str, dict[str, Outputs]] = field(default_factory=dict)
     segment_failures: dict[str, dict[str, str]] = field(default_factory=dict)
     # endpoint id -> segment key ("" endpoint-wide) -> what the app stored for the window page
-    histograms: dict[str, dict[str, list[FeatureHistogram]]] = field(default_factory=dict)
+    histograms: dict[str, dict[str, Sequence[FeatureHistogram]]] = field(default_factory=dict)
 
     @property
     def endpoints_analysed(self) -> int:
