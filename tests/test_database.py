@@ -38,6 +38,32 @@ def test_columns_added_by_later_versions_are_added_to_an_existing_database(tmp_p
     engine.dispose()
 
 
+def test_indexes_added_by_later_versions_are_added_and_replacing_a_window_uses_them(tmp_path: Path) -> None:
+    """The window histograms and failures were keyed by endpoint only: replacing a window's rows
+    walked every endpoint's whole history. A database made before the window indexes gets them,
+    and the deletes that replace a window search by (window, app)."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = db.create_engine(url)
+    with engine.begin() as conn:
+        for table in (db.window_histograms, db.app_failures):
+            conn.exec_driver_sql(f"DROP INDEX ix_{table.name}_window")
+    engine.dispose()
+    engine = db.create_engine(url)
+    for table in (db.results, db.metrics, db.window_histograms, db.app_failures):
+        assert f"ix_{table.name}_window" in {i["name"] for i in sa.inspect(engine).get_indexes(table.name)}
+        delete = table.delete().where(
+            table.c.app == "a",
+            table.c.window_start == datetime(2026, 11, 20, 10),
+            table.c.endpoint_id.in_(["e1", "e2"]),
+        )
+        compiled = delete.compile(engine, compile_kwargs={"literal_binds": True})
+        with engine.connect() as conn:
+            plan = " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+        assert f"USING INDEX ix_{table.name}_window (window_start=? AND app=?)" in plan, plan
+    db.create_engine(url).dispose()  # a second start finds nothing to add
+    engine.dispose()
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -181,6 +181,7 @@ app_failures = sa.Table(
     *_window_columns(),
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("failed_at", sa.DateTime, nullable=False),
+    sa.Index("ix_mm_app_failures_window", "window_start", "app"),
 )
 
 window_histograms = sa.Table(
@@ -192,6 +193,9 @@ window_histograms = sa.Table(
     *_window_columns(),
     sa.Column("data", sa.LargeBinary(length=2**24), nullable=False),  # window_histograms.encode
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # a window's rows are replaced by (window, app): without it, by endpoint, every endpoint's
+    # whole history was walked (the key's segment comes before window_start)
+    sa.Index("ix_mm_window_histograms_window", "window_start", "app"),
 )
 
 arrivals = sa.Table(
@@ -395,6 +399,7 @@ def _create_schema(engine: Engine) -> None:
     missing_heads = [h for h, _ in HEADS if not sa.inspect(engine).has_table(h.name)]
     metadata.create_all(engine)
     _add_missing_columns(engine)
+    _add_missing_indexes(engine)
     _create_latest_views(engine)
     _fill_heads(engine, missing_heads)
 
@@ -420,6 +425,24 @@ def _add_missing_columns(engine: Engine) -> None:
             except sa.exc.DBAPIError:
                 columns = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
                 if column.name not in columns:  # not a concurrent migration that got there first
+                    raise
+
+
+def _add_missing_indexes(engine: Engine) -> None:
+    """Create indexes that later versions added to existing tables."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        if not table.indexes or not inspector.has_table(table.name):
+            continue
+        present = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name in present:
+                continue
+            try:
+                index.create(engine)
+            except sa.exc.DBAPIError:
+                names = {i["name"] for i in sa.inspect(engine).get_indexes(table.name)}
+                if index.name not in names:  # not a concurrent migration that got there first
                     raise
 
 
