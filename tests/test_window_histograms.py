@@ -401,6 +401,8 @@ def test_window_sides_are_the_planned_histograms_their_arrays_hold() -> None:
     assert sides.select([1]) == [expected[1]] and sides.select([]) == []
     with pytest.raises(MonitoringError, match="window sides of 2 features do not fit"):
         WindowSides(["a", "b"], np.array([1, 2]), [1, 3], [1, 1], np.zeros((2, 5)), 1)
+    with pytest.raises(MonitoringError, match="counts and rows must be >= 0"):
+        WindowSides(["a"], np.array([1, -2]), [2], [1], np.zeros((1, 5)), 1)
 
 
 def test_window_sides_are_stored_as_arrays_and_read_back_as_their_histograms() -> None:

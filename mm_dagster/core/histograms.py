@@ -150,6 +150,8 @@ class WindowSides(Sequence[FeatureHistogram]):
                 f"window sides of {n} features do not fit: ends {self.ends.shape}, rows "
                 f"{self.rows.shape}, summaries {self.summaries.shape}, {self.counts.size} counts"
             )
+        if n and (int(self.counts.min(initial=0)) < 0 or int(self.rows.min()) < 0):
+            raise MonitoringError(f"window sides of features {self.features}: counts and rows must be >= 0")
 
     @property
     def widths(self) -> np.ndarray:
