@@ -85,11 +85,15 @@ class ModelMonitoringApplicationResult:
     extra_data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_fields()
+        self.extra_data = encode_extra_data(self.extra_data, self.name)
+
+    def _check_fields(self) -> None:
+        """Name, value, kind and status checked and made plain (not extra_data)."""
         self.name = _check_name(self.name, "result")
         self.value = _check_value(self.value, self.name)
         self.kind = _coerce_enum(ResultKindApp, self.kind, self.name, "kind")
         self.status = _coerce_enum(ResultStatusApp, self.status, self.name, "status")
-        self.extra_data = encode_extra_data(self.extra_data, self.name)
 
     @classmethod
     def of_json_values(
@@ -104,13 +108,9 @@ class ModelMonitoringApplicationResult:
         int, float, bool and None), as a built-in app makes it, and is not changed afterwards:
         checked as any result is, but its extra_data is encoded once, kept as it is (it reads
         back equal) and the encoding is what the results store writes (`extra_data_json`)."""
-        result = object.__new__(cls)
-        result.name = _check_name(name, "result")
-        result.value = _check_value(value, result.name)
-        result.kind = _coerce_enum(ResultKindApp, kind, result.name, "kind")
-        result.status = _coerce_enum(ResultStatusApp, status, result.name, "status")
+        result = cls.stored(name, value, kind, status, extra_data)
+        result._check_fields()
         result.__dict__["_json"] = _checked_json(extra_data, result.name).decode()
-        result.extra_data = extra_data
         return result
 
     def extra_data_json(self) -> str:
