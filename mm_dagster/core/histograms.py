@@ -196,8 +196,8 @@ class WindowSides(Sequence[FeatureHistogram]):
     def select(self, members: Sequence[int]) -> "WindowSides":
         """The sides of features `members` (positions, in that order)."""
         chosen = np.asarray(members, dtype=np.int64)
-        widths = self.widths[chosen]
-        starts = (self.ends - self.widths)[chosen]
+        every_width = self.widths
+        widths, starts = every_width[chosen], (self.ends - every_width)[chosen]
         taken = np.repeat(starts - np.cumsum(widths) + widths, widths) + np.arange(int(widths.sum()))
         return WindowSides(
             [self.features[i] for i in chosen.tolist()],
