@@ -138,9 +138,9 @@ def plan_bytes(reference_stats: Mapping[str, Mapping[str, Any]]) -> bytes:
         "floats": floats.size,
         "ints": ints.size,
     }
-    entries = _padded(dumps_bytes(features))
-    described = _padded(dumps_bytes(descriptions))
-    header = _padded(dumps_bytes({**header_fields, "entries_crc32": zlib.crc32(entries)}))
+    entries = padded(dumps_bytes(features))
+    described = padded(dumps_bytes(descriptions))
+    header = padded(dumps_bytes({**header_fields, "entries_crc32": zlib.crc32(entries)}))
     return b"".join(
         [
             _PREFIX.pack(MAGIC, CODEC_VERSION, len(header), len(entries), len(described)),
@@ -161,7 +161,8 @@ def _joined(spans: list[list[int]]) -> list[int]:
     return [spans[0][0], spans[-1][0] + spans[-1][1] - spans[0][0]]
 
 
-def _padded(text: bytes) -> bytes:
+def padded(text: bytes) -> bytes:
+    """`text` padded with spaces to a multiple of 8 bytes (JSON before aligned arrays)."""
     return text + b" " * (-len(text) % 8)
 
 

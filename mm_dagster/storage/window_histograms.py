@@ -36,7 +36,7 @@ from mm_dagster.core.histograms import (
     top_bucket,
 )
 from mm_dagster.core.segments import ENDPOINT_WIDE
-from mm_dagster.stats.reference_codec import ReferencePlanError
+from mm_dagster.stats.reference_codec import ReferencePlanError, padded
 from mm_dagster.stats.reference_plan import PreparedReference
 from mm_dagster.storage import database as db
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
@@ -94,10 +94,8 @@ def _encode_sides(sides: WindowSides) -> bytes:
     counts = sides.counts
     narrow = not counts.size or int(counts.max()) <= _INT32_MAX
     counts_type = "<i4" if narrow else "<i8"
-    header = orjson.dumps(
-        {"reference": sides.reference_version, "features": sides.features, "counts": counts_type}
-    )
-    header += b" " * (-len(header) % 8)
+    fields = {"reference": sides.reference_version, "features": sides.features, "counts": counts_type}
+    header = padded(orjson.dumps(fields))
     return b"".join(
         [
             _SIDES_PREFIX.pack(SIDES_MAGIC, SIDES_VERSION, len(header)),
