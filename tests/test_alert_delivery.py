@@ -111,6 +111,11 @@ def test_entity_filter_and_suspected_kind(mm: Monitoring, clock: Clock) -> None:
     m = manager(mm, clock, only_ep2)
     m.record_report(report(window(), {EP: ResultStatusApp.potential_detection, EP2: DETECTED}))
     assert m.store.notifications() == []
+    # evaluated all the same, the detected one of a kind no alert watches too: never claimed again
+    assert sorted((e.kind, e.evaluated) for e in m.inspection.events()) == [
+        ("data-drift-detected", True),
+        ("data-drift-suspected", True),
+    ]
     m.record_report(report(window(1), {EP2: ResultStatusApp.potential_detection}))
     assert len(m.store.notifications()) == 1
 

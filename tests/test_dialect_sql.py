@@ -1,15 +1,18 @@
 """`storage.dialect_sql.upsert` on SQLite binds rows itself (`execute_many`): what it stores is
-what SQLAlchemy's own executemany stores."""
+what SQLAlchemy's own executemany stores; inserts ignoring duplicates count what they inserted
+on SQLite and PostgreSQL alike."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from mm_dagster.storage import database as db
-from mm_dagster.storage.dialect_sql import execute_many, upsert
+from mm_dagster.storage.dialect_sql import execute_many, insert_ignoring_duplicates_count, upsert
+from tests.postgres import fresh_database
 
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 
@@ -95,3 +98,28 @@ def test_a_statement_with_binds_that_are_not_the_rows_columns_runs_through_sqlal
     with engine.begin() as conn:
         execute_many(conn, db.window_histograms, statement, [{**r, "other_app": "b"} for r in rows])
     assert {r[1] for r in _stored(engine, db.window_histograms)} == {"b"}
+
+
+def _count_inserts(url: str) -> list[int]:
+    engine = db.create_engine(url)
+    rows = _histogram_rows()
+    counts = []
+    for batch in (rows[:1], rows[:1], rows[:3], [*rows, rows[3]], rows):  # one, again, some new, ...
+        with engine.begin() as conn:
+            counts.append(
+                insert_ignoring_duplicates_count(conn, db.window_histograms, batch, ["endpoint_id"])
+            )
+    stored = _stored(engine, db.window_histograms)
+    assert [(r[0], r[5]) for r in stored] == [(r["endpoint_id"], r["data"]) for r in rows]
+    engine.dispose()
+    return counts
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_inserts_ignoring_duplicates_count_the_rows_they_inserted(database: str, tmp_path: Path) -> None:
+    if database == "sqlite":
+        counts = _count_inserts(f"sqlite:///{tmp_path}/mm.db")
+    else:
+        with fresh_database() as url:
+            counts = _count_inserts(url.render_as_string(hide_password=False))
+    assert counts == [1, 0, 2, 1, 0]

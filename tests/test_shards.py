@@ -265,6 +265,12 @@ def test_a_report_read_without_most_extra_data_flags_what_a_full_one_does(
     with_all = stored_window_report("app", window, full, [], [], names)
     with_some = stored_window_report("app", window, lean, [], [], names, extra_data=details)
     assert with_some.flagged(limit) == with_all.flagged(limit)
+    # the `limit` worst, picked without ordering the rest, are the head of the whole ordering
+    everything = with_all.flagged()
+    assert with_all.flagged(limit) == everything[:limit] and with_all.flagged_count() == len(everything)
+    assert everything == sorted(
+        everything, key=lambda f: (-f.status, -f.value, f.endpoint, f.segment, f.result)
+    )
     for name in ("a", "b"):
         assert with_some.of_result(name).flagged(limit) == with_all.of_result(name).flagged(limit)
 

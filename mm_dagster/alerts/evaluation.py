@@ -23,6 +23,7 @@ from mm_dagster.core.alerting.outbox import alert_entries, check_failure_entries
 from mm_dagster.core.alerting.rules import apply_rules
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.report import AppWindowReport
+from mm_dagster.core.schemas import EventKind
 from mm_dagster.storage.alert_store import AlertStore
 
 
@@ -55,7 +56,8 @@ class AlertEvaluation:
         auto-reset; returns the ids of the notifications queued."""
         now = self.clock()
         with self.store.transaction() as tx:
-            events = tx.claim_unevaluated_events()
+            watched = {EventKind(kind) for alert in self.alerts.values() for kind in alert.trigger}
+            events = tx.claim_unevaluated_events(watched)
             states = tx.load_states({e.entity for e in events}, with_active=bool(clean))
             outcome = apply_rules(self.alerts, events, clean, states, now)
             tx.save_states(outcome.changed, now)

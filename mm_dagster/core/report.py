@@ -1,5 +1,6 @@
 """What one app did on one window: per-endpoint outputs and failures (a plain value)."""
 
+import heapq
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -11,6 +12,12 @@ from mm_dagster.core.windows import Window
 
 Outputs = tuple[list[ModelMonitoringApplicationResult], list[ModelMonitoringApplicationMetric]]
 TOP_FEATURES = 5
+
+
+def _rank(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A flagged row's place: status, value (both negated: worst first), endpoint name,
+    segment, result name."""
+    return row[:5]
 
 
 @dataclass(frozen=True)
@@ -107,30 +114,57 @@ class AppWindowReport:
         return worst
 
     def count(self, status: ResultStatusApp) -> int:
-        return sum(1 for s in self.statuses().values() if s == status)
+        return self.endpoint_counts()[status]
+
+    def endpoint_counts(self) -> dict[ResultStatusApp, int]:
+        """Endpoints per worst result status (endpoints without results are left out)."""
+        counts = dict.fromkeys(ResultStatusApp, 0)
+        for status in self.statuses().values():
+            counts[ResultStatusApp(status)] += 1
+        return counts
 
     def worst_value(self) -> float | None:
         values = [r.value for results, _ in self.outputs.values() for r in results]
         return max(values) if values else None
 
     def flagged(self, limit: int | None = None) -> list[FlaggedResult]:
-        """Potential and detected results (endpoint-wide and per segment), worst first."""
+        """Potential and detected results (endpoint-wide and per segment), worst first: the
+        `limit` worst picked without ordering the rest (a drift storm flags every endpoint)."""
         rows = [
-            FlaggedResult(
-                endpoint_id,
+            (
+                -int(r.status),
+                -r.value,
                 self.endpoint_names.get(endpoint_id, endpoint_id),
                 key,
                 r.name,
-                ResultStatusApp(r.status),
-                r.value,
-                tuple(str(f) for f in (r.extra_data.get("drifting_features") or [])[:TOP_FEATURES]),
+                endpoint_id,
+                r,
             )
             for endpoint_id, key, (results, _) in self.keyed_outputs()
             for r in results
             if r.status >= ResultStatusApp.potential_detection
         ]
-        rows.sort(key=lambda f: (-int(f.status), -f.value, f.endpoint, f.segment, f.result))
-        return rows if limit is None else rows[:limit]
+        ranked = sorted(rows, key=_rank) if limit is None else heapq.nsmallest(limit, rows, key=_rank)
+        return [
+            FlaggedResult(
+                endpoint_id,
+                endpoint,
+                key,
+                name,
+                ResultStatusApp(r.status),
+                r.value,
+                tuple(str(f) for f in (r.extra_data.get("drifting_features") or [])[:TOP_FEATURES]),
+            )
+            for _, _, endpoint, key, name, endpoint_id, r in ranked
+        ]
+
+    def flagged_count(self) -> int:
+        """How many results `flagged` lists."""
+        return sum(
+            r.status >= ResultStatusApp.potential_detection
+            for _, _, (results, _) in self.keyed_outputs()
+            for r in results
+        )
 
     def of_result(self, name: str) -> "AppWindowReport":
         """This report with only the results named `name` (metrics, failures and names kept)."""

@@ -250,11 +250,12 @@ def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> di
     `MM_UI_URL`). Artifacts apps logged are named by path (files on the run's host, not links)."""
     links = links or UiLinks.from_env()
     counts = report.counts_by_status()
+    endpoints = report.endpoint_counts()
     metadata: dict[str, Any] = {
         "endpoints_analysed": report.endpoints_analysed,
         "endpoints_failed": len(report.failures),
-        "detected": report.count(ResultStatusApp.detected),
-        "potential": report.count(ResultStatusApp.potential_detection),
+        "detected": endpoints[ResultStatusApp.detected],
+        "potential": endpoints[ResultStatusApp.potential_detection],
         **{f"results_{status.name}": n for status, n in counts.items()},
     }
     if report.segment_outputs:
@@ -266,7 +267,7 @@ def report_metadata(report: AppWindowReport, links: UiLinks | None = None) -> di
         metadata["worst_value"] = worst
     if report.failures:
         metadata["failures"] = "\n".join(list(report.failures.values())[:20])
-    if report.flagged(1):
+    if report.flagged_count():
         metadata["flagged"] = flagged_summary(report)
         metadata["flagged_results"] = flagged_table(report)
     metadata.update(flagged_window_pages(report, links))

@@ -79,14 +79,14 @@ class CheckVerdict:
 def flagged_summary(report: AppWindowReport, limit: int = 5) -> str:
     """The flagged results, worst first, as one plain string the UI shows inline (it folds line
     breaks, so results are separated by "; ")."""
-    flagged = report.flagged()
     lines = [
         f"{f.label}: {f.result} {f.status.name} ({f.value:.3g})"
         + (f" - drifting: {', '.join(f.features)}" if f.features else "")
-        for f in flagged[:limit]
+        for f in report.flagged(limit)
     ]
-    if len(flagged) > limit:
-        lines.append(f"... and {len(flagged) - limit} more")
+    flagged = report.flagged_count()
+    if flagged > limit:
+        lines.append(f"... and {flagged - limit} more")
     return "; ".join(lines)
 
 
@@ -95,8 +95,9 @@ def check_verdict(check: str, report: AppWindowReport, links: UiLinks | None = N
     potential, else pass; segments are counted and named in the metadata when there are any, and
     each flagged endpoint's window page is linked (`links`, default `UiLinks.from_env()`)."""
     links = links or UiLinks.from_env()
-    detected = report.count(ResultStatusApp.detected)
-    potential = report.count(ResultStatusApp.potential_detection)
+    counts = report.endpoint_counts()
+    detected = counts[ResultStatusApp.detected]
+    potential = counts[ResultStatusApp.potential_detection]
     metadata: dict[str, Any] = {
         "window": report.window.key,
         "detected_endpoints": detected,

@@ -1,5 +1,7 @@
 """Links from Dagster metadata to the monitoring service's pages (`core.links`, `MM_UI_URL`)."""
 
+import heapq
+
 from dagster import MetadataValue, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
 from mm_dagster.core.links import UiLinks
@@ -25,10 +27,12 @@ def flagged_window_pages(
         for (endpoint_id, key), status in report.segment_statuses().items()
         if status >= ResultStatusApp.potential_detection
     ]
-    flagged.sort(key=lambda f: (-int(f[0]), report.endpoint_names.get(f[1], f[1]), f[2]))
+    names = report.endpoint_names
+    ranked = [
+        (-int(status), names.get(endpoint_id, endpoint_id), key) for status, endpoint_id, key in flagged
+    ]
     pages: dict[str, MetadataValue] = {}
-    for _, endpoint_id, segment in flagged[:limit]:
-        name = report.endpoint_names.get(endpoint_id, endpoint_id)
+    for _, name, segment in heapq.nsmallest(limit, ranked):
         label = f"page_{name}" + (f" [{segment_label(segment)}]" if segment else "")
         pages[label] = MetadataValue.url(links.window(name, report.window.start, report.app, segment))
     return pages

@@ -22,7 +22,11 @@ from mm_dagster.core.alerting.outbox import (
 from mm_dagster.core.alerting.rules import EntityState, StateKey, manual_reset
 from mm_dagster.core.schemas import EventKind, ResultStatusApp
 from mm_dagster.storage import database as db
-from mm_dagster.storage.dialect_sql import in_transaction_retrying_deadlocks, insert_ignoring_duplicates_count
+from mm_dagster.storage.dialect_sql import (
+    in_transaction_retrying_deadlocks,
+    insert_ignoring_duplicates_count,
+    insert_ignoring_duplicates_keys,
+)
 
 
 def _event_row(event: AlertEvent, created_at: datetime) -> dict[str, Any]:
@@ -163,7 +167,7 @@ def _save_states(conn: sa.Connection, states: Mapping[StateKey, EntityState], no
             query = sa.select(s.c.alert, s.c.entity).where(s.c.alert == alert, s.c.entity.in_(chunk))
             stored |= {tuple(r) for r in conn.execute(query)}
     fresh = [r for r in rows if (r["alert"], r["entity"]) not in stored]
-    inserted = insert_ignoring_duplicates_count(conn, s, fresh, ["alert", "entity"])
+    inserted = insert_ignoring_duplicates_keys(conn, s, fresh, ["alert", "entity"])
     updates = [r for r in rows if (r["alert"], r["entity"]) not in inserted]
     if updates:
         values: dict[str, Any] = {
@@ -191,12 +195,19 @@ class AlertTransaction:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
 
-    def claim_unevaluated_events(self) -> list[StoredAlertEvent]:
-        """Mark every unevaluated event evaluated and return them, oldest window first."""
+    def claim_unevaluated_events(self, kinds: Collection[EventKind]) -> list[StoredAlertEvent]:
+        """Mark every unevaluated event evaluated and return those of `kinds` (the others no
+        alert watches), oldest window first."""
         t = db.alert_events
         token = uuid.uuid4().hex
         self._conn.execute(t.update().where(t.c.evaluated.is_(False)).values(evaluated=True, claim=token))
-        claimed = sa.select(t).where(t.c.claim == token).order_by(t.c.window_end, t.c.id)
+        if not kinds:
+            return []
+        claimed = (
+            sa.select(t)
+            .where(t.c.claim == token, t.c.kind.in_(sorted(k.value for k in kinds)))
+            .order_by(t.c.window_end, t.c.id)
+        )
         return [_event(r) for r in self._conn.execute(claimed)]
 
     def load_states(self, entities: Collection[str], *, with_active: bool) -> dict[StateKey, EntityState]:
@@ -241,7 +252,7 @@ class AlertStore:
                 existing = {(kind, entity) for kind, entity in conn.execute(stored)}
                 fresh = [r for r in group if (r["kind"], r["entity"]) not in existing]
                 # skipping what a concurrent run of the same window stored meanwhile
-                inserted += len(insert_ignoring_duplicates_count(conn, t, fresh, ["kind", "entity"]))
+                inserted += insert_ignoring_duplicates_count(conn, t, fresh, ["kind", "entity"])
             return inserted
 
         # MariaDB's gap locks can make two runs of one window deadlock here: the loser runs again
