@@ -10,7 +10,8 @@ one arithmetic-binning numpy pass over them with no Python per endpoint; the bes
 each just before a calm run) and the ratio to it, best to best and the median of each turn's;
 then the fitted exponent of time vs endpoints (log-log; target <= 1.1). With `--shards 2`: the
 largest size again with K = 2 shards on the multiprocess executor, against K = 1 (target <=
-0.65x), each `--repeat` times alternating, best kept.
+0.65x), each `--repeat` times alternating, best kept; and what two busy processes do together
+on this machine against one (`parallel_headroom`), the bound on any K = 2 ratio here.
 
 Data: endpoints share one reference (stats computed once, rows copied); events are stored as the
 recorder stores them (bench/scale_data.py): two drains per window, each holding half of every
@@ -293,6 +294,44 @@ def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
     runs = ", ".join(f"{k}: " + " ".join(f"{t:.1f}" for t in ts) + " s" for k, ts in times.items())
     print(f"runs: {runs}")
     print(f"best K=1: {one:.2f} s, K={shards}: {many:.2f} s = {many / one:.2f}x (target <= 0.65x)")
+    headroom = parallel_headroom(shards, repeat)
+    print(
+        f"this machine: {shards} busy processes together do {headroom:.2f}x the CPU work of one "
+        f"(a pure-Python loop, best of {repeat}): K={shards} cannot take less than "
+        f"{1 / headroom:.2f}x of K=1 here, whatever the code"
+    )
+
+
+BUSY_LOOP = (
+    "import time\n"
+    "started = time.perf_counter()\n"
+    "total = 0\n"
+    "for i in range(20_000_000):\n"
+    "    total += i\n"
+    "print(time.perf_counter() - started)\n"
+)
+
+
+def parallel_headroom(processes: int, repeat: int) -> float:
+    """How much CPU work `processes` busy processes do together against one alone: processes x
+    one's loop time / the slowest loop time of them together (`processes` on a machine whose
+    cores are its own; less where its virtual cores share physical ones or the host is busy).
+    The best of `repeat` turns, alone and together alternating."""
+    alone, together = [], []
+    for _ in range(repeat):
+        alone.append(
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", BUSY_LOOP], capture_output=True, text=True, check=True
+                ).stdout
+            )
+        )
+        started = [
+            subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdout=subprocess.PIPE, text=True)
+            for _ in range(processes)
+        ]
+        together.append(max(float(p.communicate()[0]) for p in started))
+    return processes * min(alone) / min(together)
 
 
 def timed_run_in_own_process(home: str, window: object, now: datetime, shards: int) -> float:

@@ -52,6 +52,7 @@ from mm_dagster.storage.label_store import LabelStore, LabelSummary
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
 from mm_dagster.storage.spool import Spool
+from mm_dagster.storage.wal_checkpoints import WalCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class Monitoring:
         )
         self.clock = clock
         self.engine = create_engine(self.settings.database_url)
+        self.wal_checkpoints = WalCheckpoints.of_engine(self.engine)
         self.endpoints = EndpointRegistry(self.engine, clock)
         self.catalog = EventCatalog(self.engine, clock)
         self.events = EventStore(self.settings.events_root, self.settings.base_period, self.catalog)
@@ -189,6 +191,8 @@ class Monitoring:
         self.references = ReferenceStore(self.settings.references_root)
 
     def close(self) -> None:
+        if self.wal_checkpoints is not None:
+            self.wal_checkpoints.close()
         self.engine.dispose()
 
     def __enter__(self) -> "Monitoring":
