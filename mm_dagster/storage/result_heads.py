@@ -29,12 +29,14 @@ def advance_heads(
     start: datetime,
     replaced: Mapping[str, set[str]],
     written: Sequence[Sequence[dict[str, Any]]],
+    fall_back: bool = True,
 ) -> None:
     """`replaced` maps each endpoint whose (app, window starting at `start`) rows were replaced
     to the segments kept (failed ones); `written` holds the result rows and the metric rows, in
     the order of `db.HEADS`, already stored. The window's stored rows of those endpoints become
     heads in one statement per chunk of endpoints, in the database (a kept segment's rows are
-    heads already, or older than theirs)."""
+    heads already, or older than theirs). `fall_back=False` when the window had no rows before
+    (no head can point at one it no longer has)."""
     for (heads, series), rows in zip(db.HEADS, written, strict=True):
         columns = [series.c[c.name] for c in heads.columns]
         for chunk in db.in_chunks(sorted({r["endpoint_id"] for r in rows})):
@@ -42,6 +44,8 @@ def advance_heads(
                 series.c.app == app, series.c.window_start == start, series.c.endpoint_id.in_(chunk)
             )
             upsert_newer_from(conn, heads, window_rows, "window_start")
+        if not fall_back:
+            continue
         new = {(r["endpoint_id"], r["name"], r["segment"]) for r in rows}
         for chunk in db.in_chunks(sorted(replaced)):
             query = sa.select(heads.c.endpoint_id, heads.c.name, heads.c.segment).where(

@@ -74,7 +74,11 @@ def _write_window(
     it maps each to) and the failures being replaced, then upsert (two runs of one window at
     once can deadlock on PostgreSQL: `replace_window` retries)."""
     whole = [e for e, kept in replaced.items() if not kept]
-    for table in (db.results, db.metrics, db.app_failures, db.window_histograms):
+    tables = (db.results, db.metrics, db.app_failures, db.window_histograms)
+    stored = {table.name for table in tables if _window_has_rows(conn, table, app, start)}
+    for table in tables:
+        if table.name not in stored:  # nothing to delete: the window's first analysis
+            continue
         for chunk in db.in_chunks(whole):
             conn.execute(
                 table.delete().where(
@@ -93,7 +97,7 @@ def _write_window(
                 )
     t = db.app_failures
     failed: dict[str, list[str]] = {}
-    for row in failure_rows:
+    for row in failure_rows if t.name in stored else ():
         failed.setdefault(row["segment"], []).append(row["endpoint_id"])
     for segment, failed_endpoints in failed.items():
         for chunk in db.in_chunks(failed_endpoints):
@@ -113,7 +117,14 @@ def _write_window(
     ):
         if rows:
             upsert(conn, table, rows)
-    advance_heads(conn, app, start, replaced, (result_rows, metric_rows))
+    first = not {db.results.name, db.metrics.name} & stored  # no head can be of the window yet
+    advance_heads(conn, app, start, replaced, (result_rows, metric_rows), fall_back=not first)
+
+
+def _window_has_rows(conn: sa.Connection, table: sa.Table, app: str, start: datetime) -> bool:
+    """Whether `table` holds any row of `app`'s window starting at `start` (its window index)."""
+    query = sa.select(sa.literal(1)).where(table.c.app == app, table.c.window_start == start).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def _output_rows(
