@@ -49,6 +49,7 @@ from mm_dagster.storage.event_store import CompactionResult, EventStore
 from mm_dagster.storage.float_block import FloatBuffer
 from mm_dagster.storage.invalid_events import InvalidEventLog
 from mm_dagster.storage.label_store import LabelStore, LabelSummary
+from mm_dagster.storage.ordered_writes import OrderedWrites, Write
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
 from mm_dagster.storage.spool import Spool
@@ -416,11 +417,15 @@ class Monitoring:
         float_buffer = FloatBuffer()
         tasks = self.endpoints.has_tasks()
         pieces = self.window_parts(window, shard, listed)
-        for part in pieces:
-            with analysing_a_window():  # the read too: its frames live until the apps end
-                events = self._read_window(window, part, columns, listed, float_buffer, tasks)
-                parts.append(self._run_window(apps, window, events, project_name, part, deadlines))
-                del events
+        # a part's outputs are stored while the next part is read and analysed
+        with OrderedWrites("mm-results") as writes:
+            for part in pieces:
+                with analysing_a_window():  # the read too: its frames live until the apps end
+                    events = self._read_window(window, part, columns, listed, float_buffer, tasks)
+                    parts.append(
+                        self._run_window(apps, window, events, project_name, part, deadlines, writes.submit)
+                    )
+                    del events
         if len(pieces) > 1:
             log.debug(
                 "window %s, %s: %d of %d parts read into the memory of the part before",
@@ -455,6 +460,7 @@ class Monitoring:
         project_name: str,
         shard: Shard,
         deadlines: dict[str, float] | None = None,
+        write: Write | None = None,
     ) -> list[AppWindowReport]:
         if isinstance(events, WindowEvents):
             events = events.derived(shard.part_of(events))
@@ -475,6 +481,7 @@ class Monitoring:
             recent_traffic=traffic,
             unmatched_labels=self.labels.unmatched_counts(sorted(set(events) | set(traffic))),
             deadlines=deadlines,
+            write=write,
         )
 
     def window_event_counts(self, window: Window) -> dict[str, tuple[int, int]]:

@@ -43,6 +43,7 @@ from mm_dagster.core.window_events import NumberBlock, numbers_of
 from mm_dagster.core.windows import Window
 from mm_dagster.storage.artifact_store import ArtifactStore
 from mm_dagster.storage.endpoint_registry import EndpointRegistry
+from mm_dagster.storage.ordered_writes import Write
 from mm_dagster.storage.reference_store import ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
 
@@ -302,8 +303,10 @@ def run_apps_on_window(
     recent_traffic: Mapping[str, Collection[Window]] | None = None,
     unmatched_labels: Mapping[str, int] | None = None,
     deadlines: dict[str, float] | None = None,
+    write: Write | None = None,
 ) -> list[AppWindowReport]:
-    """Run every app on every endpoint with events in `events`, storing outputs per app.
+    """Run every app on every endpoint with events in `events`, storing outputs per app (by
+    `write`, when given, which may store them after it returns: `storage.ordered_writes`).
 
     `logger` (default: `mm_dagster.apps.<app>`) receives the apps' `monitoring_context.logger`
     lines. `events` is never modified: each app gets its own view of each frame. An app with
@@ -411,7 +414,8 @@ def run_apps_on_window(
         persistence = getattr(app, "persistence", None)
         if persistence is not None:  # endpoint-wide results (segments' stand alone)
             report.outputs = apply_persistence(persistence, app.name, window, report.outputs, results)
-        results.replace_window(
+        store = partial(
+            results.replace_window,
             app.name,
             window,
             report.outputs,
@@ -421,6 +425,10 @@ def run_apps_on_window(
             report.segment_failures,
             report.histograms,
         )
+        if write is None:
+            store()
+        else:
+            write(store)
         reports.append(report)
     return reports
 

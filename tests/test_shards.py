@@ -308,6 +308,32 @@ def test_a_window_analysed_in_parts_stores_what_one_read_of_it_does(
         assert {e: n for r in merged for e, n in r.endpoint_names.items()} == once.endpoint_names
 
 
+def test_a_part_whose_results_cannot_be_stored_fails_the_analysis_after_the_parts_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = past_window(60)
+    seed(tmp_path, window, endpoints=4)
+    with Monitoring(home=str(tmp_path), clock=fixed_clock(NOW), analysis_part_endpoints=1) as mm:
+        stored: list[list[str]] = []
+        replace_window = mm.results.replace_window
+
+        def second_fails(app: str, window: Window, outputs: dict[str, object], *args: object) -> None:
+            if len(stored) == 1:
+                raise OSError("results database unreachable")
+            replace_window(app, window, outputs, *args)  # type: ignore[arg-type]
+            stored.append(sorted(outputs))
+
+        monkeypatch.setattr(mm.results, "replace_window", second_fails)
+        pieces = mm.window_parts(window)
+        assert len(pieces) >= 3
+        with pytest.raises(OSError, match="results database unreachable"):
+            mm.analyse_window([HistogramDataDriftApplication()], window)
+        assert len(stored) == 1  # the first part's results are kept, none after the failure written
+        monkeypatch.undo()
+        kept = {r.endpoint_id for r in mm.results.results(app="histogram-data-drift", start=window.start)}
+        assert sorted(kept) == stored[0]
+
+
 def test_parts_of_a_window_share_each_apps_time_budget(tmp_path: Path) -> None:
     window = past_window(60)
     seed(tmp_path, window, endpoints=3)

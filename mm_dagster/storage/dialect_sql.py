@@ -117,11 +117,12 @@ def execute_many(
     names = list(compiled.positiontup or ())
     if not names or any(n not in table.c or n not in rows[0] for n in names):
         return int(conn.execute(statement, rows).rowcount)
-    binds = [_bound(table.c[n].type, conn.dialect) for n in names]
-    values = [
-        tuple(bind(row[n]) if bind else row[n] for n, bind in zip(names, binds, strict=True)) for row in rows
-    ]
-    return int(conn.exec_driver_sql(compiled.string, values).rowcount)
+    columns = []
+    for name in names:
+        bind = _bound(table.c[name].type, conn.dialect)
+        column = [row[name] for row in rows]
+        columns.append([bind(v) for v in column] if bind else column)
+    return int(conn.exec_driver_sql(compiled.string, list(zip(*columns, strict=True))).rowcount)
 
 
 def _bound(column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
