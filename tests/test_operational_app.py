@@ -137,7 +137,7 @@ def test_metric_history_is_one_query_per_past_window_for_all_endpoints(mm: Monit
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT") and "mm_metrics" in statement:
+        if statement.lstrip().upper().startswith("SELECT") and "mm_metrics.value" in statement:
             statements.append(statement)
 
     sa.event.listen(mm.engine, "before_cursor_execute", count)
