@@ -66,3 +66,19 @@ def test_when_the_caller_fails_what_it_submitted_is_still_written_and_its_own_er
         writes.submit(slow_write)
         raise KeyError("the caller's")
     assert done == [1]
+
+
+def test_a_write_failing_beside_the_callers_error_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+
+    def failing_later() -> None:
+        release.wait()
+        _bad_row()
+
+    with pytest.raises(KeyError), OrderedWrites() as writes:
+        writes.submit(failing_later)
+        writes.submit(lambda: None)  # not run: after the failure
+        release.set()
+        raise KeyError("the caller's")
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("2 write(s) not done" in m and "bad row" in m for m in logged), logged

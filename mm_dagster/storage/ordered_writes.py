@@ -8,10 +8,12 @@ fails stops the ones after it, and its error is raised to the caller at its next
 or lost in silence.
 """
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
+logger = logging.getLogger(__name__)
 Write = Callable[[Callable[[], None]], None]  # hands a write to whoever stores it (`OrderedWrites.submit`)
 
 
@@ -58,7 +60,9 @@ class OrderedWrites:
             if kind is None:
                 self.wait()
             else:  # the caller failed: let what it submitted finish, and raise its own error
-                for future in self._submitted:
-                    future.exception()
+                failures = [f.exception() for f in self._submitted]
+                if self._failure is not None:
+                    failed = sum(f is not None for f in failures)
+                    logger.error("%d write(s) not done beside the error raised: %r", failed, self._failure)
         finally:
             self._pool.shutdown(wait=True)
