@@ -107,9 +107,9 @@ class WalCheckpoints:
                 while self._next_asked_for():
                     try:
                         size = self.wal_bytes()
-                        _, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                         self.checkpoints += 1
-                        if frames == copied:
+                        if not busy and frames == copied:  # busy: another process's checkpoint ran
                             self._copied_wal_bytes = size
                     except sqlite3.Error as exc:  # the next commit over the limit asks again
                         logger.warning("checkpoint of %s failed: %s", self.path, exc)
