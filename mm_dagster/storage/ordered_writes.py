@@ -61,7 +61,7 @@ class OrderedWrites:
                 self.wait()
             else:  # the caller failed: let what it submitted finish, and raise its own error
                 failures = [f.exception() for f in self._submitted]
-                if self._failure is not None:
+                if self._failure is not None and self._failure is not error:
                     failed = sum(f is not None for f in failures)
                     logger.error("%d write(s) not done beside the error raised: %r", failed, self._failure)
         finally:
