@@ -32,9 +32,8 @@ class OrderedWrites:
 
     def raise_failure(self) -> None:
         """Raise the error of a write that failed, if one did (the writes after it never ran)."""
-        for future in self._submitted:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+        if self._failure is not None:
+            raise self._failure
 
     def wait(self) -> None:
         """Wait for every write submitted; raise the first failure."""
