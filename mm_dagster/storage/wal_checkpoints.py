@@ -79,7 +79,7 @@ class WalCheckpoints:
 
     def close(self) -> None:
         """Wait for the checkpoint under way (and one asked for meanwhile), end the thread, and
-        let the engine's connections checkpoint by themselves again."""
+        let connections opened from now on checkpoint by themselves again."""
         with self._lock:
             self._closing = True
             self._wake.set()
