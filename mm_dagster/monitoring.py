@@ -3,6 +3,7 @@
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,7 @@ from mm_dagster.storage.float_block import FloatBuffer
 from mm_dagster.storage.invalid_events import InvalidEventLog
 from mm_dagster.storage.label_store import LabelStore, LabelSummary
 from mm_dagster.storage.ordered_writes import OrderedWrites, Write
+from mm_dagster.storage.read_ahead import read_ahead
 from mm_dagster.storage.reference_store import DEFAULT_SAMPLE_ROWS, ReferenceStore
 from mm_dagster.storage.results_store import ResultsStore
 from mm_dagster.storage.spool import Spool
@@ -402,36 +404,45 @@ class Monitoring:
         """`run_window` reading the window itself, in parts: the endpoints of `shard` with events
         in the window are split into parts of at most `analysis_part_endpoints` (sub-shards of
         `shard`: ranges of the shard key, so each part's read skips the others' row groups), and
-        each part is read (only the columns the apps read), analysed, stored and released before
-        the next, so a window's peak memory stays that of one part (measured, 10,000 endpoints x
-        20 features in one process: 2.0 GB in 4 parts, 3.45 GB read whole; a 5,000-endpoint half
-        took 9 s where the whole took 22-25 s). Results are the same for any parts (each
+        each part is read (only the columns the apps read) while the one before it is analysed
+        (`storage.read_ahead`), then analysed, stored and released, so a window's peak memory
+        stays that of two parts (measured, 10,000 endpoints x 20 features in one process: 2.0 GB
+        in 4 parts read one at a time, 3.45 GB read whole; a 5,000-endpoint half took 9 s where
+        the whole took 22-25 s). Results are the same for any parts (each
         endpoint's are its own); each app's time budget is shared by the parts. The window's
         files are listed once, and each part's float columns are gathered into the memory the
-        part before used (`storage.float_block.FloatBuffer`). Returns one report per app for
+        part before the last used (`storage.float_block.FloatBuffer`). Returns one report per app for
         the whole shard."""
         columns = event_columns_read(apps)
         deadlines: dict[str, float] = {}
         parts: list[list[AppWindowReport]] = []
         listed = self.events.window_files(window)
-        float_buffer = FloatBuffer()
+        buffers = (FloatBuffer(), FloatBuffer())  # the part analysed, the part read beside it
         tasks = self.endpoints.has_tasks()
         pieces = self.window_parts(window, shard, listed)
-        # a part's outputs are stored while the next part is read and analysed
-        with OrderedWrites("mm-results") as writes:
-            for part in pieces:
-                with analysing_a_window():  # the read too: its frames live until the apps end
-                    events = self._read_window(window, part, columns, listed, float_buffer, tasks)
-                    parts.append(
-                        self._run_window(apps, window, events, project_name, part, deadlines, writes.submit)
-                    )
-                    del events
+
+        def read(n: int) -> dict[str, pd.DataFrame]:
+            return self._read_window(window, pieces[n], columns, listed, buffers[n % 2], tasks)
+
+        # the reads too are analysing a window (their frames live until the apps end); a part's
+        # outputs are stored while the next part is read and analysed
+        with (
+            analysing_a_window(),
+            closing(read_ahead(read, len(pieces), "mm-reads")) as reads,
+            OrderedWrites("mm-results") as writes,
+        ):
+            for events in reads:  # not zipped: a zip's tuple would hold the part read before
+                part = pieces[len(parts)]
+                parts.append(
+                    self._run_window(apps, window, events, project_name, part, deadlines, writes.submit)
+                )
+                del events
         if len(pieces) > 1:
             log.debug(
-                "window %s, %s: %d of %d parts read into the memory of the part before",
+                "window %s, %s: %d of %d parts read into the memory of the part before the last",
                 window.key,
                 shard,
-                float_buffer.reused,
+                buffers[0].reused + buffers[1].reused,
                 len(pieces),
             )
         return [AppWindowReport.merged(reports) for reports in zip(*parts, strict=True)]
