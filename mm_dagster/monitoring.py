@@ -17,6 +17,7 @@ from mm_dagster.applications.base import (
     event_columns_read,
     silence_lookback,
 )
+from mm_dagster.applications.endpoint_view import EndpointView, window_views
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
@@ -421,8 +422,9 @@ class Monitoring:
         tasks = self.endpoints.has_tasks()
         pieces = self.window_parts(window, shard, listed)
 
-        def read(n: int) -> dict[str, pd.DataFrame]:
-            return self._read_window(window, pieces[n], columns, listed, buffers[n % 2], tasks)
+        def read(n: int) -> tuple[dict[str, pd.DataFrame], dict[str, EndpointView]]:
+            events = self._read_window(window, pieces[n], columns, listed, buffers[n % 2], tasks)
+            return events, window_views(self.endpoints, sorted(events), project_name)
 
         # the reads too are analysing a window (their frames live until the apps end); a part's
         # outputs are stored while the next part is read and analysed
@@ -431,12 +433,14 @@ class Monitoring:
             closing(read_ahead(read, len(pieces), "mm-reads")) as reads,
             OrderedWrites("mm-results") as writes,
         ):
-            for events in reads:  # not zipped: a zip's tuple would hold the part read before
+            for events, views in reads:  # not zipped: a zip's tuple would hold the part read before
                 part = pieces[len(parts)]
                 parts.append(
-                    self._run_window(apps, window, events, project_name, part, deadlines, writes.submit)
+                    self._run_window(
+                        apps, window, events, project_name, part, deadlines, writes.submit, views
+                    )
                 )
-                del events
+                del events, views
         if len(pieces) > 1:
             log.debug(
                 "window %s, %s: %d of %d parts read into the memory of the part before the last",
@@ -472,6 +476,7 @@ class Monitoring:
         shard: Shard,
         deadlines: dict[str, float] | None = None,
         write: Write | None = None,
+        views: Mapping[str, EndpointView] | None = None,
     ) -> list[AppWindowReport]:
         if isinstance(events, WindowEvents):
             events = events.derived(shard.part_of(events))
@@ -493,6 +498,7 @@ class Monitoring:
             unmatched_labels=self.labels.unmatched_counts(sorted(set(events) | set(traffic))),
             deadlines=deadlines,
             write=write,
+            views=views,
         )
 
     def window_event_counts(self, window: Window) -> dict[str, tuple[int, int]]:

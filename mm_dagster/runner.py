@@ -304,6 +304,7 @@ def run_apps_on_window(
     unmatched_labels: Mapping[str, int] | None = None,
     deadlines: dict[str, float] | None = None,
     write: Write | None = None,
+    views: Mapping[str, EndpointView] | None = None,
 ) -> list[AppWindowReport]:
     """Run every app on every endpoint with events in `events`, storing outputs per app (by
     `write`, when given, which may store them after it returns: `storage.ordered_writes`).
@@ -314,12 +315,14 @@ def run_apps_on_window(
     (endpoint id -> windows with its events before this one) shows steady and `events` silent.
     `deadlines` (app name -> `time.monotonic()` deadline), when given, is where each app's budget
     for the window runs out: set by the first call that runs the app, kept by the next (a window
-    analysed in parts shares one budget per app).
+    analysed in parts shares one budget per app). `views`: the endpoints' `window_views`, when
+    the caller loaded them (the others are loaded here).
     """
     lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
     silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
     ids = sorted(set(events).union(*silent.values()))
-    views = window_views(registry, ids, project_name)
+    loaded = views or {}
+    views = {**loaded, **window_views(registry, [e for e in ids if e not in loaded], project_name)}
     endpoints = {endpoint_id: view.loaded for endpoint_id, view in views.items()}
     unknown = sorted(set(events) - set(endpoints))
     if unknown:

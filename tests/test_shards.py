@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mm_dagster.applications import HistogramDataDriftApplication, OperationalApplication
+from mm_dagster.applications.endpoint_view import window_views
 from mm_dagster.core.clock import fixed_clock
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.outputs import ModelMonitoringApplicationResult
@@ -45,6 +47,7 @@ from mm_dagster.dagster_defs.resources import MonitoringResource
 from mm_dagster.monitoring import Monitoring
 from mm_dagster.runner import run_apps_on_window
 from mm_dagster.simulation import TrafficShape, reference_frame, traffic_frame
+from mm_dagster.storage.endpoint_registry import StoredEndpoint
 
 from .analysis_snapshot import analysis_snapshot
 from .conftest import NOW, materialize_window, past_window
@@ -352,3 +355,32 @@ def test_parts_of_a_window_share_each_apps_time_budget(tmp_path: Path) -> None:
         assert all("timed out" in failure for failure in report.failures.values())
         with pytest.raises(MonitoringError, match="analysis_part_endpoints must be >= 1"):
             Monitoring(home=str(tmp_path), analysis_part_endpoints=0)
+
+
+def test_views_loaded_by_the_caller_are_used_and_only_the_others_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = past_window(60)
+    seed(tmp_path, window, endpoints=4)
+    with Monitoring(home=str(tmp_path), clock=fixed_clock(NOW)) as mm:
+        events = mm.read_window(window)
+        ids = sorted(events)
+        given = window_views(mm.endpoints, ids[:2])
+        asked: list[list[str]] = []
+        for_window = mm.endpoints.for_window
+
+        def recorded(wanted: Sequence[str]) -> list[StoredEndpoint]:
+            asked.append(sorted(wanted))
+            return for_window(wanted)
+
+        monkeypatch.setattr(mm.endpoints, "for_window", recorded)
+        app = HistogramDataDriftApplication()
+        (report,) = run_apps_on_window(
+            [app], window, events, mm.endpoints, mm.results, mm.artifacts, views=given
+        )
+        assert asked == [ids[2:]]
+        assert sorted(report.outputs) == ids and not report.failures
+        asked.clear()
+        (alone,) = run_apps_on_window([app], window, events, mm.endpoints, mm.results, mm.artifacts)
+        assert asked == [ids]
+        assert report.outputs == alone.outputs

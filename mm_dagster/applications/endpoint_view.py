@@ -156,6 +156,8 @@ def window_views(
     """The views of the endpoints among `ids` for a window's run, by id. A reference stored
     without a drift plan (before plans, or by another codec version) gets one now, stored for the
     next windows; one whose plan cannot be made runs without (its apps prepare the stats)."""
+    if not ids:
+        return {}
     stored = registry.for_window(ids)
     stats = WindowStats(registry, {s.endpoint.id: s.endpoint.reference_version for s in stored})
     views: dict[str, EndpointView] = {}
