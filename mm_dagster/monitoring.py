@@ -17,7 +17,7 @@ from mm_dagster.applications.base import (
     event_columns_read,
     silence_lookback,
 )
-from mm_dagster.applications.endpoint_view import EndpointView, window_views
+from mm_dagster.applications.endpoint_view import EndpointView, decode_plans, window_views
 from mm_dagster.core.clock import Clock, utcnow
 from mm_dagster.core.controller import window_counts
 from mm_dagster.core.endpoint import DEFAULT_MAX_SEGMENTS, ModelEndpoint
@@ -421,10 +421,14 @@ class Monitoring:
         buffers = (FloatBuffer(), FloatBuffer())  # the part analysed, the part read beside it
         tasks = self.endpoints.has_tasks()
         pieces = self.window_parts(window, shard, listed)
+        plans_read = any(app.reads_reference_plans for app in apps)
 
         def read(n: int) -> tuple[dict[str, pd.DataFrame], dict[str, EndpointView]]:
             events = self._read_window(window, pieces[n], columns, listed, buffers[n % 2], tasks)
-            return events, window_views(self.endpoints, sorted(events), project_name)
+            views = window_views(self.endpoints, sorted(events), project_name)
+            if plans_read:
+                decode_plans(views.values())
+            return events, views
 
         # the reads too are analysing a window (their frames live until the apps end); a part's
         # outputs are stored while the next part is read and analysed

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -384,3 +385,30 @@ def test_views_loaded_by_the_caller_are_used_and_only_the_others_loaded(
         (alone,) = run_apps_on_window([app], window, events, mm.endpoints, mm.results, mm.artifacts)
         assert asked == [ids]
         assert report.outputs == alone.outputs
+
+
+@pytest.mark.parametrize("plans_read", [True, False])
+def test_plans_are_decoded_on_the_read_thread_when_an_app_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plans_read: bool
+) -> None:
+    from mm_dagster.applications import endpoint_view
+
+    window = past_window(60)
+    seed(tmp_path, window, endpoints=4)
+    decoded_on: list[str] = []
+    plan_from_bytes = endpoint_view.plan_from_bytes
+
+    def recorded(data: bytes) -> object:
+        decoded_on.append(threading.current_thread().name)
+        return plan_from_bytes(data)
+
+    monkeypatch.setattr(endpoint_view, "plan_from_bytes", recorded)
+    app = HistogramDataDriftApplication() if plans_read else OperationalApplication()
+    assert app.reads_reference_plans is plans_read
+    with Monitoring(home=str(tmp_path), clock=fixed_clock(NOW), analysis_part_endpoints=2) as mm:
+        (report,) = mm.analyse_window([app], window)
+    assert len(report.outputs) == 4 and not report.failures
+    if plans_read:  # every endpoint's plan, once, beside the apps
+        assert len(decoded_on) == 4 and all(name.startswith("mm-reads") for name in decoded_on)
+    else:
+        assert decoded_on == []

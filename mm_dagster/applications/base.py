@@ -46,6 +46,9 @@ class ModelMonitoringApplicationBase(ABC):
     # latencies and errors). When every app of a run reads "model", the run does not read those
     # columns from storage (request ids still, when an endpoint's labels need joining).
     event_columns: ClassVar[str] = "all"
+    # Whether the app reads the endpoints' drift plans (`shared_reference_plan`): when one does, a
+    # window read in parts decodes each part's plans on the read's thread, beside the apps.
+    reads_reference_plans: ClassVar[bool] = False
 
     @property
     def name(self) -> str:

@@ -26,6 +26,7 @@ class DataQualityApplication(ModelMonitoringApplicationBase):
 
     NAME = "data-quality"
     RESULT_NAMES = ("data_quality",)
+    reads_reference_plans = True
 
     def __init__(
         self,

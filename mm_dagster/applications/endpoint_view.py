@@ -4,7 +4,7 @@
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import cached_property
@@ -148,6 +148,12 @@ class EndpointView:
                 exc,
             )
             return None
+
+
+def decode_plans(views: Iterable[EndpointView]) -> None:
+    """Decode each view's drift plan now (a cached property: its apps find it decoded)."""
+    for view in views:
+        _ = view.plan
 
 
 def window_views(

@@ -68,6 +68,7 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
     NAME = "histogram-data-drift"
     RESULT_NAMES = ("general_drift", "feature_drift", "prediction_drift")
     event_columns = "model"
+    reads_reference_plans = True
 
     def __init__(
         self,
