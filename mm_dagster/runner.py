@@ -12,7 +12,6 @@ that segment's rows and reference stats, within the same budget.
 """
 
 import functools
-import gc
 import importlib
 import logging
 import time
@@ -32,6 +31,11 @@ from mm_dagster.applications.endpoint_view import EndpointView, window_views
 from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.silence import empty_sample
+from mm_dagster.core.collector import (  # noqa: F401 (re-exported: the runner's settings)
+    MIDDLE_COLLECTION_EVERY,
+    YOUNG_COLLECTION_THRESHOLD,
+    fewer_collections,
+)
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import AppOutputError
 from mm_dagster.core.histograms import FeatureHistogram
@@ -209,35 +213,8 @@ def segment_runs(
     ]
 
 
-YOUNG_COLLECTION_THRESHOLD = 50_000  # allocations between young-generation passes (CPython: 700)
-MIDDLE_COLLECTION_EVERY = 1_000  # young passes between middle-generation passes (CPython: 10)
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Fewer passes of the cyclic garbage collector while a window is analysed: what was alive
-    when it started (the window's events, the endpoints, the imported code) is moved out of the
-    collector's reach (`gc.freeze`), young-generation passes come every 50,000 allocations
-    instead of 700, and the middle generation is passed over every 1,000 of them instead of 10
-    (short-lived cycles still die young). The analysis allocates millions of small objects that
-    live until it ends, so the default passes mostly walk live objects (measured: 10-15% of the
-    drift app's CPU time at 1,000 endpoints; at 3,000 the middle passes took ~0.4 s by the
-    collector's own clock, yet whole runs with and without them were within noise, 0.99x, and
-    peak memory the same). The settings are restored when it ends. Inside another, it changes
-    nothing (the outer one restores them when the whole of its work ends)."""
-    thresholds = gc.get_threshold()
-    if thresholds[0] == YOUNG_COLLECTION_THRESHOLD:
-        yield
-        return
-    gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, thresholds[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _numpy_huge_pages_setter() -> Callable[[bool], bool] | None:

@@ -17,6 +17,7 @@ from mm_dagster.applications.drift_runs import (
     packed_run_drifts,
 )
 from mm_dagster.applications.model_cache import PreparedReferences
+from mm_dagster.core.collector import collector_paused
 from mm_dagster.core.errors import MonitoringError
 from mm_dagster.core.links import UiLinks
 from mm_dagster.core.outputs import (
@@ -160,8 +161,10 @@ class HistogramDataDriftApplication(ModelMonitoringApplicationBase):
         """Every endpoint and segment of the window in one call (see the base class): each
         context's numeric columns are binned in one compiled pass, then the distances and the
         verdicts of all contexts' features are computed together, and the links resolved once;
-        each entry is exactly what `do_tracking` returns for that context (or what it raised)."""
-        return self._track_all(contexts)
+        each entry is exactly what `do_tracking` returns for that context (or what it raised).
+        The garbage collector is paused meanwhile (`core.collector.collector_paused`)."""
+        with collector_paused():
+            return self._track_all(contexts)
 
     def _track_all(self, contexts: Sequence[MonitoringApplicationContext]) -> list[Any]:
         """Each context's outputs (or what it raised): the runs of the packed case together
