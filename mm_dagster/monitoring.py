@@ -74,7 +74,7 @@ class WindowCoverage:
 
 
 DEFAULT_BASE_PERIOD = 10
-ANALYSIS_PART_ENDPOINTS = 2_500  # endpoints read and analysed at once (see `analyse_window`)
+ANALYSIS_PART_ENDPOINTS = 2_000  # endpoints read and analysed at once (see `analyse_window`)
 
 
 @dataclass(frozen=True)
@@ -407,10 +407,10 @@ class Monitoring:
         `shard`: ranges of the shard key, so each part's read skips the others' row groups), and
         each part is read (only the columns the apps read) while the one before it is analysed
         (`storage.read_ahead`), then analysed, stored and released, so a window's peak memory
-        stays that of two parts (measured, 10,000 endpoints x 20 features in one process: 2.0 GB
-        in 4 parts read one at a time, 3.45 GB read whole; a 5,000-endpoint half took 9 s where
-        the whole took 22-25 s). Results are the same for any parts (each
-        endpoint's are its own); each app's time budget is shared by the parts. The window's
+        stays that of two parts (measured, 10,000 endpoints x 20 features in one process: 2.1-2.2
+        GB in 5 parts read ahead, 2.0 GB in 4 parts read one at a time, 3.45 GB read whole; a
+        5,000-endpoint half took 9 s where the whole took 22-25 s). Results are the same for any
+        parts (each endpoint's are its own); each app's time budget is shared by the parts. The window's
         files are listed once, and each part's float columns are gathered into the memory the
         part before the last used (`storage.float_block.FloatBuffer`). Returns one report per app for
         the whole shard."""
