@@ -31,11 +31,7 @@ from mm_dagster.applications.endpoint_view import EndpointView, window_views
 from mm_dagster.applications.metric_history import MetricHistory
 from mm_dagster.applications.persistence import apply_persistence
 from mm_dagster.applications.silence import empty_sample
-from mm_dagster.core.collector import (  # noqa: F401 (re-exported: the runner's settings)
-    MIDDLE_COLLECTION_EVERY,
-    YOUNG_COLLECTION_THRESHOLD,
-    fewer_collections,
-)
+from mm_dagster.core.collector import fewer_collections
 from mm_dagster.core.endpoint import ModelEndpoint
 from mm_dagster.core.errors import AppOutputError
 from mm_dagster.core.histograms import FeatureHistogram
@@ -298,7 +294,7 @@ def run_apps_on_window(
     lookbacks = {app.silent_endpoint_windows for app in apps if app.silent_endpoint_windows}
     silent = {n: silent_endpoints(recent_traffic or {}, window, n, events) for n in lookbacks}
     ids = sorted(set(events).union(*silent.values()))
-    loaded = views or {}
+    loaded = {e: views[e] for e in ids if e in views} if views else {}
     views = {**loaded, **window_views(registry, [e for e in ids if e not in loaded], project_name)}
     endpoints = {endpoint_id: view.loaded for endpoint_id, view in views.items()}
     unknown = sorted(set(events) - set(endpoints))

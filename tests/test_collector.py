@@ -4,7 +4,30 @@ import gc
 
 import pytest
 
-from mm_dagster.core.collector import collector_paused, fewer_collections
+from mm_dagster.core.collector import (
+    MIDDLE_COLLECTION_EVERY,
+    YOUNG_COLLECTION_THRESHOLD,
+    collector_paused,
+    fewer_collections,
+)
+
+
+def test_fewer_collections_during_a_window_and_the_collector_restored_after() -> None:
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, before[2])
+        assert gc.get_freeze_count() > 0  # what was alive is out of the collector's reach
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(ZeroDivisionError), fewer_collections():
+        _ = 1 / 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with fewer_collections():  # nested (a shard's read, then its run): the outer one restores
+        frozen = gc.get_freeze_count()
+        with fewer_collections():
+            pass
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, before[2])
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 class Node:

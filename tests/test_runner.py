@@ -104,28 +104,6 @@ def test_deleted_endpoint_events_are_skipped(mm: Monitoring, window: Window, two
     assert set(report.outputs) == {b.id}
 
 
-def test_fewer_collections_during_a_window_and_the_collector_restored_after() -> None:
-    import gc
-
-    from mm_dagster.runner import MIDDLE_COLLECTION_EVERY, YOUNG_COLLECTION_THRESHOLD, fewer_collections
-
-    before = gc.get_threshold()
-    with fewer_collections():
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, before[2])
-        assert gc.get_freeze_count() > 0  # what was alive is out of the collector's reach
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-    with pytest.raises(ZeroDivisionError), fewer_collections():
-        _ = 1 / 0
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-    with fewer_collections():  # nested (a shard's read, then its run): the outer one restores
-        frozen = gc.get_freeze_count()
-        with fewer_collections():
-            pass
-        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, before[2])
-        assert gc.get_freeze_count() == frozen
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-
-
 def test_base_pages_while_a_window_is_analysed_and_numpy_restored_after() -> None:
     from mm_dagster.runner import _numpy_huge_pages_setter, analysing_a_window, base_pages
 
