@@ -11,7 +11,8 @@ each just before a calm run) and the ratio to it, best to best and the median of
 then the fitted exponent of time vs endpoints (log-log; target <= 1.1). With `--shards 2`: the
 largest size again with K = 2 shards on the multiprocess executor, against K = 1 (target <=
 0.65x), each `--repeat` times alternating, best kept; and what two busy processes do together
-on this machine against one (`parallel_headroom`), the bound on any K = 2 ratio here.
+on this machine against one (`parallel_headroom`), the bound on any K = 2 ratio here, and the
+cores the K = 1 run itself kept busy (its threads), which with the headroom bounds K = 2 from below.
 
 Data: endpoints share one reference (stats computed once, rows copied); events are stored as the
 recorder stores them (bench/scale_data.py): two drains per window, each holding half of every
@@ -282,11 +283,18 @@ def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
     """K=1 in process against K=`shards` on the multiprocess executor, `repeat` times each,
     alternating, each run in a process of its own (`alternating_runs`); the best of each is
     compared (this machine's other tenants add noise)."""
+    cores: list[float] = []
+
+    def one_process(home: str, window: object, now: datetime) -> float:
+        seconds, busy = run_in_own_process(home, window, now, 1)
+        cores.append(busy)
+        return seconds
+
     times = alternating_runs(
         size,
         {
-            f"K={k}": lambda home, window, now, k=k: timed_run_in_own_process(home, window, now, k)
-            for k in (1, shards)
+            "K=1": one_process,
+            f"K={shards}": lambda home, window, now: timed_run_in_own_process(home, window, now, shards),
         },
         repeat,
     )
@@ -299,6 +307,12 @@ def sharded_vs_one(size: int, shards: int, repeat: int) -> None:
         f"this machine: {shards} busy processes together do {headroom:.2f}x the CPU work of one "
         f"(a pure-Python loop, best of {repeat}): K={shards} cannot take less than "
         f"{1 / headroom:.2f}x of K=1 here, whatever the code"
+    )
+    busy = float(np.median(cores))
+    print(
+        f"K=1 itself kept {busy:.2f} cores busy (median of its runs: its part read ahead, its results "
+        f"written and its drift kernels on threads beside the apps): K={shards} does at least that "
+        f"work, so it cannot take less than {busy / headroom:.2f}x of K=1 here, whatever the code"
     )
 
 
@@ -338,9 +352,16 @@ def timed_run_in_own_process(home: str, window: object, now: datetime, shards: i
     """`through_dagster` in a new process that first warms up (as this one did): a 10,000-endpoint
     run leaves GBs of freed memory with the process that ran it, and runs after it in the same
     process were OOM-killed."""
+    return run_in_own_process(home, window, now, shards)[0]
+
+
+def run_in_own_process(home: str, window: object, now: datetime, shards: int) -> tuple[float, float]:
+    """`timed_run_in_own_process`'s seconds, and the cores its process kept busy meanwhile (CPU
+    seconds of all its threads / seconds; the step processes of K > 1 are not counted)."""
     command = [sys.executable, __file__, "--timed-run", home, window.start.isoformat(), now.isoformat()]  # type: ignore[attr-defined]
     done = subprocess.run([*command, str(shards)], check=True, capture_output=True, text=True)
-    return float(done.stdout.split()[-1])
+    seconds, cores = done.stdout.split()[-2:]
+    return float(seconds), float(cores)
 
 
 def timed_run(home: str, window_start: str, now: str, shards: str) -> None:
@@ -348,7 +369,9 @@ def timed_run(home: str, window_start: str, now: str, shards: str) -> None:
 
     warm_up()
     window = Window.containing(datetime.fromisoformat(window_start), 10)
-    print(through_dagster(home, window, datetime.fromisoformat(now), int(shards)), flush=True)
+    cpu = time.process_time()
+    seconds = through_dagster(home, window, datetime.fromisoformat(now), int(shards))
+    print(seconds, (time.process_time() - cpu) / seconds, flush=True)
 
 
 def _timed(fn: object) -> float:
