@@ -410,10 +410,11 @@ class Monitoring:
         stays that of two parts (measured, 10,000 endpoints x 20 features in one process: 2.1-2.2
         GB in 5 parts read ahead, 2.0 GB in 4 parts read one at a time, 3.45 GB read whole; a
         5,000-endpoint half took 9 s where the whole took 22-25 s). Results are the same for any
-        parts (each endpoint's are its own); each app's time budget is shared by the parts. The window's
-        files are listed once, and each part's float columns are gathered into the memory the
-        part before the last used (`storage.float_block.FloatBuffer`). Returns one report per app for
-        the whole shard."""
+        parts (each endpoint's are its own); each app's time budget is shared by the parts. The
+        window's files are listed once, and each part's float columns are gathered into the
+        memory the part before the last used (`storage.float_block.FloatBuffer`). A part that
+        cannot be read, or whose results cannot be stored, fails the analysis; the parts before
+        it stay stored. Returns one report per app for the whole shard."""
         columns = event_columns_read(apps)
         deadlines: dict[str, float] = {}
         parts: list[list[AppWindowReport]] = []

@@ -412,3 +412,29 @@ def test_plans_are_decoded_on_the_read_thread_when_an_app_reads_them(
         assert len(decoded_on) == 4 and all(name.startswith("mm-reads") for name in decoded_on)
     else:
         assert decoded_on == []
+
+
+def test_a_part_that_cannot_be_read_fails_the_analysis_after_the_parts_before_it_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = past_window(60)
+    seed(tmp_path, window, endpoints=4)
+    with Monitoring(home=str(tmp_path), clock=fixed_clock(NOW), analysis_part_endpoints=1) as mm:
+        pieces = mm.window_parts(window)
+        assert len(pieces) >= 3
+        read_window = mm._read_window
+        read: list[Shard] = []
+
+        def second_unreadable(window: Window, part: Shard, *args: object) -> object:
+            read.append(part)
+            if len(read) == 2:
+                raise OSError(f"events of {part.label} unreadable")
+            return read_window(window, part, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(mm, "_read_window", second_unreadable)
+        with pytest.raises(OSError, match=f"events of {pieces[1].label} unreadable"):
+            mm.analyse_window([HistogramDataDriftApplication()], window)
+        assert read == pieces[:2]  # none read after the failure
+        monkeypatch.undo()
+        kept = {r.endpoint_id for r in mm.results.results(app="histogram-data-drift", start=window.start)}
+        assert kept and kept == set(pieces[0].select(mm.endpoints.names()))
