@@ -29,10 +29,10 @@ def fewer_collections() -> Iterator[None]:
     collector's own clock, yet whole runs with and without them were within noise, 0.99x, and
     peak memory the same). The settings are restored when it ends. Inside another, it changes
     nothing (the outer one restores them when the whole of its work ends)."""
-    thresholds = gc.get_threshold()
-    if thresholds[0] == YOUNG_COLLECTION_THRESHOLD:
+    if _fewer_collections_on():
         yield
         return
+    thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, MIDDLE_COLLECTION_EVERY, thresholds[2])
     try:
@@ -58,7 +58,12 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
-        if frozen_before == 0 or gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD:
+        if frozen_before == 0 or _fewer_collections_on():
             gc.freeze()
             gc.unfreeze()
         gc.enable()
+
+
+def _fewer_collections_on() -> bool:
+    """Whether this runs inside `fewer_collections` (its young threshold is set)."""
+    return gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
