@@ -31,7 +31,7 @@ from mm_dagster.stats.reference_codec import (
     plan_from_bytes,
 )
 from mm_dagster.stats.reference_plan import PreparedFeature, prepare_reference
-from mm_dagster.stats.union_binning import packed_grids_of_unions, prepared_bins
+from mm_dagster.stats.union_binning import packed_grids_of_unions, prepared_bins, union_counts
 from mm_dagster.storage import database as db
 from mm_dagster.storage.window_histograms import WindowHistogramStore
 
@@ -291,7 +291,12 @@ def test_a_plans_packed_sets_are_read_without_making_its_features() -> None:
     names = tuple(n for n in plan if n in plan.gridded)
     assert list(plan) == list(expected) and plan.gridded == expected.gridded and len(names) == 6
     counts, split, grids = plan.packed_counts(names), plan.packed_split(names), plan.packed_grids(names)
+    window = np.random.default_rng(4).normal(0, 2, (1000, len(names)))
+    window[::9, 0] = np.nan
+    binned = plan.union_counts(window, names)  # on grids made for the window, from the plan's unions
     assert plan._features is None  # what a run of the packed path reads makes no feature
+    np.testing.assert_array_equal(binned, union_counts(window, expected.packed_grids(names)))
+    assert binned.sum() == window.size - np.isnan(window).sum()
     want = expected.packed_counts(names)
     for name in ("histograms", "histogram_ends", "tests", "drift_ends", "totals"):
         np.testing.assert_array_equal(getattr(counts, name), getattr(want, name), err_msg=name)

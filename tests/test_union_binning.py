@@ -22,6 +22,7 @@ from mm_dagster.stats.union_binning import (
     prepared_bins,
     split_counts,
     union_counts,
+    union_counts_of_unions,
 )
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -118,6 +119,38 @@ def test_a_block_of_features_is_counted_column_by_column() -> None:
         np.testing.assert_array_equal(got[i][0], expected[0])
         np.testing.assert_array_equal(got[i][1], expected[1])
     assert got[4][0][-2] >= 1 and got[4][0][-1] == np.count_nonzero(block[:, 4] > bins[4].edges[-2])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(reference_and_window(), min_size=1, max_size=4), st.sampled_from([1, 10, 3, 40, 200]))
+def test_counts_on_grids_made_for_the_block_equal_the_binary_search(
+    data: list[tuple[np.ndarray, np.ndarray]], repeat: int
+) -> None:
+    # Blocks of a few to tens of thousands of rows: the longest columns are tallied by cell, on
+    # the finer grid made from the one made in the call.
+    unions = [_bins(reference).union for reference, _ in data]
+    rows = min(window.size for _, window in data) * repeat
+    block = np.column_stack([np.resize(window, rows) for _, window in data])
+    starts = np.concatenate(([0], np.cumsum([u.size for u in unions]))).astype(np.int64)
+    got = union_counts_of_unions(block, np.concatenate(unions), starts)
+    np.testing.assert_array_equal(got, union_counts(block, PackedGrids.of([UnionGrid.of(u) for u in unions])))
+    at = 0
+    for i, union in enumerate(unions):
+        column = block[:, i][~np.isnan(block[:, i])]
+        expected = np.bincount(np.searchsorted(union, column, side="right"), minlength=union.size + 1)
+        np.testing.assert_array_equal(got[at : at + union.size + 1], expected)
+        at += union.size + 1
+
+
+def test_counts_on_made_grids_refuse_a_block_that_does_not_match_its_unions() -> None:
+    edges, starts = np.array([0.0, 1.0, 2.0]), np.array([0, 3])
+    try:
+        union_counts_of_unions(np.zeros((3, 2)), edges, starts)
+    except ValueError as exc:
+        assert "does not match 1 feature unions" in str(exc)
+    else:
+        raise AssertionError("a block of 2 columns was counted on 1 union")
+    assert union_counts_of_unions(np.zeros((0, 1)), edges, starts).tolist() == [0, 0, 0, 0]
 
 
 def test_a_block_that_does_not_match_its_grids_is_refused() -> None:

@@ -29,7 +29,6 @@ from mm_dagster.stats.packed_drift import (
     verdict_statuses,
 )
 from mm_dagster.stats.reference_plan import PackedReferenceCounts, PreparedReference
-from mm_dagster.stats.union_binning import union_counts
 
 # Runs computed together: a few hundred keep their arrays (a few MB) in the caches and in memory
 # the allocator reuses; a whole part's 2,500 at once made arrays of tens of MB, each new memory.
@@ -164,7 +163,7 @@ def packed_run(
     block = None if plan is None else numbers.select(names)
     if plan is None or block is None:
         return None
-    counts = union_counts(block, prepared.packed_grids(names))
+    counts = prepared.union_counts(block, names)
     histograms, drifts = prepared.packed_split(names).split_packed(counts, mlrun_compatible)
     return PackedRun(
         names,

@@ -49,7 +49,7 @@ from mm_dagster.stats.feature_stats import (
 )
 from mm_dagster.stats.packed_drift import row_measured, verdict_statuses
 from mm_dagster.stats.reference_plan import PreparedFeature, PreparedReference, prepare_reference
-from mm_dagster.stats.union_binning import column_counts, split_counts, union_counts
+from mm_dagster.stats.union_binning import column_counts, split_counts
 
 PARALLEL_MIN_ROWS = 100_000
 MAX_THREADS = 4
@@ -222,9 +222,8 @@ def feature_drift_parts(
         gridded = [i for i, f in enumerate(numeric) if references[f].has_grid]
         if gridded:
             names = tuple(numeric[i] for i in gridded)
-            counts = union_counts(
-                block[:, gridded] if len(gridded) < len(numeric) else block, references.packed_grids(names)
-            )
+            gridded_block = block[:, gridded] if len(gridded) < len(numeric) else block
+            counts = references.union_counts(gridded_block, names)
             split = references.packed_split(names).split(counts, mlrun_compatible_binning)
             binned.update({numeric[i]: pair for i, pair in zip(gridded, split, strict=True)})
 

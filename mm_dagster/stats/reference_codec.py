@@ -12,11 +12,12 @@ holds the entries' CRC-32; the entries say where each feature's arrays lie in th
 length) and its scalars; the descriptions hold each feature's bin labels and reference summary.
 Entries and descriptions are parsed only when asked for (a run of the packed path needs
 neither). The gridded features' unions, reference histograms, reference drift-bin counts and
-totals each lie one after another in the float block, so a plan's packed grids are built in one
-compiled call over one slice and its packed reference counts are slices; how their union counts
+totals each lie one after another in the float block, so a plan's unions are one slice (a run
+counts a window's values on them in one compiled call that makes grids sized for the window,
+`union_counts_of_unions`) and its packed reference counts are slices; how their union counts
 split into histograms and drift bins (`PackedSplit`) is stored whole, and a gridded feature's
-own split is its part of it. The packed grids are made when a run asks for them and not kept (a
-run bins each endpoint's window once); a feature's own grid is made when first asked for. Arrays
+own split is its part of it. No grid is kept (a run bins each endpoint's window once); a
+feature's own grid is made when first asked for. Arrays
 read back are read-only views of the stored bytes. Codec 5 (codec 4 had no packed counts, int64
 indexes and one header holding the entries).
 """
@@ -199,7 +200,7 @@ def _plan(data: bytes) -> PreparedReference:
     floats = np.frombuffer(data, dtype="<f8", count=header["floats"], offset=start)
     ints = np.frombuffer(data, dtype="<i4", count=header["ints"], offset=start + floats.nbytes)
     gridded: tuple[str, ...] = tuple(header["gridded"])
-    made: Callable[[], PackedGrids] | None = None
+    unions: tuple[np.ndarray, np.ndarray] | None = None
     split: PackedSplit | None = None
     starts: np.ndarray | None = None
     sets: dict[str, Any] = {}
@@ -210,9 +211,9 @@ def _plan(data: bytes) -> PreparedReference:
         sizes = np.diff(starts)
         if starts[-1] != un or sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES:  # damaged
             raise ValueError(f"union sizes {sizes.tolist()} do not fit {un} edges")
-        made = partial(packed_grids_of_unions, floats[u0 : u0 + un], starts)
+        unions = (floats[u0 : u0 + un], starts)
         sets = {
-            "made_grids": {gridded: made},
+            "unions": {gridded: unions},
             "splits": {gridded: split},
             "counts": {
                 gridded: PackedReferenceCounts(
@@ -243,7 +244,7 @@ def _plan(data: bytes) -> PreparedReference:
 
     def features() -> dict[str, PreparedFeature]:
         try:
-            packed = None if made is None else made()
+            packed = None if unions is None else packed_grids_of_unions(*unions)
             return _features(
                 _json(data[entries_at:described_at]), floats, ints, gridded, packed, split, starts
             )

@@ -10,7 +10,15 @@ import numpy as np
 
 from mm_dagster.stats.category_sketch import CategorySketch
 from mm_dagster.stats.feature_stats import NUMERIC, NumericBins, reference_category_counts
-from mm_dagster.stats.union_binning import PackedGrids, PackedSplit, UnionGrid, prepared_bins
+from mm_dagster.stats.union_binning import (
+    PackedGrids,
+    PackedSplit,
+    UnionGrid,
+    packed_grids_of_unions,
+    prepared_bins,
+    union_counts,
+    union_counts_of_unions,
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,9 @@ class PreparedReference(Mapping[str, PreparedFeature]):
     `features` may be a function making them (a stored plan's): they are made when one is first
     asked for, and `names`, `gridded` (the numeric features with union bins) and the packed sets
     given with it answer until then, so a run that needs only the packed sets makes no
-    per-feature objects. `made_grids` make the packed grids of a set each time they are asked
-    for (a stored plan's: a run bins each endpoint's window once)."""
+    per-feature objects. `unions` are the concatenated union edges and their starts of a set (a
+    stored plan's): its counts are made on grids made for the window (`union_counts`), and its
+    packed grids each time they are asked for, not kept (a run bins each endpoint's window once)."""
 
     def __init__(
         self,
@@ -127,7 +136,7 @@ class PreparedReference(Mapping[str, PreparedFeature]):
         | Callable[[], Mapping[str, FeatureDescription]]
         | None = None,
         packed: Mapping[tuple[str, ...], PackedGrids] | None = None,
-        made_grids: Mapping[tuple[str, ...], Callable[[], PackedGrids]] | None = None,
+        unions: Mapping[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None,
         splits: Mapping[tuple[str, ...], PackedSplit] | None = None,
         counts: Mapping[tuple[str, ...], PackedReferenceCounts] | None = None,
         stats_features: int | None = None,
@@ -148,7 +157,7 @@ class PreparedReference(Mapping[str, PreparedFeature]):
         # the reference's features in its stats (also those with nothing to compare against)
         self.stats_features = len(self._names) if stats_features is None else stats_features
         self._packed: dict[tuple[str, ...], PackedGrids] = dict(packed or {})
-        self._made_grids = dict(made_grids or {})
+        self._unions = dict(unions or {})
         self._splits: dict[tuple[str, ...], PackedSplit] = dict(splits or {})
         self._counts: dict[tuple[str, ...], PackedReferenceCounts] = dict(counts or {})
         self._described = described
@@ -205,11 +214,19 @@ class PreparedReference(Mapping[str, PreparedFeature]):
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""
-        if names not in self._packed and names in self._made_grids:
+        if names not in self._packed and names in self._unions:
             # made again when asked again, not kept: ~55 KB an endpoint at 20 features, which at
             # 10,000 endpoints held 0.55 GB of tables used once per window
-            return self._made_grids[names]()
+            return packed_grids_of_unions(*self._unions[names])
         return _remembered(self._packed, names, lambda: PackedGrids.of([self[n].grid for n in names]))  # type: ignore[misc]
+
+    def union_counts(self, block: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+        """`block`'s counts (its columns: `names`, features with union bins) in their union bins,
+        concatenated: on grids made for the block when the set's unions are given (a stored
+        plan's), else on the packed grids kept."""
+        if names not in self._packed and names in self._unions:
+            return union_counts_of_unions(block, *self._unions[names])
+        return union_counts(block, self.packed_grids(names))
 
 
 Packed = TypeVar("Packed")

@@ -245,6 +245,44 @@ def union_counts(block: np.ndarray, grids: PackedGrids) -> np.ndarray:
     return counts
 
 
+@njit(cache=True, nogil=True)
+def _count_block_on_made_grids(
+    block: np.ndarray, edges: np.ndarray, edge_starts: np.ndarray, counts: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    most = 1
+    for feature in range(block.shape[1]):
+        most = max(most, _cells(edge_starts[feature + 1] - edge_starts[feature]))
+    table_of_one = np.empty(most, dtype=TABLE_DTYPE)  # each feature's table in turn
+    for feature in range(block.shape[1]):
+        e0, e1 = edge_starts[feature], edge_starts[feature + 1]
+        union = edges[e0:e1]
+        table = table_of_one[: _cells(union.size)]
+        low, scale = _grid_scale(union)
+        _fill_table(union, low, scale, table)
+        _count_column(block[:, feature], union, low, scale, table, counts[e0 + feature : e1 + feature + 1])
+
+
+def union_counts_of_unions(block: np.ndarray, edges: np.ndarray, edge_starts: np.ndarray) -> np.ndarray:
+    """`union_counts(block, packed_grids_of_unions(edges, edge_starts))` in one compiled call
+    that makes each feature's grid in turn in one table and keeps none: for unions binned once
+    (a stored plan's, once per window of 1,000 rows: making the packed grids first cost 76 us
+    an endpoint of 20 features in a 10,000-endpoint run, counting on them 105 us)."""
+    sizes = np.diff(edge_starts)
+    if block.ndim != 2 or block.shape[1] != sizes.size:
+        raise ValueError(f"block of shape {block.shape} does not match {sizes.size} feature unions")
+    if sizes.size and (sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES):
+        raise ValueError(f"unions must hold 1 to {MAX_TABLE_EDGES} edges, got {sizes.min()} to {sizes.max()}")
+    counts = np.zeros(int(edge_starts[-1]) + sizes.size if sizes.size else 0, dtype=np.int64)
+    if block.shape[0] and sizes.size:
+        _count_block_on_made_grids(
+            columns_readable(block),
+            np.ascontiguousarray(edges, dtype=np.float64),
+            np.ascontiguousarray(edge_starts, dtype=np.int64),
+            counts,
+        )
+    return counts
+
+
 def column_counts(values: np.ndarray, grid: UnionGrid) -> np.ndarray:
     """One column's counts in its union bins (for columns binned in parallel threads: the
     kernel releases the GIL)."""
