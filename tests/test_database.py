@@ -38,6 +38,22 @@ def test_columns_added_by_later_versions_are_added_to_an_existing_database(tmp_p
     engine.dispose()
 
 
+def test_a_sqlite_database_is_read_through_memory_mapped_io_in_wal_mode(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite:///{tmp_path}/mm.db")
+    try:
+        with engine.connect() as conn:  # every pooled connection gets the pragmas
+            mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert 0 < mapped <= db.SQLITE_MMAP_BYTES  # SQLite maps at most its build's limit
+        with engine.begin() as conn:  # written through the log, read back through the map
+            conn.exec_driver_sql("CREATE TABLE probe (v BLOB)")
+            conn.exec_driver_sql("INSERT INTO probe VALUES (zeroblob(100000))")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT length(v) FROM probe").scalar() == 100000
+    finally:
+        engine.dispose()
+
+
 def test_indexes_added_by_later_versions_are_added_and_replacing_a_window_uses_them(tmp_path: Path) -> None:
     """The window histograms and failures were keyed by endpoint only: replacing a window's rows
     walked every endpoint's whole history. A database made before the window indexes gets them,
