@@ -13,12 +13,12 @@ length) and its scalars; the descriptions hold each feature's bin labels and ref
 Entries and descriptions are parsed only when asked for (a run of the packed path needs
 neither). The gridded features' unions, reference histograms, reference drift-bin counts and
 totals each lie one after another in the float block, so a plan's unions are one slice (a run
-counts a window's values on them in one compiled call that makes grids sized for the window,
+counts a window's values on them in one compiled call that makes each feature's grid in turn,
 `union_counts_of_unions`) and its packed reference counts are slices; how their union counts
 split into histograms and drift bins (`PackedSplit`) is stored whole, and a gridded feature's
 own split is its part of it. No grid is kept (a run bins each endpoint's window once); a
-feature's own grid is made when first asked for. Arrays
-read back are read-only views of the stored bytes. Codec 5 (codec 4 had no packed counts, int64
+feature's own grid is made when first asked for. Arrays read back are read-only views of the
+stored bytes. Codec 5 (codec 4 had no packed counts, int64
 indexes and one header holding the entries).
 """
 

@@ -123,8 +123,8 @@ class PreparedReference(Mapping[str, PreparedFeature]):
     asked for, and `names`, `gridded` (the numeric features with union bins) and the packed sets
     given with it answer until then, so a run that needs only the packed sets makes no
     per-feature objects. `unions` are the concatenated union edges and their starts of a set (a
-    stored plan's): its counts are made on grids made for the window (`union_counts`), and its
-    packed grids each time they are asked for, not kept (a run bins each endpoint's window once)."""
+    stored plan's): its counts are made on grids made in the counting call (`union_counts`), and
+    its packed grids each time they are asked for, not kept (a run bins each endpoint's window once)."""
 
     def __init__(
         self,
@@ -214,19 +214,25 @@ class PreparedReference(Mapping[str, PreparedFeature]):
 
     def packed_grids(self, names: tuple[str, ...]) -> PackedGrids:
         """The grids of `names` (features with union bins), in that order, for one kernel call."""
-        if names not in self._packed and names in self._unions:
+        unions = self._unions_only(names)
+        if unions is not None:
             # made again when asked again, not kept: ~55 KB an endpoint at 20 features, which at
             # 10,000 endpoints held 0.55 GB of tables used once per window
-            return packed_grids_of_unions(*self._unions[names])
+            return packed_grids_of_unions(*unions)
         return _remembered(self._packed, names, lambda: PackedGrids.of([self[n].grid for n in names]))  # type: ignore[misc]
 
     def union_counts(self, block: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """`block`'s counts (its columns: `names`, features with union bins) in their union bins,
         concatenated: on grids made for the block when the set's unions are given (a stored
         plan's), else on the packed grids kept."""
-        if names not in self._packed and names in self._unions:
-            return union_counts_of_unions(block, *self._unions[names])
+        unions = self._unions_only(names)
+        if unions is not None:
+            return union_counts_of_unions(block, *unions)
         return union_counts(block, self.packed_grids(names))
+
+    def _unions_only(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The unions given for `names` when no packed grids of theirs are kept."""
+        return None if names in self._packed else self._unions.get(names)
 
 
 Packed = TypeVar("Packed")

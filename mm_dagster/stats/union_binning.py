@@ -267,12 +267,10 @@ def union_counts_of_unions(block: np.ndarray, edges: np.ndarray, edge_starts: np
     that makes each feature's grid in turn in one table and keeps none: for unions binned once
     (a stored plan's, once per window of 1,000 rows: making the packed grids first cost 76 us
     an endpoint of 20 features in a 10,000-endpoint run, counting on them 105 us)."""
-    sizes = np.diff(edge_starts)
+    sizes = union_sizes(edge_starts)
     if block.ndim != 2 or block.shape[1] != sizes.size:
         raise ValueError(f"block of shape {block.shape} does not match {sizes.size} feature unions")
-    if sizes.size and (sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES):
-        raise ValueError(f"unions must hold 1 to {MAX_TABLE_EDGES} edges, got {sizes.min()} to {sizes.max()}")
-    counts = np.zeros(int(edge_starts[-1]) + sizes.size if sizes.size else 0, dtype=np.int64)
+    counts = np.zeros(int(edge_starts[-1]) + sizes.size, dtype=np.int64)
     if block.shape[0] and sizes.size:
         _count_block_on_made_grids(
             columns_readable(block),
@@ -438,13 +436,19 @@ def _fill_grids(
         _fill_table(union, low, scale, tables[table_starts[feature] : table_starts[feature + 1]])
 
 
+def union_sizes(edge_starts: np.ndarray) -> np.ndarray:
+    """The sizes of the unions `edge_starts` delimits, each checked to hold 1 to `MAX_TABLE_EDGES` edges."""
+    sizes = np.diff(edge_starts)
+    if sizes.size and (sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES):
+        raise ValueError(f"unions must hold 1 to {MAX_TABLE_EDGES} edges, got {sizes.min()} to {sizes.max()}")
+    return sizes
+
+
 def packed_grids_of_unions(edges: np.ndarray, edge_starts: np.ndarray) -> PackedGrids:
     """The packed grids of several features' unions, given concatenated (`edges`, feature i's
     union `edges[edge_starts[i]:edge_starts[i + 1]]`, each of at most `MAX_TABLE_EDGES`), built
     in one compiled call: the same grids as `prepared_bins` makes one by one."""
-    sizes = np.diff(edge_starts)
-    if sizes.size and (sizes.min() < 1 or sizes.max() > MAX_TABLE_EDGES):
-        raise ValueError(f"unions must hold 1 to {MAX_TABLE_EDGES} edges, got {sizes.min()} to {sizes.max()}")
+    sizes = union_sizes(edge_starts)
     table_starts = np.concatenate(([0], np.cumsum(np.maximum(CELLS_PER_EDGE * sizes, 1)))).astype(np.int64)
     grids = PackedGrids(
         edges=np.ascontiguousarray(edges, dtype=np.float64),
