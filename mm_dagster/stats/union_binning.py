@@ -15,6 +15,10 @@ values grow, so an edge of an earlier cell is below every value of a later one).
 more values (`FINE_VALUES_PER_CELL`) is tallied on a grid `FINE_CELLS` times finer, made for the
 call, where a quarter as many values lie in a cell with an edge. 1M-row normal columns: 2.0-2.2 ms
 a column, where comparing every value with its cell's edges took 4.3 ms (measured, one thread).
+That column is binned a chunk at a time: each value's bin into a buffer, then the chunk's bins
+tallied. Where a load waits for the addresses of all stores before it (some virtual machines), a
+tally stored as each value is binned held every next value back: 1M-row columns took 10-12 ms a
+column that way, 5.5 ms in chunks (measured on such a machine).
 
 `union_counts` runs the loop for all numeric columns of a window in one call of a numba kernel
 (compiled once per machine, cached on disk: `cache=True`); `stats.feature_stats` keeps the
@@ -40,6 +44,8 @@ MAX_TABLE_EDGES = int(np.iinfo(TABLE_DTYPE).max)
 # tallied on that grid (from 30,000 values of a 41-edge union it beats the grid kept, measured).
 FINE_CELLS = 4
 FINE_VALUES_PER_CELL = 8
+# Such a column is binned a chunk at a time into a buffer, then the chunk's bins are tallied.
+CHUNK_VALUES = 1024
 
 
 @njit(cache=True, nogil=True)
@@ -51,7 +57,7 @@ def _count_column(
     if values.size >= FINE_VALUES_PER_CELL * FINE_CELLS * table.size and np.isfinite(fine_scale):
         fine = np.empty(FINE_CELLS * table.size, dtype=table.dtype)
         _fill_table(edges, low, fine_scale, fine)
-        _count_by_cell(values, edges, low, fine_scale, fine, counts)
+        _count_in_chunks(values, edges, low, fine_scale, fine, counts)
     elif values.size >= 2 * table.size:
         _count_by_cell(values, edges, low, scale, table, counts)
     else:
@@ -99,11 +105,7 @@ def _count_by_cell(
     n_edges = edges.size
     cells = table.size
     last = float(cells - 1)
-    # The first cell holds the first edge (and NaN, which the clamp below puts there); the last
-    # one every value past the grid.
-    holds_edge = np.ones(cells, dtype=np.bool_)
-    for cell in range(1, cells - 1):
-        holds_edge[cell] = table[cell + 1] != table[cell]
+    holds_edge = _edge_cells(table)
     by_cell = np.zeros(cells, dtype=np.int64)
     tallies = np.zeros(counts.size, dtype=np.int64)
     for i in range(values.size):
@@ -120,6 +122,65 @@ def _count_by_cell(
             tallies[table[cell]] += by_cell[cell]
     for j in range(counts.size):
         counts[j] += tallies[j]
+
+
+@njit(cache=True, nogil=True)
+def _edge_cells(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Which cells hold an edge: the first (it holds the first edge, and NaN, which the
+    clamp of `_count_by_cell` puts there), the last (every value past the grid) and each cell
+    whose next cell counts more edges before it."""
+    cells = table.size
+    holds_edge = np.ones(cells, dtype=np.bool_)
+    for cell in range(1, cells - 1):
+        holds_edge[cell] = table[cell + 1] != table[cell]
+    return holds_edge
+
+
+@njit(cache=True, nogil=True)
+def _bins_of_chunk(
+    values: np.ndarray,
+    start: int,
+    edges: np.ndarray,
+    low: float,
+    scale: float,
+    table: np.ndarray,
+    holds_edge: np.ndarray,
+    bins: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """The union bin of each value from `start` on, into `bins` (NaN: one past the last bin),
+    as many as fit; returns how many."""
+    n_edges = edges.size
+    last = float(table.size - 1)
+    stop = min(start + bins.size, values.size)
+    for i in range(start, stop):
+        x = values[i]
+        c = (x - low) * scale
+        c = c if c > 0.0 else 0.0
+        c = c if c < last else last
+        cell = int(c)
+        k = table[cell]
+        if holds_edge[cell]:
+            k = _union_bin(x, edges, n_edges, k) if x == x else n_edges + 1
+        bins[i - start] = k
+    return stop - start
+
+
+@njit(cache=True, nogil=True)
+def _count_in_chunks(
+    values: np.ndarray, edges: np.ndarray, low: float, scale: float, table: np.ndarray, counts: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    holds_edge = _edge_cells(table)
+    bins = np.empty(CHUNK_VALUES, dtype=np.int32)
+    tallies = np.zeros((2, counts.size + 1), dtype=np.int64)  # + NaN's
+    for start in range(0, values.size, CHUNK_VALUES):
+        found = _bins_of_chunk(values, start, edges, low, scale, table, holds_edge, bins)
+        for j in range(0, found - 1, 2):  # two tallies: a run of one bin does not wait on its own stores
+            tallies[0, bins[j]] += 1
+            tallies[1, bins[j + 1]] += 1
+        if found & 1:
+            tallies[0, bins[found - 1]] += 1
+    for j in range(counts.size):
+        counts[j] += tallies[0, j] + tallies[1, j]
 
 
 @njit(cache=True, nogil=True)
@@ -410,13 +471,17 @@ def _grid_scale(union: np.ndarray) -> tuple[float, float]:  # pragma: no cover -
 def _fill_table(
     union: np.ndarray, low: float, scale: float, table: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    # The union is sorted and its cells never decrease: edges before each cell, counted in one pass.
+    # The union is sorted and its cells never decrease: each edge's index fills the cells after
+    # the edge before it, up to its own (filled a run at a time: a cell at a time cost 5 us a
+    # 41-edge union, more than binning its window's values).
     cells = table.size
-    edge = 0
-    for cell in range(cells):
-        while edge < union.size and _cell_of(union[edge], low, scale, cells) < cell:
-            edge += 1
-        table[cell] = edge
+    cell = 0
+    for edge in range(union.size):
+        last = _cell_of(union[edge], low, scale, cells)
+        if last >= cell:
+            table[cell : last + 1] = edge
+            cell = last + 1
+    table[cell:] = union.size
 
 
 @njit(cache=True, nogil=True)
