@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -200,6 +201,9 @@ def test_a_packed_split_splits_as_split_union_counts_does(
         assert histogram.dtype == expected_histogram.dtype and drift.dtype == expected_drift.dtype
         assert not histogram.flags.writeable and not drift.flags.writeable
     assert PackedSplit.of([]).split(np.zeros(0, dtype=np.int64)) == []
+    mismatch = f"{counts.size - 1} union counts do not match a split of {counts.size} union bins"
+    with pytest.raises(ValueError, match=mismatch):
+        PackedSplit.of(bins).split(counts[:-1], mlrun)
 
 
 def test_a_span_too_narrow_for_a_finer_grid_keeps_its_own() -> None:
