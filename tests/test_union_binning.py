@@ -152,6 +152,9 @@ def test_counts_on_made_grids_refuse_a_block_that_does_not_match_its_unions() ->
     else:
         raise AssertionError("a block of 2 columns was counted on 1 union")
     assert union_counts_of_unions(np.zeros((0, 1)), edges, starts).tolist() == [0, 0, 0, 0]
+    for rows in (3, 0):  # a union of no edge is refused, whether or not there is a row to count
+        with pytest.raises(ValueError, match="unions must hold 1 to 32767 edges, got 0 to 3"):
+            union_counts_of_unions(np.zeros((rows, 2)), edges, np.array([0, 0, 3]))
 
 
 def test_a_block_that_does_not_match_its_grids_is_refused() -> None:

@@ -309,10 +309,14 @@ def union_counts(block: np.ndarray, grids: PackedGrids) -> np.ndarray:
 @njit(cache=True, nogil=True)
 def _count_block_on_made_grids(
     block: np.ndarray, edges: np.ndarray, edge_starts: np.ndarray, counts: np.ndarray
-) -> None:  # pragma: no cover - compiled
+) -> bool:  # pragma: no cover - compiled
+    """False, nothing counted, when a union holds no edge or more than `MAX_TABLE_EDGES`."""
     most = 1
     for feature in range(block.shape[1]):
-        most = max(most, _cells(edge_starts[feature + 1] - edge_starts[feature]))
+        size = edge_starts[feature + 1] - edge_starts[feature]
+        if size < 1 or size > MAX_TABLE_EDGES:
+            return False
+        most = max(most, _cells(size))
     table_of_one = np.empty(most, dtype=TABLE_DTYPE)  # each feature's table in turn
     for feature in range(block.shape[1]):
         e0, e1 = edge_starts[feature], edge_starts[feature + 1]
@@ -321,6 +325,7 @@ def _count_block_on_made_grids(
         low, scale = _grid_scale(union)
         _fill_table(union, low, scale, table)
         _count_column(block[:, feature], union, low, scale, table, counts[e0 + feature : e1 + feature + 1])
+    return True
 
 
 def union_counts_of_unions(block: np.ndarray, edges: np.ndarray, edge_starts: np.ndarray) -> np.ndarray:
@@ -328,17 +333,19 @@ def union_counts_of_unions(block: np.ndarray, edges: np.ndarray, edge_starts: np
     that makes each feature's grid in turn in one table and keeps none: for unions binned once
     (a stored plan's, once per window of 1,000 rows: making the packed grids first cost 76 us
     an endpoint of 20 features in a 10,000-endpoint run, counting on them 105 us)."""
-    sizes = union_sizes(edge_starts)
-    if block.ndim != 2 or block.shape[1] != sizes.size:
-        raise ValueError(f"block of shape {block.shape} does not match {sizes.size} feature unions")
-    counts = np.zeros(int(edge_starts[-1]) + sizes.size, dtype=np.int64)
-    if block.shape[0] and sizes.size:
-        _count_block_on_made_grids(
-            columns_readable(block),
-            np.ascontiguousarray(edges, dtype=np.float64),
-            np.ascontiguousarray(edge_starts, dtype=np.int64),
-            counts,
-        )
+    features = len(edge_starts) - 1
+    if block.ndim != 2 or block.shape[1] != features:
+        raise ValueError(f"block of shape {block.shape} does not match {features} feature unions")
+    counts = np.zeros(int(edge_starts[-1]) + features, dtype=np.int64)
+    # the unions' sizes are checked in the kernel (numpy's reductions on them cost as much as
+    # counting a feature), and here when it found one that does not fit, or has no rows to count
+    if not block.shape[0] or not _count_block_on_made_grids(
+        columns_readable(block),
+        np.ascontiguousarray(edges, dtype=np.float64),
+        np.ascontiguousarray(edge_starts, dtype=np.int64),
+        counts,
+    ):
+        union_sizes(edge_starts)
     return counts
 
 
