@@ -155,7 +155,7 @@ def packed_run(
         return None
     if with_histograms and (not prepared.has_descriptions or ctx.segment_key):
         return None
-    columns = frame.columns
+    columns = set(frame.columns)  # a pandas Index's `in` costs ~1 us a feature
     names = tuple(f for f in prepared if f in columns)
     if not names or not prepared.gridded.issuperset(names):
         return None
