@@ -1,5 +1,7 @@
 """The compiled grid binning gives exactly the counts of the binary-search implementation."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,6 +209,17 @@ def test_a_packed_split_splits_as_split_union_counts_does(
     mismatch = f"{counts.size - 1} union counts do not match a split of {counts.size} union bins"
     with pytest.raises(ValueError, match=mismatch):
         PackedSplit.of(bins).split(counts[:-1], mlrun)
+    # a damaged split's indexes past the arrays are refused, not written through
+    split = PackedSplit.of(bins)
+    damaged = [
+        dataclasses.replace(split, histogram_of_union=split.histogram_of_union + split.histogram_ends[-1]),
+        dataclasses.replace(split, drift_of_union=split.drift_of_union - split.drift_ends[-1]),
+    ]
+    if not mlrun:  # the reference max's bins are moved
+        damaged.append(dataclasses.replace(split, at_max=split.at_max + counts.size))
+    for bad in damaged:
+        with pytest.raises(ValueError, match="past its histograms or drift bins"):
+            bad.split(counts, mlrun)
 
 
 def test_a_span_too_narrow_for_a_finer_grid_keeps_its_own() -> None:

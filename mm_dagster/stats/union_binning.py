@@ -417,7 +417,7 @@ class PackedSplit:
             raise ValueError(f"{counts.size} union counts do not match a split of {bins} union bins")
         histograms = np.zeros(int(self.histogram_ends[-1]), dtype=np.int64)
         drifts = np.zeros(int(self.drift_ends[-1]), dtype=np.int64)
-        _split_into(
+        if not _split_into(
             np.ascontiguousarray(counts, dtype=np.int64),
             self.histogram_of_union,
             self.drift_of_union,
@@ -426,7 +426,8 @@ class PackedSplit:
             mlrun_compatible,
             histograms,
             drifts,
-        )
+        ):
+            raise ValueError("a split sends union counts past its histograms or drift bins (damaged)")
         histograms.flags.writeable = drifts.flags.writeable = False
         return histograms, drifts
 
@@ -441,17 +442,25 @@ def _split_into(
     mlrun_compatible: bool,
     histograms: np.ndarray,
     drifts: np.ndarray,
-) -> None:  # pragma: no cover - compiled; tests/test_union_binning.py checks it against numpy
+) -> bool:  # pragma: no cover - compiled; tests/test_union_binning.py checks it against numpy
     """Each union bin's count added to its histogram bin and its drift bin (one pass where two
-    `bincount`s, their conversions and the max's move cost ~8 numpy calls an endpoint)."""
+    `bincount`s, their conversions and the max's move cost ~8 numpy calls an endpoint). False
+    when an index lies outside the arrays (a damaged split; the kernel checks no bounds itself)."""
+    histogram_bins, drift_bins = histograms.size, drifts.size
     for j in range(counts.size):
-        histograms[histogram_of_union[j]] += counts[j]
-        drifts[drift_of_union[j]] += counts[j]
+        h, d = histogram_of_union[j], drift_of_union[j]
+        if h < 0 or h >= histogram_bins or d < 0 or d >= drift_bins:
+            return False
+        histograms[h] += counts[j]
+        drifts[d] += counts[j]
     if not mlrun_compatible:  # the reference max's bin: counted in the last finite bin, not "> max"
         for f in range(at_max.size):
-            at = counts[at_max[f]]
-            histograms[histogram_ends[f] - 2] += at
-            histograms[histogram_ends[f] - 1] -= at
+            at, end = at_max[f], histogram_ends[f]
+            if at < 0 or at >= counts.size or end < 2 or end > histogram_bins:
+                return False
+            histograms[end - 2] += counts[at]
+            histograms[end - 1] -= counts[at]
+    return True
 
 
 def split_counts(
