@@ -16,9 +16,9 @@ more values (`FINE_VALUES_PER_CELL`) is tallied on a grid `FINE_CELLS` times fin
 call, where a quarter as many values lie in a cell with an edge. 1M-row normal columns: 2.0-2.2 ms
 a column, where comparing every value with its cell's edges took 4.3 ms (measured, one thread).
 That column is binned a chunk at a time: each value's bin into a buffer, then the chunk's bins
-tallied. Where a load waits for the addresses of all stores before it (some virtual machines), a
-tally stored as each value is binned held every next value back: 1M-row columns took 10-12 ms a
-column that way, 5.5 ms in chunks (measured on such a machine).
+tallied. On some virtual machines a tally stored as each value is binned can hold the next
+value's loads back: there, 1M-row columns took 10-12 ms a column in some processes and 5 ms in
+others, and 5.4-5.5 ms in chunks in every process (measured on such a machine).
 
 `union_counts` runs the loop for all numeric columns of a window in one call of a numba kernel
 (compiled once per machine, cached on disk: `cache=True`); `stats.feature_stats` keeps the
