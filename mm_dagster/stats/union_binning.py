@@ -110,10 +110,7 @@ def _count_by_cell(
     tallies = np.zeros(counts.size, dtype=np.int64)
     for i in range(values.size):
         x = values[i]
-        c = (x - low) * scale
-        c = c if c > 0.0 else 0.0  # the same cells as `_cell_of`, without a branch
-        c = c if c < last else last
-        cell = int(c)
+        cell = _grid_cell(x, low, scale, last)
         by_cell[cell] += 1
         if holds_edge[cell] and x == x:
             tallies[_union_bin(x, edges, n_edges, table[cell])] += 1
@@ -125,10 +122,20 @@ def _count_by_cell(
 
 
 @njit(cache=True, nogil=True)
+def _grid_cell(x: float, low: float, scale: float, last: float) -> int:  # pragma: no cover - compiled
+    """The cell of `x` on a grid of `last` + 1 cells: the same cells as `_cell_of`, without a
+    branch (NaN goes to the first cell)."""
+    c = (x - low) * scale
+    c = c if c > 0.0 else 0.0
+    c = c if c < last else last
+    return int(c)
+
+
+@njit(cache=True, nogil=True)
 def _edge_cells(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """Which cells hold an edge: the first (it holds the first edge, and NaN, which the
-    clamp of `_count_by_cell` puts there), the last (every value past the grid) and each cell
-    whose next cell counts more edges before it."""
+    """Which cells hold an edge: the first (it holds the first edge, and NaN, which
+    `_grid_cell` puts there), the last (every value past the grid) and each cell whose next
+    cell counts more edges before it."""
     cells = table.size
     holds_edge = np.ones(cells, dtype=np.bool_)
     for cell in range(1, cells - 1):
@@ -154,10 +161,7 @@ def _bins_of_chunk(
     stop = min(start + bins.size, values.size)
     for i in range(start, stop):
         x = values[i]
-        c = (x - low) * scale
-        c = c if c > 0.0 else 0.0
-        c = c if c < last else last
-        cell = int(c)
+        cell = _grid_cell(x, low, scale, last)
         k = table[cell]
         if holds_edge[cell]:
             k = _union_bin(x, edges, n_edges, k) if x == x else n_edges + 1
