@@ -222,6 +222,23 @@ def test_a_packed_split_splits_as_split_union_counts_does(
             bad.split(counts, mlrun)
 
 
+def test_a_long_column_binned_in_chunks_counts_values_at_and_beside_every_edge() -> None:
+    # The finer grid's cells holding an edge are marked in its table; every value in one of
+    # them is compared with the edges, every other value takes its cell's bin. Values on each
+    # edge and its neighbouring floats, NaN and the infinities, over several chunks and a
+    # partial last one.
+    bins = _bins(np.random.default_rng(5).lognormal(0, 1, 5_000))
+    grid = UnionGrid.of(bins.union)
+    beside = np.concatenate([np.nextafter(bins.union, -np.inf), bins.union, np.nextafter(bins.union, np.inf)])
+    special = np.concatenate((beside, [np.nan, np.inf, -np.inf, bins.union[0] - 1, bins.union[-1] + 1]))
+    size = FINE_VALUES_PER_CELL * FINE_CELLS * grid.table.size + 777
+    column = np.resize(np.random.default_rng(6).permutation(special), size)
+    column[::3] = np.random.default_rng(7).lognormal(0, 1, column[::3].size)
+    present = column[~np.isnan(column)]
+    expected = np.bincount(np.searchsorted(bins.union, present, side="right"), minlength=bins.union.size + 1)
+    np.testing.assert_array_equal(column_counts(column, grid), expected)
+
+
 def test_a_span_too_narrow_for_a_finer_grid_keeps_its_own() -> None:
     # cells / span is finite, FINE_CELLS times it is not: the column is counted on the grid kept.
     grid = UnionGrid.of(np.array([0.0, 1e-306, 2e-306]))
