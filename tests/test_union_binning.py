@@ -96,8 +96,8 @@ def test_grid_counts_equal_the_binary_search(data: tuple[np.ndarray, np.ndarray]
         np.searchsorted(bins.union, window[~np.isnan(window)], side="right"), minlength=bins.union.size + 1
     )
     np.testing.assert_array_equal(column_counts(window, grid), union)
-    # Twice as many values as the grid has cells, or more: the values of cells without an edge
-    # are tallied by cell; many more, on a finer grid made for the call (the same counts).
+    # Columns of several chunks: on the grid kept, or (many more values) on a finer grid made for
+    # the call (the same counts).
     if window.size:
         for size in (2 * grid.table.size, FINE_VALUES_PER_CELL * FINE_CELLS * grid.table.size):
             repeated = np.resize(window, size + window.size)
@@ -129,8 +129,8 @@ def test_a_block_of_features_is_counted_column_by_column() -> None:
 def test_counts_on_grids_made_for_the_block_equal_the_binary_search(
     data: list[tuple[np.ndarray, np.ndarray]], repeat: int
 ) -> None:
-    # Blocks of a few to tens of thousands of rows: the longest columns are tallied by cell, on
-    # the finer grid made from the one made in the call.
+    # Blocks of a few to tens of thousands of rows: the longest columns are tallied on the finer
+    # grid made from the one made in the call.
     unions = [_bins(reference).union for reference, _ in data]
     rows = min(window.size for _, window in data) * repeat
     block = np.column_stack([np.resize(window, rows) for _, window in data])

@@ -3,24 +3,23 @@
 `NumericBins.union` holds both edge sets of a feature (MLRun's equal-width histogram and the
 verdict's mass-following bins); `histogram_and_drift_counts` finds each value's union bin with a
 binary search. Here a feature's union bins get a lookup grid (`UnionGrid`): equal-width cells over
-the union's range, each knowing how many union edges lie wholly before it. A value's cell comes
-from arithmetic (one multiply), its union bin from the cell's count, corrected by comparing the
-value with the neighbouring edges until it lies between two of them: the answer is always the
-binary search's (`searchsorted(union, x, side="right")`), whatever the rounding of the cell. NaN is
-skipped, as `histogram_and_drift_counts` leaves it out. A column with at least twice as many values
-as cells tallies every value by cell without a branch, and compares with the edges only the values
-of cells holding an edge (~5%, normal data); each other cell's tally goes to the bin its count
-names (the table is made with the kernel's own arithmetic, and cells never decrease as values grow,
-so an edge of an earlier cell is below every value of a later one). A column of many more values
+the union's range, each knowing how many union edges lie wholly before it, which is the union bin
+of every value of a cell without an edge; a cell holding an edge is marked in the table, and its
+values are compared with the neighbouring edges until each lies between two of them. The answer is
+always the binary search's (`searchsorted(union, x, side="right")`), whatever the rounding of the
+cell: the table is made with the kernel's own arithmetic, and cells never decrease as values grow,
+so an edge of an earlier cell is below every value of a later one. NaN is skipped, as
+`histogram_and_drift_counts` leaves it out.
+
+A column is binned a chunk at a time: first each value's cell, a loop of arithmetic alone that the
+compiler turns into vector instructions, then each cell's table entry (one load tells the bin, or
+that the value is compared with the edges: ~5% of normal data), tallied. A long column
 (`FINE_VALUES_PER_CELL`) is tallied on a grid `FINE_CELLS` times finer, made for the call, where a
-quarter as many values lie in a cell with an edge. That column is binned a chunk at a time: first
-each value's cell, a loop of arithmetic alone that the compiler turns into vector instructions,
-then each cell's entry of the finer table, which marks the cells holding an edge
-(`_mark_edge_cells`: one load tells the bin or that the value is compared with the edges), tallied.
-1M-row normal columns: 1.2 ms a column, where binning and tallying each value in one loop took 2.8
-ms and comparing every value with its cell's edges 4.3 ms (measured, one thread); on some virtual
-machines a tally stored as each value is binned also held the next value's loads back (10-12 ms a
-column in some processes).
+quarter as many values lie in a cell holding an edge. Measured on one thread: 1M-row normal columns
+1.2 ms a column, where binning and tallying each value in one loop took 2.8 ms and comparing every
+value with its cell's edges 4.3 ms; a 1,000-row window of 20 features 28 us, where a loop comparing
+each value took 65 us; on some virtual machines a tally stored as each value is binned also held
+the next value's loads back (10-12 ms a 1M-row column in some processes).
 
 `union_counts` runs the loop for all numeric columns of a window in one call of a numba kernel
 (compiled once per machine, cached on disk: `cache=True`); `stats.feature_stats` keeps the
@@ -43,10 +42,11 @@ CELLS_PER_EDGE = 32  # as fast as 64 on normal, exponential and log-normal refer
 TABLE_DTYPE = np.int16
 MAX_TABLE_EDGES = int(np.iinfo(TABLE_DTYPE).max)
 # A column of at least FINE_VALUES_PER_CELL values per cell of a grid FINE_CELLS times finer is
-# tallied on that grid (from 30,000 values of a 41-edge union it beats the grid kept, measured).
+# tallied on that grid, made for the call (a 41-edge union: 12,000 values 1.6 -> 1.2 ns a value,
+# 1M 2.0 -> 1.5 ns; 8 times finer 3% more; at 6,000 values the grid kept is as fast; measured).
 FINE_CELLS = 4
-FINE_VALUES_PER_CELL = 8
-# Such a column is binned a chunk at a time into a buffer, then the chunk's bins are tallied.
+FINE_VALUES_PER_CELL = 2
+# A column's cells are computed a chunk at a time into a buffer, then looked up and tallied.
 CHUNK_VALUES = 1024
 
 
@@ -59,36 +59,9 @@ def _count_column(
     if values.size >= FINE_VALUES_PER_CELL * FINE_CELLS * table.size and np.isfinite(fine_scale):
         fine = np.empty(FINE_CELLS * table.size, dtype=table.dtype)
         _fill_table(edges, low, fine_scale, fine)
-        _mark_edge_cells(fine)
         _count_in_chunks(values, edges, low, fine_scale, fine, counts)
-    elif values.size >= 2 * table.size:
-        _count_by_cell(values, edges, low, scale, table, counts)
     else:
-        _count_each(values, edges, low, scale, table, counts)
-
-
-@njit(cache=True, nogil=True)
-def _count_each(
-    values: np.ndarray, edges: np.ndarray, low: float, scale: float, table: np.ndarray, counts: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    n_edges = edges.size
-    last_cell = table.size - 1
-    # Four interleaved tallies: consecutive values in one bin do not wait on each other's store.
-    tallies = np.zeros((4, counts.size), dtype=np.int64)
-    for i in range(values.size):
-        x = values[i]
-        c = (x - low) * scale
-        if c >= last_cell:
-            cell = last_cell
-        elif c >= 0.0:
-            cell = int(c)
-        else:  # below the first edge, NaN (skipped), or a NaN product of ±inf and a zero scale
-            if x != x:
-                continue
-            cell = 0
-        tallies[i & 3, _union_bin(x, edges, n_edges, table[cell])] += 1
-    for j in range(counts.size):
-        counts[j] += tallies[0, j] + tallies[1, j] + tallies[2, j] + tallies[3, j]
+        _count_in_chunks(values, edges, low, scale, table, counts)
 
 
 @njit(cache=True, nogil=True)
@@ -102,63 +75,13 @@ def _union_bin(x: float, edges: np.ndarray, n_edges: int, k: int) -> int:  # pra
 
 
 @njit(cache=True, nogil=True)
-def _count_by_cell(
-    values: np.ndarray, edges: np.ndarray, low: float, scale: float, table: np.ndarray, counts: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    n_edges = edges.size
-    cells = table.size
-    last = float(cells - 1)
-    holds_edge = _edge_cells(table)
-    by_cell = np.zeros(cells, dtype=np.int64)
-    tallies = np.zeros(counts.size, dtype=np.int64)
-    for i in range(values.size):
-        x = values[i]
-        cell = _grid_cell(x, low, scale, last)
-        by_cell[cell] += 1
-        if holds_edge[cell] and x == x:
-            tallies[_union_bin(x, edges, n_edges, table[cell])] += 1
-    for cell in range(cells):
-        if not holds_edge[cell]:
-            tallies[table[cell]] += by_cell[cell]
-    for j in range(counts.size):
-        counts[j] += tallies[j]
-
-
-@njit(cache=True, nogil=True)
 def _grid_cell(x: float, low: float, scale: float, last: float) -> int:  # pragma: no cover - compiled
-    """The cell of `x` on a grid of `last` + 1 cells: the same cells as `_cell_of`, without a
-    branch (NaN goes to the first cell)."""
+    """The cell of `x` on a grid of `last` + 1 cells (below it and NaN: the first; past it:
+    the last), without a branch."""
     c = (x - low) * scale
     c = c if c > 0.0 else 0.0
     c = c if c < last else last
     return int(c)
-
-
-@njit(cache=True, nogil=True)
-def _holds_edge(table: np.ndarray, cell: int) -> bool:  # pragma: no cover - compiled
-    """Whether values of `cell` are compared with the edges: the first cell's (it holds the
-    first edge, and NaN, which `_grid_cell` puts there), the last's (every value past the grid)
-    and each cell's whose next cell counts more edges before it."""
-    return cell == 0 or cell == table.size - 1 or table[cell + 1] != table[cell]
-
-
-@njit(cache=True, nogil=True)
-def _edge_cells(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """`_holds_edge` of each cell."""
-    holds_edge = np.empty(table.size, dtype=np.bool_)
-    for cell in range(table.size):
-        holds_edge[cell] = _holds_edge(table, cell)
-    return holds_edge
-
-
-@njit(cache=True, nogil=True)
-def _mark_edge_cells(table: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Writes each cell that holds an edge (`_holds_edge`) as -1 - its count of edges before it,
-    so that one load of a cell tells both (cells are marked in order: a cell's next one is read
-    before it is marked)."""
-    for cell in range(table.size):
-        if _holds_edge(table, cell):
-            table[cell] = -1 - table[cell]
 
 
 @njit(cache=True, nogil=True)
@@ -173,19 +96,19 @@ def _cells_of_chunk(
 
 @njit(cache=True, nogil=True)
 def _count_in_chunks(
-    values: np.ndarray, edges: np.ndarray, low: float, scale: float, marked: np.ndarray, counts: np.ndarray
+    values: np.ndarray, edges: np.ndarray, low: float, scale: float, table: np.ndarray, counts: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """`marked`: a table made by `_fill_table`, then `_mark_edge_cells`."""
+    """`table`: made by `_fill_table` (or `UnionGrid.of`) for `low` and `scale`."""
     n_edges = edges.size
-    last = float(marked.size - 1)
+    last = float(table.size - 1)
     cells = np.empty(CHUNK_VALUES, dtype=np.int32)
     tallies = np.zeros((2, counts.size + 1), dtype=np.int64)  # + NaN's
     for start in range(0, values.size, CHUNK_VALUES):
         chunk = values[start : start + CHUNK_VALUES]
         _cells_of_chunk(chunk, low, scale, last, cells)
         for j in range(chunk.size):  # two tallies: a run of one bin does not wait on its own stores
-            k = marked[cells[j]]
-            if k < 0:
+            k = table[cells[j]]
+            if k < 0:  # a cell holding an edge
                 x = chunk[j]
                 k = _union_bin(x, edges, n_edges, -1 - k) if x == x else n_edges + 1
             tallies[j & 1, k] += 1
@@ -218,7 +141,11 @@ def _count_block(
 
 @dataclass(frozen=True)
 class UnionGrid:
-    """The lookup grid of one feature's union edges (see the module docstring)."""
+    """The lookup grid of one feature's union edges (see the module docstring). `table[c]`: how
+    many edges lie in cells before cell c, the union bin of each value of the cell; for a cell
+    whose values are compared with the edges -1 - that count (the cells holding an edge, the
+    first, which also takes NaN and values below the grid, and the last, which takes values past
+    it)."""
 
     edges: np.ndarray
     low: float
@@ -237,8 +164,12 @@ class UnionGrid:
         cell_of_edge = cell_of_edge.astype(np.int64)
         # How many edges lie in cells before each cell: never more than the edges <= any of its values.
         table = np.searchsorted(np.sort(cell_of_edge), np.arange(cells), side="left")
-        table = table.astype(TABLE_DTYPE if edges.size <= MAX_TABLE_EDGES else np.int32)
-        return cls(edges, low, scale, table)
+        compared = np.ones(cells, dtype=bool)
+        compared[1:-1] = table[2:] != table[1:-1]
+        table = np.where(compared, -1 - table, table)
+        return cls(
+            edges, low, scale, table.astype(TABLE_DTYPE if edges.size <= MAX_TABLE_EDGES else np.int32)
+        )
 
 
 @dataclass(frozen=True)
@@ -527,17 +458,23 @@ def _grid_scale(union: np.ndarray) -> tuple[float, float]:  # pragma: no cover -
 def _fill_table(
     union: np.ndarray, low: float, scale: float, table: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    # The union is sorted and its cells never decrease: each edge's index fills the cells after
-    # the edge before it, up to its own (filled a run at a time: a cell at a time cost 5 us a
-    # 41-edge union, more than binning its window's values).
+    """The grid's table (see `UnionGrid`). The union is sorted and its cells never decrease:
+    each edge's index fills the cells after the edge before it up to its own, which holds it
+    (filled a run at a time: a cell at a time cost 5 us a 41-edge union, more than binning its
+    window's values)."""
     cells = table.size
+    last_cell = float(cells - 1)
     cell = 0
     for edge in range(union.size):
-        last = _cell_of(union[edge], low, scale, cells)
+        last = _grid_cell(union[edge], low, scale, last_cell)
         if last >= cell:
-            table[cell : last + 1] = edge
+            table[cell:last] = edge
+            table[last] = -1 - edge
             cell = last + 1
     table[cell:] = union.size
+    for end in (0, cells - 1):
+        if table[end] >= 0:
+            table[end] = -1 - table[end]
 
 
 @njit(cache=True, nogil=True)
@@ -584,16 +521,6 @@ def packed_grids_of_unions(edges: np.ndarray, edge_starts: np.ndarray) -> Packed
             grids.edges, grids.edge_starts, grids.lows, grids.scales, grids.tables, grids.table_starts
         )
     return grids
-
-
-@njit(cache=True, nogil=True)
-def _cell_of(edge: float, low: float, scale: float, cells: int) -> int:  # pragma: no cover - compiled
-    position = (edge - low) * scale
-    if position < 0:
-        return 0
-    if position >= cells - 1:
-        return cells - 1
-    return int(position)
 
 
 def prepared_bins(edges: np.ndarray, drift_edges: np.ndarray) -> tuple[NumericBins, UnionGrid]:
